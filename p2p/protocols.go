@@ -1,0 +1,19 @@
+package p2p
+
+import "github.com/libp2p/go-libp2p/core/protocol"
+
+// DHTPrefix keeps the network's DHT apart from the public IPFS DHT and lets it carry its own
+// record validators.
+const DHTPrefix = "/neuroshard"
+
+// The node's own stream protocols, mirrors of the seed's gRPC methods. Ping is libp2p's own.
+const (
+	ProtocolForward          protocol.ID = "/neuroshard/forward/1.0.0"
+	ProtocolBackward         protocol.ID = "/neuroshard/backward/1.0.0"
+	ProtocolExchangeGradient protocol.ID = "/neuroshard/exchange-gradient/1.0.0"
+	ProtocolCheckpointGet    protocol.ID = "/neuroshard/checkpoint/get/1.0.0"
+	ProtocolCheckpointPut    protocol.ID = "/neuroshard/checkpoint/put/1.0.0"
+)
+
+// Protocols lists the node's own stream protocols; the resource manager raises their limits.
+var Protocols = []protocol.ID{ProtocolForward, ProtocolBackward, ProtocolExchangeGradient, ProtocolCheckpointGet, ProtocolCheckpointPut}
