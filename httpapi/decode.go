@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// maxBodyBytes caps every request body; larger ones get 413 before a handler runs.
+const maxBodyBytes = 1 << 20
+
+// decodeJSON decodes a request body strictly: one JSON object, no unknown fields, no trailing
+// data, every field of the right type. The error names the field and what was wrong.
+func decodeJSON(c echo.Context, v any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return InvalidRequest("Content-Type must be application/json", map[string]any{"content_type": ct})
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBodyBytes+1))
+	if err != nil {
+		return InvalidRequest("could not read request body", nil)
+	}
+	if len(body) > maxBodyBytes {
+		return NewError(413, CodeInvalidRequest, "request body too large", map[string]any{"limit_bytes": maxBodyBytes})
+	}
+	return DecodeStrict(body, v)
+}
+
+// DecodeStrict decodes one JSON object into v, refusing unknown fields, wrong types and
+// trailing data, and returns an *Error that names the offending field.
+func DecodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return InvalidRequest("request body is empty; a JSON object is required", nil)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return InvalidRequest("request body has data after the JSON object", nil)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return InvalidRequest("request body has data after the JSON object", nil)
+	}
+	return nil
+}
+
+func jsonError(err error) *Error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return InvalidRequest(fmt.Sprintf("field %q must be %s, not %s", field, typeErr.Type.String(), typeErr.Value),
+			map[string]any{"field": field, "expected": typeErr.Type.String(), "got": typeErr.Value})
+	case errors.As(err, &syntaxErr):
+		return InvalidRequest("malformed JSON: "+syntaxErr.Error(), map[string]any{"offset": syntaxErr.Offset})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return InvalidRequest(fmt.Sprintf("unknown field %q", field), map[string]any{"field": field})
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return InvalidRequest("malformed JSON: unexpected end of body", nil)
+	}
+	return InvalidRequest("malformed JSON: "+err.Error(), nil)
+}

@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) routes(auth echo.MiddlewareFunc) {
+	read := s.limits.middleware(ClassStatus)
+	infer := s.limits.middleware(ClassInference)
+	wallet := s.limits.middleware(ClassWallet)
+
+	v1 := s.e.Group("/api/v1")
+	v1.GET("/health", s.health) // public: monitors need no token
+	v1.GET("/status", s.status, read, auth)
+	v1.GET("/peers", s.peers, read, auth)
+	v1.GET("/layers", s.layers, read, auth)
+	v1.GET("/network", s.network, read, auth)
+	v1.GET("/config", s.config, read, auth)
+	v1.PATCH("/config", s.patchConfig, read, auth)
+
+	dht := v1.Group("/dht", read, auth)
+	dht.GET("/routing-table", s.routingTable)
+	dht.GET("/providers/:layer", s.providers)
+	dht.GET("/peers/:id", s.findPeer)
+	dht.GET("/coverage", s.coverage)
+
+	// Endpoints of seed 001 whose capability has not landed yet answer 501 with a reason,
+	// so clients learn what is missing instead of meeting a bare 404.
+	v1.GET("/metrics", notImplemented("metrics arrive with pipeline inference"), read, auth)
+	v1.POST("/inference", notImplemented("inference across peers is not available yet"), infer, auth)
+	v1.GET("/proofs", notImplemented("proofs arrive with the NEURO ledger"), wallet, auth)
+	w := v1.Group("/wallet", wallet, auth)
+	for _, p := range []string{"/balance", "/transactions"} {
+		w.GET(p, notImplemented("the NEURO ledger is not available yet"))
+	}
+	for _, p := range []string{"/send", "/stake", "/unstake"} {
+		w.POST(p, notImplemented("the NEURO ledger is not available yet"))
+	}
+	tr := s.e.Group("/api/training", read)
+	tr.GET("/global", notImplemented("decentralized training is not available yet"))
+	tr.GET("/verify", notImplemented("decentralized training is not available yet"))
+}
+
+func notImplemented(why string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return NewError(http.StatusNotImplemented, CodeNotImplemented, why, map[string]any{"endpoint": c.Path()})
+	}
+}
+
+func (s *Server) health(c echo.Context) error {
+	h := s.backend.Health(c.Request().Context())
+	status := http.StatusOK
+	if !h.Healthy {
+		status = http.StatusServiceUnavailable
+	}
+	return c.JSON(status, h)
+}
+
+func (s *Server) status(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Status(c.Request().Context()))
+}
+
+func (s *Server) peers(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Peers(c.Request().Context()))
+}
+
+func (s *Server) layers(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Layers(c.Request().Context()))
+}
+
+func (s *Server) network(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Network(c.Request().Context()))
+}
+
+func (s *Server) config(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Config(c.Request().Context()))
+}
+
+func (s *Server) patchConfig(c echo.Context) error {
+	var p ConfigPatch
+	if err := decodeJSON(c, &p); err != nil {
+		return err
+	}
+	res, err := s.backend.PatchConfig(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) routingTable(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.RoutingTable(c.Request().Context()))
+}
+
+func (s *Server) providers(c echo.Context) error {
+	layer, err := strconv.Atoi(c.Param("layer"))
+	if err != nil {
+		return InvalidRequest("layer must be an integer", map[string]any{"layer": c.Param("layer")})
+	}
+	res, err := s.backend.Providers(c.Request().Context(), layer)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) findPeer(c echo.Context) error {
+	res, err := s.backend.FindPeer(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) coverage(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Coverage(c.Request().Context()))
+}

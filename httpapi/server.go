@@ -1,0 +1,129 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Backend answers the API's questions; the node implements it. Methods that can fail return
+// an *Error to choose the status and code.
+type Backend interface {
+	Status(ctx context.Context) Status
+	Health(ctx context.Context) Health
+	Peers(ctx context.Context) PeerList
+	Layers(ctx context.Context) LayerList
+	Network(ctx context.Context) Network
+	Config(ctx context.Context) NodeConfig
+	PatchConfig(ctx context.Context, p ConfigPatch) (ConfigPatchResult, error)
+	RoutingTable(ctx context.Context) RoutingTable
+	Providers(ctx context.Context, layer int) (Providers, error)
+	FindPeer(ctx context.Context, id string) (PeerAddrs, error)
+	Coverage(ctx context.Context) Coverage
+}
+
+// shutdownTimeout bounds how long Close waits for requests in flight.
+const shutdownTimeout = 5 * time.Second
+
+// Server is the REST API server.
+type Server struct {
+	e       *echo.Echo
+	backend Backend
+	limits  *limiter
+
+	mu   sync.Mutex
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// Option changes a Server.
+type Option func(*Server)
+
+// WithRateLimits replaces the per-minute budgets of the rate-limit classes.
+func WithRateLimits(perMin map[Class]int) Option {
+	return func(s *Server) { s.limits = newLimiter(perMin) }
+}
+
+// New builds the API for a backend, guarded by a bearer token.
+func New(b Backend, token string, opts ...Option) (*Server, error) {
+	if b == nil {
+		return nil, errors.New("httpapi: nil backend")
+	}
+	if token == "" {
+		return nil, errors.New("httpapi: empty API token")
+	}
+	s := &Server{backend: b, limits: newLimiter(DefaultLimits)}
+	for _, o := range opts {
+		o(s)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler
+	// The API answers local clients; headers a client sets must not choose its rate bucket.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit(fmt.Sprint(maxBodyBytes) + "B"))
+	s.e = e
+	s.routes(requireToken(token))
+	return s, nil
+}
+
+// Handler is the API as an http.Handler (for tests and benchmarks).
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Start listens on addr ("host:port"; port 0 picks one) and serves in the background.
+func (s *Server) Start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("httpapi: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s.e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.mu.Lock()
+	s.srv, s.ln, s.done = srv, ln, make(chan struct{})
+	s.mu.Unlock()
+	go func() {
+		defer close(s.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger().Error("REST API stopped", "err", err)
+		}
+	}()
+	logger().Info("REST API listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the listening address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops accepting requests and waits (bounded) for those in flight.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+	}
+	<-done
+	return err
+}

@@ -1,0 +1,201 @@
+package httpapi
+
+// The JSON bodies of the REST API, named and shaped as in seed 001. Fields a node cannot know
+// yet are omitted rather than invented.
+
+// Status is GET /api/v1/status.
+type Status struct {
+	NodeID        string          `json:"node_id"`
+	Version       string          `json:"version"`
+	UptimeSeconds int64           `json:"uptime_seconds"`
+	Status        string          `json:"status"`
+	Role          string          `json:"role"`
+	Layers        []int           `json:"layers"`
+	PeerCount     int             `json:"peer_count"`
+	Training      *TrainingStatus `json:"training,omitempty"`
+	Resources     Resources       `json:"resources"`
+	// Beyond the seed: what scripts need to reach and bootstrap from this node.
+	Multiaddrs []string `json:"multiaddrs"`
+	Model      string   `json:"model"`
+	APIPort    int      `json:"api_port"`
+	P2PPort    int      `json:"p2p_port"`
+}
+
+// TrainingStatus is the training section of Status.
+type TrainingStatus struct {
+	Enabled bool    `json:"enabled"`
+	Epoch   int64   `json:"epoch"`
+	Step    int64   `json:"step"`
+	Loss    float64 `json:"loss"`
+}
+
+// Resources is the resources section of Status. GPU fields are zero: the node runs on CPU.
+type Resources struct {
+	GPUMemoryUsed  int64   `json:"gpu_memory_used"`
+	GPUMemoryTotal int64   `json:"gpu_memory_total"`
+	CPUPercent     float64 `json:"cpu_percent"`
+	RAMUsed        int64   `json:"ram_used"`
+}
+
+// Health is GET /api/v1/health.
+type Health struct {
+	Healthy bool              `json:"healthy"`
+	Checks  map[string]string `json:"checks"`
+}
+
+// Peer is one entry of GET /api/v1/peers.
+type Peer struct {
+	ID             string  `json:"id"`
+	Address        string  `json:"address"`
+	Role           string  `json:"role,omitempty"`
+	Layers         []int   `json:"layers"`
+	LatencyMS      float64 `json:"latency_ms"`
+	ConnectedSince string  `json:"connected_since"`
+	AgentVersion   string  `json:"agent_version,omitempty"`
+}
+
+// PeerList is GET /api/v1/peers.
+type PeerList struct {
+	Peers []Peer `json:"peers"`
+	Total int    `json:"total"`
+}
+
+// Layer is one entry of GET /api/v1/layers.
+type Layer struct {
+	Index    int    `json:"index"`
+	Type     string `json:"type"`
+	MemoryMB int64  `json:"memory_mb"`
+	Status   string `json:"status"`
+}
+
+// LayerList is GET /api/v1/layers.
+type LayerList struct {
+	Layers       []Layer `json:"layers"`
+	TotalLayers  int     `json:"total_layers"`
+	MyLayerCount int     `json:"my_layer_count"`
+}
+
+// Network is GET /api/v1/network.
+type Network struct {
+	Nodes        NodeCounts   `json:"nodes"`
+	Architecture Architecture `json:"architecture"`
+	Coverage     Coverage     `json:"coverage"`
+}
+
+// NodeCounts counts the nodes the DHT knows by role.
+type NodeCounts struct {
+	Total      int `json:"total"`
+	Drivers    int `json:"drivers"`
+	Workers    int `json:"workers"`
+	Validators int `json:"validators"`
+}
+
+// Architecture describes the model the network serves.
+type Architecture struct {
+	Model      string `json:"model"`
+	Layers     int    `json:"layers"`
+	HiddenDim  int    `json:"hidden_dim"`
+	Heads      int    `json:"heads"`
+	Vocab      int    `json:"vocab"`
+	Context    int    `json:"context"`
+	Parameters string `json:"parameters"`
+}
+
+// NodeConfig is GET /api/v1/config.
+type NodeConfig struct {
+	NodeID    string          `json:"node_id"`
+	Port      int             `json:"port"`
+	GRPCPort  int             `json:"grpc_port"`
+	Bootstrap []string        `json:"bootstrap"`
+	Training  TrainingConfig  `json:"training"`
+	Resources ResourcesConfig `json:"resources"`
+}
+
+// TrainingConfig is the training section of NodeConfig.
+type TrainingConfig struct {
+	Enabled      bool    `json:"enabled"`
+	BatchSize    int     `json:"batch_size"`
+	LearningRate float64 `json:"learning_rate"`
+	DiLoCoSteps  int     `json:"diloco_steps"`
+}
+
+// ResourcesConfig is the resources section of NodeConfig.
+type ResourcesConfig struct {
+	MaxMemoryGB float64 `json:"max_memory_gb"`
+	CPUThreads  int     `json:"cpu_threads"`
+}
+
+// ConfigPatch is the body of PATCH /api/v1/config: every field optional.
+type ConfigPatch struct {
+	Training  *TrainingPatch  `json:"training,omitempty"`
+	Resources *ResourcesPatch `json:"resources,omitempty"`
+}
+
+// TrainingPatch holds the training fields PATCH /config may change.
+type TrainingPatch struct {
+	Enabled      *bool    `json:"enabled,omitempty"`
+	BatchSize    *int     `json:"batch_size,omitempty"`
+	LearningRate *float64 `json:"learning_rate,omitempty"`
+	DiLoCoSteps  *int     `json:"diloco_steps,omitempty"`
+}
+
+// ResourcesPatch holds the resource fields PATCH /config may change.
+type ResourcesPatch struct {
+	MaxMemoryGB *float64 `json:"max_memory_gb,omitempty"`
+	CPUThreads  *int     `json:"cpu_threads,omitempty"`
+}
+
+// ConfigPatchResult is the answer to PATCH /api/v1/config.
+type ConfigPatchResult struct {
+	Success         bool     `json:"success"`
+	Updated         []string `json:"updated"`
+	RestartRequired bool     `json:"restart_required"`
+}
+
+// DHTPeer is one routing-table entry.
+type DHTPeer struct {
+	ID        string  `json:"id"`
+	Connected bool    `json:"connected"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// RoutingTable is GET /api/v1/dht/routing-table.
+type RoutingTable struct {
+	Peers []DHTPeer `json:"peers"`
+	Size  int       `json:"size"`
+}
+
+// Provider is one holder of a layer.
+type Provider struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+	Self  bool     `json:"self,omitempty"`
+}
+
+// Providers is GET /api/v1/dht/providers/:layer.
+type Providers struct {
+	Layer     int        `json:"layer"`
+	Key       string     `json:"key"`
+	Providers []Provider `json:"providers"`
+}
+
+// PeerAddrs is GET /api/v1/dht/peers/:id.
+type PeerAddrs struct {
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+}
+
+// LayerCoverage tells who holds one layer.
+type LayerCoverage struct {
+	Index     int      `json:"index"`
+	Providers []string `json:"providers"`
+	Replicas  int      `json:"replicas"`
+}
+
+// Coverage is GET /api/v1/dht/coverage: for each layer, who holds it.
+type Coverage struct {
+	Model    string          `json:"model"`
+	Layers   []LayerCoverage `json:"layers"`
+	Complete bool            `json:"complete"`
+	Missing  []int           `json:"missing"`
+}

@@ -1,0 +1,244 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// The node answers the REST API: these methods implement httpapi.Backend.
+var _ httpapi.Backend = (*Node)(nil)
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Status implements httpapi.Backend.
+func (n *Node) Status(ctx context.Context) httpapi.Status {
+	span := n.Span()
+	n.mu.Lock()
+	started := n.started
+	n.mu.Unlock()
+	uptime := int64(0)
+	if !started.IsZero() {
+		uptime = int64(time.Since(started).Seconds())
+	}
+	return httpapi.Status{
+		NodeID:        n.ID(),
+		Version:       Version,
+		UptimeSeconds: uptime,
+		Status:        n.state.Load().(string),
+		Role:          roleOf(span.Indices(), n.model.Layers),
+		Layers:        span.Indices(),
+		PeerCount:     len(n.host.Peers()),
+		Resources:     httpapi.Resources{CPUPercent: n.cpu.percent(), RAMUsed: residentBytes()},
+		Multiaddrs:    n.Multiaddrs(),
+		Model:         n.model.Name,
+		APIPort:       n.apiPort(),
+		P2PPort:       n.p2pPort(),
+	}
+}
+
+func (n *Node) apiPort() int {
+	if a, ok := n.api.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return n.cfg.Port
+}
+
+func (n *Node) p2pPort() int {
+	for _, a := range n.host.Libp2p().Addrs() {
+		if v, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			if port, err := strconv.Atoi(v); err == nil {
+				return port
+			}
+		}
+	}
+	return 0
+}
+
+// Health implements httpapi.Backend: the node is healthy when it listens and can write its
+// data dir; having no peers is reported but is not unhealthy (a standalone node is fine).
+func (n *Node) Health(ctx context.Context) httpapi.Health {
+	checks := map[string]string{"gpu": "not used (CPU backend)", "network": "ok", "storage": "ok", "peers": "ok"}
+	healthy := true
+	if len(n.host.Libp2p().Addrs()) == 0 {
+		checks["network"], healthy = "not listening", false
+	}
+	if err := checkWritable(n.cfg.DataDir); err != nil {
+		checks["storage"], healthy = err.Error(), false
+	}
+	if len(n.host.Peers()) == 0 {
+		checks["peers"] = "no peers connected"
+	}
+	if s := n.state.Load().(string); s != "running" {
+		checks["node"], healthy = s, false
+	}
+	return httpapi.Health{Healthy: healthy, Checks: checks}
+}
+
+// Peers implements httpapi.Backend: connected peers, with the layers the DHT says they hold.
+func (n *Node) Peers(ctx context.Context) httpapi.PeerList {
+	held := layersByPeer(n.Coverage(ctx))
+	list := httpapi.PeerList{Peers: []httpapi.Peer{}}
+	for _, p := range n.host.Peers() {
+		ls := held[p.ID.String()]
+		if ls == nil {
+			ls = []int{}
+		}
+		e := httpapi.Peer{
+			ID:             p.ID.String(),
+			Address:        p.Addr.String(),
+			Layers:         ls,
+			LatencyMS:      ms(p.Latency),
+			ConnectedSince: p.ConnectedSince.UTC().Format(time.RFC3339),
+			AgentVersion:   p.AgentVersion,
+		}
+		if len(ls) > 0 {
+			e.Role = roleOf(ls, n.model.Layers)
+		}
+		list.Peers = append(list.Peers, e)
+	}
+	list.Total = len(list.Peers)
+	return list
+}
+
+// Layers implements httpapi.Backend.
+func (n *Node) Layers(ctx context.Context) httpapi.LayerList {
+	span := n.Span()
+	out := httpapi.LayerList{Layers: []httpapi.Layer{}, TotalLayers: n.model.Layers, MyLayerCount: span.Len()}
+	if n.state.Load().(string) != "running" {
+		out.MyLayerCount = 0
+		return out
+	}
+	for _, i := range span.Indices() {
+		typ := "transformer"
+		switch {
+		case i == 0 && i == n.model.Layers-1:
+			typ = "embedding+transformer+lm_head"
+		case i == 0:
+			typ = "embedding+transformer"
+		case i == n.model.Layers-1:
+			typ = "transformer+lm_head"
+		}
+		mem := n.model.LayerMemoryBytes()
+		if i == 0 {
+			mem += n.model.EmbeddingParams() * 4 * 6
+		}
+		if i == n.model.Layers-1 {
+			mem += n.model.HeadParams() * 4 * 6
+		}
+		// "assigned": announced in the DHT; the model's weights load with the model issue.
+		out.Layers = append(out.Layers, httpapi.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "assigned"})
+	}
+	return out
+}
+
+// Network implements httpapi.Backend: node counts come from the DHT's coverage view.
+func (n *Node) Network(ctx context.Context) httpapi.Network {
+	cov := n.Coverage(ctx)
+	var counts httpapi.NodeCounts
+	for _, ls := range layersByPeer(cov) {
+		counts.Total++
+		switch roleOf(ls, n.model.Layers) {
+		case RoleDriver:
+			counts.Drivers++
+		case RoleValidator:
+			counts.Validators++
+		default:
+			counts.Workers++
+		}
+	}
+	m := n.model
+	return httpapi.Network{
+		Nodes: counts,
+		Architecture: httpapi.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
+			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
+		Coverage: cov,
+	}
+}
+
+// Config implements httpapi.Backend.
+func (n *Node) Config(ctx context.Context) httpapi.NodeConfig {
+	s := n.settings.get()
+	boot := n.cfg.Bootstrap
+	if boot == nil {
+		boot = []string{}
+	}
+	return httpapi.NodeConfig{
+		NodeID:    n.ID(),
+		Port:      n.apiPort(),
+		GRPCPort:  n.p2pPort(),
+		Bootstrap: boot,
+		Training: httpapi.TrainingConfig{Enabled: s.Training.Enabled, BatchSize: s.Training.BatchSize,
+			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps},
+		Resources: httpapi.ResourcesConfig{MaxMemoryGB: s.Resources.MaxMemoryGB, CPUThreads: s.Resources.CPUThreads},
+	}
+}
+
+// PatchConfig implements httpapi.Backend.
+func (n *Node) PatchConfig(ctx context.Context, p httpapi.ConfigPatch) (httpapi.ConfigPatchResult, error) {
+	return n.settings.apply(p)
+}
+
+// RoutingTable implements httpapi.Backend.
+func (n *Node) RoutingTable(ctx context.Context) httpapi.RoutingTable {
+	connected := map[peer.ID]bool{}
+	for _, p := range n.host.Peers() {
+		connected[p.ID] = true
+	}
+	rt := httpapi.RoutingTable{Peers: []httpapi.DHTPeer{}}
+	for _, id := range n.host.RoutingTable() {
+		rt.Peers = append(rt.Peers, httpapi.DHTPeer{ID: id.String(), Connected: connected[id], LatencyMS: ms(n.host.Latency(id))})
+	}
+	rt.Size = len(rt.Peers)
+	return rt
+}
+
+// Providers implements httpapi.Backend.
+func (n *Node) Providers(ctx context.Context, layer int) (httpapi.Providers, error) {
+	if layer < 0 || layer >= n.model.Layers {
+		return httpapi.Providers{}, httpapi.NotFound(fmt.Sprintf("layer %d does not exist: %s has layers 0-%d", layer, n.model.Name, n.model.Layers-1),
+			map[string]any{"layer": layer, "total_layers": n.model.Layers})
+	}
+	key := LayerKey(n.model.Name, layer)
+	provs, err := n.providersOf(ctx, layer)
+	if err != nil {
+		return httpapi.Providers{}, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, "provider lookup failed: "+err.Error(), nil)
+	}
+	out := httpapi.Providers{Layer: layer, Key: p2p.ContentKey(key).String(), Providers: []httpapi.Provider{}}
+	for _, p := range provs {
+		addrs := make([]string, 0, len(p.Addrs))
+		for _, a := range p.Addrs {
+			addrs = append(addrs, a.String())
+		}
+		out.Providers = append(out.Providers, httpapi.Provider{ID: p.ID.String(), Addrs: addrs, Self: p.ID == n.host.ID()})
+	}
+	return out, nil
+}
+
+// FindPeer implements httpapi.Backend.
+func (n *Node) FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, error) {
+	pid, err := peer.Decode(id)
+	if err != nil {
+		return httpapi.PeerAddrs{}, httpapi.InvalidRequest("not a peer ID: "+err.Error(), map[string]any{"id": id})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ai, err := n.host.FindPeer(ctx, pid)
+	if err != nil {
+		return httpapi.PeerAddrs{}, httpapi.NotFound("peer not found in the DHT: "+err.Error(), map[string]any{"id": id})
+	}
+	out := httpapi.PeerAddrs{ID: ai.ID.String(), Addrs: []string{}}
+	for _, a := range ai.Addrs {
+		out.Addrs = append(out.Addrs, a.String())
+	}
+	return out, nil
+}

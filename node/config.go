@@ -1,0 +1,126 @@
+// Package node is the NeuroShard node: it builds every part (p2p host, model, API) from a
+// Config, owns their lifecycle, assigns the layers the node holds and wires the parts together.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+func logger() *slog.Logger { return slog.Default().With("pkg", "node") }
+
+// ErrInvalidConfig is returned for a configuration the node cannot run with.
+var ErrInvalidConfig = errors.New("node: invalid config")
+
+// Version is the node's software version, reported by /status and identify.
+var Version = "0.1.0"
+
+// P2PPortOffset separates the p2p port from the REST API port (seed 003: gRPC = HTTP + 1000).
+const P2PPortOffset = 1000
+
+// Config is everything a node needs to start. The zero value is not valid; start from
+// DefaultConfig.
+type Config struct {
+	DataDir   string   // identity, token, settings; default ~/.neuroshard
+	Token     string   // API and wallet token; empty: read from the data dir or generate
+	Port      int      // REST API port; p2p listens on Port+1000; 0 picks free ports for both
+	APIHost   string   // REST API listen IP
+	Host      string   // p2p listen IP
+	Bootstrap []string // full multiaddrs (with /p2p/<id>) to join through
+	Layers    string   // "A-B" fixes the span; empty lets the node choose
+	MaxMemory int64    // memory budget in bytes for the span; 0: stored setting or default
+	DHTMode   string   // auto, server or client
+	Profile   string   // auto, local or internet
+	Model     string   // model preset name
+
+	ReprovideInterval time.Duration
+	BootstrapInterval time.Duration
+	PingInterval      time.Duration
+	CoverageInterval  time.Duration // how long a coverage view is reused
+}
+
+// DefaultMaxMemory is the memory budget when neither a flag nor a stored setting gives one.
+const DefaultMaxMemory = 4 << 30
+
+// DefaultConfig returns the configuration of `neuroshard` run with no flags.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:           DefaultDataDir(),
+		Port:              8000,
+		APIHost:           "127.0.0.1",
+		Host:              "0.0.0.0",
+		DHTMode:           string(p2p.DHTModeAuto),
+		Profile:           string(p2p.ProfileAuto),
+		Model:             layers.DefaultModel,
+		ReprovideInterval: 10 * time.Minute,
+		BootstrapInterval: 5 * time.Second,
+		PingInterval:      15 * time.Second,
+		CoverageInterval:  10 * time.Second,
+	}
+}
+
+// DefaultDataDir is ~/.neuroshard, or ./.neuroshard when there is no home directory.
+func DefaultDataDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return ".neuroshard"
+	}
+	return filepath.Join(home, ".neuroshard")
+}
+
+// Validate reports the first setting the node cannot run with.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: empty data dir", ErrInvalidConfig)
+	}
+	if c.Port < 0 || c.Port > 65535-P2PPortOffset {
+		return fmt.Errorf("%w: port %d (want 0-%d, so that port+%d is a port too)", ErrInvalidConfig, c.Port, 65535-P2PPortOffset, P2PPortOffset)
+	}
+	if net.ParseIP(c.APIHost) == nil {
+		return fmt.Errorf("%w: --api-host %q is not an IP address", ErrInvalidConfig, c.APIHost)
+	}
+	if net.ParseIP(c.Host) == nil {
+		return fmt.Errorf("%w: --host %q is not an IP address", ErrInvalidConfig, c.Host)
+	}
+	if _, err := p2p.ParseBootstrap(c.Bootstrap); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	m, err := layers.Preset(c.Model)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if c.Layers != "" {
+		sp, err := layers.ParseSpan(c.Layers)
+		if err == nil {
+			err = sp.CheckIn(m.Layers)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: --layers: %v", ErrInvalidConfig, err)
+		}
+	}
+	if c.MaxMemory < 0 {
+		return fmt.Errorf("%w: negative --max-memory", ErrInvalidConfig)
+	}
+	switch p2p.DHTMode(c.DHTMode) {
+	case p2p.DHTModeAuto, p2p.DHTModeServer, p2p.DHTModeClient:
+	default:
+		return fmt.Errorf("%w: --dht-mode %q (want auto, server or client)", ErrInvalidConfig, c.DHTMode)
+	}
+	switch p2p.Profile(c.Profile) {
+	case p2p.ProfileAuto, p2p.ProfileLocal, p2p.ProfileInternet:
+	default:
+		return fmt.Errorf("%w: --net-profile %q (want auto, local or internet)", ErrInvalidConfig, c.Profile)
+	}
+	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 {
+		return fmt.Errorf("%w: intervals must be positive", ErrInvalidConfig)
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// ErrClosed is returned when starting a closed node.
+var ErrClosed = errors.New("node: closed")
+
+// joinCoverageTimeout bounds the coverage lookup a joining node makes to choose its layers.
+const joinCoverageTimeout = 5 * time.Second
+
+// Node is one NeuroShard peer. New prepares it (data dir, identity, token, listening p2p
+// host); Start joins the network, takes its layers and serves the API; Close undoes it all.
+type Node struct {
+	cfg            Config
+	model          layers.Config
+	key            crypto.PrivKey
+	token          string
+	tokenGenerated bool
+	settings       *settingsStore
+	host           *p2p.Host
+	api            *httpapi.Server
+	cpu            cpuSampler
+	coverage       coverageCache
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	span    layers.Span
+	state   atomic.Value // "created", "starting", "running", "stopping", "stopped"
+	started time.Time
+	closed  bool
+}
+
+// New prepares a node: it creates the data dir, loads or creates the identity and the token,
+// and opens the p2p host (which listens at once). Nothing is announced until Start.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	model, _ := layers.Preset(cfg.Model) // checked by Validate
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	key, err := p2p.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, identityFile))
+	if err != nil {
+		return nil, err
+	}
+	token, generated, err := loadToken(cfg.DataDir, cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := loadSettings(filepath.Join(cfg.DataDir, settingsFile))
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings}
+	n.state.Store("created")
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	p2pPort := 0
+	if cfg.Port != 0 {
+		p2pPort = cfg.Port + P2PPortOffset
+	}
+	listen, err := p2p.ListenAddrsFor(cfg.Host, p2pPort)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	boot, _ := p2p.ParseBootstrap(cfg.Bootstrap) // checked by Validate
+	n.host, err = p2p.New(key,
+		p2p.WithListenAddrs(listen...),
+		p2p.WithBootstrap(boot...),
+		p2p.WithDHTMode(p2p.DHTMode(cfg.DHTMode)),
+		p2p.WithProfile(p2p.Profile(cfg.Profile)),
+		p2p.WithUserAgent("neuroshard/"+Version),
+		p2p.WithIntervals(cfg.ReprovideInterval, cfg.BootstrapInterval, cfg.PingInterval),
+	)
+	if err != nil {
+		return nil, err
+	}
+	n.api, err = httpapi.New(n, token)
+	if err != nil {
+		n.host.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Start joins the network through the bootstrap peers, chooses and announces the node's
+// layers and starts the REST API. On failure it rolls back what it started.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.mu.Unlock()
+	n.state.Store("starting")
+	defer func() {
+		if err != nil {
+			n.state.Store("created")
+			err = errors.Join(err, n.host.Close())
+		}
+	}()
+	if err := n.host.Start(ctx); err != nil {
+		return err
+	}
+	span, err := n.chooseSpan(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.span = span
+	n.mu.Unlock()
+	n.host.SetAnnounced(n.layerKeys(span))
+	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.started = time.Now()
+	n.mu.Unlock()
+	n.state.Store("running")
+	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
+	return nil
+}
+
+// chooseSpan fixes the span from --layers, or asks the DHT who holds what and takes the
+// least-replicated span that fits the memory budget.
+func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
+	if n.cfg.Layers != "" {
+		return layers.ParseSpan(n.cfg.Layers) // checked by Validate
+	}
+	budget := n.cfg.MaxMemory
+	if budget == 0 {
+		budget = n.settings.get().MaxMemoryBytes()
+	}
+	replicas := make([]int, n.model.Layers)
+	if len(n.host.RoutingTable()) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, joinCoverageTimeout)
+		cov := n.lookupCoverage(cctx)
+		cancel()
+		for i, lc := range cov.Layers {
+			replicas[i] = lc.Replicas
+		}
+	}
+	return ChooseSpan(n.model, replicas, budget)
+}
+
+// Close stops the API, the p2p host and every background loop.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.state.Store("stopping")
+	n.cancel()
+	err := errors.Join(n.api.Close(), n.host.Close())
+	n.wg.Wait()
+	n.state.Store("stopped")
+	return err
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() string { return n.host.ID().String() }
+
+// Token is the API and wallet token.
+func (n *Node) Token() string { return n.token }
+
+// TokenGenerated reports whether New generated the token (the caller shows it once).
+func (n *Node) TokenGenerated() bool { return n.tokenGenerated }
+
+// Span is the layer span the node holds (valid after Start).
+func (n *Node) Span() layers.Span {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.span
+}
+
+// Model is the model configuration the node serves.
+func (n *Node) Model() layers.Config { return n.model }
+
+// Host is the node's p2p host.
+func (n *Node) Host() *p2p.Host { return n.host }
+
+// Multiaddrs lists the node's full p2p addresses.
+func (n *Node) Multiaddrs() []string { return n.host.Addrs() }
+
+// APIURL is the base URL of the REST API ("" before Start).
+func (n *Node) APIURL() string {
+	a := n.api.Addr()
+	if a == nil {
+		return ""
+	}
+	return "http://" + a.String()
+}
+
+func (n *Node) layerKeys(s layers.Span) []string {
+	keys := make([]string, 0, s.Len())
+	for _, i := range s.Indices() {
+		keys = append(keys, LayerKey(n.model.Name, i))
+	}
+	return keys
+}
+
+// LayerKey is the DHT content key of one layer of a model: "<model>/<layer>".
+func LayerKey(model string, layer int) string { return model + "/" + strconv.Itoa(layer) }

@@ -1,0 +1,160 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/internal/atomicfile"
+)
+
+// Settings are the parts of the configuration PATCH /api/v1/config may change. They live in
+// the data dir, so a change survives a restart.
+type Settings struct {
+	Training  TrainingSettings `json:"training"`
+	Resources ResourceSettings `json:"resources"`
+}
+
+// TrainingSettings configure local training.
+type TrainingSettings struct {
+	Enabled      bool    `json:"enabled"`
+	BatchSize    int     `json:"batch_size"`
+	LearningRate float64 `json:"learning_rate"`
+	DiLoCoSteps  int     `json:"diloco_steps"`
+}
+
+// ResourceSettings bound what the node uses of the machine.
+type ResourceSettings struct {
+	MaxMemoryGB float64 `json:"max_memory_gb"`
+	CPUThreads  int     `json:"cpu_threads"`
+}
+
+// DefaultSettings are seed 001's configuration defaults.
+func DefaultSettings() Settings {
+	return Settings{
+		Training:  TrainingSettings{Enabled: true, BatchSize: 8, LearningRate: 1e-4, DiLoCoSteps: 500},
+		Resources: ResourceSettings{MaxMemoryGB: float64(DefaultMaxMemory) / (1 << 30), CPUThreads: runtime.NumCPU()},
+	}
+}
+
+// Validate checks every field's range.
+func (s Settings) Validate() error {
+	t, r := s.Training, s.Resources
+	check := []struct {
+		field string
+		ok    bool
+		want  string
+	}{
+		{"training.batch_size", t.BatchSize >= 1 && t.BatchSize <= 4096, "an integer in 1-4096"},
+		{"training.learning_rate", t.LearningRate > 0 && t.LearningRate <= 1 && !math.IsNaN(t.LearningRate), "a number in (0, 1]"},
+		{"training.diloco_steps", t.DiLoCoSteps >= 1 && t.DiLoCoSteps <= 1_000_000, "an integer in 1-1000000"},
+		{"resources.max_memory_gb", r.MaxMemoryGB > 0 && r.MaxMemoryGB <= 1<<20 && !math.IsNaN(r.MaxMemoryGB), "a number in (0, 1048576]"},
+		{"resources.cpu_threads", r.CPUThreads >= 1 && r.CPUThreads <= 1024, "an integer in 1-1024"},
+	}
+	for _, c := range check {
+		if !c.ok {
+			return httpapi.InvalidRequest(fmt.Sprintf("%s must be %s", c.field, c.want), map[string]any{"field": c.field, "expected": c.want})
+		}
+	}
+	return nil
+}
+
+// MaxMemoryBytes is the memory budget in bytes.
+func (s Settings) MaxMemoryBytes() int64 { return int64(s.Resources.MaxMemoryGB * (1 << 30)) }
+
+// settingsStore guards the settings and their file.
+type settingsStore struct {
+	mu   sync.Mutex
+	path string
+	cur  Settings
+}
+
+func loadSettings(path string) (*settingsStore, error) {
+	s := DefaultSettings()
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("node: settings %s are corrupt: %w", path, err)
+		}
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("node: settings %s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("node: read settings: %w", err)
+	}
+	return &settingsStore{path: path, cur: s}, nil
+}
+
+func (st *settingsStore) get() Settings {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cur
+}
+
+// apply validates a patch as a whole, stores it and returns the changed fields and whether
+// the node must restart for them to take effect. A patch that fails changes nothing.
+func (st *settingsStore) apply(p httpapi.ConfigPatch) (httpapi.ConfigPatchResult, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	next := st.cur
+	var updated []string
+	restart := false
+	set := func(name string, changed bool, needsRestart bool) {
+		updated = append(updated, name)
+		if changed && needsRestart {
+			restart = true
+		}
+	}
+	if t := p.Training; t != nil {
+		if t.Enabled != nil {
+			set("training.enabled", next.Training.Enabled != *t.Enabled, false)
+			next.Training.Enabled = *t.Enabled
+		}
+		if t.BatchSize != nil {
+			set("training.batch_size", next.Training.BatchSize != *t.BatchSize, false)
+			next.Training.BatchSize = *t.BatchSize
+		}
+		if t.LearningRate != nil {
+			set("training.learning_rate", next.Training.LearningRate != *t.LearningRate, false)
+			next.Training.LearningRate = *t.LearningRate
+		}
+		if t.DiLoCoSteps != nil {
+			set("training.diloco_steps", next.Training.DiLoCoSteps != *t.DiLoCoSteps, false)
+			next.Training.DiLoCoSteps = *t.DiLoCoSteps
+		}
+	}
+	if r := p.Resources; r != nil {
+		// The layer span and the backend's threads are chosen at start.
+		if r.MaxMemoryGB != nil {
+			set("resources.max_memory_gb", next.Resources.MaxMemoryGB != *r.MaxMemoryGB, true)
+			next.Resources.MaxMemoryGB = *r.MaxMemoryGB
+		}
+		if r.CPUThreads != nil {
+			set("resources.cpu_threads", next.Resources.CPUThreads != *r.CPUThreads, true)
+			next.Resources.CPUThreads = *r.CPUThreads
+		}
+	}
+	if len(updated) == 0 {
+		return httpapi.ConfigPatchResult{}, httpapi.InvalidRequest("the patch names no field to change",
+			map[string]any{"fields": []string{"training.enabled", "training.batch_size", "training.learning_rate", "training.diloco_steps", "resources.max_memory_gb", "resources.cpu_threads"}})
+	}
+	if err := next.Validate(); err != nil {
+		return httpapi.ConfigPatchResult{}, err
+	}
+	raw, err := json.MarshalIndent(next, "", "  ")
+	if err != nil {
+		return httpapi.ConfigPatchResult{}, err
+	}
+	if err := atomicfile.Write(st.path, raw, 0o600); err != nil {
+		return httpapi.ConfigPatchResult{}, fmt.Errorf("node: store settings: %w", err)
+	}
+	st.cur = next
+	return httpapi.ConfigPatchResult{Success: true, Updated: updated, RestartRequired: restart}, nil
+}
