@@ -67,6 +67,7 @@ func New(b Backend, token string, opts ...Option) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler
+	e.JSONSerializer = jsonSerializer{}
 	// The API answers local clients; headers a client sets must not choose its rate bucket.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.Recover())

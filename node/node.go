@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -46,6 +47,8 @@ type Node struct {
 	state   atomic.Value // "created", "starting", "running", "stopping", "stopped"
 	started time.Time
 	closed  bool
+
+	probeDir string // temporary data dir of a probe, removed by Close
 }
 
 // New prepares a node: it creates the data dir, loads or creates the identity and the token,
@@ -176,6 +179,9 @@ func (n *Node) Close() error {
 	err := errors.Join(n.api.Close(), n.host.Close())
 	n.wg.Wait()
 	n.state.Store("stopped")
+	if n.probeDir != "" {
+		err = errors.Join(err, os.RemoveAll(n.probeDir))
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -300,5 +301,28 @@ func TestInvalidConfigs(t *testing.T) {
 				t.Fatal("want an error")
 			}
 		})
+	}
+}
+
+func TestStatusRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	n := startNode(t, testConfig(t))
+	c := apiClient(n)
+	ctx := context.Background()
+	for i := 0; i < httpapi.DefaultLimits[httpapi.ClassStatus]; i++ {
+		if _, err := c.Status(ctx); err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+	}
+	_, err := c.Status(ctx)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.Code != httpapi.CodeRateLimited {
+		t.Fatalf("request past the budget: %v", err)
+	}
+	if ra, ok := ae.Details["retry_after"].(float64); !ok || ra < 1 {
+		t.Fatalf("retry_after: %v", ae.Details)
+	}
+	// Health is not rate limited.
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatalf("health after the status budget is spent: %v", err)
 	}
 }

@@ -145,7 +145,7 @@ func (n *Host) Start(ctx context.Context) error {
 	go n.bootstrapLoop()
 	go n.provideLoop()
 	go n.pingLoop()
-	logger().Info("p2p host started", "peer", n.h.ID(), "addrs", n.h.Addrs(), "profile", n.cfg.Profile, "dht_mode", n.dht.Mode())
+	logger().Info("p2p host started", "peer", n.h.ID(), "addrs", n.h.Addrs(), "profile", n.cfg.Profile, "dht_mode", modeName(n.dht.Mode()))
 	return nil
 }
 
@@ -246,4 +246,16 @@ func (n *Host) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) 
 		return n.h.Peerstore().PeerInfo(id), nil
 	}
 	return n.dht.FindPeer(ctx, id)
+}
+
+func modeName(m dht.ModeOpt) string {
+	switch m {
+	case dht.ModeServer:
+		return "server"
+	case dht.ModeClient:
+		return "client"
+	case dht.ModeAutoServer:
+		return "auto (server)"
+	}
+	return "auto"
 }

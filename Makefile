@@ -1,0 +1,43 @@
+# NeuroShard node. `make run` starts a standalone node; `make test` runs every test.
+GO       ?= go
+BIN      := bin/neuroshard
+PKGS     := ./...
+# Packages whose tests run concurrent code (hosts, servers, the node): run under the race detector.
+RACE_PKGS := ./p2p/... ./node/... ./httpapi/... ./client/... ./cmd/... ./internal/...
+# Packages with no concurrency of their own (pure computation) run without it.
+PLAIN_PKGS := ./layers/...
+FUZZTIME ?= 20s
+
+.PHONY: build run test test-short bench lint fuzz clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/neuroshard
+
+run: build
+	./$(BIN)
+
+test: lint
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 15m $(PLAIN_PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# Benchmarks print each figure next to its baseline, measured in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m $(PKGS)
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$fmt" ]; then echo "not gofmt'ed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Each fuzz target for FUZZTIME (go test -fuzz takes one target of one package at a time).
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+			echo "fuzz $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/node"
+	"github.com/urfave/cli/v2"
+)
+
+func env(name string) []string { return []string{"NEUROSHARD_" + name} }
+
+func newApp() *cli.App {
+	d := node.DefaultConfig()
+	return &cli.App{
+		Name:    "neuroshard",
+		Usage:   "a peer of the NeuroShard network: serves and trains a shared language model",
+		Version: node.Version,
+		Description: `Running neuroshard with no subcommand starts a node. With no flags it is a standalone node:
+it keeps its identity and API token in ~/.neuroshard (printing the token the first time), holds
+every layer that fits its memory budget, and serves the REST API on http://127.0.0.1:8000.
+
+Join a network by naming any of its nodes' multiaddrs (GET /api/v1/status lists them):
+
+   neuroshard --port 8001 --bootstrap /ip4/127.0.0.1/tcp/9000/p2p/12D3KooW...
+
+Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=8001.`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "token", Usage: "API and wallet token (default: the one stored in the data dir, or a new one)", EnvVars: env("TOKEN")},
+			&cli.IntFlag{Name: "port", Value: d.Port, Usage: "REST API port; the p2p port is this + 1000 (0: any free ports)", EnvVars: env("PORT")},
+			&cli.StringFlag{Name: "host", Value: d.Host, Usage: "IP the p2p host listens on (127.0.0.1 for a local network)", EnvVars: env("HOST")},
+			&cli.StringFlag{Name: "api-host", Value: d.APIHost, Usage: "IP the REST API listens on", EnvVars: env("API_HOST")},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddr `ADDR` of a node to join through, ending in /p2p/<id> (repeatable)", EnvVars: env("BOOTSTRAP")},
+			&cli.StringFlag{Name: "data-dir", Value: d.DataDir, Usage: "where identity, token and settings are kept", EnvVars: env("DATA_DIR")},
+			&cli.StringFlag{Name: "layers", Usage: "hold this layer span, `A-B` inclusive (default: the least-replicated span that fits --max-memory)", EnvVars: env("LAYERS")},
+			&cli.StringFlag{Name: "max-memory", Usage: "memory budget for the layers, e.g. 512MB or 4GiB (default: stored setting, else 4GiB)", EnvVars: env("MAX_MEMORY")},
+			&cli.StringFlag{Name: "model", Value: d.Model, Usage: "model preset: " + strings.Join(layers.PresetNames(), ", "), EnvVars: env("MODEL")},
+			&cli.StringFlag{Name: "dht-mode", Value: d.DHTMode, Usage: "DHT mode: server, client, or auto (server on a local network, reachability-driven on the internet)", EnvVars: env("DHT_MODE")},
+			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
+			&cli.DurationFlag{Name: "reprovide-interval", Value: d.ReprovideInterval, Usage: "how often the node announces its layers in the DHT again", EnvVars: env("REPROVIDE_INTERVAL")},
+		}, logFlags()...),
+		Before: setupLogging,
+		Action: runNode,
+		Commands: []*cli.Command{
+			statusCommand(),
+			dhtCommand(),
+		},
+	}
+}
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: env("LOG_LEVEL")},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: env("LOG_FORMAT")},
+	}
+}
+
+func setupLogging(c *cli.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, opts)))
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", c.String("log-format"))
+	}
+	return nil
+}
+
+func configFromFlags(c *cli.Context) (node.Config, error) {
+	if c.Args().Present() {
+		return node.Config{}, fmt.Errorf("unknown command %q (see neuroshard --help)", c.Args().First())
+	}
+	cfg := node.DefaultConfig()
+	cfg.Token = c.String("token")
+	cfg.Port = c.Int("port")
+	cfg.Host = c.String("host")
+	cfg.APIHost = c.String("api-host")
+	cfg.Bootstrap = c.StringSlice("bootstrap")
+	cfg.DataDir = c.String("data-dir")
+	cfg.Layers = c.String("layers")
+	cfg.Model = c.String("model")
+	cfg.DHTMode = c.String("dht-mode")
+	cfg.Profile = c.String("net-profile")
+	cfg.ReprovideInterval = c.Duration("reprovide-interval")
+	if s := c.String("max-memory"); s != "" {
+		m, err := node.ParseMemory(s)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.MaxMemory = m
+	}
+	return cfg, cfg.Validate()
+}
+
+// runNode is the default action: run a node until Ctrl-C or SIGTERM.
+func runNode(c *cli.Context) error {
+	cfg, err := configFromFlags(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	out := c.App.Writer
+	if n.TokenGenerated() {
+		fmt.Fprintf(out, "Generated a new API and wallet token, stored in %s (shown only this once):\n\n    %s\n\n",
+			filepath.Join(cfg.DataDir, "token"), n.Token())
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return err
+	}
+	fmt.Fprintf(out, "NeuroShard node %s running\n  model:  %s, layers %s\n  API:    %s/api/v1\n", n.ID(), n.Model().Name, n.Span(), n.APIURL())
+	for _, a := range n.Multiaddrs() {
+		fmt.Fprintf(out, "  p2p:    %s\n", a)
+	}
+	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+	<-ctx.Done()
+	stop() // a second Ctrl-C kills at once
+	fmt.Fprintln(out, "Shutting down...")
+	done := make(chan error, 1)
+	go func() { done <- n.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(15 * time.Second):
+		return fmt.Errorf("shutdown took longer than 15s; exiting anyway")
+	}
+}
+
+// background is the context for client commands.
+func background(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, c.Duration("timeout"))
+}

@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestDecodeStrict(t *testing.T) {
+	for _, tc := range []struct {
+		body  string
+		ok    bool
+		field string
+	}{
+		{`{"training": {"batch_size": 4}}`, true, ""},
+		{`{"resources": {"max_memory_gb": 2.5, "cpu_threads": 2}}`, true, ""},
+		{`{"training": {"batch_size": "4"}}`, false, "training.batch_size"},
+		{`{"training": {"batch_size": 4.5}}`, false, "training.batch_size"},
+		{`{"training": {"enabled": 1}}`, false, "training.enabled"},
+		{`{"training": []}`, false, "training"},
+		{`{"trainng": {}}`, false, "trainng"},
+		{`{"training": {"batch_size": 4}} x`, false, ""},
+		{`{"training": `, false, ""},
+		{`   `, false, ""},
+		{`null`, true, ""},
+	} {
+		var p ConfigPatch
+		err := DecodeStrict([]byte(tc.body), &p)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("%s: %v", tc.body, err)
+			}
+			continue
+		}
+		var apiErr *Error
+		if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest || apiErr.Status != 400 {
+			t.Errorf("%s: want INVALID_REQUEST, got %v", tc.body, err)
+			continue
+		}
+		if tc.field != "" && apiErr.Details["field"] != tc.field {
+			t.Errorf("%s: error names field %v, want %s (%s)", tc.body, apiErr.Details["field"], tc.field, apiErr.Message)
+		}
+	}
+}
+
+// FuzzDecodeConfigPatch: any body either fails with INVALID_REQUEST or decodes to a patch that
+// survives a JSON round trip unchanged.
+func FuzzDecodeConfigPatch(f *testing.F) {
+	for _, s := range []string{`{"training": {"batch_size": 4, "enabled": true}}`, `{"resources": {"max_memory_gb": 1e3}}`, `{`, `[]`, `{"a":1}`, `""`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var p ConfigPatch
+		err := DecodeStrict(body, &p)
+		if err != nil {
+			var apiErr *Error
+			if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest {
+				t.Fatalf("error is not INVALID_REQUEST: %v", err)
+			}
+			return
+		}
+		raw, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q ConfigPatch
+		if err := DecodeStrict(raw, &q); err != nil {
+			t.Fatalf("re-decoding %s: %v", raw, err)
+		}
+		if !reflect.DeepEqual(p, q) {
+			t.Fatalf("round trip changed the patch: %+v -> %+v", p, q)
+		}
+	})
+}

@@ -1,0 +1,36 @@
+package node
+
+import (
+	"testing"
+
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+func FuzzParseMemory(f *testing.F) {
+	for _, s := range []string{"4GiB", "512MB", "1.5 G", "-1", "1e400", "9999999999999TB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if b, err := ParseMemory(s); err == nil && b < 0 {
+			t.Fatalf("ParseMemory(%q) = %d", s, b)
+		}
+	})
+}
+
+// FuzzParseBootstrap: any string is either rejected or yields peers with IDs.
+func FuzzParseBootstrap(f *testing.F) {
+	f.Add("/ip4/127.0.0.1/tcp/9000/p2p/12D3KooWGbQRmuZJy8RpJykarJ6RYhenW3rpfqyLASsqst4HxbJS")
+	f.Add("/ip4/127.0.0.1/tcp/9000")
+	f.Add("garbage")
+	f.Fuzz(func(t *testing.T, s string) {
+		infos, err := p2p.ParseBootstrap([]string{s})
+		if err != nil {
+			return
+		}
+		for _, ai := range infos {
+			if ai.ID == "" {
+				t.Fatalf("peer without ID from %q", s)
+			}
+		}
+	})
+}

@@ -1,0 +1,19 @@
+package node
+
+import "testing"
+
+func TestParseMemory(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1024": 1024, "512MB": 512e6, "4GiB": 4 << 30, "2G": 2 << 30, "1.5 GB": 1.5e9, "0": 0, "64k": 64 << 10,
+	} {
+		got, err := ParseMemory(in)
+		if err != nil || got != want {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GB", "-1GB", "4 parsecs", "1e400", "NaN"} {
+		if _, err := ParseMemory(bad); err == nil {
+			t.Errorf("ParseMemory(%q) accepted", bad)
+		}
+	}
+}
