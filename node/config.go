@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	DHTMode   string   // auto, server or client
 	Profile   string   // auto, local or internet
 	Model     string   // model preset name
+
+	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
+	// missing from a non-nil map is unlimited).
+	RateLimits map[httpapi.Class]int
 
 	ReprovideInterval time.Duration
 	BootstrapInterval time.Duration

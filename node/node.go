@@ -97,7 +97,11 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.api, err = httpapi.New(n, token)
+	var apiOpts []httpapi.Option
+	if cfg.RateLimits != nil {
+		apiOpts = append(apiOpts, httpapi.WithRateLimits(cfg.RateLimits))
+	}
+	n.api, err = httpapi.New(n, token, apiOpts...)
 	if err != nil {
 		n.host.Close()
 		return nil, err
