@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -325,4 +326,35 @@ func TestStatusRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	if _, err := c.Health(ctx); err != nil {
 		t.Fatalf("health after the status budget is spent: %v", err)
 	}
+}
+
+// Eight nodes bootstrap off one, each holding one layer of the 8-layer model: every routing
+// table holds the seven others, and a node that joins afterwards finds a provider of every layer.
+func TestEightNodesAndAFreshNodeSeesEveryLayer(t *testing.T) {
+	spans := make([]string, 8)
+	for i := range spans {
+		spans[i] = fmt.Sprintf("%d-%d", i, i)
+	}
+	nodes := startNetwork(t, spans...)
+	eventually(t, 15*time.Second, "every routing table to hold the seven others", func() bool {
+		for _, n := range nodes {
+			if len(n.Host().RoutingTable()) != 7 {
+				return false
+			}
+		}
+		return true
+	})
+	cfg := testConfig(t)
+	cfg.Bootstrap = nodes[5].Multiaddrs()
+	cfg.Layers = "0-7"
+	fresh := startNode(t, cfg)
+	eventually(t, 10*time.Second, "the fresh node to see every layer held by its node", func() bool {
+		cov := fresh.Coverage(context.Background())
+		for i, lc := range cov.Layers {
+			if !slices.Contains(lc.Providers, nodes[i].ID()) {
+				return false
+			}
+		}
+		return cov.Complete
+	})
 }
