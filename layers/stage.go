@@ -1,0 +1,322 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	_ "github.com/gomlx/gomlx/backends/simplego" // the pure-Go backend; XLA cannot run here
+	. "github.com/gomlx/gomlx/pkg/core/graph"    //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// Backend configuration: the pure-Go backend with sequential ops. Its default parallel mode
+// froze training in 2 of 3 runs (DotGeneral ops holding every worker slot while waiting for
+// more); two stages can still run at once on two cores.
+const backendConfig = "go:ops_sequential"
+
+var (
+	backendOnce sync.Once
+	backend     backends.Backend
+	backendErr  error
+)
+
+func sharedBackend() (backends.Backend, error) {
+	backendOnce.Do(func() { backend, backendErr = backends.NewWithConfig(backendConfig) })
+	return backend, backendErr
+}
+
+// Stage holds a contiguous span of the model's layers with their parameters and runs them.
+// The first stage takes token IDs and holds the embedding; the last holds the final norm and
+// the LM head and returns logits (and the loss in training). One stage may hold the whole
+// model. A Stage is safe for concurrent use; its computations run one at a time.
+type Stage struct {
+	cfg  Config
+	span Span
+
+	mu      sync.Mutex
+	params  *Params
+	tensors []*tensors.Tensor // params as backend tensors; nil after the params change
+	fwd     *Exec
+	bwd     *Exec
+}
+
+// NewStage builds a stage for a span with the given parameters (InitParams for a fresh model).
+func NewStage(cfg Config, span Span, params *Params) (*Stage, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := span.CheckIn(cfg.Layers); err != nil {
+		return nil, err
+	}
+	if err := params.Check(cfg.ParamSpecs(span)); err != nil {
+		return nil, err
+	}
+	be, err := sharedBackend()
+	if err != nil {
+		return nil, fmt.Errorf("layers: backend %s: %w", backendConfig, err)
+	}
+	s := &Stage{cfg: cfg, span: span, params: params.Clone()}
+	nParams := len(params.Specs)
+	if s.fwd, err = NewExec(be, func(in []*Node) *Node {
+		return s.nodes(in, nParams).forward()
+	}); err != nil {
+		return nil, err
+	}
+	if s.bwd, err = NewExec(be, func(in []*Node) []*Node { return s.backwardGraph(in, nParams) }); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Config is the model configuration.
+func (s *Stage) Config() Config { return s.cfg }
+
+// Span is the layer span the stage holds.
+func (s *Stage) Span() Span { return s.span }
+
+// IsFirst reports whether the stage takes token IDs.
+func (s *Stage) IsFirst() bool { return s.span.First == 0 }
+
+// IsLast reports whether the stage returns logits.
+func (s *Stage) IsLast() bool { return s.span.Last == s.cfg.Layers-1 }
+
+// Params returns a copy of the stage's parameters.
+func (s *Stage) Params() *Params {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params.Clone()
+}
+
+// Hash is the hash of the stage's parameters.
+func (s *Stage) Hash() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params.Hash()
+}
+
+// SetParams replaces the stage's parameters after checking names, shapes and values.
+func (s *Stage) SetParams(p *Params) error {
+	if err := p.Check(s.cfg.ParamSpecs(s.span)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.params = p.Clone()
+	s.tensors = nil
+	return nil
+}
+
+func (s *Stage) nodes(in []*Node, nParams int) *stageNodes {
+	n := &stageNodes{cfg: s.cfg, span: s.span, p: map[string]*Node{}}
+	for i, spec := range s.cfg.ParamSpecs(s.span) {
+		n.p[spec.Name] = in[i]
+	}
+	n.in, n.cos, n.sin, n.mask = in[nParams], in[nParams+1], in[nParams+2], in[nParams+3]
+	return n
+}
+
+// backwardGraph returns [loss (last stage)], [dInput (not first stage)], dParams...
+// A middle stage differentiates the surrogate sum(out · dOut), whose gradient with respect to
+// the stage's parameters and input is exactly the chain rule's.
+func (s *Stage) backwardGraph(in []*Node, nParams int) []*Node {
+	n := s.nodes(in, nParams)
+	extra := in[nParams+4] // dOut [B,T,D], or targets [B,T] on the last stage
+	out := n.forward()
+	var objective *Node
+	var outs []*Node
+	if s.IsLast() {
+		objective = meanCrossEntropy(out, extra, s.cfg.Vocab)
+		outs = append(outs, objective)
+	} else {
+		objective = ReduceAllSum(Mul(out, extra))
+	}
+	wrt := append([]*Node{}, in[:nParams]...)
+	if !s.IsFirst() {
+		wrt = append([]*Node{n.in}, wrt...)
+	}
+	outs = append(outs, Gradient(objective, wrt...)...)
+	forgetGraph(objective.Graph())
+	return outs
+}
+
+// paramTensors converts the parameters to backend tensors once per parameter version.
+func (s *Stage) paramTensors() []*tensors.Tensor {
+	if s.tensors == nil {
+		s.tensors = make([]*tensors.Tensor, len(s.params.Values))
+		for i, v := range s.params.Values {
+			s.tensors[i] = tensors.FromFlatDataAndDimensions(v, s.params.Specs[i].Dims...)
+		}
+	}
+	return s.tensors
+}
+
+// checkInput validates the stage's input and returns its batch and sequence length.
+func (s *Stage) checkInput(in *Tensor) (b, t int, err error) {
+	if s.IsFirst() {
+		if err := checkTokens("input", in, s.cfg.Vocab, s.cfg.Context); err != nil {
+			return 0, 0, err
+		}
+		return in.Dims[0], in.Dims[1], nil
+	}
+	if in == nil || len(in.Dims) != 3 {
+		return 0, 0, fmt.Errorf("%w: input must be an activation [batch, seq, %d]", ErrBadInput, s.cfg.DModel)
+	}
+	b, t = in.Dims[0], in.Dims[1]
+	if b < 1 || t < 1 || t > s.cfg.Context {
+		return 0, 0, fmt.Errorf("%w: input shape %v (seq must be 1-%d)", ErrBadInput, in.Dims, s.cfg.Context)
+	}
+	return b, t, checkF32("input", in, b, t, s.cfg.DModel)
+}
+
+func toBackend(t *Tensor) *tensors.Tensor {
+	if t.I32 != nil {
+		return tensors.FromFlatDataAndDimensions(t.I32, t.Dims...)
+	}
+	return tensors.FromFlatDataAndDimensions(t.F32, t.Dims...)
+}
+
+func fromBackend(t *tensors.Tensor) *Tensor {
+	out := &Tensor{Dims: t.Shape().Dimensions, F32: tensors.MustCopyFlatData[float32](t)}
+	t.FinalizeAll()
+	return out
+}
+
+// run executes an Exec under the stage lock, turning a panic inside gomlx into an error.
+func (s *Stage) run(e *Exec, args []any) (out []*tensors.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("layers: computation failed: %v", r)
+		}
+	}()
+	return e.Exec(args...)
+}
+
+func (s *Stage) args(in *Tensor, t int, extra *Tensor) []any {
+	args := make([]any, 0, len(s.params.Values)+5)
+	for _, pt := range s.paramTensors() {
+		args = append(args, pt)
+	}
+	cos, sin := ropeTables(s.cfg.HeadDim(), 0, t)
+	args = append(args, toBackend(in), toBackend(cos), toBackend(sin), toBackend(causalMask(t)))
+	if extra != nil {
+		args = append(args, toBackend(extra))
+	}
+	return args
+}
+
+// Forward runs the stage on a whole sequence: token IDs [B,T] on the first stage, an
+// activation [B,T,D] otherwise. It returns logits [B,T,V] on the last stage, else [B,T,D].
+func (s *Stage) Forward(in *Tensor) (*Tensor, error) {
+	_, t, err := s.checkInput(in)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out, err := s.run(s.fwd, s.args(in, t, nil))
+	if err != nil {
+		return nil, err
+	}
+	return fromBackend(out[0]), nil
+}
+
+// Gradients is the result of a backward pass.
+type Gradients struct {
+	Loss   float32 // mean cross-entropy (last stage only)
+	Input  *Tensor // gradient with respect to the input activation (nil on the first stage)
+	Params *Params // gradient with respect to each parameter, in ParamSpecs order
+}
+
+// Backward recomputes the stage's forward on in and back-propagates gradOut (the gradient of
+// the loss with respect to the stage's output, [B,T,D]). Not for the last stage: use
+// BackwardLoss there.
+func (s *Stage) Backward(in, gradOut *Tensor) (*Gradients, error) {
+	if s.IsLast() {
+		return nil, fmt.Errorf("%w: the last stage computes its gradient from targets (BackwardLoss)", ErrBadInput)
+	}
+	b, t, err := s.checkInput(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkF32("output gradient", gradOut, b, t, s.cfg.DModel); err != nil {
+		return nil, err
+	}
+	return s.backward(in, t, gradOut)
+}
+
+// BackwardLoss runs the last stage on in, computes the mean cross-entropy against targets
+// (token IDs [B,T]) and back-propagates it.
+func (s *Stage) BackwardLoss(in, targets *Tensor) (*Gradients, error) {
+	if !s.IsLast() {
+		return nil, fmt.Errorf("%w: only the last stage has the LM head to compute a loss", ErrBadInput)
+	}
+	b, t, err := s.checkInput(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTokens("targets", targets, s.cfg.Vocab, s.cfg.Context); err != nil {
+		return nil, err
+	}
+	if targets.Dims[0] != b || targets.Dims[1] != t {
+		return nil, fmt.Errorf("%w: targets shape %v, input is [%d %d]", ErrBadInput, targets.Dims, b, t)
+	}
+	return s.backward(in, t, targets)
+}
+
+func (s *Stage) backward(in *Tensor, t int, extra *Tensor) (*Gradients, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	outs, err := s.run(s.bwd, s.args(in, t, extra))
+	if err != nil {
+		return nil, err
+	}
+	g := &Gradients{Params: &Params{Specs: s.params.Specs, Values: make([][]float32, len(s.params.Specs))}}
+	if s.IsLast() {
+		g.Loss = tensors.MustCopyFlatData[float32](outs[0])[0]
+		outs = outs[1:]
+	}
+	if !s.IsFirst() {
+		g.Input = fromBackend(outs[0])
+		outs = outs[1:]
+	}
+	for i, o := range outs {
+		g.Params.Values[i] = fromBackend(o).F32
+	}
+	if math.IsNaN(float64(g.Loss)) {
+		return nil, fmt.Errorf("layers: loss is NaN")
+	}
+	return g, nil
+}
+
+// ropeTables returns cos and sin [n, headDim] for positions start..start+n-1; the angle of
+// pair i is pos·10000^(-2i/headDim), repeated for both halves of the head.
+func ropeTables(headDim, start, n int) (cos, sin *Tensor) {
+	half := headDim / 2
+	c, s := make([]float32, n*headDim), make([]float32, n*headDim)
+	for p := 0; p < n; p++ {
+		for i := 0; i < half; i++ {
+			a := float64(start+p) * math.Pow(10000, -float64(2*i)/float64(headDim))
+			cv, sv := float32(math.Cos(a)), float32(math.Sin(a))
+			c[p*headDim+i], c[p*headDim+half+i] = cv, cv
+			s[p*headDim+i], s[p*headDim+half+i] = sv, sv
+		}
+	}
+	return NewF32(c, n, headDim), NewF32(s, n, headDim)
+}
+
+// maskedOut is the additive mask of a forbidden attention link: large enough to zero its
+// softmax weight, small enough to stay finite.
+const maskedOut = -1e9
+
+// causalMask is the [t, t] additive mask letting position i attend to positions 0..i.
+func causalMask(t int) *Tensor {
+	m := make([]float32, t*t)
+	for i := 0; i < t; i++ {
+		for j := i + 1; j < t; j++ {
+			m[i*t+j] = maskedOut
+		}
+	}
+	return NewF32(m, t, t)
+}
