@@ -20,6 +20,12 @@ type stageNodes struct {
 	in       *Node // int32 [B,T] tokens on the first stage, float32 [B,T,D] otherwise
 	cos, sin *Node // [T, headDim]
 	mask     *Node // [T, S]: 0 where attention is allowed, a large negative number elsewhere
+
+	// KV-cache mode (nil otherwise): per layer of the span, the cache buffers [B,H,C,hd] in and
+	// out, and write [T,C], the one-hot positions the T new keys and values go to.
+	cacheK, cacheV []*Node
+	newK, newV     []*Node
+	write          *Node
 }
 
 // forward runs the stage's layers; the last stage returns logits [B,T,V], others the
@@ -91,7 +97,23 @@ func (n *stageNodes) attention(x *Node, i int) *Node {
 	q := n.rope(n.heads(linear(x, p("wq"))))
 	k := n.rope(n.heads(linear(x, p("wk"))))
 	v := n.heads(linear(x, p("wv")))
+	if n.cacheK != nil {
+		j := i - n.span.First
+		k, v = n.place(n.cacheK[j], k), n.place(n.cacheV[j], v)
+		n.newK[j], n.newV[j] = k, v
+	}
 	return n.attend(q, k, v, x.Shape().Dimensions, p("wo"))
+}
+
+// place writes the new keys or values [B,H,T,hd] into a cache buffer [B,H,C,hd] at the
+// positions of n.write, with elementwise ops only: the pure-Go backend has no
+// DynamicUpdateSlice, and a fixed-size buffer keeps one compiled graph for every position.
+func (n *stageNodes) place(cache, fresh *Node) *Node {
+	placed := DotGeneral(n.write, []int{0}, nil, fresh, []int{2}, nil) // [C,B,H,hd]
+	placed = TransposeAllAxes(placed, 1, 2, 0, 3)
+	keep := OneMinus(ReduceSum(n.write, 0)) // [C]: 1 where the buffer keeps its value
+	keep = Reshape(keep, 1, 1, keep.Shape().Dimensions[0], 1)
+	return Add(Mul(cache, keep), placed)
 }
 
 // attend is softmax(q·kᵀ/√hd + mask)·v, merged back to [B,T,D] and projected by wo.
@@ -106,10 +128,11 @@ func (n *stageNodes) attend(q, k, v *Node, outDims []int, wo *Node) *Node {
 	return linear(out, wo)
 }
 
-// meanCrossEntropy is the mean over positions of -log p(target).
-func meanCrossEntropy(logits, targets *Node, vocab int) *Node {
+// meanCrossEntropy is the weighted mean over positions of -log p(target); weights [B,T] are 1
+// for real positions and 0 for padding.
+func meanCrossEntropy(logits, targets, weights *Node, vocab int) *Node {
 	logp := LogSoftmax(logits, -1)
 	oh := OneHot(targets, vocab, dtypes.Float32)
-	dims := targets.Shape().Dimensions
-	return DivScalar(Neg(ReduceAllSum(Mul(logp, oh))), float64(dims[0]*dims[1]))
+	nll := Neg(ReduceSum(Mul(logp, oh), -1)) // [B,T]
+	return Div(ReduceAllSum(Mul(nll, weights)), ReduceAllSum(weights))
 }

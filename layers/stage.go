@@ -40,6 +40,7 @@ type Stage struct {
 	tensors []*tensors.Tensor // params as backend tensors; nil after the params change
 	fwd     *Exec
 	bwd     *Exec
+	dec     *Exec // KV-cache decoding, built by the first session
 }
 
 // NewStage builds a stage for a span with the given parameters (InitParams for a fresh model).
@@ -67,6 +68,8 @@ func NewStage(cfg Config, span Span, params *Params) (*Stage, error) {
 	if s.bwd, err = NewExec(be, func(in []*Node) []*Node { return s.backwardGraph(in, nParams) }); err != nil {
 		return nil, err
 	}
+	s.fwd.SetMaxCache(maxCompiled)
+	s.bwd.SetMaxCache(maxCompiled)
 	return s, nil
 }
 
@@ -117,7 +120,8 @@ func (s *Stage) nodes(in []*Node, nParams int) *stageNodes {
 	return n
 }
 
-// backwardGraph returns [loss (last stage)], [dInput (not first stage)], dParams...
+// backwardGraph: inputs params..., in, cos, sin, mask, dOut (or targets and loss weights on
+// the last stage); outputs [loss (last stage)], [dInput (not first stage)], dParams...
 // A middle stage differentiates the surrogate sum(out · dOut), whose gradient with respect to
 // the stage's parameters and input is exactly the chain rule's.
 func (s *Stage) backwardGraph(in []*Node, nParams int) []*Node {
@@ -127,7 +131,7 @@ func (s *Stage) backwardGraph(in []*Node, nParams int) []*Node {
 	var objective *Node
 	var outs []*Node
 	if s.IsLast() {
-		objective = meanCrossEntropy(out, extra, s.cfg.Vocab)
+		objective = meanCrossEntropy(out, extra, in[nParams+5], s.cfg.Vocab)
 		outs = append(outs, objective)
 	} else {
 		objective = ReduceAllSum(Mul(out, extra))
@@ -193,15 +197,15 @@ func (s *Stage) run(e *Exec, args []any) (out []*tensors.Tensor, err error) {
 	return e.Exec(args...)
 }
 
-func (s *Stage) args(in *Tensor, t int, extra *Tensor) []any {
+func (s *Stage) args(in *Tensor, t int, extra ...*Tensor) []any {
 	args := make([]any, 0, len(s.params.Values)+5)
 	for _, pt := range s.paramTensors() {
 		args = append(args, pt)
 	}
 	cos, sin := ropeTables(s.cfg.HeadDim(), 0, t)
 	args = append(args, toBackend(in), toBackend(cos), toBackend(sin), toBackend(causalMask(t)))
-	if extra != nil {
-		args = append(args, toBackend(extra))
+	for _, e := range extra {
+		args = append(args, toBackend(e))
 	}
 	return args
 }
@@ -213,13 +217,16 @@ func (s *Stage) Forward(in *Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Pad to a bucket length so a few compiled graphs serve every length; with the causal mask
+	// the padded positions change nothing before them.
+	tb := bucket(t, s.cfg.Context)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out, err := s.run(s.fwd, s.args(in, t, nil))
+	out, err := s.run(s.fwd, s.args(padSeq(in, tb), tb))
 	if err != nil {
 		return nil, err
 	}
-	return fromBackend(out[0]), nil
+	return trimSeq(fromBackend(out[0]), t), nil
 }
 
 // Gradients is the result of a backward pass.
@@ -266,9 +273,23 @@ func (s *Stage) BackwardLoss(in, targets *Tensor) (*Gradients, error) {
 }
 
 func (s *Stage) backward(in *Tensor, t int, extra *Tensor) (*Gradients, error) {
+	// The same bucket length as Forward, so the recomputed forward is bit for bit the one that
+	// ran: padded positions get a zero output gradient, or a zero loss weight.
+	tb := bucket(t, s.cfg.Context)
+	args := []*Tensor{padSeq(extra, tb)}
+	if s.IsLast() {
+		b := in.Dims[0]
+		w := make([]float32, b*tb)
+		for i := 0; i < b; i++ {
+			for j := 0; j < t; j++ {
+				w[i*tb+j] = 1
+			}
+		}
+		args = append(args, NewF32(w, b, tb))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	outs, err := s.run(s.bwd, s.args(in, t, extra))
+	outs, err := s.run(s.bwd, s.args(padSeq(in, tb), tb, args...))
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +299,7 @@ func (s *Stage) backward(in *Tensor, t int, extra *Tensor) (*Gradients, error) {
 		outs = outs[1:]
 	}
 	if !s.IsFirst() {
-		g.Input = fromBackend(outs[0])
+		g.Input = trimSeq(fromBackend(outs[0]), t)
 		outs = outs[1:]
 	}
 	for i, o := range outs {

@@ -1,0 +1,200 @@
+package layers
+
+import (
+	"errors"
+	"fmt"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// ErrContextFull is returned when a session would grow past the model's context.
+var ErrContextFull = errors.New("layers: context full")
+
+// ErrSessionClosed is returned by a closed session.
+var ErrSessionClosed = errors.New("layers: session closed")
+
+// Session is one sequence being decoded on a stage: it keeps the keys and values of every
+// position seen so far (the KV cache), so each new token costs one position of compute instead
+// of the whole prefix. The buffers have the model's full context and stay on the backend
+// between steps. A session is not safe for concurrent use; different sessions are.
+type Session struct {
+	st     *Stage
+	batch  int
+	pos    int
+	k, v   []*tensors.Tensor
+	closed bool
+}
+
+// NewSession starts an empty sequence of the given batch size on the stage.
+func (s *Stage) NewSession(batch int) (*Session, error) {
+	if batch < 1 || batch > 64 {
+		return nil, fmt.Errorf("%w: session batch %d (want 1-64)", ErrBadInput, batch)
+	}
+	s.mu.Lock()
+	if s.dec == nil {
+		be, err := sharedBackend()
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		n, l := len(s.params.Specs), s.span.Len()
+		if s.dec, err = NewExec(be, func(in []*Node) []*Node { return s.decodeGraph(in, n, l) }); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.dec.SetMaxCache(maxCompiled)
+	}
+	s.mu.Unlock()
+	c, hd := s.cfg.Context, s.cfg.HeadDim()
+	ss := &Session{st: s, batch: batch}
+	zero := make([]float32, batch*s.cfg.Heads*c*hd)
+	for i := 0; i < s.span.Len(); i++ {
+		ss.k = append(ss.k, tensors.FromFlatDataAndDimensions(zero, batch, s.cfg.Heads, c, hd))
+		ss.v = append(ss.v, tensors.FromFlatDataAndDimensions(zero, batch, s.cfg.Heads, c, hd))
+	}
+	return ss, nil
+}
+
+// decodeGraph: inputs params..., in, cos, sin, mask, write, K..., V...; outputs out, K'..., V'...
+func (s *Stage) decodeGraph(in []*Node, nParams, nLayers int) []*Node {
+	n := s.nodes(in, nParams)
+	n.write = in[nParams+4]
+	base := nParams + 5
+	n.cacheK, n.cacheV = in[base:base+nLayers], in[base+nLayers:base+2*nLayers]
+	n.newK, n.newV = make([]*Node, nLayers), make([]*Node, nLayers)
+	out := []*Node{n.forward()}
+	out = append(out, n.newK...)
+	return append(out, n.newV...)
+}
+
+// Pos is the number of positions the session holds.
+func (ss *Session) Pos() int { return ss.pos }
+
+// Batch is the session's batch size.
+func (ss *Session) Batch() int { return ss.batch }
+
+// Step runs the stage on the next positions of the sequence: token IDs [B,T] on the first
+// stage, an activation [B,T,D] otherwise; it returns the stage's output for those positions
+// only. T can be the whole prompt (prefill) or one token.
+func (ss *Session) Step(in *Tensor) (*Tensor, error) {
+	if ss.closed {
+		return nil, ErrSessionClosed
+	}
+	st := ss.st
+	b, t, err := st.checkInput(in)
+	if err != nil {
+		return nil, err
+	}
+	if b != ss.batch {
+		return nil, fmt.Errorf("%w: batch %d in a session of batch %d", ErrBadInput, b, ss.batch)
+	}
+	c := st.cfg.Context
+	if ss.pos+t > c {
+		return nil, fmt.Errorf("%w: %d positions held, %d more do not fit in %d", ErrContextFull, ss.pos, t, c)
+	}
+	// Pad the chunk to a bucket length so a few compiled graphs serve every prompt length; the
+	// padded rows write past the sequence, where later steps overwrite them before the mask
+	// lets anyone see them.
+	tb := bucket(t, c-ss.pos)
+	padded := padSeq(in, tb)
+	cos, sin := ropeTables(st.cfg.HeadDim(), ss.pos, tb)
+	mask, write := make([]float32, tb*c), make([]float32, tb*c)
+	for i := 0; i < tb; i++ {
+		for j := ss.pos + i + 1; j < c; j++ {
+			mask[i*c+j] = maskedOut
+		}
+		write[i*c+ss.pos+i] = 1
+	}
+	st.mu.Lock()
+	args := make([]any, 0, len(st.params.Values)+5+2*len(ss.k))
+	for _, pt := range st.paramTensors() {
+		args = append(args, pt)
+	}
+	args = append(args, toBackend(padded), toBackend(cos), toBackend(sin),
+		toBackend(NewF32(mask, tb, c)), toBackend(NewF32(write, tb, c)))
+	for _, k := range ss.k {
+		args = append(args, k)
+	}
+	for _, v := range ss.v {
+		args = append(args, v)
+	}
+	outs, err := st.run(st.dec, args)
+	st.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	l := len(ss.k)
+	ss.k, ss.v = outs[1:1+l], outs[1+l:1+2*l]
+	ss.pos += t
+	return trimSeq(fromBackend(outs[0]), t), nil
+}
+
+// Close frees the session's buffers.
+func (ss *Session) Close() {
+	if ss.closed {
+		return
+	}
+	ss.closed = true
+	for _, t := range append(ss.k, ss.v...) {
+		t.FinalizeAll()
+	}
+	ss.k, ss.v = nil, nil
+}
+
+// maxCompiled bounds how many graph shapes one Exec keeps compiled.
+const maxCompiled = 64
+
+// bucket rounds a chunk length up to a power of two, without passing room.
+func bucket(t, room int) int {
+	b := 1
+	for b < t {
+		b *= 2
+	}
+	if b > room {
+		return t
+	}
+	return b
+}
+
+// padSeq pads a [B,T] or [B,T,D] tensor with zeros along T to length tb.
+func padSeq(in *Tensor, tb int) *Tensor {
+	b, t := in.Dims[0], in.Dims[1]
+	if t == tb {
+		return in
+	}
+	row := 1
+	for _, d := range in.Dims[2:] {
+		row *= d
+	}
+	dims := append([]int{b, tb}, in.Dims[2:]...)
+	if in.I32 != nil {
+		out := make([]int32, b*tb*row)
+		for i := 0; i < b; i++ {
+			copy(out[i*tb*row:], in.I32[i*t*row:(i+1)*t*row])
+		}
+		return NewI32(out, dims...)
+	}
+	out := make([]float32, b*tb*row)
+	for i := 0; i < b; i++ {
+		copy(out[i*tb*row:], in.F32[i*t*row:(i+1)*t*row])
+	}
+	return NewF32(out, dims...)
+}
+
+// trimSeq keeps the first t positions of a [B,T,...] float tensor.
+func trimSeq(x *Tensor, t int) *Tensor {
+	b, tb := x.Dims[0], x.Dims[1]
+	if t == tb {
+		return x
+	}
+	row := 1
+	for _, d := range x.Dims[2:] {
+		row *= d
+	}
+	out := make([]float32, 0, b*t*row)
+	for i := 0; i < b; i++ {
+		out = append(out, x.F32[i*tb*row:i*tb*row+t*row]...)
+	}
+	return NewF32(out, append([]int{b, t}, x.Dims[2:]...)...)
+}

@@ -1,0 +1,133 @@
+package layers
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+// recompute is a stepper without a cache: every step runs the whole prefix again.
+type recompute struct {
+	stages []*Stage
+	seq    []int32
+	worst  float64 // largest logit difference seen against the cached run, filled by the test
+}
+
+func (r *recompute) Step(tokens []int32) ([]float32, error) {
+	r.seq = append(r.seq, tokens...)
+	x := NewI32(r.seq, 1, len(r.seq))
+	for _, st := range r.stages {
+		out, err := st.Forward(x)
+		if err != nil {
+			return nil, err
+		}
+		x = out
+	}
+	v := x.Dims[2]
+	return x.F32[(len(r.seq)-1)*v:], nil
+}
+
+// compare runs both steppers in lockstep and records the largest logit difference.
+type compare struct {
+	cached *Pipeline
+	full   *recompute
+}
+
+func (c *compare) Step(tokens []int32) ([]float32, error) {
+	a, err := c.cached.Step(tokens)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.full.Step(tokens)
+	if err != nil {
+		return nil, err
+	}
+	c.full.worst = math.Max(c.full.worst, maxAbsDiff(a, b))
+	return a, nil
+}
+
+func TestKVCacheDecodingMatchesRecomputation(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Context = 256
+	var stages []*Stage
+	for _, sp := range []Span{{0, 1}, {2, 3}} {
+		st, err := NewStage(cfg, sp, cfg.InitParams(sp, 11))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages = append(stages, st)
+	}
+	greedy := Sampling{Temperature: 0, TopP: 1, MaxTokens: 200}
+	prompt := Encode("To be, or not to be")
+
+	pipe, err := NewPipeline(stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipe.Close()
+	full := &recompute{stages: stages}
+	both := &compare{cached: pipe, full: full}
+	got, reason, err := Generate(both, cfg.Context, prompt, greedy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Greedy decoding of the uncached model alone must pick the same tokens.
+	alone := &recompute{stages: stages}
+	want, _, err := Generate(alone, cfg.Context, prompt, greedy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d tokens (%s), max logit difference cached vs recomputed: %g", len(got), reason, full.worst)
+	if len(got) != 200 || reason != FinishLength {
+		t.Fatalf("generated %d tokens (%s), want 200 (length)", len(got), reason)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("token %d: cached %d, recomputed %d", i, got[i], want[i])
+		}
+	}
+	if full.worst > 1e-4 {
+		t.Fatalf("cached logits differ from recomputed ones by %g", full.worst)
+	}
+	distinct := map[int32]bool{}
+	for _, id := range got {
+		distinct[id] = true
+	}
+	if len(distinct) < 3 {
+		t.Fatalf("degenerate output (%d distinct tokens) makes the comparison weak", len(distinct))
+	}
+}
+
+func TestSessionLimits(t *testing.T) {
+	cfg := tinyConfig() // context 32
+	st, err := NewStage(cfg, Span{0, 3}, cfg.InitParams(Span{0, 3}, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := st.NewSession(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Step(NewI32(make([]int32, 30), 1, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Step(NewI32(make([]int32, 3), 1, 3)); !errors.Is(err, ErrContextFull) {
+		t.Fatalf("past the context: %v", err)
+	}
+	if _, err := ss.Step(NewI32(make([]int32, 2), 2, 1)); !errors.Is(err, ErrBadInput) {
+		t.Fatalf("wrong batch: %v", err)
+	}
+	if ss.Pos() != 30 {
+		t.Fatalf("failed steps moved the position to %d", ss.Pos())
+	}
+	ss.Close()
+	if _, err := ss.Step(NewI32([]int32{1}, 1, 1)); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("closed session: %v", err)
+	}
+	if _, err := st.NewSession(0); !errors.Is(err, ErrBadInput) {
+		t.Fatalf("batch 0: %v", err)
+	}
+	if _, err := NewPipeline([]*Stage{st, st}); !errors.Is(err, ErrInvalidSpan) {
+		t.Fatalf("overlapping stages: %v", err)
+	}
+}
