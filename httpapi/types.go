@@ -17,6 +17,7 @@ type Status struct {
 	// Beyond the seed: what scripts need to reach and bootstrap from this node.
 	Multiaddrs []string `json:"multiaddrs"`
 	Model      string   `json:"model"`
+	ModelHash  string   `json:"model_hash,omitempty"` // sha256 of the held span's weights
 	APIPort    int      `json:"api_port"`
 	P2PPort    int      `json:"p2p_port"`
 }

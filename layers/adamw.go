@@ -77,6 +77,6 @@ func (s *Stage) Step(opt *AdamW, grads *Params) error {
 	if err := opt.Step(next, grads); err != nil {
 		return err
 	}
-	s.params, s.tensors = next, nil
+	s.params, s.tensors, s.hash = next, nil, ""
 	return nil
 }

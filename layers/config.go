@@ -33,7 +33,7 @@ const ByteVocab = 258
 
 var presets = map[string]Config{
 	// Small trains on two CPU cores with the pure-Go backend.
-	"neuroshard-small": {Name: "neuroshard-small", Vocab: ByteVocab, DModel: 128, Layers: 8, Heads: 4, MLPHidden: 384, Context: 128},
+	"neuroshard-small": {Name: "neuroshard-small", Vocab: ByteVocab, DModel: 128, Layers: 8, Heads: 4, MLPHidden: 384, Context: 256},
 	// Base is the larger preset for machines with more memory and cores.
 	"neuroshard-base": {Name: "neuroshard-base", Vocab: ByteVocab, DModel: 512, Layers: 16, Heads: 8, MLPHidden: 1408, Context: 512},
 }

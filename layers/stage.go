@@ -38,6 +38,7 @@ type Stage struct {
 	mu      sync.Mutex
 	params  *Params
 	tensors []*tensors.Tensor // params as backend tensors; nil after the params change
+	hash    string            // hash of params; "" after the params change
 	fwd     *Exec
 	bwd     *Exec
 	dec     *Exec // KV-cache decoding, built by the first session
@@ -92,11 +93,14 @@ func (s *Stage) Params() *Params {
 	return s.params.Clone()
 }
 
-// Hash is the hash of the stage's parameters.
+// Hash is the hash of the stage's parameters, computed once per parameter version.
 func (s *Stage) Hash() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.params.Hash()
+	if s.hash == "" {
+		s.hash = s.params.Hash()
+	}
+	return s.hash
 }
 
 // SetParams replaces the stage's parameters after checking names, shapes and values.
@@ -106,8 +110,7 @@ func (s *Stage) SetParams(p *Params) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.params = p.Clone()
-	s.tensors = nil
+	s.params, s.tensors, s.hash = p.Clone(), nil, ""
 	return nil
 }
 

@@ -41,9 +41,18 @@ func (n *Node) Status(ctx context.Context) httpapi.Status {
 		Resources:     httpapi.Resources{CPUPercent: n.cpu.percent(), RAMUsed: residentBytes()},
 		Multiaddrs:    n.Multiaddrs(),
 		Model:         n.model.Name,
+		ModelHash:     n.modelHash(),
 		APIPort:       n.apiPort(),
 		P2PPort:       n.p2pPort(),
 	}
+}
+
+// modelHash is the hash of the held span's weights ("" before Start).
+func (n *Node) modelHash() string {
+	if st := n.Stage(); st != nil {
+		return st.Hash()
+	}
+	return ""
 }
 
 func (n *Node) apiPort() int {
@@ -135,8 +144,7 @@ func (n *Node) Layers(ctx context.Context) httpapi.LayerList {
 		if i == n.model.Layers-1 {
 			mem += n.model.HeadParams() * 4 * 6
 		}
-		// "assigned": announced in the DHT; the model's weights load with the model issue.
-		out.Layers = append(out.Layers, httpapi.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "assigned"})
+		out.Layers = append(out.Layers, httpapi.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "active"})
 	}
 	return out
 }

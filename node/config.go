@@ -41,6 +41,7 @@ type Config struct {
 	DHTMode   string   // auto, server or client
 	Profile   string   // auto, local or internet
 	Model     string   // model preset name
+	ModelSeed uint64   // seed of the initial weights; every peer of a network uses the same
 
 	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
 	// missing from a non-nil map is unlimited).

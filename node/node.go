@@ -44,6 +44,7 @@ type Node struct {
 
 	mu      sync.Mutex
 	span    layers.Span
+	stage   *layers.Stage
 	state   atomic.Value // "created", "starting", "running", "stopping", "stopped"
 	started time.Time
 	closed  bool
@@ -132,8 +133,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	stage, err := n.loadStage(span)
+	if err != nil {
+		return err
+	}
 	n.mu.Lock()
-	n.span = span
+	n.span, n.stage = span, stage
 	n.mu.Unlock()
 	n.host.SetAnnounced(n.layerKeys(span))
 	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {

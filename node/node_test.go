@@ -264,6 +264,10 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, token := n1.ID(), n1.Token()
+	st1, err := apiClient(n1).Status(context.Background())
+	if err != nil || len(st1.ModelHash) != 64 {
+		t.Fatalf("model hash in status: %+v %v", st1, err)
+	}
 	if err := n1.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +282,33 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 	got, err := apiClient(n2).Config(context.Background())
 	if err != nil || got.Training.BatchSize != 32 {
 		t.Fatalf("settings after restart: %+v %v", got, err)
+	}
+	st2, _ := apiClient(n2).Status(context.Background())
+	if st2.ModelHash != st1.ModelHash {
+		t.Fatalf("weights changed across restart: %s -> %s", st1.ModelHash, st2.ModelHash)
+	}
+	ll, _ := apiClient(n2).Layers(context.Background())
+	if len(ll.Layers) != 8 || ll.Layers[0].Status != "active" {
+		t.Fatalf("layers after restart: %+v", ll)
+	}
+	// A checkpoint that fails its hash stops the node with a clear error.
+	n2.Close()
+	path := n2.checkpointPath(n2.Span())
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-10] ^= 0x40
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n3, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n3.Close()
+	if err := n3.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "checkpoint") {
+		t.Fatalf("start with a corrupt checkpoint: %v", err)
 	}
 }
 
