@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -41,8 +43,11 @@ type Host struct {
 	announced   []string         // content keys this node provides
 	reannounce  chan struct{}    // wakes the provide loop after SetAnnounced
 	unreachable map[peer.ID]bool // bootstrap peers whose last dial failed
-	started     bool
-	closed      bool
+
+	bw           *metrics.BandwidthCounter
+	forwardSteps atomic.Int64 // forward steps served
+	started      bool
+	closed       bool
 }
 
 // New creates the libp2p host (listening at once) and its DHT.
@@ -67,7 +72,9 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
+	bw := metrics.NewBandwidthCounter()
 	h, err := libp2p.New(
+		libp2p.BandwidthReporter(bw),
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
 		libp2p.UserAgent(cfg.UserAgent),
@@ -89,7 +96,7 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 		return nil, fmt.Errorf("p2p: dht: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Host{cfg: cfg, h: h, dht: d, ctx: ctx, cancel: cancel, reannounce: make(chan struct{}, 1), unreachable: map[peer.ID]bool{}}, nil
+	return &Host{cfg: cfg, h: h, dht: d, ctx: ctx, cancel: cancel, reannounce: make(chan struct{}, 1), unreachable: map[peer.ID]bool{}, bw: bw}, nil
 }
 
 func dhtOptions(cfg Config) []dht.Option {
@@ -258,4 +265,17 @@ func modeName(m dht.ModeOpt) string {
 		return "auto (server)"
 	}
 	return "auto"
+}
+
+// Traffic is what the host has sent and received, and its counters.
+type Traffic struct {
+	BytesSent, BytesReceived int64
+	Connections              int
+	ForwardSteps             int64
+}
+
+// Traffic reports the host's totals.
+func (n *Host) Traffic() Traffic {
+	st := n.bw.GetBandwidthTotals()
+	return Traffic{BytesSent: st.TotalOut, BytesReceived: st.TotalIn, Connections: len(n.h.Network().Conns()), ForwardSteps: n.forwardSteps.Load()}
 }

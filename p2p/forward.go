@@ -1,0 +1,243 @@
+package p2p
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The forward protocol: a client opens a stream per inference session, sends OPEN naming the
+// model and the layer span it wants run, then STEP frames with the activations (or token IDs)
+// of new positions; each is answered by OUTPUT or ERROR. The stage keeps the session's KV
+// cache for the life of the stream: closing the stream, or leaving it idle past
+// ForwardIdleTimeout, frees it.
+const (
+	frameOpen   byte = 1 // client: ForwardOpen (JSON)
+	frameOpened byte = 2 // server: ForwardOpened (JSON)
+	frameStep   byte = 3 // client: tensor
+	frameOutput byte = 4 // server: tensor
+	frameError  byte = 5 // server: RemoteError (JSON)
+
+	// MaxForwardFrame bounds one frame (a [64, 512, 512] float32 activation is 64 MiB).
+	MaxForwardFrame = 64 << 20
+	// maxForwardElems bounds the values of one tensor.
+	maxForwardElems = MaxForwardFrame / 4
+	// maxControlFrame bounds the JSON frames.
+	maxControlFrame = 4 << 10
+	// ForwardOpenTimeout bounds how long a new stream may take to say what it wants.
+	ForwardOpenTimeout = 10 * time.Second
+	// ForwardIdleTimeout frees a session whose client sends nothing for this long.
+	ForwardIdleTimeout = 2 * time.Minute
+	// ForwardStepTimeout bounds one step as the client sees it (the stage's compute included).
+	ForwardStepTimeout = 60 * time.Second
+)
+
+// ForwardOpen asks a peer to run a span of a model for one session.
+type ForwardOpen struct {
+	Model string `json:"model"`
+	First int    `json:"first"`
+	Last  int    `json:"last"`
+	Batch int    `json:"batch"`
+}
+
+// ForwardOpened confirms a session.
+type ForwardOpened struct {
+	First int `json:"first"`
+	Last  int `json:"last"`
+}
+
+// RemoteError is an error a peer reported; Code is machine-readable.
+type RemoteError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("remote %s: %s", e.Code, e.Message) }
+
+// ForwardSession is what a node runs for one forward stream.
+type ForwardSession interface {
+	Step(in *Tensor) (*Tensor, error)
+	Close()
+}
+
+// ForwardHandler opens a session for a request; an error is sent to the client as a
+// RemoteError (use *RemoteError to choose the code).
+type ForwardHandler func(from peer.ID, req ForwardOpen) (ForwardSession, error)
+
+// ServeForward registers the forward protocol's handler.
+func (n *Host) ServeForward(h ForwardHandler) {
+	n.h.SetStreamHandler(ProtocolForward, func(s network.Stream) { n.handleForward(s, h) })
+}
+
+func writeJSONFrame(s network.Stream, typ byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return WriteFrame(s, typ, b)
+}
+
+func remoteErr(err error) *RemoteError {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re
+	}
+	return &RemoteError{Code: "STEP_FAILED", Message: err.Error()}
+}
+
+func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
+	from := s.Conn().RemotePeer()
+	s.SetReadDeadline(time.Now().Add(ForwardOpenTimeout))
+	typ, payload, err := ReadFrame(s, maxControlFrame)
+	var req ForwardOpen
+	if err == nil && typ == frameOpen {
+		err = json.Unmarshal(payload, &req)
+	} else if err == nil {
+		err = fmt.Errorf("%w: expected OPEN, got frame type %d", ErrFrame, typ)
+	}
+	if err != nil {
+		logger().Debug("forward: bad open", "peer", from, "err", err)
+		s.Reset()
+		return
+	}
+	sess, err := h(from, req)
+	if err != nil {
+		s.SetWriteDeadline(time.Now().Add(ForwardOpenTimeout))
+		writeJSONFrame(s, frameError, remoteErr(err))
+		s.Close()
+		return
+	}
+	defer sess.Close()
+	s.SetWriteDeadline(time.Now().Add(ForwardOpenTimeout))
+	if err := writeJSONFrame(s, frameOpened, ForwardOpened{First: req.First, Last: req.Last}); err != nil {
+		s.Reset()
+		return
+	}
+	for {
+		s.SetReadDeadline(time.Now().Add(ForwardIdleTimeout))
+		typ, payload, err := ReadFrame(s, MaxForwardFrame)
+		if err != nil {
+			if errors.Is(err, ErrFrame) {
+				logger().Debug("forward: peer sent a bad frame; cutting it off", "peer", from, "err", err)
+				s.Reset()
+			} else {
+				s.Close() // EOF or idle: the session ends
+			}
+			return
+		}
+		if typ != frameStep {
+			s.Reset()
+			return
+		}
+		in, rest, err := DecodeTensor(payload, maxForwardElems)
+		if err != nil || len(rest) != 0 {
+			logger().Debug("forward: bad tensor; cutting the peer off", "peer", from, "err", err)
+			s.Reset()
+			return
+		}
+		out, err := sess.Step(in)
+		s.SetWriteDeadline(time.Now().Add(ForwardStepTimeout))
+		if err != nil {
+			if werr := writeJSONFrame(s, frameError, remoteErr(err)); werr != nil {
+				s.Reset()
+				return
+			}
+			continue
+		}
+		buf, err := AppendTensor(make([]byte, 0, 6+4*len(out.Dims)+4*(len(out.F32)+len(out.I32))), out)
+		if err == nil {
+			err = WriteFrame(s, frameOutput, buf)
+		}
+		if err != nil {
+			s.Reset()
+			return
+		}
+		n.forwardSteps.Add(1)
+	}
+}
+
+// ForwardClient is the client side of one forward session.
+type ForwardClient struct {
+	s    network.Stream
+	peer peer.ID
+}
+
+// OpenForward opens a session on a peer.
+func (n *Host) OpenForward(ctx context.Context, p peer.ID, req ForwardOpen) (*ForwardClient, error) {
+	ctx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
+	defer cancel()
+	s, err := n.h.NewStream(ctx, p, ProtocolForward)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: open forward stream to %s: %w", p, err)
+	}
+	deadline := time.Now().Add(ForwardOpenTimeout)
+	s.SetDeadline(deadline)
+	if err := writeJSONFrame(s, frameOpen, req); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	typ, payload, err := ReadFrame(s, maxControlFrame)
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("p2p: forward open on %s: %w", p, err)
+	}
+	switch typ {
+	case frameOpened:
+		return &ForwardClient{s: s, peer: p}, nil
+	case frameError:
+		var re RemoteError
+		json.Unmarshal(payload, &re)
+		s.Close()
+		return nil, &re
+	}
+	s.Reset()
+	return nil, fmt.Errorf("%w: unexpected frame type %d", ErrFrame, typ)
+}
+
+// Peer is the peer running the session.
+func (c *ForwardClient) Peer() peer.ID { return c.peer }
+
+// Step sends the inputs of new positions and returns the stage's outputs.
+func (c *ForwardClient) Step(ctx context.Context, in *Tensor) (*Tensor, error) {
+	deadline := time.Now().Add(ForwardStepTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.s.SetDeadline(deadline)
+	buf, err := AppendTensor(nil, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteFrame(c.s, frameStep, buf); err != nil {
+		c.s.Reset()
+		return nil, fmt.Errorf("p2p: forward step to %s: %w", c.peer, err)
+	}
+	typ, payload, err := ReadFrame(c.s, MaxForwardFrame)
+	if err != nil {
+		c.s.Reset()
+		return nil, fmt.Errorf("p2p: forward step on %s: %w", c.peer, err)
+	}
+	switch typ {
+	case frameOutput:
+		out, rest, err := DecodeTensor(payload, maxForwardElems)
+		if err != nil || len(rest) != 0 {
+			c.s.Reset()
+			return nil, fmt.Errorf("p2p: bad output from %s: %v", c.peer, err)
+		}
+		return out, nil
+	case frameError:
+		var re RemoteError
+		json.Unmarshal(payload, &re)
+		return nil, &re
+	}
+	c.s.Reset()
+	return nil, fmt.Errorf("%w: unexpected frame type %d from %s", ErrFrame, typ, c.peer)
+}
+
+// Close ends the session; the peer frees its cache.
+func (c *ForwardClient) Close() error { return c.s.Close() }

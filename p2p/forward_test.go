@@ -1,0 +1,125 @@
+package p2p
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// scaleSession multiplies by its position count + 1, so a test can see the server keep state
+// across steps of one stream.
+type scaleSession struct {
+	steps  int
+	closed *atomic.Int32
+}
+
+func (s *scaleSession) Step(in *Tensor) (*Tensor, error) {
+	if in.F32 == nil {
+		return nil, &RemoteError{Code: "BAD_INPUT", Message: "float32 only"}
+	}
+	s.steps++
+	out := &Tensor{Dims: in.Dims, F32: make([]float32, len(in.F32))}
+	for i, x := range in.F32 {
+		out.F32[i] = x * float32(s.steps)
+	}
+	return out, nil
+}
+
+func (s *scaleSession) Close() { s.closed.Add(1) }
+
+func forwardPair(t *testing.T) (server, client *Host, closed *atomic.Int32) {
+	hosts := newTestNetwork(t, 2)
+	closed = &atomic.Int32{}
+	hosts[0].ServeForward(func(from peer.ID, req ForwardOpen) (ForwardSession, error) {
+		if req.Model != "m" {
+			return nil, &RemoteError{Code: "UNKNOWN_MODEL", Message: req.Model}
+		}
+		return &scaleSession{closed: closed}, nil
+	})
+	return hosts[0], hosts[1], closed
+}
+
+func TestForwardSessionKeepsStateAndFreesOnClose(t *testing.T) {
+	server, client, closed := forwardPair(t)
+	ctx := context.Background()
+	fc, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "m", First: 0, Last: 1, Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := 1; step <= 3; step++ {
+		out, err := fc.Step(ctx, &Tensor{Dims: []int{1, 2}, F32: []float32{1, 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(out.F32, []float32{float32(step), float32(2 * step)}) {
+			t.Fatalf("step %d: %v", step, out.F32)
+		}
+	}
+	// A step the session refuses is an error for that step; the session goes on.
+	if _, err := fc.Step(ctx, &Tensor{Dims: []int{1}, I32: []int32{1}}); err == nil {
+		t.Fatal("int input accepted")
+	} else if re := (*RemoteError)(nil); !errors.As(err, &re) || re.Code != "BAD_INPUT" {
+		t.Fatalf("remote error: %v", err)
+	}
+	if out, err := fc.Step(ctx, &Tensor{Dims: []int{1}, F32: []float32{1}}); err != nil || out.F32[0] != 4 {
+		t.Fatalf("after an error: %v %v", out, err)
+	}
+	fc.Close()
+	waitFor(t, 5*time.Second, "the server to free the session", func() bool { return closed.Load() == 1 })
+	if server.Traffic().ForwardSteps != 4 {
+		t.Fatalf("forward steps served: %d", server.Traffic().ForwardSteps)
+	}
+	if _, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "other"}); err == nil {
+		t.Fatal("unknown model accepted")
+	} else if re := (*RemoteError)(nil); !errors.As(err, &re) || re.Code != "UNKNOWN_MODEL" {
+		t.Fatalf("open error: %v", err)
+	}
+}
+
+// A peer that sends garbage or an oversized frame is cut off; the server keeps serving others.
+func TestForwardCutsOffGarbage(t *testing.T) {
+	server, client, closed := forwardPair(t)
+	ctx := context.Background()
+	for name, send := range map[string][]byte{
+		"not a frame":     []byte("GET / HTTP/1.1\r\n\r\n"),
+		"oversized frame": binary.LittleEndian.AppendUint32([]byte{frameOpen}, 1<<31),
+	} {
+		s, err := client.Libp2p().NewStream(ctx, server.ID(), ProtocolForward)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write(send)
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		if n, err := s.Read(buf); err == nil {
+			t.Fatalf("%s: server answered %q instead of cutting off", name, buf[:n])
+		}
+		s.Reset()
+	}
+	// A valid session whose step carries a tensor announcing more values than it holds.
+	fc, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "m", Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := AppendTensor(nil, &Tensor{Dims: []int{2}, F32: []float32{1, 2}})
+	WriteFrame(fc.s, frameStep, bad[:len(bad)-4])
+	if _, _, err := ReadFrame(fc.s, 1024); err == nil {
+		t.Fatal("malformed tensor answered")
+	}
+	waitFor(t, 5*time.Second, "the cut-off session to be freed", func() bool { return closed.Load() == 1 })
+	// The server still serves a well-behaved client.
+	good, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "m", Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	if _, err := good.Step(ctx, &Tensor{Dims: []int{1}, F32: []float32{3}}); err != nil {
+		t.Fatal(err)
+	}
+}
