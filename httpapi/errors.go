@@ -64,8 +64,11 @@ func errorHandler(err error, c echo.Context) {
 		return
 	}
 	apiErr := toAPIError(err)
-	if apiErr.Status >= 500 {
+	switch {
+	case apiErr.Status == http.StatusInternalServerError:
 		logger().Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+	case apiErr.Status > 500:
+		logger().Warn("request refused", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(apiErr.Status)

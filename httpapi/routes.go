@@ -29,8 +29,8 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 
 	// Endpoints of seed 001 whose capability has not landed yet answer 501 with a reason,
 	// so clients learn what is missing instead of meeting a bare 404.
-	v1.GET("/metrics", notImplemented("metrics arrive with pipeline inference"), read, auth)
-	v1.POST("/inference", notImplemented("inference across peers is not available yet"), infer, auth)
+	v1.GET("/metrics", s.metrics, read, auth)
+	v1.POST("/inference", s.inference, infer, auth)
 	v1.GET("/proofs", notImplemented("proofs arrive with the NEURO ledger"), wallet, auth)
 	w := v1.Group("/wallet", wallet, auth)
 	for _, p := range []string{"/balance", "/transactions"} {
@@ -117,4 +117,8 @@ func (s *Server) findPeer(c echo.Context) error {
 
 func (s *Server) coverage(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.backend.Coverage(c.Request().Context()))
+}
+
+func (s *Server) metrics(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.backend.Metrics(c.Request().Context()))
 }

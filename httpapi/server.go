@@ -27,6 +27,9 @@ type Backend interface {
 	Providers(ctx context.Context, layer int) (Providers, error)
 	FindPeer(ctx context.Context, id string) (PeerAddrs, error)
 	Coverage(ctx context.Context) Coverage
+	Metrics(ctx context.Context) Metrics
+	// Inference generates; emit, when not nil, receives text as it is produced (streaming).
+	Inference(ctx context.Context, req InferenceRequest, emit func(TokenEvent) error) (*InferenceResponse, error)
 }
 
 // shutdownTimeout bounds how long Close waits for requests in flight.

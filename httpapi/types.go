@@ -200,3 +200,91 @@ type Coverage struct {
 	Complete bool            `json:"complete"`
 	Missing  []int           `json:"missing"`
 }
+
+// InferenceRequest is the body of POST /api/v1/inference; absent fields take seed 001's
+// defaults.
+type InferenceRequest struct {
+	Prompt      *string  `json:"prompt"`
+	MaxTokens   *int     `json:"max_tokens,omitempty"`
+	Temperature *float64 `json:"temperature,omitempty"`
+	TopP        *float64 `json:"top_p,omitempty"`
+	TopK        *int     `json:"top_k,omitempty"`
+	Stream      bool     `json:"stream,omitempty"`
+	Stop        []string `json:"stop,omitempty"`
+	Seed        *uint64  `json:"seed,omitempty"`
+}
+
+// Usage counts tokens.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// Cost is what a request cost.
+type Cost struct {
+	Amount   float64 `json:"amount"`
+	Currency string  `json:"currency"`
+}
+
+// Timing splits a request's time.
+type Timing struct {
+	QueueMS     int64 `json:"queue_ms"`
+	InferenceMS int64 `json:"inference_ms"`
+	TotalMS     int64 `json:"total_ms"`
+}
+
+// InferenceResponse is the answer to a non-streaming inference request.
+type InferenceResponse struct {
+	ID              string `json:"id"`
+	Text            string `json:"text"`
+	TokensGenerated int    `json:"tokens_generated"`
+	FinishReason    string `json:"finish_reason"`
+	Usage           Usage  `json:"usage"`
+	Cost            Cost   `json:"cost"`
+	Timing          Timing `json:"timing"`
+	// Beyond the seed: the peers that ran the layers, in order.
+	Route []RouteHop `json:"route,omitempty"`
+}
+
+// RouteHop is one stage of the route a request took.
+type RouteHop struct {
+	Peer   string `json:"peer"`
+	Layers string `json:"layers"`
+}
+
+// TokenEvent is one Server-Sent Event of a streaming inference; the last has Token "[DONE]",
+// the finish reason and the usage.
+type TokenEvent struct {
+	Token        string `json:"token"`
+	Index        int    `json:"index"`
+	FinishReason string `json:"finish_reason,omitempty"`
+	Usage        *Usage `json:"usage,omitempty"`
+}
+
+// Metrics is GET /api/v1/metrics. Training and rewards are absent until the node trains and
+// keeps the ledger.
+type Metrics struct {
+	Timestamp string           `json:"timestamp"`
+	Inference InferenceMetrics `json:"inference"`
+	Network   NetworkMetrics   `json:"network"`
+}
+
+// InferenceMetrics is the inference section of Metrics.
+type InferenceMetrics struct {
+	RequestsTotal     int64   `json:"requests_total"`
+	RequestsPerMinute float64 `json:"requests_per_minute"`
+	AvgLatencyMS      float64 `json:"avg_latency_ms"`
+	P99LatencyMS      float64 `json:"p99_latency_ms"`
+	TokensGenerated   int64   `json:"tokens_generated"`
+	Failovers         int64   `json:"failovers"`
+	QueueLength       int     `json:"queue_length"`
+}
+
+// NetworkMetrics is the network section of Metrics.
+type NetworkMetrics struct {
+	BytesSent         int64 `json:"bytes_sent"`
+	BytesReceived     int64 `json:"bytes_received"`
+	ActiveConnections int   `json:"active_connections"`
+	RPCCalls          int64 `json:"rpc_calls"`
+}

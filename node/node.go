@@ -37,6 +37,10 @@ type Node struct {
 	api            *httpapi.Server
 	cpu            cpuSampler
 	coverage       coverageCache
+	subs           subStages
+	served         atomic.Int64  // forward sessions served to peers
+	queue          chan struct{} // one slot per concurrent generation
+	metrics        inferenceMetrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -74,7 +78,8 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings}
+	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings,
+		queue: make(chan struct{}, generationSlots)}
 	n.state.Store("created")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -140,6 +145,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.span, n.stage = span, stage
 	n.mu.Unlock()
+	n.host.ServeForward(n.serveForward)
 	n.host.SetAnnounced(n.layerKeys(span))
 	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
 		return err

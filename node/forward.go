@@ -1,0 +1,110 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// maxServedSessions bounds the forward sessions (KV caches) a node keeps for other peers.
+const maxServedSessions = 64
+
+func toLayers(t *p2p.Tensor) *layers.Tensor {
+	return &layers.Tensor{Dims: t.Dims, F32: t.F32, I32: t.I32}
+}
+func toWire(t *layers.Tensor) *p2p.Tensor { return &p2p.Tensor{Dims: t.Dims, F32: t.F32, I32: t.I32} }
+
+// servedSession runs one peer's forward session on a local stage.
+type servedSession struct {
+	sess    *layers.Session
+	release func()
+	once    sync.Once
+}
+
+func (s *servedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
+	out, err := s.sess.Step(toLayers(in))
+	if err != nil {
+		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
+	}
+	return toWire(out), nil
+}
+
+func (s *servedSession) Close() {
+	s.once.Do(func() {
+		s.sess.Close()
+		s.release()
+	})
+}
+
+// serveForward answers a peer's forward request for a span within the node's own.
+func (n *Node) serveForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardSession, error) {
+	if req.Model != n.model.Name {
+		return nil, &p2p.RemoteError{Code: "UNKNOWN_MODEL", Message: fmt.Sprintf("this node serves %s, not %q", n.model.Name, req.Model)}
+	}
+	want := layers.Span{First: req.First, Last: req.Last}
+	held := n.Span()
+	if want.First < held.First || want.Last > held.Last || want.Last < want.First {
+		return nil, &p2p.RemoteError{Code: "NOT_HELD", Message: fmt.Sprintf("layers %s requested, this node holds %s", want, held)}
+	}
+	st, err := n.stageFor(want)
+	if err != nil {
+		return nil, &p2p.RemoteError{Code: "UNAVAILABLE", Message: err.Error()}
+	}
+	if n.served.Add(1) > maxServedSessions {
+		n.served.Add(-1)
+		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open", maxServedSessions)}
+	}
+	sess, err := st.NewSession(req.Batch)
+	if err != nil {
+		n.served.Add(-1)
+		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
+	}
+	return &servedSession{sess: sess, release: func() { n.served.Add(-1) }}, nil
+}
+
+// subStages caches stages for parts of the held span (a route may need only its tail), keyed
+// by span and rebuilt when the weights change.
+type subStages struct {
+	mu    sync.Mutex
+	byKey map[layers.Span]subStage
+}
+
+type subStage struct {
+	hash  string
+	stage *layers.Stage
+}
+
+// stageFor returns a stage running exactly span, which lies within the held span.
+func (n *Node) stageFor(span layers.Span) (*layers.Stage, error) {
+	st := n.Stage()
+	if st == nil {
+		return nil, fmt.Errorf("node: no layers loaded yet")
+	}
+	if span == st.Span() {
+		return st, nil
+	}
+	hash := st.Hash()
+	n.subs.mu.Lock()
+	defer n.subs.mu.Unlock()
+	if c, ok := n.subs.byKey[span]; ok && c.hash == hash {
+		return c.stage, nil
+	}
+	all := st.Params()
+	specs := n.model.ParamSpecs(span)
+	sub := &layers.Params{Specs: specs, Values: make([][]float32, len(specs))}
+	for i, s := range specs {
+		sub.Values[i] = all.Get(s.Name)
+	}
+	stage, err := layers.NewStage(n.model, span, sub)
+	if err != nil {
+		return nil, err
+	}
+	if n.subs.byKey == nil {
+		n.subs.byKey = map[layers.Span]subStage{}
+	}
+	n.subs.byKey[span] = subStage{hash: hash, stage: stage}
+	return stage, nil
+}

@@ -1,0 +1,174 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neuroshard/neuroshard/client"
+	"github.com/neuroshard/neuroshard/httpapi"
+)
+
+func greedy(prompt string, maxTokens int) httpapi.InferenceRequest {
+	temp := 0.0
+	return httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens, Temperature: &temp}
+}
+
+func waitCoverage(t *testing.T, n *Node) {
+	t.Helper()
+	eventually(t, 15*time.Second, "complete coverage", func() bool { return n.Coverage(context.Background()).Complete })
+}
+
+func TestPipelineInferenceMatchesOneNode(t *testing.T) {
+	ctx := context.Background()
+	nodes := startNetwork(t, "0-2", "3-5", "6-7")
+	waitCoverage(t, nodes[0])
+	whole := startNode(t, testConfig(t)) // a network of one, holding every layer
+
+	req := greedy("ROMEO:", 24)
+	got, err := apiClient(nodes[0]).Inference(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := apiClient(whole).Inference(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != want.Text || got.TokensGenerated != 24 || got.FinishReason != "length" {
+		t.Fatalf("pipeline %q (%d, %s), one node %q", got.Text, got.TokensGenerated, got.FinishReason, want.Text)
+	}
+	if len(got.Route) != 3 || got.Route[1].Peer != nodes[1].ID() || got.Route[2].Layers != "6-7" {
+		t.Fatalf("route: %+v", got.Route)
+	}
+	if got.Usage.PromptTokens != 7 || got.Usage.TotalTokens != 31 || got.Cost.Currency != "NEURO" || !strings.HasPrefix(got.ID, "inf_") {
+		t.Fatalf("answer fields: %+v", got)
+	}
+
+	// Streaming: the events, in order, spell the same text; the last carries reason and usage.
+	var pieces []string
+	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev httpapi.TokenEvent) error {
+		if ev.Index != len(pieces) {
+			t.Errorf("event index %d, want %d", ev.Index, len(pieces))
+		}
+		pieces = append(pieces, ev.Token)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(pieces, "") != want.Text || last.FinishReason != "length" || last.Usage == nil || last.Usage.CompletionTokens != 24 {
+		t.Fatalf("stream %q, last %+v", strings.Join(pieces, ""), last)
+	}
+	m, err := apiClient(nodes[0]).Metrics(ctx)
+	if err != nil || m.Inference.RequestsTotal != 2 || m.Inference.TokensGenerated != 48 || m.Network.BytesSent == 0 {
+		t.Fatalf("metrics: %+v %v", m, err)
+	}
+	if served, _ := apiClient(nodes[1]).Metrics(ctx); served.Network.RPCCalls < 48 {
+		t.Fatalf("middle stage served %d forward steps", served.Network.RPCCalls)
+	}
+}
+
+func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
+	ctx := context.Background()
+	nodes := startNetwork(t, "0-2", "3-5", "3-5", "6-7")
+	waitCoverage(t, nodes[0])
+	eventually(t, 10*time.Second, "both middle holders in the coverage", func() bool {
+		return len(nodes[0].Coverage(ctx).Layers[4].Providers) == 2
+	})
+	req := greedy("To be, or not", 30)
+	want, err := apiClient(nodes[0]).Inference(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var killed *Node
+	var text strings.Builder
+	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev httpapi.TokenEvent) error {
+		text.WriteString(ev.Token)
+		if ev.Index == 8 {
+			for _, n := range nodes[1:3] {
+				if n.served.Load() > 0 {
+					killed = n
+					n.Close()
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed == nil {
+		t.Fatal("no middle holder was serving the stream")
+	}
+	if text.String() != want.Text || last.Usage.CompletionTokens != 30 {
+		t.Fatalf("after failover %q, uninterrupted %q", text.String(), want.Text)
+	}
+	m, _ := apiClient(nodes[0]).Metrics(ctx)
+	if m.Inference.Failovers < 1 {
+		t.Fatalf("failovers: %+v", m.Inference)
+	}
+}
+
+func TestInferenceErrors(t *testing.T) {
+	ctx := context.Background()
+	lone := testConfig(t)
+	lone.Layers = "0-2"
+	n := startNode(t, lone)
+	c := apiClient(n)
+	_, err := c.Inference(ctx, greedy("hello", 5))
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != httpapi.CodeNodeUnavailable {
+		t.Fatalf("missing layers: %v", err)
+	}
+	if miss, _ := ae.Details["missing_layers"].([]any); len(miss) != 5 {
+		t.Fatalf("missing layers named: %v", ae.Details)
+	}
+	for _, body := range []string{
+		`{"prompt": ""}`,
+		`{"max_tokens": 5}`,
+		`{"prompt": "hi", "max_tokens": 0}`,
+		`{"prompt": "hi", "max_tokens": 100000}`,
+		`{"prompt": "hi", "temperature": 2.5}`,
+		`{"prompt": "hi", "temperature": -0.1}`,
+		`{"prompt": "hi", "top_p": 0}`,
+		`{"prompt": "hi", "top_k": -3}`,
+		`{"prompt": "hi", "stop": [""]}`,
+		`{"prompt": 42}`,
+		`{"prompt": "hi", "max_tokens": "ten"}`,
+		`{"prompt": "hi", "stream": "yes"}`,
+		`{"prompt": "hi", "colour": "blue"}`,
+		`{"prompt": "` + strings.Repeat("x", 300) + `"}`,
+		`not json`,
+	} {
+		err := c.Do(ctx, http.MethodPost, "/api/v1/inference", strings.NewReader(body), nil)
+		if !client.IsCode(err, httpapi.CodeInvalidRequest) {
+			t.Errorf("%.40s: want INVALID_REQUEST, got %v", body, err)
+		}
+	}
+}
+
+// A client that disconnects mid-stream frees the sessions of every stage.
+func TestDisconnectFreesStageSessions(t *testing.T) {
+	nodes := startNetwork(t, "0-3", "4-7")
+	waitCoverage(t, nodes[0])
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := apiClient(nodes[0]).InferenceStream(ctx, greedy("Once", 200), func(ev httpapi.TokenEvent) error {
+		if ev.Index == 3 {
+			if nodes[1].served.Load() != 1 {
+				t.Errorf("remote stage holds %d sessions mid-stream", nodes[1].served.Load())
+			}
+			cancel()
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("the stream went on after the client left")
+	}
+	eventually(t, 10*time.Second, "the remote stage to free the session", func() bool { return nodes[1].served.Load() == 0 })
+	if len(nodes[0].queue) != 0 {
+		t.Fatal("the generation slot was not released")
+	}
+}

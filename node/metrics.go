@@ -1,0 +1,84 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/neuroshard/neuroshard/httpapi"
+)
+
+// latencyWindow is how many recent requests the latency figures cover.
+const latencyWindow = 1024
+
+type inferenceMetrics struct {
+	mu        sync.Mutex
+	total     int64
+	tokens    int64
+	failovers int64
+	waiting   int
+	recent    []time.Time // request completions in the last minute
+	lat       []float64   // ring of recent latencies, ms
+	next      int
+}
+
+func (m *inferenceMetrics) record(latency time.Duration, tokens int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	m.total++
+	m.tokens += int64(tokens)
+	m.recent = append(m.recent, now)
+	ms := float64(latency.Microseconds()) / 1000
+	if len(m.lat) < latencyWindow {
+		m.lat = append(m.lat, ms)
+	} else {
+		m.lat[m.next] = ms
+		m.next = (m.next + 1) % latencyWindow
+	}
+}
+
+func (m *inferenceMetrics) failover() {
+	m.mu.Lock()
+	m.failovers++
+	m.mu.Unlock()
+}
+
+func (m *inferenceMetrics) queued(d int) {
+	m.mu.Lock()
+	m.waiting += d
+	m.mu.Unlock()
+}
+
+// Metrics implements httpapi.Backend.
+func (n *Node) Metrics(ctx context.Context) httpapi.Metrics {
+	m := &n.metrics
+	m.mu.Lock()
+	cut := time.Now().Add(-time.Minute)
+	i := 0
+	for i < len(m.recent) && m.recent[i].Before(cut) {
+		i++
+	}
+	m.recent = m.recent[i:]
+	inf := httpapi.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
+		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: m.waiting}
+	if len(m.lat) > 0 {
+		sorted := slices.Clone(m.lat)
+		slices.Sort(sorted)
+		sum := 0.0
+		for _, x := range sorted {
+			sum += x
+		}
+		inf.AvgLatencyMS = sum / float64(len(sorted))
+		inf.P99LatencyMS = sorted[min(len(sorted)-1, len(sorted)*99/100)]
+	}
+	m.mu.Unlock()
+	tr := n.host.Traffic()
+	return httpapi.Metrics{
+		Timestamp: time.Now().UTC().Format(time.RFC3339),
+		Inference: inf,
+		Network: httpapi.NetworkMetrics{BytesSent: tr.BytesSent, BytesReceived: tr.BytesReceived,
+			ActiveConnections: tr.Connections, RPCCalls: tr.ForwardSteps},
+	}
+}

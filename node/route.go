@@ -1,0 +1,139 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/layers"
+)
+
+// unmeasuredLatency stands in for a peer whose round trip was not measured yet, so measured
+// peers are preferred.
+const unmeasuredLatency = 50 * time.Millisecond
+
+// hop is one stage of a route: a peer (or this node) running a span.
+type hop struct {
+	peer peer.ID
+	span layers.Span
+	self bool
+}
+
+// holdings lists, for each peer the coverage view knows (this node included), the contiguous
+// spans it holds.
+func (n *Node) holdings(ctx context.Context) map[peer.ID][]layers.Span {
+	out := map[peer.ID][]layers.Span{}
+	for id, ls := range layersByPeer(n.Coverage(ctx)) {
+		pid, err := peer.Decode(id)
+		if err != nil || pid == n.host.ID() {
+			continue
+		}
+		slices.Sort(ls)
+		for i := 0; i < len(ls); {
+			j := i
+			for j+1 < len(ls) && ls[j+1] == ls[j]+1 {
+				j++
+			}
+			out[pid] = append(out[pid], layers.Span{First: ls[i], Last: ls[j]})
+			i = j + 1
+		}
+	}
+	if n.Stage() != nil {
+		out[n.host.ID()] = []layers.Span{n.Span()}
+	}
+	return out
+}
+
+func (n *Node) latency(p peer.ID) time.Duration {
+	if p == n.host.ID() {
+		return 0
+	}
+	if l := n.host.Latency(p); l > 0 {
+		return l
+	}
+	return unmeasuredLatency
+}
+
+// planRoute covers layers 0..L-1 with the fewest hops, then the lowest summed latency, using
+// this node's own span where it can. Peers in exclude are not used.
+func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, error) {
+	hold := n.holdings(ctx)
+	L := n.model.Layers
+	type best struct {
+		hops int
+		lat  time.Duration
+		prev int
+		via  hop
+		ok   bool
+	}
+	b := make([]best, L+1)
+	b[0].ok = true
+	for l := 0; l < L; l++ {
+		if !b[l].ok {
+			continue
+		}
+		for p, spans := range hold {
+			if exclude[p] {
+				continue
+			}
+			for _, sp := range spans {
+				if !sp.Contains(l) {
+					continue
+				}
+				next := sp.Last + 1
+				cand := best{hops: b[l].hops + 1, lat: b[l].lat + n.latency(p), prev: l, ok: true,
+					via: hop{peer: p, span: layers.Span{First: l, Last: sp.Last}, self: p == n.host.ID()}}
+				cur := b[next]
+				if !cur.ok || cand.hops < cur.hops || cand.hops == cur.hops && (cand.lat < cur.lat || cand.lat == cur.lat && cand.via.peer < cur.via.peer) {
+					b[next] = cand
+				}
+			}
+		}
+	}
+	if !b[L].ok {
+		var missing []int
+		for l := 0; l < L; l++ {
+			held := false
+			for p, spans := range hold {
+				for _, sp := range spans {
+					held = held || (!exclude[p] && sp.Contains(l))
+				}
+			}
+			if !held {
+				missing = append(missing, l)
+			}
+		}
+		return nil, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable,
+			fmt.Sprintf("no reachable peer holds layers %v of %s", missing, n.model.Name),
+			map[string]any{"missing_layers": missing, "model": n.model.Name})
+	}
+	var route []hop
+	for l := L; l > 0; l = b[l].prev {
+		route = append(route, b[l].via)
+	}
+	slices.Reverse(route)
+	return route, nil
+}
+
+// replacementFor finds another holder of a whole hop span, for failover.
+func (n *Node) replacementFor(ctx context.Context, span layers.Span, exclude map[peer.ID]bool) (hop, bool) {
+	var bestHop hop
+	found := false
+	for p, spans := range n.holdings(ctx) {
+		if exclude[p] {
+			continue
+		}
+		for _, sp := range spans {
+			if sp.First <= span.First && sp.Last >= span.Last {
+				if !found || n.latency(p) < n.latency(bestHop.peer) {
+					bestHop, found = hop{peer: p, span: span, self: p == n.host.ID()}, true
+				}
+			}
+		}
+	}
+	return bestHop, found
+}
