@@ -73,3 +73,33 @@ func FuzzDecodeConfigPatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeInferenceRequest: any body either fails with INVALID_REQUEST or decodes to a
+// request that survives a JSON round trip unchanged.
+func FuzzDecodeInferenceRequest(f *testing.F) {
+	for _, s := range []string{`{"prompt": "hi", "max_tokens": 5, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "stream": true, "stop": ["\n"]}`, `{"prompt": 1}`, `{"stop": [1]}`, `{"seed": -1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var r InferenceRequest
+		err := DecodeStrict(body, &r)
+		if len(r.Stop) == 0 {
+			r.Stop = nil // an empty list and no list mean the same: no stop sequences
+		}
+		if err != nil {
+			var apiErr *Error
+			if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest {
+				t.Fatalf("error is not INVALID_REQUEST: %v", err)
+			}
+			return
+		}
+		raw, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q InferenceRequest
+		if err := DecodeStrict(raw, &q); err != nil || !reflect.DeepEqual(r, q) {
+			t.Fatalf("round trip of %s: %+v -> %+v (%v)", raw, r, q, err)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -72,5 +73,55 @@ func BenchmarkStatusVsBareEcho(b *testing.B) {
 		b.ReportMetric(node, "status-req/s")
 		b.ReportMetric(bare, "bare-echo-req/s")
 		b.ReportMetric(node/bare, "status/bare")
+	}
+}
+
+// genRate streams a greedy generation and returns tokens/s, time to first token, and the
+// node's traffic (sent + received) during it.
+func genRate(b *testing.B, n *Node, tokens int) (rate float64, ttft time.Duration, wire int64) {
+	req := greedyBench("First Citizen:", tokens)
+	before := n.host.Traffic()
+	start := time.Now()
+	var first time.Duration
+	last, err := apiClient(n).InferenceStream(context.Background(), req, func(ev httpapi.TokenEvent) error {
+		if ev.Index == 0 {
+			first = time.Since(start)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start)
+	after := n.host.Traffic()
+	return float64(last.Usage.CompletionTokens) / el.Seconds(), first,
+		(after.BytesSent - before.BytesSent) + (after.BytesReceived - before.BytesReceived)
+}
+
+func greedyBench(prompt string, n int) httpapi.InferenceRequest {
+	temp := 0.0
+	return httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &n, Temperature: &temp}
+}
+
+// BenchmarkPipelineVsSingleNode: greedy generation of 128 tokens through three in-process nodes
+// (a third of the layers each, libp2p over loopback) against one node holding the whole model;
+// bytes on the wire per generated token; time to first token of both.
+func BenchmarkPipelineVsSingleNode(b *testing.B) {
+	nodes := startNetwork(b, "0-2", "3-5", "6-7")
+	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].Coverage(context.Background()).Complete })
+	whole := startNode(b, testConfig(b))
+	const tokens = 128
+	genRate(b, nodes[0], 8) // compile every stage's graphs
+	genRate(b, whole, 8)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pipe, pipeTTFT, wire := genRate(b, nodes[0], tokens)
+		single, singleTTFT, _ := genRate(b, whole, tokens)
+		b.ReportMetric(pipe, "pipeline-tok/s")
+		b.ReportMetric(single, "single-tok/s")
+		b.ReportMetric(pipe/single, "pipeline/single")
+		b.ReportMetric(float64(wire)/tokens, "wire-B/token")
+		b.ReportMetric(float64(pipeTTFT.Microseconds())/1000, "pipeline-ttft-ms")
+		b.ReportMetric(float64(singleTTFT.Microseconds())/1000, "single-ttft-ms")
 	}
 }

@@ -9,8 +9,42 @@ import (
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
-// maxServedSessions bounds the forward sessions (KV caches) a node keeps for other peers.
-const maxServedSessions = 64
+// Bounds on the forward sessions (KV caches) a node keeps for other peers: in all, and per
+// peer, so one peer cannot take every slot.
+const (
+	maxServedSessions  = 64
+	maxSessionsPerPeer = 16
+)
+
+// sessionCounts counts open sessions by peer: those this node serves, or those it opened.
+type sessionCounts struct {
+	mu sync.Mutex
+	by map[peer.ID]int
+}
+
+// add changes a peer's count by d unless that would pass limit (0: no limit); it reports
+// whether it did.
+func (c *sessionCounts) add(p peer.ID, d, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[peer.ID]int{}
+	}
+	if d > 0 && limit > 0 && c.by[p]+d > limit {
+		return false
+	}
+	c.by[p] += d
+	if c.by[p] <= 0 {
+		delete(c.by, p)
+	}
+	return true
+}
+
+func (c *sessionCounts) get(p peer.ID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.by[p]
+}
 
 func toLayers(t *p2p.Tensor) *layers.Tensor {
 	return &layers.Tensor{Dims: t.Dims, F32: t.F32, I32: t.I32}
@@ -53,16 +87,21 @@ func (n *Node) serveForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardSessi
 	if err != nil {
 		return nil, &p2p.RemoteError{Code: "UNAVAILABLE", Message: err.Error()}
 	}
+	if !n.servedBy.add(from, 1, maxSessionsPerPeer) {
+		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions already open for this peer", maxSessionsPerPeer)}
+	}
 	if n.served.Add(1) > maxServedSessions {
 		n.served.Add(-1)
+		n.servedBy.add(from, -1, 0)
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open", maxServedSessions)}
 	}
+	release := func() { n.served.Add(-1); n.servedBy.add(from, -1, 0) }
 	sess, err := st.NewSession(req.Batch)
 	if err != nil {
-		n.served.Add(-1)
+		release()
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
-	return &servedSession{sess: sess, release: func() { n.served.Add(-1) }}, nil
+	return &servedSession{sess: sess, release: release}, nil
 }
 
 // subStages caches stages for parts of the held span (a route may need only its tail), keyed

@@ -172,3 +172,26 @@ func TestDisconnectFreesStageSessions(t *testing.T) {
 		t.Fatal("the generation slot was not released")
 	}
 }
+
+// Concurrent requests spread over the holders of a span.
+func TestRoutesSpreadOverHolders(t *testing.T) {
+	nodes := startNetwork(t, "0-3", "4-7", "4-7")
+	waitCoverage(t, nodes[0])
+	eventually(t, 10*time.Second, "both tail holders in the coverage", func() bool {
+		return len(nodes[0].Coverage(context.Background()).Layers[7].Providers) == 2
+	})
+	ctx := context.Background()
+	r1, err := nodes[0].openRoute(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	r2, err := nodes[0].openRoute(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if len(r1.hops) != 2 || len(r2.hops) != 2 || r1.hops[1].hop.peer == r2.hops[1].hop.peer {
+		t.Fatalf("both routes use the same tail holder: %v / %v", r1.hops[1].hop.peer, r2.hops[1].hop.peer)
+	}
+}

@@ -39,6 +39,8 @@ type Node struct {
 	coverage       coverageCache
 	subs           subStages
 	served         atomic.Int64  // forward sessions served to peers
+	servedBy       sessionCounts // ... by peer
+	using          sessionCounts // forward sessions this node has open, by serving peer
 	queue          chan struct{} // one slot per concurrent generation
 	metrics        inferenceMetrics
 

@@ -16,6 +16,10 @@ import (
 // peers are preferred.
 const unmeasuredLatency = 50 * time.Millisecond
 
+// loadPenalty is added to a peer's cost for each session this node already has open on it,
+// so concurrent requests spread over the holders of a span.
+const loadPenalty = 5 * time.Millisecond
+
 // hop is one stage of a route: a peer (or this node) running a span.
 type hop struct {
 	peer peer.ID
@@ -48,14 +52,17 @@ func (n *Node) holdings(ctx context.Context) map[peer.ID][]layers.Span {
 	return out
 }
 
+// cost is what routing through a peer costs: its latency plus a penalty per session this node
+// already runs on it.
 func (n *Node) latency(p peer.ID) time.Duration {
 	if p == n.host.ID() {
 		return 0
 	}
-	if l := n.host.Latency(p); l > 0 {
-		return l
+	l := n.host.Latency(p)
+	if l <= 0 {
+		l = unmeasuredLatency
 	}
-	return unmeasuredLatency
+	return l + time.Duration(n.using.get(p))*loadPenalty
 }
 
 // planRoute covers layers 0..L-1 with the fewest hops, then the lowest summed latency, using

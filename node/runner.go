@@ -72,8 +72,12 @@ func (r *routeRunner) open(hr *hopRunner) error {
 		return err
 	}
 	c, err := r.n.host.OpenForward(r.ctx, hr.hop.peer, p2p.ForwardOpen{Model: r.n.model.Name, First: hr.hop.span.First, Last: hr.hop.span.Last, Batch: 1})
+	if err != nil {
+		return err
+	}
 	hr.remote = c
-	return err
+	r.n.using.add(hr.hop.peer, 1, 0)
+	return nil
 }
 
 func (r *routeRunner) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, error) {
@@ -114,6 +118,7 @@ func (r *routeRunner) failover(hr *hopRunner, x *layers.Tensor, cause error) (*l
 	r.n.metrics.failover()
 	if hr.remote != nil {
 		hr.remote.Close()
+		r.n.using.add(hr.hop.peer, -1, 0)
 		hr.remote = nil
 	}
 	next, ok := r.n.replacementFor(r.ctx, hr.hop.span, r.failed)
@@ -141,8 +146,10 @@ func (r *routeRunner) Close() {
 		}
 		if hr.remote != nil {
 			hr.remote.Close()
+			r.n.using.add(hr.hop.peer, -1, 0)
 		}
 	}
+	r.hops = nil
 }
 
 // appendSeq concatenates batch-1 tensors along the sequence axis.
