@@ -39,35 +39,20 @@ func splitSpans(n, k int) []Span {
 // pipelineGrads runs one batch through the stages in order, then back, as peers would.
 func pipelineGrads(t *testing.T, stages []*Stage, tokens, targets *Tensor) (logits *Tensor, loss float32, grads map[string][]float32) {
 	t.Helper()
-	inputs := []*Tensor{tokens}
-	for i, st := range stages {
-		out, err := st.Forward(inputs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, out)
+	lp := LocalPipeline(stages)
+	logits, err := lp.Forward(tokens)
+	if err != nil {
+		t.Fatal(err)
 	}
-	logits = inputs[len(stages)]
+	perStage, loss, err := lp.Gradients(tokens, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
 	grads = map[string][]float32{}
-	var gradOut *Tensor
-	for i := len(stages) - 1; i >= 0; i-- {
-		var g *Gradients
-		var err error
-		if i == len(stages)-1 {
-			g, err = stages[i].BackwardLoss(inputs[i], targets)
-		} else {
-			g, err = stages[i].Backward(inputs[i], gradOut)
+	for _, g := range perStage {
+		for j, spec := range g.Specs {
+			grads[spec.Name] = g.Values[j]
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == len(stages)-1 {
-			loss = g.Loss
-		}
-		for j, spec := range g.Params.Specs {
-			grads[spec.Name] = g.Params.Values[j]
-		}
-		gradOut = g.Input
 	}
 	return logits, loss, grads
 }
