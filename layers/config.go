@@ -32,6 +32,8 @@ type Config struct {
 const ByteVocab = 258
 
 var presets = map[string]Config{
+	// Tiny runs a whole local network on one laptop core; tests and demos use it.
+	"neuroshard-tiny": {Name: "neuroshard-tiny", Vocab: ByteVocab, DModel: 32, Layers: 4, Heads: 4, MLPHidden: 64, Context: 64},
 	// Small trains on two CPU cores with the pure-Go backend.
 	"neuroshard-small": {Name: "neuroshard-small", Vocab: ByteVocab, DModel: 128, Layers: 8, Heads: 4, MLPHidden: 384, Context: 256},
 	// Base is the larger preset for machines with more memory and cores.

@@ -42,6 +42,8 @@ type Config struct {
 	Profile   string   // auto, local or internet
 	Model     string   // model preset name
 	ModelSeed uint64   // seed of the initial weights; every peer of a network uses the same
+	DataFile  string   // training corpus; empty: the one shipped in the binary
+	Train     *bool    // turn training on or off at start (nil: the stored setting, on by default)
 
 	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
 	// missing from a non-nil map is unlimited).

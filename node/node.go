@@ -43,6 +43,7 @@ type Node struct {
 	using          sessionCounts // forward sessions this node has open, by serving peer
 	queue          chan struct{} // one slot per concurrent generation
 	metrics        inferenceMetrics
+	train          trainState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -79,6 +80,9 @@ func New(cfg Config) (*Node, error) {
 	settings, err := loadSettings(filepath.Join(cfg.DataDir, settingsFile))
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Train != nil { // a flag for this run; PATCH /config persists, this does not
+		settings.cur.Training.Enabled = *cfg.Train
 	}
 	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings,
 		queue: make(chan struct{}, generationSlots)}
@@ -148,6 +152,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.span, n.stage = span, stage
 	n.mu.Unlock()
 	n.host.ServeForward(n.serveForward)
+	n.host.ServeTrain(n.serveTrain)
 	n.host.SetAnnounced(n.layerKeys(span))
 	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
 		return err
@@ -155,6 +160,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.started = time.Now()
 	n.mu.Unlock()
+	if span.First == 0 {
+		n.wg.Add(1)
+		go n.driveLoop()
+	}
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
 	return nil

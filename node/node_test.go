@@ -26,6 +26,8 @@ func testConfig(t testing.TB) Config {
 	cfg.BootstrapInterval = 200 * time.Millisecond
 	cfg.PingInterval = time.Second
 	cfg.CoverageInterval = 100 * time.Millisecond
+	off := false
+	cfg.Train = &off // tests that train turn it on; others compare weights across nodes
 	return cfg
 }
 

@@ -75,12 +75,14 @@ func (n *Host) ServeForward(h ForwardHandler) {
 }
 
 func writeJSONFrame(s network.Stream, typ byte, v any) error {
-	b, err := json.Marshal(v)
+	b, err := jsonBytes(v)
 	if err != nil {
 		return err
 	}
 	return WriteFrame(s, typ, b)
 }
+
+func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }
 
 func remoteErr(err error) *RemoteError {
 	var re *RemoteError
@@ -92,73 +94,36 @@ func remoteErr(err error) *RemoteError {
 
 func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
 	from := s.Conn().RemotePeer()
-	s.SetReadDeadline(time.Now().Add(ForwardOpenTimeout))
-	typ, payload, err := ReadFrame(s, maxControlFrame)
-	var req ForwardOpen
-	if err == nil && typ == frameOpen {
-		err = json.Unmarshal(payload, &req)
-	} else if err == nil {
-		err = fmt.Errorf("%w: expected OPEN, got frame type %d", ErrFrame, typ)
-	}
+	req, err := readOpen(s)
 	if err != nil {
 		logger().Debug("forward: bad open", "peer", from, "err", err)
 		s.Reset()
 		return
 	}
 	sess, err := h(from, req)
-	if err != nil {
-		s.SetWriteDeadline(time.Now().Add(ForwardOpenTimeout))
-		writeJSONFrame(s, frameError, remoteErr(err))
-		s.Close()
+	if answerOpen(s, req, err) != nil {
+		if err == nil {
+			s.Reset()
+		}
 		return
 	}
 	defer sess.Close()
-	s.SetWriteDeadline(time.Now().Add(ForwardOpenTimeout))
-	if err := writeJSONFrame(s, frameOpened, ForwardOpened{First: req.First, Last: req.Last}); err != nil {
-		s.Reset()
-		return
-	}
-	for {
-		s.SetReadDeadline(time.Now().Add(ForwardIdleTimeout))
-		typ, payload, err := ReadFrame(s, MaxForwardFrame)
-		if err != nil {
-			if errors.Is(err, ErrFrame) {
-				logger().Debug("forward: peer sent a bad frame; cutting it off", "peer", from, "err", err)
-				s.Reset()
-			} else {
-				s.Close() // EOF or idle: the session ends
-			}
-			return
-		}
+	serveFrames(s, from, func(typ byte, payload []byte) (byte, []byte, error) {
 		if typ != frameStep {
-			s.Reset()
-			return
+			return 0, nil, fmt.Errorf("%w: frame type %d on a forward stream", ErrFrame, typ)
 		}
-		in, rest, err := DecodeTensor(payload, maxForwardElems)
-		if err != nil || len(rest) != 0 {
-			logger().Debug("forward: bad tensor; cutting the peer off", "peer", from, "err", err)
-			s.Reset()
-			return
+		in, err := readOnlyTensor(payload)
+		if err != nil {
+			return 0, nil, err
 		}
 		out, err := sess.Step(in)
-		s.SetWriteDeadline(time.Now().Add(ForwardStepTimeout))
 		if err != nil {
-			if werr := writeJSONFrame(s, frameError, remoteErr(err)); werr != nil {
-				s.Reset()
-				return
-			}
-			continue
-		}
-		buf, err := AppendTensor(make([]byte, 0, 6+4*len(out.Dims)+4*(len(out.F32)+len(out.I32))), out)
-		if err == nil {
-			err = WriteFrame(s, frameOutput, buf)
-		}
-		if err != nil {
-			s.Reset()
-			return
+			return 0, nil, err
 		}
 		n.forwardSteps.Add(1)
-	}
+		buf, err := AppendTensor(make([]byte, 0, 6+4*len(out.Dims)+4*(len(out.F32)+len(out.I32))), out)
+		return frameOutput, buf, err
+	})
 }
 
 // ForwardClient is the client side of one forward session.
@@ -204,39 +169,29 @@ func (c *ForwardClient) Peer() peer.ID { return c.peer }
 
 // Step sends the inputs of new positions and returns the stage's outputs.
 func (c *ForwardClient) Step(ctx context.Context, in *Tensor) (*Tensor, error) {
-	deadline := time.Now().Add(ForwardStepTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.s.SetDeadline(deadline)
 	buf, err := AppendTensor(nil, in)
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFrame(c.s, frameStep, buf); err != nil {
-		c.s.Reset()
-		return nil, fmt.Errorf("p2p: forward step to %s: %w", c.peer, err)
-	}
-	typ, payload, err := ReadFrame(c.s, MaxForwardFrame)
+	reply, err := call(c.s, stepDeadline(ctx), frameStep, buf, frameOutput)
 	if err != nil {
-		c.s.Reset()
 		return nil, fmt.Errorf("p2p: forward step on %s: %w", c.peer, err)
 	}
-	switch typ {
-	case frameOutput:
-		out, rest, err := DecodeTensor(payload, maxForwardElems)
-		if err != nil || len(rest) != 0 {
-			c.s.Reset()
-			return nil, fmt.Errorf("p2p: bad output from %s: %v", c.peer, err)
-		}
-		return out, nil
-	case frameError:
-		var re RemoteError
-		json.Unmarshal(payload, &re)
-		return nil, &re
+	out, err := readOnlyTensor(reply)
+	if err != nil {
+		c.s.Reset()
+		return nil, fmt.Errorf("p2p: bad output from %s: %w", c.peer, err)
 	}
-	c.s.Reset()
-	return nil, fmt.Errorf("%w: unexpected frame type %d from %s", ErrFrame, typ, c.peer)
+	return out, nil
+}
+
+// stepDeadline is ForwardStepTimeout from now, or the context's deadline if sooner.
+func stepDeadline(ctx context.Context) time.Time {
+	deadline := time.Now().Add(ForwardStepTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
 }
 
 // Close ends the session; the peer frees its cache.

@@ -44,6 +44,8 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "max-memory", Usage: "memory budget for the layers, e.g. 512MB or 4GiB (default: stored setting, else 4GiB)", EnvVars: env("MAX_MEMORY")},
 			&cli.StringFlag{Name: "model", Value: d.Model, Usage: "model preset: " + strings.Join(layers.PresetNames(), ", "), EnvVars: env("MODEL")},
 			&cli.Uint64Flag{Name: "model-seed", Usage: "seed of the initial weights (every node of a network must use the same)", EnvVars: env("MODEL_SEED")},
+			&cli.BoolFlag{Name: "train", Value: true, Usage: "train the model with the network (--train=false to only serve); PATCH /config changes it while running", EnvVars: env("TRAIN")},
+			&cli.StringFlag{Name: "data", Usage: "training corpus, a text `FILE` (default: the Shakespeare slice shipped in the binary)", EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "dht-mode", Value: d.DHTMode, Usage: "DHT mode: server, client, or auto (server on a local network, reachability-driven on the internet)", EnvVars: env("DHT_MODE")},
 			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
 			&cli.DurationFlag{Name: "reprovide-interval", Value: d.ReprovideInterval, Usage: "how often the node announces its layers in the DHT again", EnvVars: env("REPROVIDE_INTERVAL")},
@@ -95,6 +97,11 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	cfg.Layers = c.String("layers")
 	cfg.Model = c.String("model")
 	cfg.ModelSeed = c.Uint64("model-seed")
+	cfg.DataFile = c.String("data")
+	if c.IsSet("train") {
+		train := c.Bool("train")
+		cfg.Train = &train
+	}
 	cfg.DHTMode = c.String("dht-mode")
 	cfg.Profile = c.String("net-profile")
 	cfg.ReprovideInterval = c.Duration("reprovide-interval")

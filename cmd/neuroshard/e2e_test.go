@@ -105,7 +105,7 @@ func freeAPIPort(t *testing.T) int {
 // until its API answers.
 func startNode(t *testing.T, dataDir string, port int, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--log-level", "debug"}, args...)
+	all := append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--log-level", "debug", "--train=false"}, args...)
 	cmd := exec.Command(binary(t), all...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -1,0 +1,238 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/neuroshard/neuroshard"
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// driverRetry is how long the driver waits before trying again after a failed route.
+const driverRetry = 2 * time.Second
+
+// trainSeq is the sequence length of training micro-batches.
+const trainSeq = 64
+
+// trainHop is one stage of a training route, local or remote.
+type trainHop interface {
+	Forward(ctx context.Context, id uint64, in *layers.Tensor) (*layers.Tensor, error)
+	Loss(ctx context.Context, id uint64, in, targets *layers.Tensor) (float32, *layers.Tensor, error)
+	Backward(ctx context.Context, id uint64, loss float32, gradOut *layers.Tensor) (*layers.Tensor, error)
+	Close()
+}
+
+type localTrainHop struct{ s *servedTrain }
+
+func (h localTrainHop) Forward(_ context.Context, id uint64, in *layers.Tensor) (*layers.Tensor, error) {
+	out, err := h.s.Forward(id, toWire(in))
+	if err != nil {
+		return nil, err
+	}
+	return toLayers(out), nil
+}
+
+func (h localTrainHop) Loss(_ context.Context, id uint64, in, targets *layers.Tensor) (float32, *layers.Tensor, error) {
+	loss, g, err := h.s.Loss(id, toWire(in), toWire(targets))
+	if err != nil || g == nil {
+		return loss, nil, err
+	}
+	return loss, toLayers(g), nil
+}
+
+func (h localTrainHop) Backward(_ context.Context, id uint64, loss float32, gradOut *layers.Tensor) (*layers.Tensor, error) {
+	g, err := h.s.Backward(id, loss, toWire(gradOut))
+	if err != nil || g == nil {
+		return nil, err
+	}
+	return toLayers(g), nil
+}
+
+func (h localTrainHop) Close() {}
+
+type remoteTrainHop struct{ c *p2p.TrainClient }
+
+func (h remoteTrainHop) Forward(ctx context.Context, id uint64, in *layers.Tensor) (*layers.Tensor, error) {
+	out, err := h.c.Forward(ctx, id, toWire(in))
+	if err != nil {
+		return nil, err
+	}
+	return toLayers(out), nil
+}
+
+func (h remoteTrainHop) Loss(ctx context.Context, id uint64, in, targets *layers.Tensor) (float32, *layers.Tensor, error) {
+	loss, g, err := h.c.Loss(ctx, id, toWire(in), toWire(targets))
+	if err != nil || g == nil {
+		return loss, nil, err
+	}
+	return loss, toLayers(g), nil
+}
+
+func (h remoteTrainHop) Backward(ctx context.Context, id uint64, loss float32, gradOut *layers.Tensor) (*layers.Tensor, error) {
+	g, err := h.c.Backward(ctx, id, loss, toWire(gradOut))
+	if err != nil || g == nil {
+		return nil, err
+	}
+	return toLayers(g), nil
+}
+
+func (h remoteTrainHop) Close() { h.c.Close() }
+
+// planTrainRoute chains whole spans from layer 0 to the last, each from the lowest-latency
+// holder of exactly that span start (training runs on whole spans only).
+func (n *Node) planTrainRoute(ctx context.Context) ([]hop, error) {
+	hold := n.holdings(ctx)
+	var route []hop
+	for l := 0; l < n.model.Layers; {
+		var best hop
+		found := false
+		for p, spans := range hold {
+			for _, sp := range spans {
+				if sp.First == l && (!found || n.latency(p) < n.latency(best.peer)) {
+					best, found = hop{peer: p, span: sp, self: p == n.host.ID()}, true
+				}
+			}
+		}
+		if !found {
+			return nil, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable,
+				fmt.Sprintf("no peer holds a span starting at layer %d", l), map[string]any{"layer": l})
+		}
+		route = append(route, best)
+		l = best.span.Last + 1
+	}
+	return route, nil
+}
+
+func (n *Node) openTrainRoute(ctx context.Context) ([]trainHop, error) {
+	route, err := n.planTrainRoute(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var hops []trainHop
+	closeAll := func() {
+		for _, h := range hops {
+			h.Close()
+		}
+	}
+	for _, h := range route {
+		if h.self {
+			hops = append(hops, localTrainHop{&servedTrain{n: n, stage: n.Stage(), inputs: map[uint64]pendingInput{}}})
+			continue
+		}
+		c, err := n.host.OpenTrain(ctx, h.peer, p2p.ForwardOpen{Model: n.model.Name, First: h.span.First, Last: h.span.Last, Batch: 1})
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		hops = append(hops, remoteTrainHop{c})
+	}
+	return hops, nil
+}
+
+// trainBatch runs one micro-batch forward and back through the route; every stage steps its
+// inner optimizer when its gradients arrive.
+func trainBatch(ctx context.Context, hops []trainHop, id uint64, tokens, targets *layers.Tensor) (float32, error) {
+	x := tokens
+	for _, h := range hops[:len(hops)-1] {
+		out, err := h.Forward(ctx, id, x)
+		if err != nil {
+			return 0, err
+		}
+		x = out
+	}
+	loss, g, err := hops[len(hops)-1].Loss(ctx, id, x, targets)
+	if err != nil {
+		return 0, err
+	}
+	for i := len(hops) - 2; i >= 0; i-- {
+		if g, err = hops[i].Backward(ctx, id, loss, g); err != nil {
+			return 0, err
+		}
+	}
+	return loss, nil
+}
+
+// corpus loads the training corpus: --data, or the one shipped in the binary.
+func (n *Node) corpus() (*layers.Corpus, error) {
+	data := neuroshard.Shakespeare
+	if n.cfg.DataFile != "" {
+		raw, err := os.ReadFile(n.cfg.DataFile)
+		if err != nil {
+			return nil, fmt.Errorf("node: --data: %w", err)
+		}
+		data = raw
+	}
+	return layers.NewCorpus(data, 0.1)
+}
+
+// driveLoop trains while this node holds layer 0 and training is on: it reads micro-batches
+// from its corpus and runs them through a training route.
+func (n *Node) driveLoop() {
+	defer n.wg.Done()
+	corpus, err := n.corpus()
+	if err != nil {
+		logger().Error("training disabled: no corpus", "err", err)
+		return
+	}
+	h := fnv.New64a()
+	h.Write([]byte(n.host.ID()))
+	seq := min(trainSeq, n.model.Context)
+	var batcher *layers.Batcher
+	batchSize := 0
+	var id uint64
+	for n.ctx.Err() == nil {
+		s := n.settings.get().Training
+		if !s.Enabled {
+			n.sleep(driverRetry)
+			continue
+		}
+		if batcher == nil || batchSize != s.BatchSize {
+			if batcher, err = layers.NewBatcher(corpus.Train, s.BatchSize, seq, h.Sum64()); err != nil {
+				logger().Error("training disabled", "err", err)
+				return
+			}
+			batchSize = s.BatchSize
+		}
+		hops, err := n.openTrainRoute(n.ctx)
+		if err != nil {
+			logger().Debug("no training route yet", "err", err)
+			n.sleep(driverRetry)
+			continue
+		}
+		n.setDriving(true)
+		for n.ctx.Err() == nil && n.settings.get().Training.Enabled && n.settings.get().Training.BatchSize == batchSize {
+			tokens, targets := batcher.Next()
+			id++
+			if _, err := trainBatch(n.ctx, hops, id, tokens, targets); err != nil {
+				if n.ctx.Err() == nil {
+					logger().Warn("training step failed; re-planning", "err", err)
+				}
+				break
+			}
+		}
+		n.setDriving(false)
+		for _, h := range hops {
+			h.Close()
+		}
+	}
+}
+
+func (n *Node) setDriving(on bool) {
+	n.train.mu.Lock()
+	n.train.driving = on
+	n.train.mu.Unlock()
+}
+
+// sleep waits d or until the node closes.
+func (n *Node) sleep(d time.Duration) {
+	select {
+	case <-n.ctx.Done():
+	case <-time.After(d):
+	}
+}
