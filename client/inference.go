@@ -102,3 +102,13 @@ func (c *Client) InferenceStream(ctx context.Context, req httpapi.InferenceReque
 	}
 	return nil, fmt.Errorf("stream ended without [DONE]")
 }
+
+// TrainingGlobal is GET /api/training/global.
+func (c *Client) TrainingGlobal(ctx context.Context) (httpapi.TrainingGlobal, error) {
+	return get[httpapi.TrainingGlobal](ctx, c, "/api/training/global")
+}
+
+// TrainingVerify is GET /api/training/verify.
+func (c *Client) TrainingVerify(ctx context.Context) (httpapi.TrainingVerify, error) {
+	return get[httpapi.TrainingVerify](ctx, c, "/api/training/verify")
+}

@@ -221,3 +221,20 @@ func TestReplicasAgreeAfterEveryRound(t *testing.T) {
 		t.Fatalf("validation loss fell by only %.3f", start-end)
 	}
 }
+
+// A copy of an optimizer that has not stepped yet steps like the original.
+func TestOuterCopyBeforeFirstStep(t *testing.T) {
+	a := NewOuter(0.7, 0.9)
+	b := NewOuter(0.7, 0.9)
+	b.SetVelocity(a.Velocity())
+	pa, pb := vecParams(1, 2), vecParams(1, 2)
+	if err := a.Step(pa, vecParams(0.1, 0.1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Step(pb, vecParams(0.1, 0.1)); err != nil {
+		t.Fatal(err)
+	}
+	if pa.Hash() != pb.Hash() {
+		t.Fatal("copy diverged")
+	}
+}

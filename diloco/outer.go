@@ -42,8 +42,12 @@ type Outer struct {
 // NewOuter returns the outer optimizer.
 func NewOuter(lr, momentum float32) *Outer { return &Outer{LR: lr, Momentum: momentum} }
 
-// Velocity returns a copy of the momentum buffers (for checkpoints and for a joining replica).
+// Velocity returns a copy of the momentum buffers (for checkpoints and for a joining replica),
+// or nil before the first step.
 func (o *Outer) Velocity() [][]float32 {
+	if o.velocity == nil {
+		return nil
+	}
 	out := make([][]float32, len(o.velocity))
 	for i, v := range o.velocity {
 		out[i] = slices.Clone(v)
@@ -51,8 +55,13 @@ func (o *Outer) Velocity() [][]float32 {
 	return out
 }
 
-// SetVelocity restores momentum buffers.
-func (o *Outer) SetVelocity(v [][]float32) { o.velocity = v }
+// SetVelocity restores momentum buffers (nil or empty: none yet).
+func (o *Outer) SetVelocity(v [][]float32) {
+	if len(v) == 0 {
+		v = nil
+	}
+	o.velocity = v
+}
 
 // Step updates theta0 in place: v = mu*v + g; theta0 -= lr * (g + mu*v).
 func (o *Outer) Step(theta0, g *layers.Params) error {

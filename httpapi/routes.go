@@ -40,8 +40,12 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 		w.POST(p, notImplemented("the NEURO ledger is not available yet"))
 	}
 	tr := s.e.Group("/api/training", read)
-	tr.GET("/global", notImplemented("decentralized training is not available yet"))
-	tr.GET("/verify", notImplemented("decentralized training is not available yet"))
+	tr.GET("/global", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, s.backend.TrainingGlobal(c.Request().Context()))
+	})
+	tr.GET("/verify", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, s.backend.TrainingVerify(c.Request().Context()))
+	})
 }
 
 func notImplemented(why string) echo.HandlerFunc {

@@ -28,6 +28,8 @@ type Backend interface {
 	FindPeer(ctx context.Context, id string) (PeerAddrs, error)
 	Coverage(ctx context.Context) Coverage
 	Metrics(ctx context.Context) Metrics
+	TrainingGlobal(ctx context.Context) TrainingGlobal
+	TrainingVerify(ctx context.Context) TrainingVerify
 	// Inference generates; emit, when not nil, receives text as it is produced (streaming).
 	Inference(ctx context.Context, req InferenceRequest, emit func(TokenEvent) error) (*InferenceResponse, error)
 }

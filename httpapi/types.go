@@ -288,3 +288,48 @@ type NetworkMetrics struct {
 	ActiveConnections int   `json:"active_connections"`
 	RPCCalls          int64 `json:"rpc_calls"`
 }
+
+// TrainingGlobal is GET /api/training/global: is distributed training working?
+type TrainingGlobal struct {
+	GlobalAvgLoss      float64       `json:"global_avg_loss"`
+	GlobalMinLoss      float64       `json:"global_min_loss"`
+	HashAgreementRate  float64       `json:"hash_agreement_rate"`
+	TotalNodesTraining int           `json:"total_nodes_training"`
+	SuccessfulSyncs    int64         `json:"successful_syncs"`
+	FailedSyncs        int64         `json:"failed_syncs"`
+	SyncSuccessRate    float64       `json:"sync_success_rate"`
+	GlobalSteps        int64         `json:"global_steps"`
+	GlobalTokens       int64         `json:"global_tokens"`
+	DataShardsCovered  []int         `json:"data_shards_covered"`
+	IsConverging       bool          `json:"is_converging"`
+	TrainingVerified   bool          `json:"training_verified"`
+	LossTrend          string        `json:"loss_trend"`
+	Local              TrainingLocal `json:"local"`
+	DiLoCo             DiLoCoStatus  `json:"diloco"`
+}
+
+// TrainingLocal is this node's part of TrainingGlobal.
+type TrainingLocal struct {
+	NodeID         string  `json:"node_id"`
+	TrainingRounds int64   `json:"training_rounds"`
+	CurrentLoss    float64 `json:"current_loss"`
+	IsTraining     bool    `json:"is_training"`
+	ModelHash      string  `json:"model_hash"`
+}
+
+// DiLoCoStatus is the diloco section of TrainingGlobal.
+type DiLoCoStatus struct {
+	Enabled         bool    `json:"enabled"`
+	InnerStepCount  int64   `json:"inner_step_count"`
+	InnerStepsTotal int     `json:"inner_steps_total"`
+	Progress        float64 `json:"progress"`
+	OuterStepCount  int64   `json:"outer_step_count"`
+}
+
+// TrainingVerify is GET /api/training/verify.
+type TrainingVerify struct {
+	IsWorking bool           `json:"is_working"`
+	Reason    string         `json:"reason"`
+	Metrics   map[string]any `json:"metrics,omitempty"`
+	Action    string         `json:"action,omitempty"`
+}

@@ -53,6 +53,7 @@ type Config struct {
 	BootstrapInterval time.Duration
 	PingInterval      time.Duration
 	CoverageInterval  time.Duration // how long a coverage view is reused
+	RoundTimeout      time.Duration // how long a DiLoCo aggregator waits for late replicas
 }
 
 // DefaultMaxMemory is the memory budget when neither a flag nor a stored setting gives one.
@@ -72,6 +73,7 @@ func DefaultConfig() Config {
 		BootstrapInterval: 5 * time.Second,
 		PingInterval:      15 * time.Second,
 		CoverageInterval:  10 * time.Second,
+		RoundTimeout:      60 * time.Second,
 	}
 }
 
@@ -127,7 +129,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: --net-profile %q (want auto, local or internet)", ErrInvalidConfig, c.Profile)
 	}
-	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 {
+	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 || c.RoundTimeout <= 0 {
 		return fmt.Errorf("%w: intervals must be positive", ErrInvalidConfig)
 	}
 	return nil

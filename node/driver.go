@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/neuroshard/neuroshard"
@@ -84,27 +86,34 @@ func (h remoteTrainHop) Backward(ctx context.Context, id uint64, loss float32, g
 
 func (h remoteTrainHop) Close() { h.c.Close() }
 
-// planTrainRoute chains whole spans from layer 0 to the last, each from the lowest-latency
-// holder of exactly that span start (training runs on whole spans only).
+// planTrainRoute chains whole spans from layer 0 to the last (training runs on whole spans
+// only). Drivers spread over the replicas of each span: the driver ranked k among the holders
+// of its own span takes the (k mod r)-th of the r holders of the next, by peer ID, so two
+// drivers and two replicas pair up instead of crowding one.
 func (n *Node) planTrainRoute(ctx context.Context) ([]hop, error) {
 	hold := n.holdings(ctx)
+	rank := slices.Index(n.replicas(ctx), n.host.ID())
 	var route []hop
 	for l := 0; l < n.model.Layers; {
-		var best hop
-		found := false
+		var cands []hop
 		for p, spans := range hold {
 			for _, sp := range spans {
-				if sp.First == l && (!found || n.latency(p) < n.latency(best.peer)) {
-					best, found = hop{peer: p, span: sp, self: p == n.host.ID()}, true
+				if sp.First == l {
+					cands = append(cands, hop{peer: p, span: sp, self: p == n.host.ID()})
 				}
 			}
 		}
-		if !found {
+		if len(cands) == 0 {
 			return nil, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable,
 				fmt.Sprintf("no peer holds a span starting at layer %d", l), map[string]any{"layer": l})
 		}
-		route = append(route, best)
-		l = best.span.Last + 1
+		slices.SortFunc(cands, func(a, b hop) int { return strings.Compare(string(a.peer), string(b.peer)) })
+		pick := cands[max(rank, 0)%len(cands)]
+		if l == 0 {
+			pick = hop{peer: n.host.ID(), span: n.Span(), self: true}
+		}
+		route = append(route, pick)
+		l = pick.span.Last + 1
 	}
 	return route, nil
 }

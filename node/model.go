@@ -23,6 +23,7 @@ func (n *Node) loadStage(span layers.Span) (*layers.Stage, error) {
 	meta, params, err := layers.LoadCheckpoint(path, n.model, span)
 	switch {
 	case err == nil:
+		n.loadedRound = meta.Round
 		logger().Info("layers loaded from checkpoint", "span", span.String(), "hash", meta.Hash[:12], "step", meta.Step, "round", meta.Round)
 	case errors.Is(err, fs.ErrNotExist):
 		params = n.model.InitParams(span, n.cfg.ModelSeed)

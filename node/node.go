@@ -44,6 +44,9 @@ type Node struct {
 	queue          chan struct{} // one slot per concurrent generation
 	metrics        inferenceMetrics
 	train          trainState
+	sync           syncState
+	reports        reports
+	topic          *p2p.Topic
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -56,7 +59,8 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	probeDir string // temporary data dir of a probe, removed by Close
+	probeDir    string // temporary data dir of a probe, removed by Close
+	loadedRound int64  // DiLoCo rounds the loaded checkpoint had completed
 }
 
 // New prepares a node: it creates the data dir, loads or creates the identity and the token,
@@ -151,8 +155,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.span, n.stage = span, stage
 	n.mu.Unlock()
+	n.initSync(stage, n.loadedRound)
+	if err := n.startGossip(); err != nil {
+		return err
+	}
 	n.host.ServeForward(n.serveForward)
 	n.host.ServeTrain(n.serveTrain)
+	n.host.ServeExchange(n.serveExchange)
+	n.host.ServeCheckpoints(n.serveCheckpoint)
 	n.host.SetAnnounced(n.layerKeys(span))
 	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
 		return err
@@ -164,6 +174,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.wg.Add(1)
 		go n.driveLoop()
 	}
+	n.wg.Add(1)
+	go n.roundLoop()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
 	return nil

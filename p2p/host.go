@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
@@ -43,6 +44,10 @@ type Host struct {
 	announced   []string         // content keys this node provides
 	reannounce  chan struct{}    // wakes the provide loop after SetAnnounced
 	unreachable map[peer.ID]bool // bootstrap peers whose last dial failed
+
+	psOnce sync.Once
+	ps     *pubsub.PubSub
+	psErr  error
 
 	bw           *metrics.BandwidthCounter
 	forwardSteps atomic.Int64 // forward steps served

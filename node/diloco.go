@@ -1,0 +1,466 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// Outer optimizer settings from the DiLoCo paper.
+const (
+	outerLR       = 0.7
+	outerMomentum = 0.9
+)
+
+// syncState is the node's DiLoCo state for its span: theta_0 (the weights every replica
+// agreed on at the end of the last round), the outer optimizer, and the round in progress
+// when this node aggregates it.
+type syncState struct {
+	mu         sync.Mutex
+	theta0     *layers.Params
+	outer      *diloco.Outer
+	round      int64 // rounds completed
+	stepsAtEnd int64 // inner steps taken when the last round ended
+	collect    *collection
+	ok, failed int64 // rounds that synced, and rounds that failed
+	excluded   map[string]string
+}
+
+// collection gathers a round's contributions on its aggregator.
+type collection struct {
+	round    int64
+	base     string
+	expected []string
+	got      map[string]diloco.Contribution
+	losses   map[string]float32
+	ready    chan struct{} // closed when the aggregator contributed
+	done     chan struct{} // closed when the round is aggregated
+	res      p2p.ExchangeResult
+	agg      *layers.Params
+	err      error
+}
+
+func (n *Node) initSync(st *layers.Stage, round int64) {
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	n.sync.theta0 = st.Params()
+	n.sync.outer = diloco.NewOuter(outerLR, outerMomentum)
+	n.sync.round = round
+}
+
+// replicas lists the peers holding exactly the node's span (itself included), sorted: the
+// first is the round's aggregator.
+func (n *Node) replicas(ctx context.Context) []peer.ID {
+	span := n.Span()
+	var out []peer.ID
+	for p, spans := range n.holdings(ctx) {
+		if slices.Contains(spans, span) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// roundLoop runs a DiLoCo round each time the stage has taken H inner steps since the last.
+func (n *Node) roundLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h := int64(n.settings.get().Training.DiLoCoSteps)
+		n.train.mu.Lock()
+		steps := n.train.innerSteps
+		n.train.mu.Unlock()
+		n.sync.mu.Lock()
+		due := steps-n.sync.stepsAtEnd >= h
+		n.sync.mu.Unlock()
+		if !due {
+			n.catchUp()
+			continue
+		}
+		if err := n.runRound(n.ctx, steps); err != nil && n.ctx.Err() == nil {
+			logger().Warn("DiLoCo round failed", "err", err)
+			n.sync.mu.Lock()
+			n.sync.failed++
+			n.sync.stepsAtEnd = steps // try again after H more steps
+			n.sync.mu.Unlock()
+		}
+	}
+}
+
+// catchUp resyncs from a replica that gossips a newer round of the node's span: the node
+// joined late, restarted behind, or missed a round.
+func (n *Node) catchUp() {
+	span := n.Span()
+	n.sync.mu.Lock()
+	mine := n.sync.round
+	n.sync.mu.Unlock()
+	var from peer.ID
+	newest := mine
+	n.reports.mu.Lock()
+	for p, ra := range n.reports.by {
+		r := ra.r
+		if p != n.host.ID() && r.First == span.First && r.Last == span.Last && r.Round > newest && time.Since(ra.at) < reportTTL {
+			from, newest = p, r.Round
+		}
+	}
+	n.reports.mu.Unlock()
+	if from == "" {
+		return
+	}
+	n.train.mu.Lock()
+	steps := n.train.innerSteps
+	n.train.mu.Unlock()
+	if err := n.resyncFrom(n.ctx, from, steps); err != nil {
+		logger().Warn("catching up failed", "from", from, "err", err)
+		return
+	}
+	n.publishTraining()
+}
+
+// encodePG compresses a pseudo-gradient tensor by tensor: uint32 length, bytes.
+func encodePG(c diloco.Compression, p *layers.Params) ([]byte, error) {
+	var out []byte
+	for _, v := range p.Values {
+		b, err := diloco.Compress(c, v)
+		if err != nil {
+			return nil, err
+		}
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+func decodePG(c diloco.Compression, specs []layers.ParamSpec, b []byte) (*layers.Params, error) {
+	p := &layers.Params{Specs: specs, Values: make([][]float32, len(specs))}
+	for i, s := range specs {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("%w: pseudo-gradient truncated", diloco.ErrRejected)
+		}
+		n := int(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+		if n > len(b) {
+			return nil, fmt.Errorf("%w: pseudo-gradient truncated", diloco.ErrRejected)
+		}
+		v, err := diloco.Decompress(c, b[:n], s.Size())
+		if err != nil {
+			return nil, err
+		}
+		p.Values[i], b = v, b[n:]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes", diloco.ErrRejected)
+	}
+	return p, nil
+}
+
+// runRound computes this replica's pseudo-gradient and takes part in the round, as its
+// aggregator or as a contributor, then applies the agreed outer step.
+func (n *Node) runRound(ctx context.Context, steps int64) error {
+	st := n.Stage()
+	n.sync.mu.Lock()
+	theta0, round := n.sync.theta0.Clone(), n.sync.round
+	n.sync.mu.Unlock()
+	pg, err := diloco.PseudoGradient(theta0, st.Params())
+	if err != nil {
+		return err
+	}
+	loss := n.recentLoss()
+	reps := n.replicas(ctx)
+	for _, agg := range reps {
+		if agg == n.host.ID() {
+			res, aggPG, err := n.aggregate(ctx, round, theta0.Hash(), pg, loss, reps)
+			if err != nil {
+				return err
+			}
+			return n.published(n.finishRound(res, aggPG, steps))
+		}
+		blob, err := encodePG(diloco.CompressNone, pg)
+		if err != nil {
+			return err
+		}
+		req := p2p.ExchangeRequest{Model: n.model.Name, First: st.Span().First, Last: st.Span().Last, Round: round,
+			BaseHash: theta0.Hash(), Compression: byte(diloco.CompressNone), Loss: loss}
+		ectx, cancel := context.WithTimeout(ctx, 2*n.cfg.RoundTimeout+30*time.Second)
+		res, out, err := n.host.Exchange(ectx, agg, req, blob)
+		cancel()
+		if err != nil {
+			logger().Warn("aggregator unreachable; trying the next replica", "aggregator", agg, "err", err)
+			continue
+		}
+		if res.Status == "resync" {
+			logger().Info("weights behind the round; fetching the span's checkpoint", "from", agg, "reason", res.Reason)
+			return n.resyncFrom(ctx, agg, steps)
+		}
+		if res.Status != "ok" {
+			return fmt.Errorf("node: excluded from round %d: %s", round, res.Reason)
+		}
+		aggPG, err := decodePG(diloco.CompressNone, theta0.Specs, out)
+		if err != nil {
+			return err
+		}
+		return n.published(n.finishRound(res, aggPG, steps))
+	}
+	return errors.New("node: no aggregator answered")
+}
+
+// finishRound applies the aggregated pseudo-gradient to theta_0 with the outer step, checks
+// the result against the aggregator's, and makes it the stage's weights.
+func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, steps int64) error {
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	if err := n.sync.outer.Step(n.sync.theta0, aggPG); err != nil {
+		return err
+	}
+	if h := n.sync.theta0.Hash(); h != res.NewHash {
+		return fmt.Errorf("node: after round %d my weights hash to %s, the aggregator's to %s", res.Round, h[:12], res.NewHash[:min(12, len(res.NewHash))])
+	}
+	if err := n.Stage().SetParams(n.sync.theta0); err != nil {
+		return err
+	}
+	n.sync.round = res.Round + 1
+	n.sync.stepsAtEnd = steps
+	n.sync.ok++
+	n.sync.excluded = res.Excluded
+	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: steps, Round: n.sync.round}
+	if err := layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, n.sync.theta0); err != nil {
+		logger().Warn("could not save the checkpoint", "err", err)
+	}
+	logger().Info("DiLoCo round done", "round", res.Round, "replicas", len(res.Used), "excluded", len(res.Excluded), "hash", res.NewHash[:12])
+	return nil
+}
+
+// aggregate runs a round as its aggregator: it adds its own contribution, waits for every
+// replica's or the round deadline, aggregates, and releases the waiting contributors.
+func (n *Node) aggregate(ctx context.Context, round int64, base string, pg *layers.Params, loss float32, reps []peer.ID) (p2p.ExchangeResult, *layers.Params, error) {
+	c := n.collection(round, base)
+	n.sync.mu.Lock()
+	c.got[n.host.ID().String()] = diloco.Contribution{Peer: n.host.ID().String(), Grad: pg}
+	c.losses[n.host.ID().String()] = loss
+	c.expected = nil
+	for _, p := range reps {
+		c.expected = append(c.expected, p.String())
+	}
+	close(c.ready)
+	n.sync.mu.Unlock()
+	deadline := time.NewTimer(n.cfg.RoundTimeout)
+	defer deadline.Stop()
+	for !n.collected(c) {
+		select {
+		case <-ctx.Done():
+			return p2p.ExchangeResult{}, nil, ctx.Err()
+		case <-deadline.C:
+			logger().Warn("round deadline passed; aggregating without the late replicas", "round", round)
+			goto aggregate
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+aggregate:
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	var cs []diloco.Contribution
+	for _, x := range c.got {
+		cs = append(cs, x)
+	}
+	r, err := diloco.DefaultAggregator().Aggregate(n.sync.theta0.Specs, cs)
+	if err != nil {
+		c.err = err
+		close(c.done)
+		n.sync.collect = nil
+		return p2p.ExchangeResult{}, nil, err
+	}
+	after := n.sync.theta0.Clone()
+	tmp := diloco.NewOuter(outerLR, outerMomentum)
+	tmp.SetVelocity(n.sync.outer.Velocity())
+	if err := tmp.Step(after, r.Grad); err != nil {
+		c.err = err
+		close(c.done)
+		n.sync.collect = nil
+		return p2p.ExchangeResult{}, nil, err
+	}
+	for p, why := range r.Excluded {
+		logger().Warn("replica excluded from the round", "round", round, "peer", p, "reason", why)
+	}
+	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash()}
+	c.agg = r.Grad
+	close(c.done)
+	n.sync.collect = nil
+	return c.res, c.agg, nil
+}
+
+func (n *Node) collected(c *collection) bool {
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	for _, p := range c.expected {
+		if _, ok := c.got[p]; !ok && n.host.Libp2p().Network().Connectedness(mustDecode(p)) == network.Connected {
+			return false
+		}
+	}
+	return true
+}
+
+func mustDecode(s string) peer.ID {
+	id, _ := peer.Decode(s)
+	return id
+}
+
+// collection returns the round's collection, making it on first use.
+func (n *Node) collection(round int64, base string) *collection {
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	if c := n.sync.collect; c != nil && c.round == round {
+		return c
+	}
+	c := &collection{round: round, base: base, got: map[string]diloco.Contribution{}, losses: map[string]float32{},
+		ready: make(chan struct{}), done: make(chan struct{})}
+	n.sync.collect = c
+	return c
+}
+
+// serveExchange receives a replica's contribution when this node aggregates the round.
+func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.ExchangeRequest, blob []byte) (p2p.ExchangeResult, []byte, error) {
+	st := n.Stage()
+	if st == nil || req.Model != n.model.Name || (layers.Span{First: req.First, Last: req.Last}) != st.Span() {
+		return p2p.ExchangeResult{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	n.sync.mu.Lock()
+	round, base := n.sync.round, n.sync.theta0.Hash()
+	n.sync.mu.Unlock()
+	if req.Round != round || req.BaseHash != base {
+		return p2p.ExchangeResult{Round: round, Status: "resync",
+			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", req.Round, short12(req.BaseHash), round, short12(base))}, nil, nil
+	}
+	pg, err := decodePG(diloco.Compression(req.Compression), n.model.ParamSpecs(st.Span()), blob)
+	if err != nil {
+		return p2p.ExchangeResult{Round: round, Status: "excluded", Reason: err.Error()}, nil, nil
+	}
+	c := n.collection(round, base)
+	n.sync.mu.Lock()
+	c.got[from.String()] = diloco.Contribution{Peer: from.String(), Grad: pg}
+	c.losses[from.String()] = req.Loss
+	n.sync.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return p2p.ExchangeResult{}, nil, ctx.Err()
+	}
+	if c.err != nil {
+		return p2p.ExchangeResult{}, nil, c.err
+	}
+	res := c.res
+	if why, out := res.Excluded[from.String()]; out {
+		res.Status, res.Reason = "resync", "excluded: "+why
+		return res, nil, nil
+	}
+	if !slices.Contains(res.Used, from.String()) {
+		res.Status, res.Reason = "resync", "arrived after the round closed"
+		return res, nil, nil
+	}
+	out, err := encodePG(diloco.CompressNone, c.agg)
+	return res, out, err
+}
+
+// published gossips the node's report after a round that succeeded.
+func (n *Node) published(err error) error {
+	if err == nil {
+		n.publishTraining()
+	}
+	return err
+}
+
+func short12(h string) string { return h[:min(12, len(h))] }
+
+// serveCheckpoint sends theta_0 of the span with the round and the outer momentum.
+func (n *Node) serveCheckpoint(from peer.ID, req p2p.CheckpointRequest) (p2p.CheckpointHead, []byte, error) {
+	st := n.Stage()
+	if st == nil || req.Model != n.model.Name || (layers.Span{First: req.First, Last: req.Last}) != st.Span() {
+		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	n.sync.mu.Lock()
+	theta0, round := n.sync.theta0.Clone(), n.sync.round
+	vel := &layers.Params{Specs: theta0.Specs, Values: n.sync.outer.Velocity()}
+	n.sync.mu.Unlock()
+	if len(vel.Values) == 0 {
+		vel = n.model.InitParams(st.Span(), 0)
+		for _, v := range vel.Values {
+			clear(v)
+		}
+	}
+	var w, m bytes.Buffer
+	meta := layers.CheckpointMeta{Model: n.model.Name, Span: st.Span(), Round: round}
+	if err := layers.EncodeParams(&w, meta, theta0); err != nil {
+		return p2p.CheckpointHead{}, nil, err
+	}
+	if err := layers.EncodeParams(&m, meta, vel); err != nil {
+		return p2p.CheckpointHead{}, nil, err
+	}
+	return p2p.CheckpointHead{Hash: theta0.Hash(), Round: round, Extra: m.Bytes()}, w.Bytes(), nil
+}
+
+// resyncFrom replaces theta_0, the momentum and the stage's weights with a replica's.
+func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
+	span := n.Span()
+	head, data, err := n.host.GetCheckpoint(ctx, p, p2p.CheckpointRequest{Model: n.model.Name, First: span.First, Last: span.Last})
+	if err != nil {
+		return err
+	}
+	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), n.model, span)
+	if err != nil {
+		return err
+	}
+	if theta0.Hash() != head.Hash {
+		return fmt.Errorf("node: checkpoint from %s hashes to %s, it announced %s", p, short12(theta0.Hash()), short12(head.Hash))
+	}
+	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), n.model, span)
+	if err != nil {
+		return err
+	}
+	if err := n.Stage().SetParams(theta0); err != nil {
+		return err
+	}
+	n.sync.mu.Lock()
+	n.sync.theta0, n.sync.round, n.sync.stepsAtEnd = theta0, head.Round, steps
+	n.sync.outer = diloco.NewOuter(outerLR, outerMomentum)
+	n.sync.outer.SetVelocity(vel.Values)
+	n.sync.mu.Unlock()
+	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", short12(head.Hash))
+	return nil
+}
+
+// recentLoss is the mean of the last few losses the stage saw.
+func (n *Node) recentLoss() float32 {
+	n.train.mu.Lock()
+	defer n.train.mu.Unlock()
+	ls := n.train.losses
+	if len(ls) == 0 {
+		return 0
+	}
+	k := min(len(ls), 10)
+	return float32(meanLoss(ls[len(ls)-k:]))
+}
+
+func meanLoss(ls []float32) float64 {
+	s := 0.0
+	for _, l := range ls {
+		s += float64(l)
+	}
+	return s / float64(len(ls))
+}
