@@ -43,6 +43,7 @@ type collection struct {
 	base     string
 	expected []string
 	got      map[string]diloco.Contribution
+	rejected map[string]string // contributions refused on arrival (malformed, NaN), flagged in the result
 	losses   map[string]float32
 	ready    chan struct{} // closed when the aggregator contributed
 	done     chan struct{} // closed when the round is aggregated
@@ -59,8 +60,7 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 	n.sync.round = round
 }
 
-// replicas lists the peers holding exactly the node's span (itself included), sorted: the
-// first is the round's aggregator.
+// replicas lists the peers holding exactly the node's span (itself included), sorted by ID.
 func (n *Node) replicas(ctx context.Context) []peer.ID {
 	span := n.Span()
 	var out []peer.ID
@@ -70,6 +70,23 @@ func (n *Node) replicas(ctx context.Context) []peer.ID {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// aggregators lists, in the order to try them, the replicas that may aggregate this node's
+// round: those not known from gossip to be behind it, lowest peer ID first. A replica that
+// just joined (round 0) is never asked by replicas further along, so it cannot roll them back.
+func (n *Node) aggregators(ctx context.Context, round int64) []peer.ID {
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	var out []peer.ID
+	for _, p := range n.replicas(ctx) {
+		ra, known := n.reports.by[p]
+		if p != n.host.ID() && known && time.Since(ra.at) < reportTTL && ra.r.Round < round {
+			continue
+		}
+		out = append(out, p)
+	}
 	return out
 }
 
@@ -125,6 +142,15 @@ func (n *Node) catchUp() {
 	if from == "" {
 		return
 	}
+	n.catchUpFrom(from)
+}
+
+// catchUpFrom resyncs from one replica (serialised: a node catches up once at a time).
+func (n *Node) catchUpFrom(from peer.ID) {
+	if !n.catchingUp.CompareAndSwap(false, true) {
+		return
+	}
+	defer n.catchingUp.Store(false)
 	n.train.mu.Lock()
 	steps := n.train.innerSteps
 	n.train.mu.Unlock()
@@ -183,8 +209,11 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 	if err != nil {
 		return err
 	}
+	if n.tamper != nil {
+		n.tamper(pg)
+	}
 	loss := n.recentLoss()
-	reps := n.replicas(ctx)
+	reps := n.aggregators(ctx, round)
 	for _, agg := range reps {
 		if agg == n.host.ID() {
 			res, aggPG, err := n.aggregate(ctx, round, theta0.Hash(), pg, loss, reps)
@@ -296,6 +325,11 @@ aggregate:
 		n.sync.collect = nil
 		return p2p.ExchangeResult{}, nil, err
 	}
+	for p, why := range c.rejected {
+		if _, ok := c.got[p]; !ok {
+			r.Excluded[p] = why
+		}
+	}
 	for p, why := range r.Excluded {
 		logger().Warn("replica excluded from the round", "round", round, "peer", p, "reason", why)
 	}
@@ -329,7 +363,7 @@ func (n *Node) collection(round int64, base string) *collection {
 	if c := n.sync.collect; c != nil && c.round == round {
 		return c
 	}
-	c := &collection{round: round, base: base, got: map[string]diloco.Contribution{}, losses: map[string]float32{},
+	c := &collection{round: round, base: base, got: map[string]diloco.Contribution{}, rejected: map[string]string{}, losses: map[string]float32{},
 		ready: make(chan struct{}), done: make(chan struct{})}
 	n.sync.collect = c
 	return c
@@ -344,15 +378,24 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 	n.sync.mu.Lock()
 	round, base := n.sync.round, n.sync.theta0.Hash()
 	n.sync.mu.Unlock()
+	if req.Round > round {
+		// This node is the one behind: it catches up, and the contributor asks another.
+		go n.catchUpFrom(from)
+		return p2p.ExchangeResult{}, nil, &p2p.RemoteError{Code: "BEHIND", Message: fmt.Sprintf("this replica is at round %d, behind %d", round, req.Round)}
+	}
 	if req.Round != round || req.BaseHash != base {
 		return p2p.ExchangeResult{Round: round, Status: "resync",
 			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", req.Round, short12(req.BaseHash), round, short12(base))}, nil, nil
 	}
+	c := n.collection(round, base)
 	pg, err := decodePG(diloco.Compression(req.Compression), n.model.ParamSpecs(st.Span()), blob)
 	if err != nil {
+		n.sync.mu.Lock()
+		c.rejected[from.String()] = err.Error()
+		n.sync.mu.Unlock()
+		logger().Warn("replica's pseudo-gradient refused", "round", round, "peer", from, "reason", err)
 		return p2p.ExchangeResult{Round: round, Status: "excluded", Reason: err.Error()}, nil, nil
 	}
-	c := n.collection(round, base)
 	n.sync.mu.Lock()
 	c.got[from.String()] = diloco.Contribution{Peer: from.String(), Grad: pg}
 	c.losses[from.String()] = req.Loss
@@ -421,6 +464,12 @@ func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
 	head, data, err := n.host.GetCheckpoint(ctx, p, p2p.CheckpointRequest{Model: n.model.Name, First: span.First, Last: span.Last})
 	if err != nil {
 		return err
+	}
+	n.sync.mu.Lock()
+	mine := n.sync.round
+	n.sync.mu.Unlock()
+	if head.Round < mine {
+		return fmt.Errorf("node: %s is at round %d, behind this replica's %d; not syncing backwards", p, head.Round, mine)
 	}
 	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), n.model, span)
 	if err != nil {

@@ -45,6 +45,7 @@ type Node struct {
 	metrics        inferenceMetrics
 	train          trainState
 	sync           syncState
+	catchingUp     atomic.Bool
 	reports        reports
 	topic          *p2p.Topic
 
@@ -59,8 +60,11 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	probeDir    string // temporary data dir of a probe, removed by Close
-	loadedRound int64  // DiLoCo rounds the loaded checkpoint had completed
+	probeDir string // temporary data dir of a probe, removed by Close
+	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
+	// a dishonest replica.
+	tamper      func(*layers.Params)
+	loadedRound int64 // DiLoCo rounds the loaded checkpoint had completed
 }
 
 // New prepares a node: it creates the data dir, loads or creates the identity and the token,

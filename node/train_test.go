@@ -3,11 +3,15 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/layers"
 )
 
 // Two nodes, half of the tiny model each: the driver (layer 0) trains through the training
@@ -116,4 +120,87 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 4 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
 		t.Fatalf("training global: %+v", g)
 	}
+}
+
+func excludedFrom(n *Node) map[string]string {
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	return n.sync.excluded
+}
+
+// A replica that sends poisoned pseudo-gradients (scaled by 1000, then NaN) is excluded and
+// flagged; the honest replicas still agree and the loss still falls.
+func TestPoisonedReplicaIsExcluded(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-3", "0-3", "0-3")
+	// The aggregator is the lowest peer ID; poison the highest.
+	bad := nodes[0]
+	for _, n := range nodes {
+		if n.ID() > bad.ID() {
+			bad = n
+		}
+	}
+	var honest []*Node
+	for _, n := range nodes {
+		if n != bad {
+			honest = append(honest, n)
+		}
+	}
+	var nan atomic.Bool
+	bad.tamper = func(p *layers.Params) {
+		for _, v := range p.Values {
+			for i := range v {
+				v[i] *= 1000
+			}
+		}
+		if nan.Load() {
+			p.Values[0][0] = float32(math.NaN())
+		}
+	}
+	first := honest[0].recentLoss()
+	eventually(t, 3*time.Minute, "honest replicas to flag the poisoned one", func() bool {
+		why, ok := excludedFrom(honest[0])[bad.ID()]
+		return ok && strings.Contains(why, "norm")
+	})
+	nan.Store(true)
+	start, _ := rounds(honest[0])
+	eventually(t, 3*time.Minute, "two more rounds, the NaN replica flagged", func() bool {
+		r, _ := rounds(honest[0])
+		why := excludedFrom(honest[0])[bad.ID()]
+		return r >= start+2 && strings.Contains(why, "NaN")
+	})
+	eventually(t, time.Minute, "honest replicas to agree", func() bool {
+		ra, ha := rounds(honest[0])
+		rb, hb := rounds(honest[1])
+		return ra == rb && ha == hb
+	})
+	if last := honest[0].recentLoss(); last >= first {
+		t.Fatalf("loss did not fall: %.3f -> %.3f", first, last)
+	}
+}
+
+// A node that joins after round 2 syncs by checkpoint and agrees from its first round.
+func TestLateJoinerSyncsByCheckpoint(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-3", "0-3")
+	eventually(t, 3*time.Minute, "round 2", func() bool { r, _ := rounds(nodes[0]); return r >= 2 })
+	on := true
+	cfg := testConfig(t)
+	cfg.Model, cfg.Layers, cfg.Train, cfg.RoundTimeout = "neuroshard-tiny", "0-3", &on, 20*time.Second
+	cfg.Bootstrap = nodes[0].Multiaddrs()
+	late := startNode(t, cfg)
+	eventually(t, 2*time.Minute, "the late node to catch up", func() bool { r, _ := rounds(late); return r >= 2 })
+	target, _ := rounds(late)
+	target++
+	eventually(t, 3*time.Minute, "everyone past the late node's first round", func() bool {
+		for _, n := range append(nodes, late) {
+			if r, _ := rounds(n); r < target {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, time.Minute, "the late node to agree with a replica", func() bool {
+		ra, ha := rounds(late)
+		rb, hb := rounds(nodes[0])
+		return ra == rb && ha == hb
+	})
 }
