@@ -122,27 +122,45 @@ func (n *Node) roundLoop() {
 	}
 }
 
-// catchUp resyncs from a replica that gossips a newer round of the node's span: the node
-// joined late, restarted behind, or missed a round.
-func (n *Node) catchUp() {
+// newerReplica returns a replica that gossips a newer round of the node's span, if any.
+func (n *Node) newerReplica() (peer.ID, bool) {
 	span := n.Span()
 	n.sync.mu.Lock()
-	mine := n.sync.round
+	newest := n.sync.round
 	n.sync.mu.Unlock()
 	var from peer.ID
-	newest := mine
 	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
 	for p, ra := range n.reports.by {
 		r := ra.r
 		if p != n.host.ID() && r.First == span.First && r.Last == span.Last && r.Round > newest && time.Since(ra.at) < reportTTL {
 			from, newest = p, r.Round
 		}
 	}
-	n.reports.mu.Unlock()
-	if from == "" {
-		return
+	return from, from != ""
+}
+
+// catchUp resyncs from a replica that gossips a newer round of the node's span: the node
+// joined late, restarted behind, or missed a round.
+func (n *Node) catchUp() {
+	if from, ok := n.newerReplica(); ok {
+		n.catchUpFrom(from)
 	}
-	n.catchUpFrom(from)
+}
+
+// roundPeers is who the aggregator of round waits for: the replicas not known from gossip to
+// be at another round.
+func (n *Node) roundPeers(reps []peer.ID, round int64) []string {
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	var out []string
+	for _, p := range reps {
+		if ra, ok := n.reports.by[p]; p != n.host.ID() && ok && time.Since(ra.at) < reportTTL && ra.r.Round != round {
+			continue
+		}
+		out = append(out, p.String())
+	}
+	return out
 }
 
 // catchUpFrom resyncs from one replica (serialised: a node catches up once at a time).
@@ -201,6 +219,14 @@ func decodePG(c diloco.Compression, specs []layers.ParamSpec, b []byte) (*layers
 // runRound computes this replica's pseudo-gradient and takes part in the round, as its
 // aggregator or as a contributor, then applies the agreed outer step.
 func (n *Node) runRound(ctx context.Context, steps int64) error {
+	if from, ahead := n.newerReplica(); ahead {
+		// Behind the others: this round's work is moot; take theirs.
+		n.catchUpFrom(from)
+		n.sync.mu.Lock()
+		n.sync.stepsAtEnd = steps
+		n.sync.mu.Unlock()
+		return nil
+	}
 	st := n.Stage()
 	n.sync.mu.Lock()
 	theta0, round := n.sync.theta0.Clone(), n.sync.round
@@ -284,10 +310,7 @@ func (n *Node) aggregate(ctx context.Context, round int64, base string, pg *laye
 	n.sync.mu.Lock()
 	c.got[n.host.ID().String()] = diloco.Contribution{Peer: n.host.ID().String(), Grad: pg}
 	c.losses[n.host.ID().String()] = loss
-	c.expected = nil
-	for _, p := range reps {
-		c.expected = append(c.expected, p.String())
-	}
+	c.expected = n.roundPeers(reps, round)
 	close(c.ready)
 	n.sync.mu.Unlock()
 	deadline := time.NewTimer(n.cfg.RoundTimeout)
@@ -344,7 +367,9 @@ func (n *Node) collected(c *collection) bool {
 	n.sync.mu.Lock()
 	defer n.sync.mu.Unlock()
 	for _, p := range c.expected {
-		if _, ok := c.got[p]; !ok && n.host.Libp2p().Network().Connectedness(mustDecode(p)) == network.Connected {
+		_, got := c.got[p]
+		_, refused := c.rejected[p]
+		if !got && !refused && n.host.Libp2p().Network().Connectedness(mustDecode(p)) == network.Connected {
 			return false
 		}
 	}
@@ -384,6 +409,13 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 		return p2p.ExchangeResult{}, nil, &p2p.RemoteError{Code: "BEHIND", Message: fmt.Sprintf("this replica is at round %d, behind %d", round, req.Round)}
 	}
 	if req.Round != round || req.BaseHash != base {
+		// Answered for this round: the aggregator stops waiting for it.
+		c := n.collection(round, base)
+		n.sync.mu.Lock()
+		if _, ok := c.got[from.String()]; !ok {
+			c.rejected[from.String()] = "behind: resyncing"
+		}
+		n.sync.mu.Unlock()
 		return p2p.ExchangeResult{Round: round, Status: "resync",
 			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", req.Round, short12(req.BaseHash), round, short12(base))}, nil, nil
 	}

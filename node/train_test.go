@@ -113,10 +113,12 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 		err := apiClient(nodes[0]).Do(context.Background(), http.MethodGet, "/api/training/verify", nil, &v)
 		return err == nil && v.IsWorking
 	})
-	g, err := apiClient(nodes[2]).TrainingGlobal(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	var g httpapi.TrainingGlobal
+	eventually(t, 3*time.Minute, "a node of the other span to verify training too", func() bool {
+		var err error
+		g, err = apiClient(nodes[2]).TrainingGlobal(context.Background())
+		return err == nil && g.TrainingVerified
+	})
 	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 4 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
 		t.Fatalf("training global: %+v", g)
 	}
@@ -156,7 +158,8 @@ func TestPoisonedReplicaIsExcluded(t *testing.T) {
 			p.Values[0][0] = float32(math.NaN())
 		}
 	}
-	first := honest[0].recentLoss()
+	var first float32
+	eventually(t, time.Minute, "a first loss", func() bool { first = honest[0].recentLoss(); return first > 0 })
 	eventually(t, 3*time.Minute, "honest replicas to flag the poisoned one", func() bool {
 		why, ok := excludedFrom(honest[0])[bad.ID()]
 		return ok && strings.Contains(why, "norm")

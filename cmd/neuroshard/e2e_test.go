@@ -117,7 +117,7 @@ func startNode(t *testing.T, dataDir string, port int, args ...string) *proc {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.done
-		if t.Failed() {
+		if t.Failed() || os.Getenv("NEUROSHARD_E2E_LOGS") != "" {
 			t.Logf("output of neuroshard %s:\n%s", strings.Join(all, " "), out.String())
 		}
 	})

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/neuroshard/neuroshard/client"
+	"github.com/neuroshard/neuroshard/httpapi"
+)
+
+// Two processes holding the tiny model train together with DiLoCo; after two rounds
+// /api/training/global says training is verified.
+func TestEndToEndTrainingTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	args := []string{"--model", "neuroshard-tiny", "--train=true", "--token", "tok"}
+	a := startNode(t, t.TempDir(), freeAPIPort(t), args...)
+	st, err := client.New(a.api, "tok").Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, t.TempDir(), freeAPIPort(t), append(args, "--bootstrap", st.Multiaddrs[0])...)
+	lr, bs, h := 3e-3, 4, 5
+	for _, p := range []*proc{a, b} {
+		if _, err := client.New(p.api, "tok").PatchConfig(ctx, httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+			LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var g httpapi.TrainingGlobal
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		g, err = client.New(b.api, "tok").TrainingGlobal(ctx)
+		if err == nil && g.TrainingVerified && g.Local.TrainingRounds >= 2 && g.TotalNodesTraining == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("training never verified: %+v %v", g, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("verified after %d rounds: %+v", g.Local.TrainingRounds, g)
+	if g.HashAgreementRate != 1 || g.LossTrend != "improving" {
+		t.Fatalf("training global: %+v", g)
+	}
+	v, err := client.New(a.api, "tok").TrainingVerify(ctx)
+	if err != nil || !v.IsWorking {
+		t.Fatalf("verify on the other node: %+v %v", v, err)
+	}
+}
