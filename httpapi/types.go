@@ -78,9 +78,17 @@ type LayerList struct {
 
 // Network is GET /api/v1/network.
 type Network struct {
-	Nodes        NodeCounts   `json:"nodes"`
-	Architecture Architecture `json:"architecture"`
-	Coverage     Coverage     `json:"coverage"`
+	Nodes        NodeCounts       `json:"nodes"`
+	Architecture Architecture     `json:"architecture"`
+	Training     *NetworkTraining `json:"training,omitempty"`
+	Coverage     Coverage         `json:"coverage"`
+}
+
+// NetworkTraining is the training section of Network, from the gossiped reports.
+type NetworkTraining struct {
+	Epoch      int64   `json:"epoch"`       // the newest DiLoCo round any replica completed
+	GlobalStep int64   `json:"global_step"` // inner steps, summed over the replicas reporting
+	Loss       float64 `json:"loss"`        // mean of the reported losses
 }
 
 // NodeCounts counts the nodes the DHT knows by role.

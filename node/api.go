@@ -38,6 +38,7 @@ func (n *Node) Status(ctx context.Context) httpapi.Status {
 		Role:          roleOf(span.Indices(), n.model.Layers),
 		Layers:        span.Indices(),
 		PeerCount:     len(n.host.Peers()),
+		Training:      n.trainingStatus(),
 		Resources:     httpapi.Resources{CPUPercent: n.cpu.percent(), RAMUsed: residentBytes()},
 		Multiaddrs:    n.Multiaddrs(),
 		Model:         n.model.Name,
@@ -165,8 +166,13 @@ func (n *Node) Network(ctx context.Context) httpapi.Network {
 		}
 	}
 	m := n.model
+	var tr *httpapi.NetworkTraining
+	if g := n.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
+		tr = &httpapi.NetworkTraining{Epoch: n.newestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
+	}
 	return httpapi.Network{
-		Nodes: counts,
+		Training: tr,
+		Nodes:    counts,
 		Architecture: httpapi.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
 			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
 		Coverage: cov,
@@ -249,4 +255,32 @@ func (n *Node) FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, erro
 		out.Addrs = append(out.Addrs, a.String())
 	}
 	return out, nil
+}
+
+// trainingStatus is the training section of /status: the node's rounds (epochs), inner steps
+// and recent loss; absent before the node has trained.
+func (n *Node) trainingStatus() *httpapi.TrainingStatus {
+	n.train.mu.Lock()
+	steps := n.train.innerSteps
+	n.train.mu.Unlock()
+	n.sync.mu.Lock()
+	rounds := n.sync.round
+	n.sync.mu.Unlock()
+	if steps == 0 && rounds == 0 {
+		return nil
+	}
+	return &httpapi.TrainingStatus{Enabled: n.settings.get().Training.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss())}
+}
+
+// newestRound is the highest round any fresh report (this node's included) names.
+func (n *Node) newestRound() int64 {
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	newest := int64(0)
+	for _, ra := range n.reports.by {
+		if time.Since(ra.at) < reportTTL {
+			newest = max(newest, ra.r.Round)
+		}
+	}
+	return newest
 }

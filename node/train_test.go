@@ -207,3 +207,47 @@ func TestLateJoinerSyncsByCheckpoint(t *testing.T) {
 		return ra == rb && ha == hb
 	})
 }
+
+// Killing the round's aggregator does not stall the other replicas: they go on with rounds,
+// and /status and /network report the training.
+func TestKilledAggregatorDoesNotStallRounds(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-3", "0-3", "0-3")
+	eventually(t, 3*time.Minute, "round 1 everywhere", func() bool {
+		for _, n := range nodes {
+			if r, _ := rounds(n); r < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	agg := nodes[0]
+	for _, n := range nodes {
+		if n.ID() < agg.ID() {
+			agg = n
+		}
+	}
+	agg.Close()
+	var rest []*Node
+	for _, n := range nodes {
+		if n != agg {
+			rest = append(rest, n)
+		}
+	}
+	start, _ := rounds(rest[0])
+	eventually(t, 3*time.Minute, "two more rounds without the aggregator", func() bool {
+		for _, n := range rest {
+			if r, _ := rounds(n); r < start+2 {
+				return false
+			}
+		}
+		return true
+	})
+	st, err := apiClient(rest[0]).Status(context.Background())
+	if err != nil || st.Training == nil || st.Training.Epoch < start+2 || st.Training.Step == 0 || st.Training.Loss <= 0 {
+		t.Fatalf("status training: %+v %v", st.Training, err)
+	}
+	nw, err := apiClient(rest[1]).Network(context.Background())
+	if err != nil || nw.Training == nil || nw.Training.Epoch < start+2 {
+		t.Fatalf("network training: %+v %v", nw.Training, err)
+	}
+}
