@@ -93,22 +93,12 @@ func remoteErr(err error) *RemoteError {
 }
 
 func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
-	from := s.Conn().RemotePeer()
-	req, err := readOpen(s)
-	if err != nil {
-		logger().Debug("forward: bad open", "peer", from, "err", err)
-		s.Reset()
-		return
-	}
-	sess, err := h(from, req)
-	if answerOpen(s, req, err) != nil {
-		if err == nil {
-			s.Reset()
-		}
+	sess, ok := acceptSession(s, h)
+	if !ok {
 		return
 	}
 	defer sess.Close()
-	serveFrames(s, from, func(typ byte, payload []byte) (byte, []byte, error) {
+	serveFrames(s, s.Conn().RemotePeer(), func(typ byte, payload []byte) (byte, []byte, error) {
 		if typ != frameStep {
 			return 0, nil, fmt.Errorf("%w: frame type %d on a forward stream", ErrFrame, typ)
 		}

@@ -40,6 +40,26 @@ func answerOpen(s network.Stream, req ForwardOpen, err error) error {
 	return writeJSONFrame(s, frameOpened, ForwardOpened{First: req.First, Last: req.Last})
 }
 
+// acceptSession reads a session stream's OPEN, asks open for the session and answers the
+// client; ok is false when the stream is already finished (refused or broken).
+func acceptSession[S any](s network.Stream, open func(peer.ID, ForwardOpen) (S, error)) (sess S, ok bool) {
+	from := s.Conn().RemotePeer()
+	req, err := readOpen(s)
+	if err != nil {
+		logger().Debug("bad session open", "peer", from, "protocol", s.Protocol(), "err", err)
+		s.Reset()
+		return sess, false
+	}
+	sess, err = open(from, req)
+	if aerr := answerOpen(s, req, err); aerr != nil {
+		if err == nil {
+			s.Reset()
+		}
+		return sess, false
+	}
+	return sess, true
+}
+
 // serveFrames runs a session's request loop: each frame is handed to handle, whose answer (or
 // error, sent as ERROR) goes back. A malformed frame (ErrFrame from the reader or from handle)
 // resets the stream; EOF or ForwardIdleTimeout of silence closes it.

@@ -46,21 +46,12 @@ func (n *Host) ServeTrain(h TrainHandler) {
 }
 
 func (n *Host) handleTrain(s network.Stream, h TrainHandler) {
-	from := s.Conn().RemotePeer()
-	req, err := readOpen(s)
-	if err != nil {
-		s.Reset()
-		return
-	}
-	sess, err := h(from, req)
-	if answerOpen(s, req, err) != nil {
-		if err == nil {
-			s.Reset()
-		}
+	sess, ok := acceptSession(s, h)
+	if !ok {
 		return
 	}
 	defer sess.Close()
-	serveFrames(s, from, func(typ byte, b []byte) (byte, []byte, error) {
+	serveFrames(s, s.Conn().RemotePeer(), func(typ byte, b []byte) (byte, []byte, error) {
 		id, b, err := readU64(b)
 		if err != nil {
 			return 0, nil, err
