@@ -16,10 +16,6 @@ import (
 // peers are preferred.
 const unmeasuredLatency = 50 * time.Millisecond
 
-// loadPenalty is added to a peer's cost for each session this node already has open on it,
-// so concurrent requests spread over the holders of a span.
-const loadPenalty = 5 * time.Millisecond
-
 // hop is one stage of a route: a peer (or this node) running a span.
 type hop struct {
 	peer peer.ID
@@ -52,31 +48,46 @@ func (n *Node) holdings(ctx context.Context) map[peer.ID][]layers.Span {
 	return out
 }
 
-// cost is what routing through a peer costs: its latency plus a penalty per session this node
-// already runs on it.
+// latency is the measured round trip to a peer (0 for this node).
 func (n *Node) latency(p peer.ID) time.Duration {
 	if p == n.host.ID() {
 		return 0
 	}
-	l := n.host.Latency(p)
-	if l <= 0 {
-		l = unmeasuredLatency
+	if l := n.host.Latency(p); l > 0 {
+		return l
 	}
-	return l + time.Duration(n.using.get(p))*loadPenalty
+	return unmeasuredLatency
 }
 
-// planRoute covers layers 0..L-1 with the fewest hops, then the lowest summed latency, using
-// this node's own span where it can. Peers in exclude are not used.
+// best is the cheapest known way to reach a layer while planning a route.
+type best struct {
+	hops int
+	load int
+	lat  time.Duration
+	prev int
+	via  hop
+	ok   bool
+}
+
+func (a best) better(c best) bool {
+	switch {
+	case a.hops != c.hops:
+		return a.hops < c.hops
+	case a.load != c.load:
+		return a.load < c.load
+	case a.lat != c.lat:
+		return a.lat < c.lat
+	}
+	return a.via.peer < c.via.peer
+}
+
+// planRoute covers layers 0..L-1 with the fewest hops, then the fewest sessions this node
+// already has open on the route's peers (a busy peer costs a whole step of its compute per
+// token, far more than loopback or LAN latency, so concurrent requests spread over the
+// holders of a span), then the lowest summed latency. Peers in exclude are not used.
 func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, error) {
 	hold := n.holdings(ctx)
 	L := n.model.Layers
-	type best struct {
-		hops int
-		lat  time.Duration
-		prev int
-		via  hop
-		ok   bool
-	}
 	b := make([]best, L+1)
 	b[0].ok = true
 	for l := 0; l < L; l++ {
@@ -92,10 +103,9 @@ func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, 
 					continue
 				}
 				next := sp.Last + 1
-				cand := best{hops: b[l].hops + 1, lat: b[l].lat + n.latency(p), prev: l, ok: true,
+				cand := best{hops: b[l].hops + 1, load: b[l].load + n.using.get(p), lat: b[l].lat + n.latency(p), prev: l, ok: true,
 					via: hop{peer: p, span: layers.Span{First: l, Last: sp.Last}, self: p == n.host.ID()}}
-				cur := b[next]
-				if !cur.ok || cand.hops < cur.hops || cand.hops == cur.hops && (cand.lat < cur.lat || cand.lat == cur.lat && cand.via.peer < cur.via.peer) {
+				if cur := b[next]; !cur.ok || cand.better(cur) {
 					b[next] = cand
 				}
 			}
@@ -136,7 +146,8 @@ func (n *Node) replacementFor(ctx context.Context, span layers.Span, exclude map
 		}
 		for _, sp := range spans {
 			if sp.First <= span.First && sp.Last >= span.Last {
-				if !found || n.latency(p) < n.latency(bestHop.peer) {
+				if !found || n.using.get(p) < n.using.get(bestHop.peer) ||
+					n.using.get(p) == n.using.get(bestHop.peer) && n.latency(p) < n.latency(bestHop.peer) {
 					bestHop, found = hop{peer: p, span: span, self: p == n.host.ID()}, true
 				}
 			}
