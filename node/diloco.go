@@ -45,8 +45,8 @@ type collection struct {
 	got      map[string]diloco.Contribution
 	rejected map[string]string // contributions refused on arrival (malformed, NaN), flagged in the result
 	losses   map[string]float32
-	ready    chan struct{} // closed when the aggregator contributed
-	done     chan struct{} // closed when the round is aggregated
+	busy     bool          // the aggregator is collecting or has aggregated this round
+	done     chan struct{} // closed (once) when the round is aggregated
 	res      p2p.ExchangeResult
 	agg      *layers.Params
 	err      error
@@ -308,10 +308,17 @@ func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, steps i
 func (n *Node) aggregate(ctx context.Context, round int64, base string, pg *layers.Params, loss float32, reps []peer.ID) (p2p.ExchangeResult, *layers.Params, error) {
 	c := n.collection(round, base)
 	n.sync.mu.Lock()
+	if c.busy {
+		// This round was aggregated already (a retry after its outer step failed here): the
+		// contributors were answered with that result, so it stands.
+		n.sync.mu.Unlock()
+		<-c.done
+		return c.res, c.agg, c.err
+	}
+	c.busy = true
 	c.got[n.host.ID().String()] = diloco.Contribution{Peer: n.host.ID().String(), Grad: pg}
 	c.losses[n.host.ID().String()] = loss
 	c.expected = n.roundPeers(reps, round)
-	close(c.ready)
 	n.sync.mu.Unlock()
 	deadline := time.NewTimer(n.cfg.RoundTimeout)
 	defer deadline.Stop()
@@ -385,11 +392,11 @@ func mustDecode(s string) peer.ID {
 func (n *Node) collection(round int64, base string) *collection {
 	n.sync.mu.Lock()
 	defer n.sync.mu.Unlock()
-	if c := n.sync.collect; c != nil && c.round == round {
+	if c := n.sync.collect; c != nil && c.round == round && c.base == base {
 		return c
 	}
 	c := &collection{round: round, base: base, got: map[string]diloco.Contribution{}, rejected: map[string]string{}, losses: map[string]float32{},
-		ready: make(chan struct{}), done: make(chan struct{})}
+		done: make(chan struct{})}
 	n.sync.collect = c
 	return c
 }
