@@ -1,0 +1,122 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// Catching up: a replica that is behind its span's round (it joined late, restarted behind,
+// or missed a round) fetches theta_0, the round and the outer momentum from a replica that is
+// ahead, over the checkpoint protocol.
+
+// newerReplica returns a replica that gossips a newer round of the node's span, if any.
+func (n *Node) newerReplica() (peer.ID, bool) {
+	span := n.Span()
+	n.sync.mu.Lock()
+	newest := n.sync.round
+	n.sync.mu.Unlock()
+	var from peer.ID
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	for p, ra := range n.reports.by {
+		r := ra.r
+		if p != n.host.ID() && r.First == span.First && r.Last == span.Last && r.Round > newest && time.Since(ra.at) < reportTTL {
+			from, newest = p, r.Round
+		}
+	}
+	return from, from != ""
+}
+
+// catchUp resyncs from a replica that gossips a newer round of the node's span: the node
+// joined late, restarted behind, or missed a round.
+func (n *Node) catchUp() {
+	if from, ok := n.newerReplica(); ok {
+		n.catchUpFrom(from)
+	}
+}
+
+// catchUpFrom resyncs from one replica (serialised: a node catches up once at a time).
+func (n *Node) catchUpFrom(from peer.ID) {
+	if !n.catchingUp.CompareAndSwap(false, true) {
+		return
+	}
+	defer n.catchingUp.Store(false)
+	n.train.mu.Lock()
+	steps := n.train.innerSteps
+	n.train.mu.Unlock()
+	if err := n.resyncFrom(n.ctx, from, steps); err != nil {
+		logger().Warn("catching up failed", "from", from, "err", err)
+		return
+	}
+	n.publishTraining()
+}
+
+// serveCheckpoint sends theta_0 of the span with the round and the outer momentum.
+func (n *Node) serveCheckpoint(from peer.ID, req p2p.CheckpointRequest) (p2p.CheckpointHead, []byte, error) {
+	st := n.Stage()
+	if st == nil || req.Model != n.model.Name || (layers.Span{First: req.First, Last: req.Last}) != st.Span() {
+		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	n.sync.mu.Lock()
+	theta0, round := n.sync.theta0.Clone(), n.sync.round
+	vel := &layers.Params{Specs: theta0.Specs, Values: n.sync.outer.Velocity()}
+	n.sync.mu.Unlock()
+	if len(vel.Values) == 0 {
+		vel = n.model.InitParams(st.Span(), 0)
+		for _, v := range vel.Values {
+			clear(v)
+		}
+	}
+	var w, m bytes.Buffer
+	meta := layers.CheckpointMeta{Model: n.model.Name, Span: st.Span(), Round: round}
+	if err := layers.EncodeParams(&w, meta, theta0); err != nil {
+		return p2p.CheckpointHead{}, nil, err
+	}
+	if err := layers.EncodeParams(&m, meta, vel); err != nil {
+		return p2p.CheckpointHead{}, nil, err
+	}
+	return p2p.CheckpointHead{Hash: theta0.Hash(), Round: round, Extra: m.Bytes()}, w.Bytes(), nil
+}
+
+// resyncFrom replaces theta_0, the momentum and the stage's weights with a replica's.
+func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
+	span := n.Span()
+	head, data, err := n.host.GetCheckpoint(ctx, p, p2p.CheckpointRequest{Model: n.model.Name, First: span.First, Last: span.Last})
+	if err != nil {
+		return err
+	}
+	n.sync.mu.Lock()
+	mine := n.sync.round
+	n.sync.mu.Unlock()
+	if head.Round < mine {
+		return fmt.Errorf("node: %s is at round %d, behind this replica's %d; not syncing backwards", p, head.Round, mine)
+	}
+	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), n.model, span)
+	if err != nil {
+		return err
+	}
+	if theta0.Hash() != head.Hash {
+		return fmt.Errorf("node: checkpoint from %s hashes to %s, it announced %s", p, short12(theta0.Hash()), short12(head.Hash))
+	}
+	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), n.model, span)
+	if err != nil {
+		return err
+	}
+	if err := n.Stage().SetParams(theta0); err != nil {
+		return err
+	}
+	n.sync.mu.Lock()
+	n.sync.theta0, n.sync.round, n.sync.stepsAtEnd = theta0, head.Round, steps
+	n.sync.outer = diloco.NewOuter(outerLR, outerMomentum)
+	n.sync.outer.SetVelocity(vel.Values)
+	n.sync.mu.Unlock()
+	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", short12(head.Hash))
+	return nil
+}
