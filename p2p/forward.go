@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // The forward protocol: a client opens a stream per inference session, sends OPEN naming the
@@ -124,34 +125,31 @@ type ForwardClient struct {
 
 // OpenForward opens a session on a peer.
 func (n *Host) OpenForward(ctx context.Context, p peer.ID, req ForwardOpen) (*ForwardClient, error) {
-	ctx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
-	defer cancel()
-	s, err := n.h.NewStream(ctx, p, ProtocolForward)
+	s, err := n.openSession(ctx, p, ProtocolForward, req)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: open forward stream to %s: %w", p, err)
-	}
-	deadline := time.Now().Add(ForwardOpenTimeout)
-	s.SetDeadline(deadline)
-	if err := writeJSONFrame(s, frameOpen, req); err != nil {
-		s.Reset()
 		return nil, err
 	}
-	typ, payload, err := ReadFrame(s, maxControlFrame)
+	return &ForwardClient{s: s, peer: p}, nil
+}
+
+// openSession opens a session stream of a protocol: OPEN, then OPENED or a refusal. On any
+// failure the stream is closed.
+func (n *Host) openSession(ctx context.Context, p peer.ID, proto protocol.ID, req ForwardOpen) (network.Stream, error) {
+	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
+	defer cancel()
+	s, err := n.h.NewStream(octx, p, proto)
 	if err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("p2p: forward open on %s: %w", p, err)
+		return nil, fmt.Errorf("p2p: open %s stream to %s: %w", proto, p, err)
 	}
-	switch typ {
-	case frameOpened:
-		return &ForwardClient{s: s, peer: p}, nil
-	case frameError:
-		var re RemoteError
-		json.Unmarshal(payload, &re)
-		s.Close()
-		return nil, &re
+	buf, err := jsonBytes(req)
+	if err == nil {
+		_, err = call(s, time.Now().Add(ForwardOpenTimeout), frameOpen, buf, frameOpened)
 	}
-	s.Reset()
-	return nil, fmt.Errorf("%w: unexpected frame type %d", ErrFrame, typ)
+	if err != nil {
+		s.Close() // call has reset it already on a transport failure
+		return nil, fmt.Errorf("p2p: session open on %s: %w", p, err)
+	}
+	return s, nil
 }
 
 // Peer is the peer running the session.

@@ -111,15 +111,9 @@ type TrainClient struct {
 
 // OpenTrain opens a training session on a peer.
 func (n *Host) OpenTrain(ctx context.Context, p peer.ID, req ForwardOpen) (*TrainClient, error) {
-	ctx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
-	defer cancel()
-	s, err := n.h.NewStream(ctx, p, ProtocolBackward)
+	s, err := n.openSession(ctx, p, ProtocolBackward, req)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: open training stream to %s: %w", p, err)
-	}
-	buf, _ := jsonBytes(req)
-	if _, err := call(s, time.Now().Add(ForwardOpenTimeout), frameOpen, buf, frameOpened); err != nil {
-		return nil, fmt.Errorf("p2p: training open on %s: %w", p, err)
+		return nil, err
 	}
 	return &TrainClient{s: s, peer: p}, nil
 }
