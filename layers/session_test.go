@@ -15,13 +15,9 @@ type recompute struct {
 
 func (r *recompute) Step(tokens []int32) ([]float32, error) {
 	r.seq = append(r.seq, tokens...)
-	x := NewI32(r.seq, 1, len(r.seq))
-	for _, st := range r.stages {
-		out, err := st.Forward(x)
-		if err != nil {
-			return nil, err
-		}
-		x = out
+	x, err := LocalPipeline(r.stages).Forward(NewI32(r.seq, 1, len(r.seq)))
+	if err != nil {
+		return nil, err
 	}
 	v := x.Dims[2]
 	return x.F32[(len(r.seq)-1)*v:], nil

@@ -138,13 +138,7 @@ func (n *Node) Layers(ctx context.Context) httpapi.LayerList {
 		case i == n.model.Layers-1:
 			typ = "transformer+lm_head"
 		}
-		mem := n.model.LayerMemoryBytes()
-		if i == 0 {
-			mem += n.model.EmbeddingParams() * 4 * 6
-		}
-		if i == n.model.Layers-1 {
-			mem += n.model.HeadParams() * 4 * 6
-		}
+		mem := n.model.SpanMemoryBytes(layers.Span{First: i, Last: i}) // the embedding or head included
 		out.Layers = append(out.Layers, httpapi.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "active"})
 	}
 	return out

@@ -298,19 +298,13 @@ aggregate:
 	}
 	r, err := diloco.DefaultAggregator().Aggregate(n.sync.theta0.Specs, cs)
 	if err != nil {
-		c.err = err
-		close(c.done)
-		n.sync.collect = nil
-		return p2p.ExchangeResult{}, nil, err
+		return n.failRound(c, err)
 	}
 	after := n.sync.theta0.Clone()
 	tmp := diloco.NewOuter(outerLR, outerMomentum)
 	tmp.SetVelocity(n.sync.outer.Velocity())
 	if err := tmp.Step(after, r.Grad); err != nil {
-		c.err = err
-		close(c.done)
-		n.sync.collect = nil
-		return p2p.ExchangeResult{}, nil, err
+		return n.failRound(c, err)
 	}
 	for p, why := range c.rejected {
 		if _, ok := c.got[p]; !ok {
@@ -325,6 +319,15 @@ aggregate:
 	close(c.done)
 	n.sync.collect = nil
 	return c.res, c.agg, nil
+}
+
+// failRound ends a collection with an error, releasing the waiting contributors; the caller
+// holds n.sync.mu.
+func (n *Node) failRound(c *collection, err error) (p2p.ExchangeResult, *layers.Params, error) {
+	c.err = err
+	close(c.done)
+	n.sync.collect = nil
+	return p2p.ExchangeResult{}, nil, err
 }
 
 func (n *Node) collected(c *collection) bool {
