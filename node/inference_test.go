@@ -177,8 +177,14 @@ func TestDisconnectFreesStageSessions(t *testing.T) {
 func TestRoutesSpreadOverHolders(t *testing.T) {
 	nodes := startNetwork(t, "0-3", "4-7", "4-7")
 	waitCoverage(t, nodes[0])
-	eventually(t, 10*time.Second, "both tail holders in the coverage", func() bool {
-		return len(nodes[0].Coverage(context.Background()).Layers[7].Providers) == 2
+	eventually(t, 10*time.Second, "both tail holders in the coverage of every tail layer", func() bool {
+		cov := nodes[0].Coverage(context.Background())
+		for l := 4; l <= 7; l++ {
+			if len(cov.Layers[l].Providers) != 2 {
+				return false
+			}
+		}
+		return true
 	})
 	ctx := context.Background()
 	r1, err := nodes[0].openRoute(ctx)
@@ -191,7 +197,10 @@ func TestRoutesSpreadOverHolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r2.Close()
-	if len(r1.hops) != 2 || len(r2.hops) != 2 || r1.hops[1].hop.peer == r2.hops[1].hop.peer {
+	if len(r1.hops) != 2 || len(r2.hops) != 2 {
+		t.Fatalf("routes of %d and %d hops, want 2 each", len(r1.hops), len(r2.hops))
+	}
+	if r1.hops[1].hop.peer == r2.hops[1].hop.peer {
 		t.Fatalf("both routes use the same tail holder: %v / %v", r1.hops[1].hop.peer, r2.hops[1].hop.peer)
 	}
 }
