@@ -1,0 +1,333 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func wallet(t testing.TB, name string) *Wallet {
+	t.Helper()
+	w, err := WalletFromToken("test-token-" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// fundedParams funds the named wallets with n NEURO each.
+func fundedParams(n Amount, ws ...*Wallet) Params {
+	p := DefaultParams()
+	for _, w := range ws {
+		p.Genesis[w.Address()] = n * Micro
+	}
+	return p
+}
+
+func openLedger(t testing.TB, dir string, p Params) *Ledger {
+	t.Helper()
+	l, err := Open(dir, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// signed builds a transaction from w with an explicit nonce and time.
+func signed(w *Wallet, nonce uint64, at time.Time, tx Tx) *Tx {
+	tx.Nonce, tx.Time = nonce, at.UnixMilli()
+	tx.Sign(w)
+	return &tx
+}
+
+func send(p Params, to *Wallet, neuro Amount) Tx {
+	return Tx{Type: TxSend, To: to.Address(), Amount: neuro * Micro, Fee: p.Fee(neuro * Micro)}
+}
+
+func mustAudit(t testing.TB, l *Ledger) Amount {
+	t.Helper()
+	sum, err := l.Audit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+func balance(t testing.TB, l *Ledger, w *Wallet) Amount {
+	t.Helper()
+	a, err := l.Account(w.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Available
+}
+
+func TestWalletFromToken(t *testing.T) {
+	a, b, c := wallet(t, "a"), wallet(t, "a"), wallet(t, "b")
+	if a.Address() != b.Address() || a.Address() == c.Address() {
+		t.Fatal("the address must depend on the token only")
+	}
+	s := a.Address().String()
+	if len(s) != 42 || s[:2] != "0x" {
+		t.Fatalf("address %q", s)
+	}
+	back, err := ParseAddress(s)
+	if err != nil || back != a.Address() {
+		t.Fatal(back, err)
+	}
+	for _, bad := range []string{"", "0x12", s[2:], "0x" + s[4:] + "zz"} {
+		if _, err := ParseAddress(bad); !errors.Is(err, ErrAddress) {
+			t.Errorf("ParseAddress(%q) = %v", bad, err)
+		}
+	}
+	if _, err := WalletFromToken(""); err == nil {
+		t.Fatal("an empty token must not make a wallet")
+	}
+}
+
+func TestSendMovesValueAndBurnsFee(t *testing.T) {
+	alice, bob := wallet(t, "alice"), wallet(t, "bob")
+	p := fundedParams(1000, alice)
+	l := openLedger(t, t.TempDir(), p)
+	r := l.Submit(alice, send(p, bob, 100))
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r.Tx.Nonce != 1 || r.Seq != 1 {
+		t.Fatalf("nonce %d seq %d", r.Tx.Nonce, r.Seq)
+	}
+	fee := p.Fee(100 * Micro)
+	if fee != 100_000 { // 0.1% of 100 NEURO = 0.1 NEURO, as the API reference shows
+		t.Fatalf("fee %s", fee)
+	}
+	if got, want := balance(t, l, alice), 900*Micro-fee; got != want {
+		t.Fatalf("alice %s, want %s", got, want)
+	}
+	if got := balance(t, l, bob); got != 100*Micro {
+		t.Fatalf("bob %s", got)
+	}
+	minted, burned, seq := l.Supply()
+	if minted != 1000*Micro || burned != fee || seq != 1 {
+		t.Fatalf("supply %s %s %d", minted, burned, seq)
+	}
+	if mustAudit(t, l) != minted-burned {
+		t.Fatal("audit sum")
+	}
+	for _, w := range []*Wallet{alice, bob} {
+		h, total, err := l.History(w.Address(), 10, 0)
+		if err != nil || total != 1 || len(h) != 1 || h[0].Tx.ID() != r.Tx.ID() {
+			t.Fatalf("history of %s: %v %d %v", w.Address(), h, total, err)
+		}
+	}
+	e, ok, err := l.Lookup(r.Tx.ID())
+	if err != nil || !ok || e.Seq != 1 {
+		t.Fatal(e, ok, err)
+	}
+}
+
+func TestRefusalsChangeNothing(t *testing.T) {
+	alice, bob := wallet(t, "alice"), wallet(t, "bob")
+	p := fundedParams(10, alice)
+	l := openLedger(t, t.TempDir(), p)
+	now := time.Now()
+	first := signed(alice, 1, now, send(p, bob, 1))
+	if r := l.Apply(first, true); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	forged := *signed(alice, 2, now, send(p, bob, 1))
+	forged.Memo = "changed after signing"
+	tooMuch := send(p, bob, 10)
+	lowFee := send(p, bob, 1)
+	lowFee.Fee = 0
+	cases := []struct {
+		name string
+		tx   *Tx
+		want error
+	}{
+		{"replay", first, ErrDuplicate},
+		{"equivocation", signed(alice, 1, now, send(p, bob, 2)), ErrEquivocation},
+		{"forged signature", &forged, ErrSignature},
+		{"insufficient", signed(alice, 2, now, tooMuch), ErrInsufficient},
+		{"fee too low", signed(alice, 2, now, lowFee), ErrFee},
+		{"future time", signed(alice, 2, now.Add(time.Hour), send(p, bob, 1)), ErrClock},
+		{"older than the previous", signed(alice, 2, now.Add(-time.Minute), send(p, bob, 1)), ErrClock},
+		{"to oneself", signed(alice, 2, now, send(p, alice, 1)), ErrMalformed},
+		{"stake without duration", signed(alice, 2, now, Tx{Type: TxStake, Amount: Micro}), ErrMalformed},
+		{"unstake more than staked", signed(alice, 2, now, Tx{Type: TxUnstake, Amount: Micro}), ErrInsufficient},
+		{"reward without proof", signed(alice, 2, now, Tx{Type: TxReward, Amount: Micro}), ErrProof},
+	}
+	before, _ := l.Account(alice.Address())
+	_, _, seq := l.Supply()
+	for _, c := range cases {
+		r := l.Apply(c.tx, true)
+		if !errors.Is(r.Err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, r.Err, c.want)
+		}
+	}
+	after, _ := l.Account(alice.Address())
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("a refused transaction changed the account: %+v -> %+v", before, after)
+	}
+	if _, _, s := l.Supply(); s != seq {
+		t.Fatalf("a refused transaction entered the log: seq %d -> %d", seq, s)
+	}
+	eq, err := l.Equivocations(10)
+	if err != nil || len(eq) != 1 || eq[0].From != alice.Address() || eq[0].Nonce != 1 {
+		t.Fatalf("equivocation evidence: %+v %v", eq, err)
+	}
+	var ie *InsufficientError
+	r := l.Apply(signed(alice, 2, now, tooMuch), true)
+	if !errors.As(r.Err, &ie) || ie.Required != 10*Micro+p.Fee(10*Micro) || ie.Available != 9*Micro-p.Fee(Micro) {
+		t.Fatalf("insufficient details: %v", r.Err)
+	}
+	mustAudit(t, l)
+}
+
+func TestStakeLockAndCooldown(t *testing.T) {
+	alice := wallet(t, "alice")
+	p := fundedParams(100, alice)
+	l := openLedger(t, t.TempDir(), p)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	apply := func(n uint64, at time.Time, tx Tx) error { return l.Apply(signed(alice, n, at, tx), false).Err }
+	if err := apply(1, t0, Tx{Type: TxStake, Amount: 60 * Micro, Days: 30}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := l.Account(alice.Address())
+	if a.Available != 40*Micro || a.Staked != 60*Micro || a.StakeDays != 30 || a.Unlock != t0.Add(30*day).UnixMilli() {
+		t.Fatalf("after stake: %+v", a)
+	}
+	if err := apply(2, t0.Add(29*day), Tx{Type: TxUnstake, Amount: 10 * Micro}); !errors.Is(err, ErrStakeLocked) {
+		t.Fatalf("unstake before unlock: %v", err)
+	}
+	if err := apply(2, t0.Add(30*day), Tx{Type: TxUnstake, Amount: 10 * Micro}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = l.Account(alice.Address())
+	if a.Staked != 50*Micro || len(a.Pending) != 1 || a.Total() != 100*Micro {
+		t.Fatalf("after unstake: %+v", a)
+	}
+	if v := a.View(t0.Add(36 * day)); v.Available != 40*Micro {
+		t.Fatalf("pending became available before the cooldown: %+v", v)
+	}
+	if v := a.View(t0.Add(37 * day)); v.Available != 50*Micro || len(v.Pending) != 0 {
+		t.Fatalf("pending not available after the cooldown: %+v", v)
+	}
+	// Spending the matured NEURO needs a transaction dated after the cooldown.
+	bob := wallet(t, "bob")
+	if err := apply(3, t0.Add(36*day), send(p, bob, 45)); !errors.Is(err, ErrInsufficient) {
+		t.Fatalf("spent pending NEURO early: %v", err)
+	}
+	if err := apply(3, t0.Add(37*day), send(p, bob, 45)); err != nil {
+		t.Fatal(err)
+	}
+	if Multiplier(30) != 1.5 || Multiplier(10_000) != 3 {
+		t.Fatal("multiplier")
+	}
+	mustAudit(t, l)
+}
+
+func proofFor(worker, consumer *Wallet, kind ProofKind, units uint32, work byte) *Proof {
+	pr := &Proof{Kind: kind, Layer: 2, Units: units, Worker: worker.Address(), Time: time.Now().UnixMilli()}
+	pr.Work[0] = work
+	pr.Countersign(consumer)
+	return pr
+}
+
+func TestRewardsNeedACountersignedProofOnce(t *testing.T) {
+	worker, consumer := wallet(t, "worker"), wallet(t, "consumer")
+	p := DefaultParams()
+	l := openLedger(t, t.TempDir(), p)
+	pr := proofFor(worker, consumer, ProofForward, 100, 1)
+	r := l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if got := balance(t, l, worker); got != 100*p.Rewards[ProofForward] {
+		t.Fatalf("reward %s", got)
+	}
+	again := l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr})
+	if !errors.Is(again.Err, ErrProof) {
+		t.Fatalf("second claim of one proof: %v", again.Err)
+	}
+	self := proofFor(worker, worker, ProofForward, 100, 2)
+	if r := l.Submit(worker, Tx{Type: TxReward, Amount: self.Reward(p), Proof: self}); !errors.Is(r.Err, ErrProof) {
+		t.Fatalf("self-signed proof: %v", r.Err)
+	}
+	greedy := proofFor(worker, consumer, ProofForward, 100, 3)
+	if r := l.Submit(worker, Tx{Type: TxReward, Amount: greedy.Reward(p) + 1, Proof: greedy}); !errors.Is(r.Err, ErrProof) {
+		t.Fatalf("claim above the rate: %v", r.Err)
+	}
+	tampered := proofFor(worker, consumer, ProofForward, 100, 4)
+	tampered.Units = 1000
+	if r := l.Submit(worker, Tx{Type: TxReward, Amount: tampered.Reward(p), Proof: tampered}); !errors.Is(r.Err, ErrProof) {
+		t.Fatalf("proof changed after countersigning: %v", r.Err)
+	}
+	stolen := proofFor(worker, consumer, ProofForward, 100, 5)
+	if r := l.Submit(consumer, Tx{Type: TxReward, Amount: stolen.Reward(p), Proof: stolen}); !errors.Is(r.Err, ErrProof) {
+		t.Fatalf("a proof claimed by someone else than its worker: %v", r.Err)
+	}
+	minted, _, _ := l.Supply()
+	if minted != 100*p.Rewards[ProofForward] {
+		t.Fatalf("minted %s", minted)
+	}
+	mustAudit(t, l)
+}
+
+func TestEarlyTransactionsWaitForTheirPredecessors(t *testing.T) {
+	alice, bob := wallet(t, "alice"), wallet(t, "bob")
+	p := fundedParams(10, alice)
+	l := openLedger(t, t.TempDir(), p)
+	now := time.Now()
+	t1 := signed(alice, 1, now, send(p, bob, 1))
+	t2 := signed(alice, 2, now, send(p, bob, 1))
+	t3 := signed(alice, 3, now, send(p, bob, 1))
+	for _, tx := range []*Tx{t3, t2} {
+		if r := l.Apply(tx, true); !errors.Is(r.Err, ErrQueued) {
+			t.Fatalf("nonce %d: %v", tx.Nonce, r.Err)
+		}
+	}
+	if r := l.Apply(t1, true); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if got := balance(t, l, bob); got != 3*Micro {
+		t.Fatalf("bob %s after the gap filled", got)
+	}
+	mustAudit(t, l)
+}
+
+func TestLedgerSurvivesReopen(t *testing.T) {
+	alice, bob := wallet(t, "alice"), wallet(t, "bob")
+	p := fundedParams(1000, alice)
+	dir := t.TempDir()
+	l, err := Open(dir, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if r := l.Submit(alice, send(p, bob, 10)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.Submit(alice, send(p, bob, 1)); !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("submit after close: %v", r.Err)
+	}
+	l = openLedger(t, dir, p)
+	if got := balance(t, l, bob); got != 50*Micro {
+		t.Fatalf("bob %s after reopen", got)
+	}
+	if r := l.Submit(alice, send(p, bob, 10)); r.Err != nil || r.Tx.Nonce != 6 || r.Seq != 6 {
+		t.Fatalf("after reopen: nonce %d seq %d %v", r.Tx.Nonce, r.Seq, r.Err)
+	}
+	mustAudit(t, l)
+	l.Close()
+	other := fundedParams(5, bob)
+	if _, err := Open(dir, other, Options{}); !errors.Is(err, ErrNetwork) {
+		t.Fatalf("opened with another network's rules: %v", err)
+	}
+}

@@ -1,0 +1,149 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+)
+
+// ErrParams is returned for network parameters that cannot run a ledger.
+var ErrParams = errors.New("ledger: bad network parameters")
+
+// Params are the network's ledger rules. Every node of a network must run the same Params
+// (their ID names the network's gossip topic and is stored in each ledger), or their ledgers
+// would drift apart.
+type Params struct {
+	// Genesis funds accounts when a ledger is created (a local test network funds its wallets
+	// here; the default network starts empty and mints only rewards).
+	Genesis map[Address]Amount `json:"genesis"`
+	// FeeBasisPoints of a send or payment is burned as its fee (10 = 0.1%), at least MinFee.
+	FeeBasisPoints int64  `json:"fee_basis_points"`
+	MinFee         Amount `json:"min_fee"`
+	// Rewards per unit of countersigned work, by proof kind (forward and backward: per token;
+	// round: per DiLoCo round).
+	Rewards map[ProofKind]Amount `json:"rewards"`
+	// MaxProofUnits caps the units one proof can claim.
+	MaxProofUnits uint32 `json:"max_proof_units"`
+	// PricePerToken is what an inference costs its requester per generated token, split among
+	// the peers that served it.
+	PricePerToken Amount `json:"price_per_token"`
+	// CooldownDays is how long unstaked NEURO stays pending before it is available.
+	CooldownDays int `json:"cooldown_days"`
+	// MaxStakeDays bounds a stake's lock.
+	MaxStakeDays int `json:"max_stake_days"`
+}
+
+// DefaultParams are the rules of the default network.
+func DefaultParams() Params {
+	return Params{
+		Genesis:        map[Address]Amount{},
+		FeeBasisPoints: 10,
+		MinFee:         1, // one micro-NEURO: no free spam
+		Rewards: map[ProofKind]Amount{
+			ProofForward:  1_000,  // 0.001 NEURO per token
+			ProofBackward: 2_000,  // backward costs about twice a forward
+			ProofRound:    50_000, // 0.05 NEURO per DiLoCo round taken part in
+		},
+		MaxProofUnits: 1 << 16,
+		PricePerToken: 1_000,
+		CooldownDays:  7,
+		MaxStakeDays:  365,
+	}
+}
+
+// Validate checks that the parameters are usable.
+func (p Params) Validate() error {
+	var total Amount
+	for a, v := range p.Genesis {
+		if v <= 0 || v > MaxAmount {
+			return fmt.Errorf("%w: genesis amount %s for %s", ErrParams, v, a)
+		}
+		if total += v; total > MaxAmount {
+			return fmt.Errorf("%w: genesis total above %s", ErrParams, MaxAmount)
+		}
+	}
+	switch {
+	case p.FeeBasisPoints < 0 || p.FeeBasisPoints > 10_000:
+		return fmt.Errorf("%w: fee_basis_points %d (0..10000)", ErrParams, p.FeeBasisPoints)
+	case p.MinFee < 0 || p.MinFee > MaxAmount:
+		return fmt.Errorf("%w: min_fee %s", ErrParams, p.MinFee)
+	case p.PricePerToken < 0 || p.PricePerToken > MaxAmount:
+		return fmt.Errorf("%w: price_per_token %s", ErrParams, p.PricePerToken)
+	case p.CooldownDays < 0 || p.CooldownDays > 365:
+		return fmt.Errorf("%w: cooldown_days %d (0..365)", ErrParams, p.CooldownDays)
+	case p.MaxStakeDays < 1 || p.MaxStakeDays > 3650:
+		return fmt.Errorf("%w: max_stake_days %d (1..3650)", ErrParams, p.MaxStakeDays)
+	case p.MaxProofUnits == 0:
+		return fmt.Errorf("%w: max_proof_units must be positive", ErrParams)
+	}
+	for k, r := range p.Rewards {
+		if !k.valid() || r < 0 || Amount(p.MaxProofUnits)*r > MaxAmount/1000 {
+			return fmt.Errorf("%w: reward %s for %q", ErrParams, r, k)
+		}
+	}
+	return nil
+}
+
+// ID names the network: a hash of the canonical JSON of the parameters (map keys sorted by
+// encoding/json), so two nodes agree on it exactly when they run the same rules.
+func (p Params) ID() string {
+	b, _ := json.Marshal(p)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Fee is the fee a send or payment of amount must burn at least.
+func (p Params) Fee(amount Amount) Amount {
+	// amount <= MaxAmount = 1e18, times at most 1e4 would overflow int64: divide first.
+	f := amount/10_000*Amount(p.FeeBasisPoints) + amount%10_000*Amount(p.FeeBasisPoints)/10_000
+	return max(f, p.MinFee)
+}
+
+// Multiplier is the reward multiplier of a stake locked for days: 1 + days/60, at most 3
+// (30 days: 1.5, as the API reference shows).
+func Multiplier(days int) float64 {
+	return min(1+float64(days)/60, 3)
+}
+
+// genesisTotal is the NEURO minted by the genesis allocation.
+func (p Params) genesisTotal() Amount {
+	var t Amount
+	for _, v := range p.Genesis {
+		t += v
+	}
+	return t
+}
+
+// sortedGenesis lists the genesis accounts in address order, for a deterministic first write.
+func (p Params) sortedGenesis() []Address {
+	out := make([]Address, 0, len(p.Genesis))
+	for a := range p.Genesis {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b Address) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// LoadParams reads network parameters from a JSON file; fields it leaves out keep their
+// defaults.
+func LoadParams(path string) (Params, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Params{}, err
+	}
+	p := DefaultParams()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Params{}, fmt.Errorf("%w: %s: %v", ErrParams, path, err)
+	}
+	if p.Genesis == nil {
+		p.Genesis = map[Address]Amount{}
+	}
+	return p, p.Validate()
+}

@@ -1,0 +1,200 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// ErrClosed is returned by a ledger that was closed.
+var ErrClosed = errors.New("ledger: closed")
+
+// ErrNetwork is returned when a data dir holds the ledger of another network.
+var ErrNetwork = errors.New("ledger: the database belongs to another network")
+
+// Key layout. Every transaction the ledger applies gets the next local sequence number; the
+// sequence log is what peers replay to catch up.
+var (
+	keyMeta     = []byte("meta/")    // meta/network, meta/supply, meta/cursor/<name>
+	keySeq      = []byte("seq/")     // seq/<seq> -> encoded tx
+	keyTx       = []byte("tx/")      // tx/<id> -> seq
+	keyNonce    = []byte("nonce/")   // nonce/<addr><nonce> -> tx id
+	keyAccount  = []byte("acct/")    // acct/<addr> -> account
+	keyHistory  = []byte("hist/")    // hist/<addr><seq> -> empty
+	keyProof    = []byte("proof/")   // proof/<proof id> -> tx id
+	keyEquivoc  = []byte("equivoc/") // equivoc/<addr><nonce><tx id> -> encoded tx
+	keyNetwork  = []byte("meta/network")
+	keySupply   = []byte("meta/supply")
+	maxPoolSize = 4096 // out-of-order transactions waiting for their predecessors
+	maxPoolAddr = 64
+)
+
+// MaxClockSkew bounds how far a fresh transaction's time may be from this node's clock.
+const MaxClockSkew = 10 * time.Minute
+
+// Ledger is the NEURO ledger in a badger database. Writes go through one goroutine that
+// commits queued transactions together (one fsync for a group), so a transaction is durable
+// when Apply or Submit returns.
+type Ledger struct {
+	db     *badger.DB
+	params Params
+	log    *slog.Logger
+
+	reqs chan *request
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex // guards the fields below, owned by the writer between commits
+	seq    uint64
+	minted Amount
+	burned Amount
+	pool   map[Address]map[uint64]*Tx
+	pooled int
+
+	closeOnce sync.Once
+}
+
+// Options tune how the database runs; the zero value suits a node.
+type Options struct {
+	// InMemory keeps the database in memory (benchmarks of the ledger's own cost).
+	InMemory bool
+	// Logger receives badger's warnings and errors (nil: the package logger).
+	Logger *slog.Logger
+}
+
+// Open opens (or creates, funding the genesis accounts) the ledger in dir.
+func Open(dir string, params Params, o Options) (*Ledger, error) {
+	if err := params.Validate(); err != nil {
+		return nil, err
+	}
+	lg := o.Logger
+	if lg == nil {
+		lg = slog.Default().With("pkg", "ledger")
+	}
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{lg}).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false) // one writer goroutine
+	if o.InMemory {
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
+	}
+	l := &Ledger{db: db, params: params, log: lg, reqs: make(chan *request, 1024), done: make(chan struct{}),
+		pool: map[Address]map[uint64]*Tx{}}
+	if err := l.load(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	l.wg.Add(1)
+	go l.writer()
+	return l, nil
+}
+
+// load reads the ledger's counters, or writes the genesis state into an empty database.
+func (l *Ledger) load() error {
+	return l.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyNetwork)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			if err := txn.Set(keyNetwork, []byte(l.params.ID())); err != nil {
+				return err
+			}
+			for _, a := range l.params.sortedGenesis() {
+				acct := Account{Available: l.params.Genesis[a]}
+				if err := txn.Set(accountKey(a), acct.encode()); err != nil {
+					return err
+				}
+			}
+			l.minted = l.params.genesisTotal()
+			return txn.Set(keySupply, l.supplyBytes(l.minted, 0, 0))
+		}
+		if err != nil {
+			return err
+		}
+		id, _ := item.ValueCopy(nil)
+		if string(id) != l.params.ID() {
+			return fmt.Errorf("%w: it holds network %s, this node runs %s", ErrNetwork, id, l.params.ID())
+		}
+		item, err = txn.Get(keySupply)
+		if err != nil {
+			return err
+		}
+		v, _ := item.ValueCopy(nil)
+		if len(v) != 24 {
+			return fmt.Errorf("ledger: corrupt supply record")
+		}
+		l.minted, l.burned, l.seq = Amount(binary.BigEndian.Uint64(v)), Amount(binary.BigEndian.Uint64(v[8:])), binary.BigEndian.Uint64(v[16:])
+		return nil
+	})
+}
+
+func (l *Ledger) supplyBytes(minted, burned Amount, seq uint64) []byte {
+	var e encoder
+	e.u64(uint64(minted))
+	e.u64(uint64(burned))
+	e.u64(seq)
+	return e.b
+}
+
+// Close stops the writer (queued transactions fail with ErrClosed) and closes the database.
+func (l *Ledger) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.wg.Wait()
+		err = l.db.Close()
+	})
+	return err
+}
+
+// Params are the network rules this ledger runs.
+func (l *Ledger) Params() Params { return l.params }
+
+// Supply is the NEURO minted (genesis and rewards) and burned (fees) so far, and the number
+// of transactions applied.
+func (l *Ledger) Supply() (minted, burned Amount, seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.minted, l.burned, l.seq
+}
+
+func accountKey(a Address) []byte { return append(append([]byte{}, keyAccount...), a[:]...) }
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(append([]byte{}, keySeq...), seq) }
+
+func txKey(id string) []byte { return append(append([]byte{}, keyTx...), id...) }
+
+func nonceKey(a Address, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(append([]byte{}, keyNonce...), a[:]...), n)
+}
+
+func historyKey(a Address, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(append([]byte{}, keyHistory...), a[:]...), seq)
+}
+
+func proofKey(id string) []byte { return append(append([]byte{}, keyProof...), id...) }
+
+func equivocKey(a Address, n uint64, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(append(append([]byte{}, keyEquivoc...), a[:]...), n), id...)
+}
+
+// badgerLogger sends badger's warnings and errors to slog and drops its chatter.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}

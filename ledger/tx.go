@@ -1,0 +1,174 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors of transaction validation. Each names what is wrong; callers match them with
+// errors.Is.
+var (
+	ErrMalformed    = errors.New("ledger: malformed transaction")
+	ErrSignature    = errors.New("ledger: bad signature")
+	ErrNonce        = errors.New("ledger: wrong nonce")
+	ErrDuplicate    = errors.New("ledger: transaction already applied")
+	ErrEquivocation = errors.New("ledger: another transaction already used this nonce")
+	ErrInsufficient = errors.New("ledger: insufficient balance")
+	ErrFee          = errors.New("ledger: fee too low")
+	ErrStakeLocked  = errors.New("ledger: stake is still locked")
+	ErrProof        = errors.New("ledger: bad proof")
+	ErrClock        = errors.New("ledger: transaction time out of range")
+)
+
+// TxType is what a transaction does.
+type TxType uint8
+
+// Transaction types. A fee is not a transaction of its own: sends and payments carry one, and
+// it is burned.
+const (
+	TxSend    TxType = 1 // available -> another account, fee burned
+	TxStake   TxType = 2 // available -> staked for DurationDays
+	TxUnstake TxType = 3 // staked -> pending for the cooldown, then available
+	TxReward  TxType = 4 // mints the reward of a countersigned proof to its worker
+	TxPayment TxType = 5 // an inference payment to a serving peer, fee burned
+)
+
+func (t TxType) String() string {
+	switch t {
+	case TxSend:
+		return "send"
+	case TxStake:
+		return "stake"
+	case TxUnstake:
+		return "unstake"
+	case TxReward:
+		return "reward"
+	case TxPayment:
+		return "inference_payment"
+	}
+	return fmt.Sprintf("type%d", uint8(t))
+}
+
+// Limits of a transaction's fields.
+const (
+	MaxMemo    = 256
+	MaxTxBytes = 1024
+)
+
+// Tx is a signed ledger transaction. The sender is the holder of PubKey; Nonce counts the
+// sender's transactions from 1, so each can be applied once and in order.
+type Tx struct {
+	Type   TxType
+	PubKey ed25519.PublicKey // sender, 32 bytes
+	Nonce  uint64
+	Time   int64   // sender's clock, unix milliseconds
+	To     Address // send and payment
+	Amount Amount
+	Fee    Amount
+	Days   uint16 // stake: lock duration
+	Memo   string
+	Proof  *Proof // reward: the countersigned work
+	Sig    []byte // ed25519 over SigningBytes
+}
+
+// From is the sender's address.
+func (t *Tx) From() Address { return AddressOf(t.PubKey) }
+
+// Timestamp is the transaction's time.
+func (t *Tx) Timestamp() time.Time { return time.UnixMilli(t.Time).UTC() }
+
+// SigningBytes is the canonical encoding of everything but the signature.
+func (t *Tx) SigningBytes() []byte {
+	var e encoder
+	e.bytes([]byte(txDomain))
+	t.encodeBody(&e)
+	return e.b
+}
+
+const txDomain = "neuroshard tx v1\x00"
+
+// ID is the transaction's identity: a hash of its signed content. ed25519 signatures (as Go
+// verifies them) are not malleable, so one signed content has one ID.
+func (t *Tx) ID() string {
+	sum := sha256.Sum256(t.SigningBytes())
+	return "tx_" + hex.EncodeToString(sum[:16])
+}
+
+// Sign fills PubKey and Sig with the wallet's.
+func (t *Tx) Sign(w *Wallet) {
+	t.PubKey = w.PublicKey()
+	t.Sig = w.Sign(t.SigningBytes())
+}
+
+// Check validates what can be validated without the ledger's state: field ranges, the
+// signature and, for a reward, the proof's countersignature. Params bound the proof.
+func (t *Tx) Check(p Params) error {
+	if len(t.PubKey) != ed25519.PublicKeySize || len(t.Sig) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: key or signature length", ErrMalformed)
+	}
+	if t.Nonce == 0 || t.Time <= 0 || t.Amount <= 0 || t.Amount > MaxAmount || t.Fee < 0 || t.Fee > MaxAmount {
+		return fmt.Errorf("%w: nonce, time, amount or fee out of range", ErrMalformed)
+	}
+	if len(t.Memo) > MaxMemo || !utf8.ValidString(t.Memo) {
+		return fmt.Errorf("%w: memo over %d bytes or not UTF-8", ErrMalformed, MaxMemo)
+	}
+	from := t.From()
+	switch t.Type {
+	case TxSend, TxPayment:
+		if t.To == from {
+			return fmt.Errorf("%w: sending to oneself", ErrMalformed)
+		}
+		if t.Fee < p.Fee(t.Amount) {
+			return fmt.Errorf("%w: %s < %s", ErrFee, t.Fee, p.Fee(t.Amount))
+		}
+	case TxStake:
+		if t.Days == 0 || int(t.Days) > p.MaxStakeDays {
+			return fmt.Errorf("%w: stake duration %d days (1..%d)", ErrMalformed, t.Days, p.MaxStakeDays)
+		}
+	case TxUnstake:
+	case TxReward:
+		if t.Proof == nil {
+			return fmt.Errorf("%w: reward without a proof", ErrProof)
+		}
+		if err := t.Proof.Check(p); err != nil {
+			return err
+		}
+		if t.Proof.Worker != from {
+			return fmt.Errorf("%w: proof's worker %s is not the sender %s", ErrProof, t.Proof.Worker, from)
+		}
+		if want := t.Proof.Reward(p); t.Amount != want {
+			return fmt.Errorf("%w: reward %s, the proof earns %s", ErrProof, t.Amount, want)
+		}
+	default:
+		return fmt.Errorf("%w: unknown type %d", ErrMalformed, t.Type)
+	}
+	if t.Type != TxSend && t.Type != TxPayment && (t.To != Address{} || t.Fee != 0) {
+		return fmt.Errorf("%w: %s carries a recipient or fee", ErrMalformed, t.Type)
+	}
+	if t.Type != TxStake && t.Days != 0 {
+		return fmt.Errorf("%w: duration on a %s", ErrMalformed, t.Type)
+	}
+	if t.Type != TxReward && t.Proof != nil {
+		return fmt.Errorf("%w: proof on a %s", ErrMalformed, t.Type)
+	}
+	if !ed25519.Verify(t.PubKey, t.SigningBytes(), t.Sig) {
+		return ErrSignature
+	}
+	return nil
+}
+
+// Debit is what the transaction takes from the sender's available balance.
+func (t *Tx) Debit() Amount {
+	switch t.Type {
+	case TxSend, TxPayment:
+		return t.Amount + t.Fee
+	case TxStake:
+		return t.Amount
+	}
+	return 0
+}
