@@ -173,7 +173,9 @@ func (l *Ledger) Supply() (minted, burned Amount, seq uint64) {
 
 func accountKey(a Address) []byte { return append(append([]byte{}, keyAccount...), a[:]...) }
 
-func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(append([]byte{}, keySeq...), seq) }
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte{}, keySeq...), seq)
+}
 
 func txKey(id string) []byte { return append(append([]byte{}, keyTx...), id...) }
 
