@@ -27,18 +27,9 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 	dht.GET("/peers/:id", s.findPeer)
 	dht.GET("/coverage", s.coverage)
 
-	// Endpoints of seed 001 whose capability has not landed yet answer 501 with a reason,
-	// so clients learn what is missing instead of meeting a bare 404.
 	v1.GET("/metrics", s.metrics, read, auth)
 	v1.POST("/inference", s.inference, infer, auth)
-	v1.GET("/proofs", notImplemented("proofs arrive with the NEURO ledger"), wallet, auth)
-	w := v1.Group("/wallet", wallet, auth)
-	for _, p := range []string{"/balance", "/transactions"} {
-		w.GET(p, notImplemented("the NEURO ledger is not available yet"))
-	}
-	for _, p := range []string{"/send", "/stake", "/unstake"} {
-		w.POST(p, notImplemented("the NEURO ledger is not available yet"))
-	}
+	s.walletRoutes(v1.Group("/wallet", wallet, auth), v1, wallet, auth)
 	tr := s.e.Group("/api/training", read)
 	tr.GET("/global", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, s.backend.TrainingGlobal(c.Request().Context()))
@@ -46,12 +37,6 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 	tr.GET("/verify", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, s.backend.TrainingVerify(c.Request().Context()))
 	})
-}
-
-func notImplemented(why string) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		return NewError(http.StatusNotImplemented, CodeNotImplemented, why, map[string]any{"endpoint": c.Path()})
-	}
 }
 
 func (s *Server) health(c echo.Context) error {

@@ -32,6 +32,7 @@ type Backend interface {
 	TrainingVerify(ctx context.Context) TrainingVerify
 	// Inference generates; emit, when not nil, receives text as it is produced (streaming).
 	Inference(ctx context.Context, req InferenceRequest, emit func(TokenEvent) error) (*InferenceResponse, error)
+	Wallet
 }
 
 // shutdownTimeout bounds how long Close waits for requests in flight.

@@ -20,6 +20,8 @@ type Account struct {
 	StakeDays  uint16 // duration of the latest stake
 	Unlock     int64  // unix ms when the stake may be unstaked
 	Pending    []Unbond
+	Rewards    uint64 // proofs rewarded
+	Rewarded   Amount // NEURO minted to it by rewards
 }
 
 // Unbond is unstaked NEURO waiting out its cooldown.
@@ -119,6 +121,8 @@ func applyTx(p Params, tx *Tx, from, to *Account) (effect, error) {
 			return effect{}, fmt.Errorf("%w: the balance would pass %s", ErrMalformed, MaxAmount)
 		}
 		f.Available += tx.Amount
+		f.Rewards++
+		f.Rewarded += tx.Amount
 		eff.minted = tx.Amount
 	default:
 		return effect{}, fmt.Errorf("%w: unknown type %d", ErrMalformed, tx.Type)
@@ -155,6 +159,8 @@ func (a *Account) encode() []byte {
 	e.u64(uint64(a.StakeStart))
 	e.u16(a.StakeDays)
 	e.u64(uint64(a.Unlock))
+	e.u64(a.Rewards)
+	e.u64(uint64(a.Rewarded))
 	e.u8(byte(len(a.Pending)))
 	for _, u := range a.Pending {
 		e.u64(uint64(u.Amount))
@@ -166,7 +172,7 @@ func (a *Account) encode() []byte {
 func decodeAccount(b []byte) (Account, error) {
 	d := decoder{b: b}
 	a := Account{Nonce: d.u64(), LastTime: int64(d.u64()), Available: Amount(d.u64()), Staked: Amount(d.u64()),
-		StakeStart: int64(d.u64()), StakeDays: d.u16(), Unlock: int64(d.u64())}
+		StakeStart: int64(d.u64()), StakeDays: d.u16(), Unlock: int64(d.u64()), Rewards: d.u64(), Rewarded: Amount(d.u64())}
 	n := int(d.u8())
 	for i := 0; i < n && d.err == nil; i++ {
 		a.Pending = append(a.Pending, Unbond{Amount: Amount(d.u64()), At: int64(d.u64())})

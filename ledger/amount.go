@@ -75,11 +75,17 @@ func (a Amount) String() string {
 // MarshalJSON writes the amount as a JSON number ("amount": 100.5), as the API reference shows.
 func (a Amount) MarshalJSON() ([]byte, error) { return []byte(a.String()), nil }
 
-// UnmarshalJSON reads a JSON number exactly (not through float64).
+// UnmarshalJSON reads a JSON number exactly (not through float64). A negative number (as a
+// history shows what left an account) is read too; whoever takes an amount as input checks
+// its sign.
 func (a *Amount) UnmarshalJSON(b []byte) error {
-	v, err := ParseAmount(string(b))
+	s, neg := strings.CutPrefix(string(b), "-")
+	v, err := ParseAmount(s)
 	if err != nil {
 		return err
+	}
+	if neg {
+		v = -v
 	}
 	*a = v
 	return nil

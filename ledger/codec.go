@@ -170,3 +170,30 @@ func decodeProofBody(d *decoder) *Proof {
 	p.Consumer = d.bytes(32)
 	return p
 }
+
+// Encode is the proof's wire form (a receipt handed to its worker).
+func (p *Proof) Encode() []byte {
+	var e encoder
+	p.encodeBody(&e)
+	e.bytes(p.Sig)
+	return e.b
+}
+
+// DecodeProof reads a proof's wire form (form only; see Check).
+func DecodeProof(b []byte) (*Proof, error) {
+	if len(b) > MaxTxBytes {
+		return nil, fmt.Errorf("%w: proof of %d bytes", ErrMalformed, len(b))
+	}
+	d := decoder{b: b}
+	p := decodeProofBody(&d)
+	if p != nil {
+		p.Sig = d.bytes(64)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(d.b))
+	}
+	return p, nil
+}

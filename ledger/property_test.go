@@ -113,3 +113,21 @@ func FuzzDecodeTx(f *testing.F) {
 		_ = tx.ID()
 	})
 }
+
+func FuzzDecodeProof(f *testing.F) {
+	f.Add(proofFor(wallet(f, "w"), wallet(f, "c"), ProofRound, 1, 7).Encode())
+	f.Add([]byte{2, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pr, err := DecodeProof(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error outside ErrMalformed: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(pr.Encode(), b) {
+			t.Fatalf("not canonical: %x re-encodes as %x", b, pr.Encode())
+		}
+		_ = pr.Check(DefaultParams())
+	})
+}

@@ -35,7 +35,16 @@ type Entry struct {
 // History lists an address's transactions newest first, skipping offset and returning at most
 // limit, with the total count.
 func (l *Ledger) History(a Address, limit, offset int) ([]Entry, int, error) {
-	prefix := append(append([]byte{}, keyHistory...), a[:]...)
+	return l.indexed(append(append([]byte{}, keyHistory...), a[:]...), limit, offset)
+}
+
+// Rewards lists the reward transactions of an address newest first, like History.
+func (l *Ledger) Rewards(a Address, limit, offset int) ([]Entry, int, error) {
+	return l.indexed(append(append([]byte{}, keyReward...), a[:]...), limit, offset)
+}
+
+// indexed pages through an index of <prefix><seq> keys, newest first.
+func (l *Ledger) indexed(prefix []byte, limit, offset int) ([]Entry, int, error) {
 	var seqs []uint64
 	total := 0
 	err := l.db.View(func(txn *badger.Txn) error {
@@ -203,4 +212,35 @@ func (l *Ledger) Audit() (Amount, error) {
 		bad = errors.Join(bad, errors.New("ledger audit: accounts hold "+sum.String()+" NEURO, minted-burned is "+(minted-burned).String()))
 	}
 	return sum, bad
+}
+
+func cursorKey(name string) []byte { return append(append([]byte{}, keyMeta...), "cursor/"+name...) }
+
+// Cursor is a named position in another ledger's log (how far this node has replayed a
+// peer's log); 0 if never set.
+func (l *Ledger) Cursor(name string) (uint64, error) {
+	var v uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(cursorKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(b []byte) error {
+			if len(b) == 8 {
+				v = binary.BigEndian.Uint64(b)
+			}
+			return nil
+		})
+	})
+	return v, err
+}
+
+// SetCursor stores a named position.
+func (l *Ledger) SetCursor(name string, v uint64) error {
+	return l.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(cursorKey(name), binary.BigEndian.AppendUint64(nil, v))
+	})
 }

@@ -27,6 +27,7 @@ var (
 	keyAccount  = []byte("acct/")    // acct/<addr> -> account
 	keyHistory  = []byte("hist/")    // hist/<addr><seq> -> empty
 	keyProof    = []byte("proof/")   // proof/<proof id> -> tx id
+	keyReward   = []byte("rwd/")     // rwd/<addr><seq> -> empty: the rewards of an address
 	keyEquivoc  = []byte("equivoc/") // equivoc/<addr><nonce><tx id> -> encoded tx
 	keyNetwork  = []byte("meta/network")
 	keySupply   = []byte("meta/supply")
@@ -185,6 +186,10 @@ func nonceKey(a Address, n uint64) []byte {
 
 func historyKey(a Address, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(append([]byte{}, keyHistory...), a[:]...), seq)
+}
+
+func rewardKey(a Address, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(append([]byte{}, keyReward...), a[:]...), seq)
 }
 
 func proofKey(id string) []byte { return append(append([]byte{}, keyProof...), id...) }

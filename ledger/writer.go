@@ -271,7 +271,7 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 		sets = append(sets, [2][]byte{historyKey(tx.To, seq), nil})
 	}
 	if tx.Type == TxReward {
-		sets = append(sets, [2][]byte{proofKey(tx.Proof.ID()), []byte(id)})
+		sets = append(sets, [2][]byte{proofKey(tx.Proof.ID()), []byte(id)}, [2][]byte{rewardKey(from, seq), nil})
 	}
 	for _, kv := range sets {
 		if err := st.txn.Set(kv[0], kv[1]); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -48,12 +49,15 @@ type Config struct {
 	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
 	// missing from a non-nil map is unlimited).
 	RateLimits map[httpapi.Class]int
+	// Network holds the ledger's rules (genesis, fees, reward rates); nil: the default network.
+	Network *ledger.Params
 
-	ReprovideInterval time.Duration
-	BootstrapInterval time.Duration
-	PingInterval      time.Duration
-	CoverageInterval  time.Duration // how long a coverage view is reused
-	RoundTimeout      time.Duration // how long a DiLoCo aggregator waits for late replicas
+	ReprovideInterval  time.Duration
+	BootstrapInterval  time.Duration
+	PingInterval       time.Duration
+	CoverageInterval   time.Duration // how long a coverage view is reused
+	RoundTimeout       time.Duration // how long a DiLoCo aggregator waits for late replicas
+	LedgerSyncInterval time.Duration // how often the node replays its peers' ledger logs
 }
 
 // DefaultMaxMemory is the memory budget when neither a flag nor a stored setting gives one.
@@ -62,18 +66,19 @@ const DefaultMaxMemory = 4 << 30
 // DefaultConfig returns the configuration of `neuroshard` run with no flags.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:           DefaultDataDir(),
-		Port:              8000,
-		APIHost:           "127.0.0.1",
-		Host:              "0.0.0.0",
-		DHTMode:           string(p2p.DHTModeAuto),
-		Profile:           string(p2p.ProfileAuto),
-		Model:             layers.DefaultModel,
-		ReprovideInterval: 10 * time.Minute,
-		BootstrapInterval: 5 * time.Second,
-		PingInterval:      15 * time.Second,
-		CoverageInterval:  10 * time.Second,
-		RoundTimeout:      60 * time.Second,
+		DataDir:            DefaultDataDir(),
+		Port:               8000,
+		APIHost:            "127.0.0.1",
+		Host:               "0.0.0.0",
+		DHTMode:            string(p2p.DHTModeAuto),
+		Profile:            string(p2p.ProfileAuto),
+		Model:              layers.DefaultModel,
+		ReprovideInterval:  10 * time.Minute,
+		BootstrapInterval:  5 * time.Second,
+		PingInterval:       15 * time.Second,
+		CoverageInterval:   10 * time.Second,
+		RoundTimeout:       60 * time.Second,
+		LedgerSyncInterval: 30 * time.Second,
 	}
 }
 
@@ -129,8 +134,13 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: --net-profile %q (want auto, local or internet)", ErrInvalidConfig, c.Profile)
 	}
-	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 || c.RoundTimeout <= 0 {
+	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 || c.RoundTimeout <= 0 || c.LedgerSyncInterval <= 0 {
 		return fmt.Errorf("%w: intervals must be positive", ErrInvalidConfig)
+	}
+	if c.Network != nil {
+		if err := c.Network.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
 	}
 	return nil
 }

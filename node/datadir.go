@@ -18,6 +18,7 @@ const (
 	identityFile = "identity.key"
 	tokenFile    = "token"
 	settingsFile = "settings.json"
+	ledgerDir    = "ledger" // the badger database of the NEURO ledger
 )
 
 // tokenPrefix marks tokens the node generated, so they are recognisable in a shell history.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -48,6 +50,12 @@ type Node struct {
 	catchingUp     atomic.Bool
 	reports        reports
 	topic          *p2p.Topic
+	ledger         *ledger.Ledger
+	wallet         *ledger.Wallet
+	ledgerTopic    *p2p.Topic
+	ledgerKick     chan struct{}
+	ledgerSyncMu   sync.Mutex
+	refusedClaims  atomic.Int64 // reward claims the ledger refused since start
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -92,8 +100,20 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Train != nil { // a flag for this run; PATCH /config persists, this does not
 		settings.cur.Training.Enabled = *cfg.Train
 	}
+	wallet, err := ledger.WalletFromToken(token)
+	if err != nil {
+		return nil, err
+	}
+	params := ledger.DefaultParams()
+	if cfg.Network != nil {
+		params = *cfg.Network
+	}
+	lg, err := ledger.Open(filepath.Join(cfg.DataDir, ledgerDir), params, ledger.Options{Logger: slog.Default().With("pkg", "ledger")})
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings,
-		queue: make(chan struct{}, generationSlots)}
+		queue: make(chan struct{}, generationSlots), ledger: lg, wallet: wallet, ledgerKick: make(chan struct{}, 1)}
 	n.state.Store("created")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -103,6 +123,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	listen, err := p2p.ListenAddrsFor(cfg.Host, p2pPort)
 	if err != nil {
+		lg.Close()
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	boot, _ := p2p.ParseBootstrap(cfg.Bootstrap) // checked by Validate
@@ -115,6 +136,7 @@ func New(cfg Config) (*Node, error) {
 		p2p.WithIntervals(cfg.ReprovideInterval, cfg.BootstrapInterval, cfg.PingInterval),
 	)
 	if err != nil {
+		lg.Close()
 		return nil, err
 	}
 	var apiOpts []httpapi.Option
@@ -123,8 +145,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.api, err = httpapi.New(n, token, apiOpts...)
 	if err != nil {
-		n.host.Close()
-		return nil, err
+		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	return n, nil
 }
@@ -161,6 +182,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Unlock()
 	n.initSync(stage, n.loadedRound)
 	if err := n.startGossip(); err != nil {
+		return err
+	}
+	if err := n.startLedger(); err != nil {
 		return err
 	}
 	n.host.ServeForward(n.serveForward)
@@ -220,6 +244,7 @@ func (n *Node) Close() error {
 	n.cancel()
 	err := errors.Join(n.api.Close(), n.host.Close())
 	n.wg.Wait()
+	err = errors.Join(err, n.ledger.Close())
 	n.state.Store("stopped")
 	if n.probeDir != "" {
 		err = errors.Join(err, os.RemoveAll(n.probeDir))

@@ -1,0 +1,211 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/ledger"
+)
+
+// The wallet endpoints (seed 001): the node's wallet is derived from its token; every
+// change is a transaction signed by it, applied durably to this node's ledger before the
+// answer, then gossiped to the network.
+
+const dateLayout = "2006-01-02"
+
+func date(ms int64) string { return time.UnixMilli(ms).UTC().Format(dateLayout) }
+
+// WalletAddress is the node's wallet address.
+func (n *Node) WalletAddress() ledger.Address { return n.wallet.Address() }
+
+// Ledger is the node's ledger (for tests and tools).
+func (n *Node) Ledger() *ledger.Ledger { return n.ledger }
+
+// WalletBalance implements httpapi.Wallet.
+func (n *Node) WalletBalance(ctx context.Context) (httpapi.WalletBalance, error) {
+	acct, err := n.ledger.Account(n.wallet.Address())
+	if err != nil {
+		return httpapi.WalletBalance{}, ledgerError(err)
+	}
+	v := acct.View(time.Now())
+	var pending ledger.Amount
+	for _, u := range v.Pending {
+		pending += u.Amount
+	}
+	out := httpapi.WalletBalance{Address: n.wallet.Address().String(),
+		Balances: httpapi.Balances{Available: v.Available, Staked: v.Staked, Pending: pending, Total: v.Total()}}
+	if v.Staked > 0 {
+		s := stakeOf(v)
+		out.Staking = &s
+	}
+	return out, nil
+}
+
+func stakeOf(a ledger.Account) httpapi.Stake {
+	return httpapi.Stake{Amount: a.Staked, DurationDays: int(a.StakeDays), StartDate: date(a.StakeStart),
+		UnlockDate: date(a.Unlock), Multiplier: ledger.Multiplier(int(a.StakeDays))}
+}
+
+// WalletSend implements httpapi.Wallet.
+func (n *Node) WalletSend(ctx context.Context, req httpapi.SendRequest) (httpapi.SendResult, error) {
+	to, err := ledger.ParseAddress(req.To)
+	if err != nil {
+		return httpapi.SendResult{}, httpapi.InvalidRequest("to must be a wallet address: 0x and 40 hex digits", map[string]any{"field": "to", "to": req.To})
+	}
+	if err := checkAmount(req.Amount); err != nil {
+		return httpapi.SendResult{}, err
+	}
+	if len(req.Memo) > ledger.MaxMemo {
+		return httpapi.SendResult{}, httpapi.InvalidRequest(fmt.Sprintf("memo is longer than %d bytes", ledger.MaxMemo), map[string]any{"field": "memo"})
+	}
+	if to == n.wallet.Address() {
+		return httpapi.SendResult{}, httpapi.InvalidRequest("to is this node's own wallet", map[string]any{"field": "to"})
+	}
+	fee := n.ledger.Params().Fee(req.Amount)
+	tx, err := n.submit(ledger.Tx{Type: ledger.TxSend, To: to, Amount: req.Amount, Fee: fee, Memo: req.Memo})
+	if err != nil {
+		return httpapi.SendResult{}, err
+	}
+	return httpapi.SendResult{TransactionID: tx.ID(), From: tx.From().String(), To: to.String(), Amount: tx.Amount, Fee: tx.Fee,
+		Memo: tx.Memo, Nonce: tx.Nonce, Status: "confirmed", Timestamp: tx.Timestamp().Format(time.RFC3339)}, nil
+}
+
+func checkAmount(a ledger.Amount) error {
+	if a <= 0 {
+		return httpapi.InvalidRequest("amount must be a positive number of NEURO (at most 6 decimal places)", map[string]any{"field": "amount"})
+	}
+	return nil
+}
+
+// WalletStake implements httpapi.Wallet.
+func (n *Node) WalletStake(ctx context.Context, req httpapi.StakeRequest) (httpapi.StakeResult, error) {
+	var out httpapi.StakeResult
+	if err := checkAmount(req.Amount); err != nil {
+		return out, err
+	}
+	maxDays := n.ledger.Params().MaxStakeDays
+	if req.DurationDays < 1 || req.DurationDays > maxDays {
+		return out, httpapi.InvalidRequest(fmt.Sprintf("duration_days must be 1-%d", maxDays), map[string]any{"field": "duration_days", "duration_days": req.DurationDays})
+	}
+	tx, err := n.submit(ledger.Tx{Type: ledger.TxStake, Amount: req.Amount, Days: uint16(req.DurationDays)})
+	if err != nil {
+		return out, err
+	}
+	acct, err := n.ledger.Account(n.wallet.Address())
+	if err != nil {
+		return out, ledgerError(err)
+	}
+	v := acct.View(time.Now())
+	out.Success, out.TransactionID, out.Stake = true, tx.ID(), stakeOf(v)
+	out.NewBalance.Available, out.NewBalance.Staked = v.Available, v.Staked
+	return out, nil
+}
+
+// WalletUnstake implements httpapi.Wallet.
+func (n *Node) WalletUnstake(ctx context.Context, req httpapi.UnstakeRequest) (httpapi.UnstakeResult, error) {
+	var out httpapi.UnstakeResult
+	if err := checkAmount(req.Amount); err != nil {
+		return out, err
+	}
+	tx, err := n.submit(ledger.Tx{Type: ledger.TxUnstake, Amount: req.Amount})
+	if err != nil {
+		return out, err
+	}
+	days := n.ledger.Params().CooldownDays
+	out.Success, out.TransactionID = true, tx.ID()
+	out.Unstake.Amount, out.Unstake.CooldownDays = tx.Amount, days
+	out.Unstake.AvailableDate = date(tx.Time + int64(days)*int64(24*time.Hour/time.Millisecond))
+	return out, nil
+}
+
+// WalletTransactions implements httpapi.Wallet.
+func (n *Node) WalletTransactions(ctx context.Context, limit, offset int) (httpapi.TransactionList, error) {
+	me := n.wallet.Address()
+	entries, total, err := n.ledger.History(me, limit, offset)
+	if err != nil {
+		return httpapi.TransactionList{}, ledgerError(err)
+	}
+	out := httpapi.TransactionList{Transactions: make([]httpapi.Transaction, 0, len(entries)), Total: total, Limit: limit, Offset: offset}
+	for _, e := range entries {
+		out.Transactions = append(out.Transactions, historyEntry(me, e.Tx))
+	}
+	return out, nil
+}
+
+// historyEntry shows a transaction from the account's side: what left it is negative.
+func historyEntry(me ledger.Address, tx *ledger.Tx) httpapi.Transaction {
+	t := httpapi.Transaction{ID: tx.ID(), Type: tx.Type.String(), Amount: tx.Amount, Memo: tx.Memo, Nonce: tx.Nonce,
+		Timestamp: tx.Timestamp().Format(time.RFC3339)}
+	switch tx.Type {
+	case ledger.TxSend, ledger.TxPayment:
+		if tx.From() == me {
+			t.Amount, t.Fee, t.To = -tx.Amount, tx.Fee, tx.To.String()
+		} else {
+			t.From = tx.From().String()
+		}
+	case ledger.TxReward:
+		p := tx.Proof
+		t.Details = map[string]any{"proof_id": p.ID(), "role": "worker", "kind": string(p.Kind), "layer": p.Layer,
+			"units": p.Units, "consumer": ledger.AddressOf(p.Consumer).String()}
+	case ledger.TxUnstake:
+		t.Details = map[string]any{"pending": true}
+	}
+	return t
+}
+
+// Proofs implements httpapi.Wallet: the proofs this node's wallet was rewarded for.
+func (n *Node) Proofs(ctx context.Context, limit, offset int) (httpapi.ProofList, error) {
+	me := n.wallet.Address()
+	entries, total, err := n.ledger.Rewards(me, limit, offset)
+	if err != nil {
+		return httpapi.ProofList{}, ledgerError(err)
+	}
+	acct, err := n.ledger.Account(me)
+	if err != nil {
+		return httpapi.ProofList{}, ledgerError(err)
+	}
+	out := httpapi.ProofList{Proofs: make([]httpapi.Proof, 0, len(entries)), Limit: limit, Offset: offset,
+		Stats: httpapi.ProofStats{TotalSubmitted: total + int(n.refusedClaims.Load()), TotalVerified: total, TotalReward: acct.Rewarded}}
+	for _, e := range entries {
+		p := e.Tx.Proof
+		out.Proofs = append(out.Proofs, httpapi.Proof{ID: p.ID(), Type: string(p.Kind), Layer: int(p.Layer), Units: int(p.Units),
+			Consumer: ledger.AddressOf(p.Consumer).String(), Timestamp: time.UnixMilli(p.Time).UTC().Format(time.RFC3339),
+			Verified: true, Reward: e.Tx.Amount})
+	}
+	return out, nil
+}
+
+// submit signs, applies and gossips a transaction of the node's wallet.
+func (n *Node) submit(tx ledger.Tx) (*ledger.Tx, error) {
+	r := n.ledger.Submit(n.wallet, tx)
+	if r.Err != nil {
+		return r.Tx, ledgerError(r.Err)
+	}
+	n.publishTx(r.Tx)
+	return r.Tx, nil
+}
+
+// ledgerError turns a ledger refusal into the API's error.
+func ledgerError(err error) error {
+	var ie *ledger.InsufficientError
+	switch {
+	case errors.As(err, &ie):
+		what := "Wallet balance"
+		if ie.Staked {
+			what = "Staked balance"
+		}
+		return httpapi.NewError(http.StatusPaymentRequired, httpapi.CodeInsufficientBalance,
+			fmt.Sprintf("%s %s NEURO is less than required %s NEURO", what, ie.Available, ie.Required),
+			map[string]any{"required": ie.Required, "available": ie.Available})
+	case errors.Is(err, ledger.ErrStakeLocked), errors.Is(err, ledger.ErrMalformed), errors.Is(err, ledger.ErrFee),
+		errors.Is(err, ledger.ErrProof), errors.Is(err, ledger.ErrClock):
+		return httpapi.InvalidRequest(err.Error(), nil)
+	case errors.Is(err, ledger.ErrClosed):
+		return httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, "the node is shutting down", nil)
+	}
+	return httpapi.NewError(http.StatusInternalServerError, httpapi.CodeInternal, err.Error(), nil)
+}

@@ -1,0 +1,287 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neuroshard/neuroshard/client"
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/ledger"
+)
+
+// ledgerConfigs makes configs for n nodes of one ledger network whose genesis funds each
+// node's wallet with fund NEURO.
+func ledgerConfigs(t testing.TB, n int, fund ledger.Amount) []Config {
+	params := ledger.DefaultParams()
+	cfgs := make([]Config, n)
+	for i := range cfgs {
+		cfgs[i] = testConfig(t)
+		cfgs[i].Token = fmt.Sprintf("nst_ledger-test-%d", i)
+		cfgs[i].Model = "neuroshard-tiny"
+		cfgs[i].Layers = "0-3"
+		cfgs[i].RateLimits = map[httpapi.Class]int{}
+		cfgs[i].LedgerSyncInterval = 500 * time.Millisecond
+		w, err := ledger.WalletFromToken(cfgs[i].Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params.Genesis[w.Address()] = fund * ledger.Micro
+	}
+	for i := range cfgs {
+		cfgs[i].Network = &params
+	}
+	return cfgs
+}
+
+func startLedgerNodes(t testing.TB, cfgs []Config) []*Node {
+	var nodes []*Node
+	for i, cfg := range cfgs {
+		if i > 0 {
+			cfg.Bootstrap = nodes[0].Multiaddrs()
+		}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	return nodes
+}
+
+func accountOf(t testing.TB, n *Node, a ledger.Address) ledger.Account {
+	t.Helper()
+	acct, err := n.Ledger().Account(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
+}
+
+func sameAccounts(t testing.TB, nodes []*Node, addrs ...ledger.Address) bool {
+	for _, a := range addrs {
+		want := fmt.Sprint(accountOf(t, nodes[0], a))
+		for _, n := range nodes[1:] {
+			if fmt.Sprint(accountOf(t, n, a)) != want {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
+	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 1000))
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	eventually(t, 10*time.Second, "the nodes to share the ledger topic", func() bool { return len(a.ledgerTopic.Peers()) > 0 })
+	res, err := apiClient(a).Send(ctx, httpapi.SendRequest{To: b.WalletAddress().String(), Amount: 25 * ledger.Micro, Memo: "for layers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "confirmed" || res.Fee != 25_000 || res.From != a.WalletAddress().String() {
+		t.Fatalf("send answer %+v", res)
+	}
+	eventually(t, 10*time.Second, "the send to reach the second node", func() bool {
+		bal, err := apiClient(b).Balance(ctx)
+		return err == nil && bal.Balances.Available == 1025*ledger.Micro
+	})
+	if !sameAccounts(t, nodes, a.WalletAddress(), b.WalletAddress()) {
+		t.Fatal("the nodes disagree on the balances")
+	}
+	entry, ok, err := a.Ledger().Lookup(res.TransactionID)
+	if err != nil || !ok {
+		t.Fatal("the send is not in the sender's log", err)
+	}
+	forged := *entry.Tx
+	forged.Memo = "rewritten"
+	forged.Nonce = 2
+	for _, n := range nodes {
+		if r := n.Ledger().Apply(entry.Tx, true); !errors.Is(r.Err, ledger.ErrDuplicate) {
+			t.Fatalf("replay on %s: %v", n.ID(), r.Err)
+		}
+		if r := n.Ledger().Apply(&forged, true); !errors.Is(r.Err, ledger.ErrSignature) {
+			t.Fatalf("forgery on %s: %v", n.ID(), r.Err)
+		}
+	}
+	// Gossip is validated too: a forged transaction is not even published.
+	if err := a.ledgerTopic.Publish(ctx, forged.Encode()); err == nil {
+		t.Fatal("gossip accepted a forged transaction")
+	}
+	a.ledgerTopic.Publish(ctx, entry.Tx.Encode()) // a replay passes the stateless check, and is a no-op
+	time.Sleep(300 * time.Millisecond)
+	for _, n := range nodes {
+		if _, _, seq := n.Ledger().Supply(); seq != 1 {
+			t.Fatalf("%s applied %d transactions, want 1", n.ID(), seq)
+		}
+		if _, err := n.Ledger().Audit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := apiClient(b).Transactions(ctx, 10, 0)
+	if err != nil || list.Total != 1 || list.Transactions[0].Amount != 25*ledger.Micro || list.Transactions[0].From != a.WalletAddress().String() {
+		t.Fatalf("receiver's history: %+v %v", list, err)
+	}
+	list, err = apiClient(a).Transactions(ctx, 10, 0)
+	if err != nil || list.Total != 1 || list.Transactions[0].Amount != -25*ledger.Micro || list.Transactions[0].Fee != 25_000 {
+		t.Fatalf("sender's history: %+v %v", list, err)
+	}
+}
+
+func TestNodesCatchUpOnTransactionsTheyMissed(t *testing.T) {
+	cfgs := ledgerConfigs(t, 3, 1000)
+	nodes := startLedgerNodes(t, cfgs[:2])
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	if _, err := apiClient(b).Send(ctx, httpapi.SendRequest{To: a.WalletAddress().String(), Amount: ledger.Micro}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the first send to reach the first node", func() bool {
+		_, _, seq := a.Ledger().Supply()
+		return seq == 1
+	})
+	if err := b.Close(); err != nil { // b is away while a keeps sending
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := apiClient(a).Send(ctx, httpapi.SendRequest{To: b.WalletAddress().String(), Amount: ledger.Amount(i+1) * ledger.Micro}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := cfgs[1]
+	back.Bootstrap = a.Multiaddrs()
+	b = startNode(t, back)
+	late := cfgs[2]
+	late.Bootstrap = a.Multiaddrs()
+	c := startNode(t, late) // joins with an empty ledger
+	all := []*Node{a, b, c}
+	eventually(t, 20*time.Second, "the returning and the new node to catch up", func() bool {
+		for _, n := range all[1:] {
+			if _, _, seq := n.Ledger().Supply(); seq < 31 {
+				return false
+			}
+		}
+		return true
+	})
+	if !sameAccounts(t, all, a.WalletAddress(), b.WalletAddress(), c.WalletAddress()) {
+		t.Fatal("the nodes disagree after catch-up")
+	}
+	bal, err := apiClient(b).Balance(ctx)
+	// b sent 1 NEURO (fee 0.001) and received 1+2+...+30 = 465 NEURO while it was away.
+	if want := ledger.Amount(1000*ledger.Micro - ledger.Micro - 1000 + 465*ledger.Micro); err != nil || bal.Balances.Available != want {
+		t.Fatalf("returning node's balance %+v %v", bal, err)
+	}
+	for _, n := range all {
+		if _, err := n.Ledger().Audit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
+	nodes := startLedgerNodes(t, ledgerConfigs(t, 1, 100))
+	n := nodes[0]
+	c := apiClient(n)
+	ctx := context.Background()
+	other, _ := ledger.WalletFromToken("someone else")
+	to := other.Address().String()
+	before, err := c.Balance(ctx)
+	if err != nil || before.Balances.Available != 100*ledger.Micro || before.Staking != nil {
+		t.Fatalf("balance %+v %v", before, err)
+	}
+	raw := func(method, path, body string) error {
+		if body == "" {
+			return c.Do(ctx, method, path, nil, nil)
+		}
+		return c.Do(ctx, method, path, strings.NewReader(body), nil)
+	}
+	cases := []struct {
+		name, path, body, code string
+	}{
+		{"malformed JSON", "/api/v1/wallet/send", `{"to":`, httpapi.CodeInvalidRequest},
+		{"amount as a string", "/api/v1/wallet/send", `{"to":"` + to + `","amount":"5"}`, httpapi.CodeInvalidRequest},
+		{"negative amount", "/api/v1/wallet/send", `{"to":"` + to + `","amount":-5}`, httpapi.CodeInvalidRequest},
+		{"seven decimals", "/api/v1/wallet/send", `{"to":"` + to + `","amount":0.0000001}`, httpapi.CodeInvalidRequest},
+		{"zero", "/api/v1/wallet/send", `{"to":"` + to + `","amount":0}`, httpapi.CodeInvalidRequest},
+		{"bad address", "/api/v1/wallet/send", `{"to":"0x1234","amount":1}`, httpapi.CodeInvalidRequest},
+		{"unknown field", "/api/v1/wallet/send", `{"to":"` + to + `","amount":1,"fee":0}`, httpapi.CodeInvalidRequest},
+		{"to itself", "/api/v1/wallet/send", `{"to":"` + n.WalletAddress().String() + `","amount":1}`, httpapi.CodeInvalidRequest},
+		{"overdraft", "/api/v1/wallet/send", `{"to":"` + to + `","amount":100}`, httpapi.CodeInsufficientBalance},
+		{"stake zero days", "/api/v1/wallet/stake", `{"amount":1,"duration_days":0}`, httpapi.CodeInvalidRequest},
+		{"stake too much", "/api/v1/wallet/stake", `{"amount":101,"duration_days":30}`, httpapi.CodeInsufficientBalance},
+		{"unstake nothing staked", "/api/v1/wallet/unstake", `{"amount":1}`, httpapi.CodeInsufficientBalance},
+		{"huge amount", "/api/v1/wallet/send", `{"to":"` + to + `","amount":1e30}`, httpapi.CodeInvalidRequest},
+	}
+	for _, tc := range cases {
+		err := raw("POST", tc.path, tc.body)
+		if !client.IsCode(err, tc.code) {
+			t.Errorf("%s: got %v, want %s", tc.name, err, tc.code)
+		}
+	}
+	var apiErr *client.APIError
+	err = raw("POST", "/api/v1/wallet/send", `{"to":"`+to+`","amount":100}`)
+	if !errors.As(err, &apiErr) || apiErr.Status != 402 || fmt.Sprint(apiErr.Details["required"]) != "100.1" || fmt.Sprint(apiErr.Details["available"]) != "100" {
+		t.Fatalf("402 details: %v", err)
+	}
+	for _, q := range []string{"limit=0", "limit=101", "offset=-1", "limit=x"} {
+		if err := raw("GET", "/api/v1/wallet/transactions?"+q, ""); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+			t.Errorf("transactions?%s: %v", q, err)
+		}
+	}
+	after, _ := c.Balance(ctx)
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("refused requests changed the balance: %+v -> %+v", before, after)
+	}
+	if _, _, seq := n.Ledger().Supply(); seq != 0 {
+		t.Fatalf("refused requests entered the log: %d", seq)
+	}
+
+	st, err := c.Stake(ctx, httpapi.StakeRequest{Amount: 40 * ledger.Micro, DurationDays: 30})
+	if err != nil || !st.Success || st.Stake.Multiplier != 1.5 || st.NewBalance.Available != 60*ledger.Micro || st.NewBalance.Staked != 40*ledger.Micro {
+		t.Fatalf("stake %+v %v", st, err)
+	}
+	if _, err := c.Unstake(ctx, httpapi.UnstakeRequest{Amount: 10 * ledger.Micro}); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+		t.Fatalf("unstake of a locked stake: %v", err)
+	}
+	bal, _ := c.Balance(ctx)
+	if bal.Staking == nil || bal.Staking.Amount != 40*ledger.Micro || bal.Staking.DurationDays != 30 || bal.Balances.Total != 100*ledger.Micro {
+		t.Fatalf("balance after stake %+v", bal)
+	}
+}
+
+func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
+	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 10))
+	consumer, worker := nodes[0], nodes[1]
+	ctx := context.Background()
+	ans, err := consumer.host.WalletOf(ctx, worker.host.ID())
+	if err != nil || ans.Address != worker.WalletAddress().String() {
+		t.Fatalf("wallet of the worker: %+v %v", ans, err)
+	}
+	pr := &ledger.Proof{Kind: ledger.ProofForward, Layer: 0, Units: 40, Worker: worker.WalletAddress(), Time: time.Now().UnixMilli()}
+	pr.Countersign(consumer.wallet)
+	got, err := consumer.host.SendReceipt(ctx, worker.host.ID(), pr.Encode())
+	if err != nil || !got.Accepted {
+		t.Fatalf("receipt: %+v %v", got, err)
+	}
+	if _, err := consumer.host.SendReceipt(ctx, worker.host.ID(), pr.Encode()); err == nil {
+		t.Fatal("a receipt was claimed twice")
+	}
+	self := &ledger.Proof{Kind: ledger.ProofForward, Units: 40, Worker: worker.WalletAddress(), Time: time.Now().UnixMilli()}
+	self.Countersign(worker.wallet)
+	if _, err := consumer.host.SendReceipt(ctx, worker.host.ID(), self.Encode()); err == nil {
+		t.Fatal("a self-signed receipt was claimed")
+	}
+	reward := 40 * ledger.DefaultParams().Rewards[ledger.ProofForward]
+	eventually(t, 10*time.Second, "the reward to reach both ledgers", func() bool {
+		for _, n := range nodes {
+			if accountOf(t, n, worker.WalletAddress()).Available != 10*ledger.Micro+reward {
+				return false
+			}
+		}
+		return true
+	})
+	proofs, err := apiClient(worker).Proofs(ctx, 10, 0)
+	if err != nil || len(proofs.Proofs) != 1 || proofs.Proofs[0].ID != pr.ID() || proofs.Stats.TotalReward != reward ||
+		proofs.Stats.TotalVerified != 1 || proofs.Stats.TotalSubmitted != 2 {
+		t.Fatalf("proofs %+v %v", proofs, err)
+	}
+}
