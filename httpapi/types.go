@@ -1,5 +1,7 @@
 package httpapi
 
+import "github.com/neuroshard/neuroshard/ledger"
+
 // The JSON bodies of the REST API, named and shaped as in seed 001. Fields a node cannot know
 // yet are omitted rather than invented.
 
@@ -82,6 +84,18 @@ type Network struct {
 	Architecture Architecture     `json:"architecture"`
 	Training     *NetworkTraining `json:"training,omitempty"`
 	Coverage     Coverage         `json:"coverage"`
+	Ledger       NetworkLedger    `json:"ledger"`
+}
+
+// NetworkLedger is the NEURO ledger as this node holds it.
+type NetworkLedger struct {
+	NetworkID     string        `json:"network_id"`   // hash of the ledger rules every node of the network runs
+	Transactions  uint64        `json:"transactions"` // applied to this node's ledger
+	Minted        ledger.Amount `json:"minted"`       // genesis plus rewards
+	Burned        ledger.Amount `json:"burned"`       // fees
+	Circulating   ledger.Amount `json:"circulating"`  // minted - burned: what all accounts hold together
+	Equivocations int           `json:"equivocations"`
+	PricePerToken ledger.Amount `json:"price_per_token"`
 }
 
 // NetworkTraining is the training section of Network, from the gossiped reports.

@@ -170,7 +170,16 @@ func (n *Node) Network(ctx context.Context) httpapi.Network {
 		Architecture: httpapi.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
 			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
 		Coverage: cov,
+		Ledger:   n.ledgerView(),
 	}
+}
+
+func (n *Node) ledgerView() httpapi.NetworkLedger {
+	minted, burned, seq := n.ledger.Supply()
+	eq, _ := n.ledger.Equivocations(1000)
+	p := n.ledger.Params()
+	return httpapi.NetworkLedger{NetworkID: p.ID(), Transactions: seq, Minted: minted, Burned: burned,
+		Circulating: minted - burned, Equivocations: len(eq), PricePerToken: p.PricePerToken}
 }
 
 // Config implements httpapi.Backend.

@@ -112,6 +112,11 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A ledger whose accounts do not add up to minted - burned was damaged outside the
+	// ledger's own writes; say so loudly rather than serve it silently.
+	if held, err := lg.Audit(); err != nil {
+		logger().Error("ledger audit failed", "held", held, "err", err)
+	}
 	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings,
 		queue: make(chan struct{}, generationSlots), ledger: lg, wallet: wallet, ledgerKick: make(chan struct{}, 1)}
 	n.state.Store("created")

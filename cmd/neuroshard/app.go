@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/node"
 	"github.com/urfave/cli/v2"
 )
@@ -48,6 +51,8 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "data", Usage: "training corpus, a text `FILE` (default: the Shakespeare slice shipped in the binary)", EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "dht-mode", Value: d.DHTMode, Usage: "DHT mode: server, client, or auto (server on a local network, reachability-driven on the internet)", EnvVars: env("DHT_MODE")},
 			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
+			&cli.StringFlag{Name: "network-config", Usage: "ledger rules of the network, a JSON `FILE` (genesis allocation, fees, reward rates; see README); every node of a network must use the same (default: the built-in network)", EnvVars: env("NETWORK_CONFIG")},
+			&cli.StringSliceFlag{Name: "rate-limit", Usage: "REST API budget per minute, `CLASS=N` for status, inference or wallet (0: unlimited; default seed 003's 100, 60, 10; repeatable)", EnvVars: env("RATE_LIMIT")},
 			&cli.DurationFlag{Name: "reprovide-interval", Value: d.ReprovideInterval, Usage: "how often the node announces its layers in the DHT again", EnvVars: env("REPROVIDE_INTERVAL")},
 		}, logFlags()...),
 		Before: setupLogging,
@@ -55,6 +60,7 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 		Commands: []*cli.Command{
 			statusCommand(),
 			dhtCommand(),
+			walletCommand(),
 		},
 	}
 }
@@ -105,6 +111,20 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	cfg.DHTMode = c.String("dht-mode")
 	cfg.Profile = c.String("net-profile")
 	cfg.ReprovideInterval = c.Duration("reprovide-interval")
+	if f := c.String("network-config"); f != "" {
+		p, err := ledger.LoadParams(f)
+		if err != nil {
+			return cfg, fmt.Errorf("--network-config: %w", err)
+		}
+		cfg.Network = &p
+	}
+	if specs := c.StringSlice("rate-limit"); len(specs) > 0 {
+		limits, err := parseRateLimits(specs)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.RateLimits = limits
+	}
 	if s := c.String("max-memory"); s != "" {
 		m, err := node.ParseMemory(s)
 		if err != nil {
@@ -113,6 +133,27 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 		cfg.MaxMemory = m
 	}
 	return cfg, cfg.Validate()
+}
+
+// parseRateLimits reads CLASS=N pairs over seed 003's defaults; 0 lifts a class's limit.
+func parseRateLimits(specs []string) (map[httpapi.Class]int, error) {
+	limits := map[httpapi.Class]int{}
+	for c, n := range httpapi.DefaultLimits {
+		limits[c] = n
+	}
+	for _, spec := range specs {
+		name, val, ok := strings.Cut(spec, "=")
+		n, err := strconv.Atoi(val)
+		if _, known := httpapi.DefaultLimits[httpapi.Class(name)]; !ok || err != nil || n < 0 || !known {
+			return nil, fmt.Errorf("--rate-limit %q: want CLASS=N with CLASS status, inference or wallet and N >= 0", spec)
+		}
+		if n == 0 {
+			delete(limits, httpapi.Class(name))
+		} else {
+			limits[httpapi.Class(name)] = n
+		}
+	}
+	return limits, nil
 }
 
 // runNode is the default action: run a node until Ctrl-C or SIGTERM.
