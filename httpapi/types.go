@@ -245,8 +245,10 @@ type Usage struct {
 
 // Cost is what a request cost.
 type Cost struct {
-	Amount   float64 `json:"amount"`
-	Currency string  `json:"currency"`
+	Amount   ledger.Amount `json:"amount"` // paid to the serving peers, fees included
+	Currency string        `json:"currency"`
+	// Beyond the seed: the payment transactions, one per remote stage.
+	Transactions []string `json:"transactions,omitempty"`
 }
 
 // Timing splits a request's time.

@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -329,5 +330,60 @@ func TestLedgerSurvivesReopen(t *testing.T) {
 	other := fundedParams(5, bob)
 	if _, err := Open(dir, other, Options{}); !errors.Is(err, ErrNetwork) {
 		t.Fatalf("opened with another network's rules: %v", err)
+	}
+}
+
+func TestLoadParams(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := dir + "/net.json"
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p, err := LoadParams(write(`{"genesis": {"0x541911a23d0f09d20be2a6840479b1f9c6592237": 1000000}, "price_per_token": 0.001, "rewards": {"round": 2}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := ParseAddress("0x541911a23d0f09d20be2a6840479b1f9c6592237")
+	if p.Genesis[a] != 1_000_000*Micro || p.PricePerToken != 1000 || p.Rewards[ProofRound] != 2*Micro || p.CooldownDays != 7 {
+		t.Fatalf("%+v", p)
+	}
+	if p.ID() == DefaultParams().ID() {
+		t.Fatal("different rules, same network ID")
+	}
+	for _, bad := range []string{`{"fee_basis_points": -1}`, `{"genesis": {"0x12": 5}}`, `{"unknown": 1}`, `{"rewards": {"mining": 1}}`, `{"price_per_token": 0.0000001}`, `[`} {
+		if _, err := LoadParams(write(bad)); err == nil {
+			t.Errorf("LoadParams(%s) accepted", bad)
+		}
+	}
+}
+
+func TestCloseAnswersEverySubmission(t *testing.T) {
+	alice, bob := wallet(t, "alice"), wallet(t, "bob")
+	p := fundedParams(1000, alice)
+	l, err := Open(t.TempDir(), p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 200)
+	for range 200 {
+		go func() { results <- l.Submit(alice, send(p, bob, 1)).Err }()
+	}
+	time.Sleep(time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	for range 200 {
+		select {
+		case err := <-results:
+			if err != nil && !errors.Is(err, ErrClosed) {
+				t.Fatal(err)
+			}
+		case <-timeout:
+			t.Fatal("a submission racing Close never returned")
+		}
 	}
 }

@@ -29,8 +29,9 @@ type Params struct {
 	Rewards map[ProofKind]Amount `json:"rewards"`
 	// MaxProofUnits caps the units one proof can claim.
 	MaxProofUnits uint32 `json:"max_proof_units"`
-	// PricePerToken is what an inference costs its requester per generated token, split among
-	// the peers that served it.
+	// PricePerToken is what an inference costs its requester per token it runs through the
+	// model (prompt and generated), split among the peers that served it by the layers each
+	// ran. The default network, which starts with no NEURO, serves for free.
 	PricePerToken Amount `json:"price_per_token"`
 	// CooldownDays is how long unstaked NEURO stays pending before it is available.
 	CooldownDays int `json:"cooldown_days"`
@@ -50,7 +51,7 @@ func DefaultParams() Params {
 			ProofRound:    50_000, // 0.05 NEURO per DiLoCo round taken part in
 		},
 		MaxProofUnits: 1 << 16,
-		PricePerToken: 1_000,
+		PricePerToken: 0,
 		CooldownDays:  7,
 		MaxStakeDays:  365,
 	}

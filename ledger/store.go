@@ -46,9 +46,10 @@ type Ledger struct {
 	params Params
 	log    *slog.Logger
 
-	reqs chan *request
-	done chan struct{}
-	wg   sync.WaitGroup
+	reqs    chan *request
+	done    chan struct{} // closed by Close: take no more requests
+	stopped chan struct{} // closed when the writer has exited: nothing will answer
+	wg      sync.WaitGroup
 
 	mu     sync.Mutex // guards the fields below, owned by the writer between commits
 	seq    uint64
@@ -95,7 +96,7 @@ func Open(dir string, params Params, o Options) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
-	l := &Ledger{db: db, params: params, log: lg, reqs: make(chan *request, 1024), done: make(chan struct{}),
+	l := &Ledger{db: db, params: params, log: lg, reqs: make(chan *request, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
 		pool: map[Address]map[uint64]*Tx{}}
 	if err := l.load(); err != nil {
 		return nil, errors.Join(err, db.Close())

@@ -48,7 +48,7 @@ func (l *Ledger) ApplyAll(txs []*Tx) []Result {
 	}
 	out := make([]Result, len(txs))
 	for i, r := range reqs {
-		out[i] = <-r.result
+		out[i] = l.wait(r)
 	}
 	return out
 }
@@ -65,7 +65,23 @@ func (l *Ledger) do(r *request) Result {
 	if !l.enqueue(r) {
 		return Result{Tx: r.tx, Err: ErrClosed}
 	}
-	return <-r.result
+	return l.wait(r)
+}
+
+// wait returns a request's result, or ErrClosed for a request that slipped into the queue
+// as the writer stopped (nothing will answer it, and nothing of it was applied).
+func (l *Ledger) wait(r *request) Result {
+	select {
+	case res := <-r.result:
+		return res
+	case <-l.stopped:
+		select {
+		case res := <-r.result:
+			return res
+		default:
+			return Result{Tx: r.tx, Err: ErrClosed}
+		}
+	}
 }
 
 func (l *Ledger) enqueue(r *request) bool {
@@ -84,6 +100,7 @@ func (l *Ledger) enqueue(r *request) bool {
 
 func (l *Ledger) writer() {
 	defer l.wg.Done()
+	defer close(l.stopped)
 	for {
 		var batch []*request
 		select {

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -264,6 +265,7 @@ func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, steps i
 // replica's or the round deadline, aggregates, and releases the waiting contributors.
 func (n *Node) aggregate(ctx context.Context, round int64, base string, pg *layers.Params, loss float32, reps []peer.ID) (p2p.ExchangeResult, *layers.Params, error) {
 	c := n.collection(round, base)
+	first := n.Span().First // before n.sync.mu: Span takes n.mu
 	n.sync.mu.Lock()
 	if c.busy {
 		// This round was aggregated already (a retry after its outer step failed here): the
@@ -315,6 +317,11 @@ aggregate:
 		logger().Warn("replica excluded from the round", "round", round, "peer", p, "reason", why)
 	}
 	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash()}
+	for _, p := range r.Used { // the aggregator consumed each contribution it used
+		if id, err := peer.Decode(p); err == nil {
+			n.sendReceipt(id, ledger.ProofRound, first, 1)
+		}
+	}
 	c.agg = r.Grad
 	close(c.done)
 	n.sync.collect = nil

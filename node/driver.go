@@ -13,6 +13,7 @@ import (
 	"github.com/neuroshard/neuroshard"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -58,7 +59,10 @@ func (h localTrainHop) Backward(_ context.Context, id uint64, loss float32, grad
 
 func (h localTrainHop) Close() {}
 
-type remoteTrainHop struct{ c *p2p.TrainClient }
+type remoteTrainHop struct {
+	c   *p2p.TrainClient
+	hop hop
+}
 
 func (h remoteTrainHop) Forward(ctx context.Context, id uint64, in *layers.Tensor) (*layers.Tensor, error) {
 	out, err := h.c.Forward(ctx, id, toWire(in))
@@ -139,7 +143,7 @@ func (n *Node) openTrainRoute(ctx context.Context) ([]trainHop, error) {
 			closeAll()
 			return nil, err
 		}
-		hops = append(hops, remoteTrainHop{c})
+		hops = append(hops, remoteTrainHop{c, h})
 	}
 	return hops, nil
 }
@@ -215,6 +219,7 @@ func (n *Node) driveLoop() {
 			continue
 		}
 		n.setDriving(true)
+		trained := 0 // tokens the route's stages processed since their last receipt
 		for n.ctx.Err() == nil && n.settings.get().Training.Enabled && n.settings.get().Training.BatchSize == batchSize {
 			tokens, targets := batcher.Next()
 			id++
@@ -224,10 +229,27 @@ func (n *Node) driveLoop() {
 				}
 				break
 			}
+			if trained += batchSize * seq; id%receiptEvery == 0 {
+				n.trainReceipts(hops, trained)
+				trained = 0
+			}
 		}
+		n.trainReceipts(hops, trained)
 		n.setDriving(false)
 		for _, h := range hops {
 			h.Close()
+		}
+	}
+}
+
+// receiptEvery is how many training steps a receipt for the route's stages covers.
+const receiptEvery = 10
+
+// trainReceipts countersigns the forward and backward work of the route's remote stages.
+func (n *Node) trainReceipts(hops []trainHop, tokens int) {
+	for _, h := range hops {
+		if r, ok := h.(remoteTrainHop); ok {
+			n.sendReceipt(r.hop.peer, ledger.ProofBackward, r.hop.span.First, tokens)
 		}
 	}
 }

@@ -138,6 +138,9 @@ func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit
 		return nil, err
 	}
 	defer r.Close()
+	if err := n.canAfford(r.hops, len(ids)+s.MaxTokens); err != nil {
+		return nil, err
+	}
 	holdback := 0
 	for _, st := range s.Stop {
 		holdback = max(holdback, len(st))
@@ -167,7 +170,7 @@ func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit
 		TokensGenerated: len(out),
 		FinishReason:    reason,
 		Usage:           httpapi.Usage{PromptTokens: len(ids), CompletionTokens: len(out), TotalTokens: len(ids) + len(out)},
-		Cost:            httpapi.Cost{Amount: 0, Currency: "NEURO"},
+		Cost:            n.settle(n.ctx, r.hops, len(ids)+len(out)), // paid even if the client left
 		Timing:          httpapi.Timing{QueueMS: queued.Milliseconds(), InferenceMS: (total - queued).Milliseconds(), TotalMS: total.Milliseconds()},
 	}
 	for _, h := range r.hops {

@@ -56,6 +56,7 @@ type Node struct {
 	ledgerKick     chan struct{}
 	ledgerSyncMu   sync.Mutex
 	refusedClaims  atomic.Int64 // reward claims the ledger refused since start
+	payees         payees       // wallet addresses of peers, for inference payments
 
 	ctx    context.Context
 	cancel context.CancelFunc

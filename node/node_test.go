@@ -240,10 +240,6 @@ func TestAuthErrorsAndConfigPatch(t *testing.T) {
 	if got, _ := c.Config(ctx); got.Training.BatchSize != 16 {
 		t.Fatalf("batch size after patch: %+v", got.Training)
 	}
-	// Endpoints whose capability has not landed say so.
-	if err := c.Do(ctx, http.MethodGet, "/api/v1/wallet/balance", nil, nil); !client.IsCode(err, httpapi.CodeNotImplemented) {
-		t.Fatalf("wallet: %v", err)
-	}
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/nope", nil, nil); !client.IsCode(err, httpapi.CodeNotFound) {
 		t.Fatalf("unknown endpoint: %v", err)
 	}

@@ -122,6 +122,21 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 4 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
 		t.Fatalf("training global: %+v", g)
 	}
+	// The work was paid for in rewards: the drivers countersign their stages' training work,
+	// the aggregators the contributions they used.
+	eventually(t, 3*time.Minute, "backward and round rewards", func() bool {
+		kinds := map[string]bool{}
+		for _, n := range nodes {
+			list, err := apiClient(n).Proofs(context.Background(), 100, 0)
+			if err != nil {
+				return false
+			}
+			for _, p := range list.Proofs {
+				kinds[p.Type] = true
+			}
+		}
+		return kinds["backward"] && kinds["round"]
+	})
 }
 
 func excludedFrom(n *Node) map[string]string {

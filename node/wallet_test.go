@@ -285,3 +285,56 @@ func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
 		t.Fatalf("proofs %+v %v", proofs, err)
 	}
 }
+
+func TestInferencePaysTheServingStagesAndHandsThemReceipts(t *testing.T) {
+	cfgs := ledgerConfigs(t, 2, 100)
+	cfgs[0].Network.PricePerToken = 1_000 // 0.001 NEURO a token
+	cfgs[0].Layers, cfgs[1].Layers = "0-1", "2-3"
+	nodes := startLedgerNodes(t, cfgs)
+	requester, stage := nodes[0], nodes[1]
+	waitCoverage(t, requester)
+	ctx := context.Background()
+	got, err := apiClient(requester).Inference(ctx, greedy("ROMEO:", 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := ledger.Amount(got.Usage.TotalTokens)
+	share := 1_000 * tokens * 2 / 4 // the stage ran 2 of the 4 layers
+	fee := ledger.DefaultParams().Fee(share)
+	if got.Cost.Amount != share+fee || len(got.Cost.Transactions) != 1 {
+		t.Fatalf("cost %+v, want %s + fee %s", got.Cost, share, fee)
+	}
+	reward := tokens * ledger.DefaultParams().Rewards[ledger.ProofForward]
+	eventually(t, 10*time.Second, "the payment and the reward to reach both ledgers", func() bool {
+		for _, n := range nodes {
+			if accountOf(t, n, stage.WalletAddress()).Available != 100*ledger.Micro+share+reward ||
+				accountOf(t, n, requester.WalletAddress()).Available != 100*ledger.Micro-share-fee {
+				return false
+			}
+		}
+		return true
+	})
+	proofs, err := apiClient(stage).Proofs(ctx, 10, 0)
+	if err != nil || len(proofs.Proofs) != 1 || proofs.Proofs[0].Type != "forward" || proofs.Proofs[0].Units != int(tokens) ||
+		proofs.Proofs[0].Consumer != requester.WalletAddress().String() {
+		t.Fatalf("the stage's proofs: %+v %v", proofs, err)
+	}
+
+	// A request the wallet could not pay for at its longest is refused before any work: leave
+	// the requester 0.001 NEURO, less than 57 tokens cost.
+	avail := accountOf(t, requester, requester.WalletAddress()).Available
+	x := (avail - 1000) * 1000 / 1001
+	for x+ledger.DefaultParams().Fee(x) > avail-1000 {
+		x--
+	}
+	if _, err := apiClient(requester).Send(ctx, httpapi.SendRequest{To: stage.WalletAddress().String(), Amount: x}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, before := requester.Ledger().Supply()
+	if _, err := apiClient(requester).Inference(ctx, greedy("ROMEO:", 50)); !client.IsCode(err, httpapi.CodeInsufficientBalance) {
+		t.Fatalf("unaffordable inference: %v", err)
+	}
+	if _, _, after := requester.Ledger().Supply(); after != before {
+		t.Fatal("a refused inference moved NEURO")
+	}
+}

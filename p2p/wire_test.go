@@ -92,3 +92,21 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeLedgerPage(f *testing.F) {
+	f.Add(encodeLedgerPage(LedgerPage{Head: 7, Txs: [][]byte{{1, 2, 3}, {}}}))
+	f.Add(encodeLedgerPage(LedgerPage{}))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodeLedgerPage(b)
+		if err != nil {
+			if !errors.Is(err, ErrFrame) {
+				t.Fatalf("error outside ErrFrame: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(encodeLedgerPage(p), b) {
+			t.Fatalf("page does not re-encode to its input")
+		}
+	})
+}
