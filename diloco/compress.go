@@ -20,6 +20,26 @@ const (
 	CompressInt8 Compression = 2
 )
 
+var compressionNames = map[Compression]string{CompressNone: "none", CompressFP16: "fp16", CompressInt8: "int8"}
+
+// String is the compression's name: none, fp16 or int8.
+func (c Compression) String() string {
+	if s, ok := compressionNames[c]; ok {
+		return s
+	}
+	return fmt.Sprintf("compression%d", byte(c))
+}
+
+// ParseCompression reads a compression's name.
+func ParseCompression(s string) (Compression, error) {
+	for c, name := range compressionNames {
+		if name == s {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("diloco: unknown compression %q (want none, fp16 or int8)", s)
+}
+
 // ErrCompressed is returned for a compressed tensor that cannot be decoded.
 var ErrCompressed = errors.New("diloco: bad compressed tensor")
 

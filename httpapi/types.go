@@ -30,6 +30,10 @@ type TrainingStatus struct {
 	Epoch   int64   `json:"epoch"`
 	Step    int64   `json:"step"`
 	Loss    float64 `json:"loss"`
+	// Beyond the seed: the pseudo-gradient compression and the bytes of pseudo-gradients this
+	// node has sent to other replicas.
+	Compression       string `json:"compression"`
+	ExchangeBytesSent int64  `json:"exchange_bytes_sent"`
 }
 
 // Resources is the resources section of Status. GPU fields are zero: the node runs on CPU.
@@ -140,6 +144,7 @@ type TrainingConfig struct {
 	BatchSize    int     `json:"batch_size"`
 	LearningRate float64 `json:"learning_rate"`
 	DiLoCoSteps  int     `json:"diloco_steps"`
+	Compression  string  `json:"compression"`
 }
 
 // ResourcesConfig is the resources section of NodeConfig.
@@ -160,6 +165,7 @@ type TrainingPatch struct {
 	BatchSize    *int     `json:"batch_size,omitempty"`
 	LearningRate *float64 `json:"learning_rate,omitempty"`
 	DiLoCoSteps  *int     `json:"diloco_steps,omitempty"`
+	Compression  *string  `json:"compression,omitempty"` // none, fp16 or int8
 }
 
 // ResourcesPatch holds the resource fields PATCH /config may change.

@@ -195,7 +195,7 @@ func (n *Node) Config(ctx context.Context) httpapi.NodeConfig {
 		GRPCPort:  n.p2pPort(),
 		Bootstrap: boot,
 		Training: httpapi.TrainingConfig{Enabled: s.Training.Enabled, BatchSize: s.Training.BatchSize,
-			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps},
+			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps, Compression: s.Training.Compression},
 		Resources: httpapi.ResourcesConfig{MaxMemoryGB: s.Resources.MaxMemoryGB, CPUThreads: s.Resources.CPUThreads},
 	}
 }
@@ -267,12 +267,14 @@ func (n *Node) trainingStatus() *httpapi.TrainingStatus {
 	steps := n.train.innerSteps
 	n.train.mu.Unlock()
 	n.sync.mu.Lock()
-	rounds := n.sync.round
+	rounds, sent := n.sync.round, n.sync.sentBytes
 	n.sync.mu.Unlock()
 	if steps == 0 && rounds == 0 {
 		return nil
 	}
-	return &httpapi.TrainingStatus{Enabled: n.settings.get().Training.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss())}
+	tr := n.settings.get().Training
+	return &httpapi.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
+		Compression: tr.Compression, ExchangeBytesSent: sent}
 }
 
 // newestRound is the highest round any fresh report (this node's included) names.

@@ -35,6 +35,7 @@ type syncState struct {
 	collect    *collection
 	ok, failed int64 // rounds that synced, and rounds that failed
 	excluded   map[string]string
+	sentBytes  int64 // pseudo-gradient bytes this node sent (contributions and results)
 }
 
 // collection gathers a round's contributions on its aggregator.
@@ -49,6 +50,7 @@ type collection struct {
 	done     chan struct{} // closed (once) when the round is aggregated
 	res      p2p.ExchangeResult
 	agg      *layers.Params
+	aggBlob  []byte // agg as sent to the contributors (agg is decoded from it)
 	err      error
 }
 
@@ -198,6 +200,7 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 	}
 	loss := n.recentLoss()
 	reps := n.aggregators(ctx, round)
+	comp := n.settings.get().Training.compression()
 	for _, agg := range reps {
 		if agg == n.host.ID() {
 			res, aggPG, err := n.aggregate(ctx, round, theta0.Hash(), pg, loss, reps)
@@ -206,12 +209,15 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 			}
 			return n.published(n.finishRound(res, aggPG, steps))
 		}
-		blob, err := encodePG(diloco.CompressNone, pg)
+		blob, err := encodePG(comp, pg)
 		if err != nil {
 			return err
 		}
+		n.sync.mu.Lock()
+		n.sync.sentBytes += int64(len(blob))
+		n.sync.mu.Unlock()
 		req := p2p.ExchangeRequest{Model: n.model.Name, First: st.Span().First, Last: st.Span().Last, Round: round,
-			BaseHash: theta0.Hash(), Compression: byte(diloco.CompressNone), Loss: loss}
+			BaseHash: theta0.Hash(), Compression: byte(comp), Loss: loss}
 		ectx, cancel := context.WithTimeout(ctx, 2*n.cfg.RoundTimeout+30*time.Second)
 		res, out, err := n.host.Exchange(ectx, agg, req, blob)
 		cancel()
@@ -226,7 +232,7 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 		if res.Status != "ok" {
 			return fmt.Errorf("node: excluded from round %d: %s", round, res.Reason)
 		}
-		aggPG, err := decodePG(diloco.CompressNone, theta0.Specs, out)
+		aggPG, err := decodePG(diloco.Compression(res.Compression), theta0.Specs, out)
 		if err != nil {
 			return err
 		}
@@ -302,6 +308,14 @@ aggregate:
 	if err != nil {
 		return n.failRound(c, err)
 	}
+	// Every replica, this one included, applies the aggregate decoded from the same bytes.
+	comp := n.settings.get().Training.compression()
+	if c.aggBlob, err = encodePG(comp, r.Grad); err == nil {
+		r.Grad, err = decodePG(comp, n.sync.theta0.Specs, c.aggBlob)
+	}
+	if err != nil {
+		return n.failRound(c, err)
+	}
 	after := n.sync.theta0.Clone()
 	tmp := diloco.NewOuter(outerLR, outerMomentum)
 	tmp.SetVelocity(n.sync.outer.Velocity())
@@ -316,7 +330,7 @@ aggregate:
 	for p, why := range r.Excluded {
 		logger().Warn("replica excluded from the round", "round", round, "peer", p, "reason", why)
 	}
-	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash()}
+	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash(), Compression: byte(comp)}
 	for _, p := range r.Used { // the aggregator consumed each contribution it used
 		if id, err := peer.Decode(p); err == nil {
 			n.sendReceipt(id, ledger.ProofRound, first, 1)
@@ -423,8 +437,10 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 		res.Status, res.Reason = "resync", "arrived after the round closed"
 		return res, nil, nil
 	}
-	out, err := encodePG(diloco.CompressNone, c.agg)
-	return res, out, err
+	n.sync.mu.Lock()
+	n.sync.sentBytes += int64(len(c.aggBlob))
+	n.sync.mu.Unlock()
+	return res, c.aggBlob, nil
 }
 
 // published gossips the node's report after a round that succeeded.

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/internal/atomicfile"
 )
@@ -27,6 +28,10 @@ type TrainingSettings struct {
 	BatchSize    int     `json:"batch_size"`
 	LearningRate float64 `json:"learning_rate"`
 	DiLoCoSteps  int     `json:"diloco_steps"`
+	// Compression of the pseudo-gradients this node sends (and, as an aggregator, of the
+	// round's result): none, fp16 or int8. Replicas may differ; the result is applied from
+	// the same bytes everywhere, so they still agree bit for bit.
+	Compression string `json:"compression"`
 }
 
 // ResourceSettings bound what the node uses of the machine.
@@ -38,7 +43,7 @@ type ResourceSettings struct {
 // DefaultSettings are seed 001's configuration defaults.
 func DefaultSettings() Settings {
 	return Settings{
-		Training:  TrainingSettings{Enabled: true, BatchSize: 8, LearningRate: 1e-4, DiLoCoSteps: 500},
+		Training:  TrainingSettings{Enabled: true, BatchSize: 8, LearningRate: 1e-4, DiLoCoSteps: 500, Compression: "fp16"},
 		Resources: ResourceSettings{MaxMemoryGB: float64(DefaultMaxMemory) / (1 << 30), CPUThreads: runtime.NumCPU()},
 	}
 }
@@ -54,6 +59,7 @@ func (s Settings) Validate() error {
 		{"training.batch_size", t.BatchSize >= 1 && t.BatchSize <= 4096, "an integer in 1-4096"},
 		{"training.learning_rate", t.LearningRate > 0 && t.LearningRate <= 1 && !math.IsNaN(t.LearningRate), "a number in (0, 1]"},
 		{"training.diloco_steps", t.DiLoCoSteps >= 1 && t.DiLoCoSteps <= 1_000_000, "an integer in 1-1000000"},
+		{"training.compression", validCompression(t.Compression), "none, fp16 or int8"},
 		{"resources.max_memory_gb", r.MaxMemoryGB > 0 && r.MaxMemoryGB <= 1<<20 && !math.IsNaN(r.MaxMemoryGB), "a number in (0, 1048576]"},
 		{"resources.cpu_threads", r.CPUThreads >= 1 && r.CPUThreads <= 1024, "an integer in 1-1024"},
 	}
@@ -129,6 +135,10 @@ func (st *settingsStore) apply(p httpapi.ConfigPatch) (httpapi.ConfigPatchResult
 			set("training.diloco_steps", next.Training.DiLoCoSteps != *t.DiLoCoSteps, false)
 			next.Training.DiLoCoSteps = *t.DiLoCoSteps
 		}
+		if t.Compression != nil {
+			set("training.compression", next.Training.Compression != *t.Compression, false)
+			next.Training.Compression = *t.Compression
+		}
 	}
 	if r := p.Resources; r != nil {
 		// The layer span and the backend's threads are chosen at start.
@@ -157,4 +167,15 @@ func (st *settingsStore) apply(p httpapi.ConfigPatch) (httpapi.ConfigPatchResult
 	}
 	st.cur = next
 	return httpapi.ConfigPatchResult{Success: true, Updated: updated, RestartRequired: restart}, nil
+}
+
+func validCompression(s string) bool {
+	_, err := diloco.ParseCompression(s)
+	return err == nil
+}
+
+// compression is the node's pseudo-gradient compression.
+func (t TrainingSettings) compression() diloco.Compression {
+	c, _ := diloco.ParseCompression(t.Compression) // checked by Validate
+	return c
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 )
@@ -90,6 +91,16 @@ func rounds(n *Node) (int64, string) {
 // bit-identical weights, the loss falls, and /api/training/verify says training works.
 func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	nodes := startTrainingNetwork(t, 6, "0-1", "0-1", "2-3", "2-3")
+	// Replicas may compress differently (the default is fp16): they still agree bit for bit.
+	for i, c := range map[int]string{1: "int8", 3: "none"} {
+		if _, err := apiClient(nodes[i]).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{Compression: &c}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := "zip"
+	if _, err := apiClient(nodes[0]).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{Compression: &bad}}); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+		t.Fatalf("unknown compression: %v", err)
+	}
 	for r := int64(1); r <= 3; r++ {
 		eventually(t, 4*time.Minute, fmt.Sprintf("round %d on every node", r), func() bool {
 			for _, n := range nodes {
@@ -137,6 +148,17 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 		}
 		return kinds["backward"] && kinds["round"]
 	})
+	sent := map[string]int64{}
+	for _, n := range nodes {
+		st, err := apiClient(n).Status(context.Background())
+		if err != nil || st.Training == nil {
+			t.Fatalf("status: %+v %v", st, err)
+		}
+		sent[st.Training.Compression] += st.Training.ExchangeBytesSent
+	}
+	if sent["fp16"] == 0 || sent["int8"]+sent["none"] == 0 {
+		t.Fatalf("pseudo-gradient bytes sent by compression: %v", sent)
+	}
 }
 
 func excludedFrom(n *Node) map[string]string {

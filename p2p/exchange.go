@@ -51,6 +51,8 @@ type ExchangeResult struct {
 	Used     []string          `json:"used"`
 	Excluded map[string]string `json:"excluded,omitempty"`
 	NewHash  string            `json:"new_hash"` // hash of theta_0 after the outer step
+	// Compression of the aggregated pseudo-gradient that follows (diloco.Compression).
+	Compression byte `json:"compression,omitempty"`
 }
 
 // ExchangeHandler handles one contribution; it may block until the round closes.
