@@ -22,6 +22,7 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 	span := layers.Span{First: 0, Last: 1}
 	val := layers.ValidationBatches(corpus.Val, 8, 64, 8)
 	const replicas, h, steps = 2, 10, 100
+	const outerLR, outerMomentum = 0.7, 0.9 // the node's outer settings
 	batchers := func() []*layers.Batcher {
 		var out []*layers.Batcher
 		for r := 0; r < replicas; r++ {
@@ -39,15 +40,30 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 		}
 		return l
 	}
-	for i := 0; i < b.N; i++ {
+	// runDiLoCo trains with DiLoCo, each pseudo-gradient and each round's aggregate sent with
+	// compression c, and returns the bytes sent per inner step and the validation loss.
+	runDiLoCo := func(c Compression, lr, momentum float32) (float64, float64) {
 		theta := cfg.InitParams(span, 1)
-		payload := int64(theta.Count() * 4)
-
-		// DiLoCo.
 		bts := batchers()
-		outer := NewOuter(0.7, 0.9)
+		outer := NewOuter(lr, momentum)
 		opts := []*layers.AdamW{layers.NewAdamW(3e-3), layers.NewAdamW(3e-3)}
-		var dilocoBytes int64
+		var sent int64
+		wire := func(p *layers.Params, count bool) *layers.Params {
+			out := &layers.Params{Specs: p.Specs, Values: make([][]float32, len(p.Values))}
+			for i, v := range p.Values {
+				enc, err := Compress(c, v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if count {
+					sent += int64(len(enc))
+				}
+				if out.Values[i], err = Decompress(c, enc, len(v)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return out
+		}
 		for round := 0; round < steps/h; round++ {
 			var cs []Contribution
 			for r := 0; r < replicas; r++ {
@@ -59,20 +75,34 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 					}
 				}
 				pg, _ := PseudoGradient(theta, st.Params())
-				cs = append(cs, Contribution{Peer: string(rune('a' + r)), Grad: pg})
-				dilocoBytes += payload
+				cs = append(cs, Contribution{Peer: string(rune('a' + r)), Grad: wire(pg, true)})
 			}
 			res, err := DefaultAggregator().Aggregate(theta.Specs, cs)
 			if err != nil {
 				b.Fatal(err)
 			}
-			outer.Step(theta, res.Grad)
+			outer.Step(theta, wire(res.Grad, false))
 		}
-		dilocoLoss := loss(theta)
+		// Pseudo-gradient payload all replicas send per inner step, against the gradients
+		// synchronous replicas send every step.
+		return float64(sent) / steps, loss(theta)
+	}
+	if sw := os.Getenv("DILOCO_SWEEP"); sw != "" {
+		for _, lm := range [][2]float32{{1.0, 0.9}, {0.9, 0.8}, {0.7, 0.95}, {1.0, 0.8}, {0.5, 0.9}} {
+			_, l := runDiLoCo(CompressNone, lm[0], lm[1])
+			b.Logf("outer lr %.2f momentum %.2f: val loss %.4f", lm[0], lm[1], l)
+		}
+		return
+	}
+	for i := 0; i < b.N; i++ {
+		payload := int64(cfg.InitParams(span, 1).Count() * 4)
+		dilocoBytes, dilocoLoss := runDiLoCo(CompressNone, outerLR, outerMomentum)
+		fp16Bytes, fp16Loss := runDiLoCo(CompressFP16, outerLR, outerMomentum)
+		int8Bytes, int8Loss := runDiLoCo(CompressInt8, outerLR, outerMomentum)
 
 		// Synchronous data-parallel: average the replicas' gradients every step.
 		sync := cfg.InitParams(span, 1)
-		bts = batchers()
+		bts := batchers()
 		opt := layers.NewAdamW(3e-3)
 		var syncBytes int64
 		for s := 0; s < steps; s++ {
@@ -96,11 +126,16 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 			}
 		}
 		syncLoss := loss(sync)
-		b.ReportMetric(float64(dilocoBytes)/steps, "diloco-B/step")
-		b.ReportMetric(float64(syncBytes)/steps, "sync-B/step")
-		b.ReportMetric(float64(dilocoBytes)/float64(syncBytes), "bytes-diloco/sync")
+		perStep := float64(syncBytes) / steps
+		b.ReportMetric(dilocoBytes, "diloco-B/step")
+		b.ReportMetric(perStep, "sync-B/step")
+		b.ReportMetric(dilocoBytes/perStep, "bytes-diloco/sync")
+		b.ReportMetric(fp16Bytes/perStep, "bytes-fp16/sync")
+		b.ReportMetric(int8Bytes/perStep, "bytes-int8/sync")
 		b.ReportMetric(dilocoLoss, "diloco-val-loss")
 		b.ReportMetric(syncLoss, "sync-val-loss")
 		b.ReportMetric(dilocoLoss/syncLoss, "loss-diloco/sync")
+		b.ReportMetric(fp16Loss/syncLoss, "loss-fp16/sync")
+		b.ReportMetric(int8Loss/syncLoss, "loss-int8/sync")
 	}
 }

@@ -34,6 +34,32 @@ func (n *Node) newerReplica() (peer.ID, bool) {
 	return from, from != ""
 }
 
+// majorityHash is the weights hash most replicas of the span gossip for a round; each
+// replica's latest report is one vote, the checkpoint's sender included. ok is false when no
+// replica reported that round, or when the top hashes tie. A joiner trusts a checkpoint only
+// if its hash is the majority's, so one lying replica cannot hand it bad weights.
+func (n *Node) majorityHash(span layers.Span, round int64) (hash string, votes int, ok bool) {
+	count := map[string]int{}
+	n.reports.mu.Lock()
+	for p, ra := range n.reports.by {
+		r := ra.r
+		if p != n.host.ID() && r.First == span.First && r.Last == span.Last && r.Round == round && time.Since(ra.at) < reportTTL {
+			count[r.Hash]++
+		}
+	}
+	n.reports.mu.Unlock()
+	tie := false
+	for h, c := range count {
+		switch {
+		case c > votes:
+			hash, votes, tie = h, c, false
+		case c == votes:
+			tie = true
+		}
+	}
+	return hash, votes, votes > 0 && !tie
+}
+
 // catchUp resyncs from a replica that gossips a newer round of the node's span: the node
 // joined late, restarted behind, or missed a round.
 func (n *Node) catchUp() {
@@ -104,6 +130,9 @@ func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
 	}
 	if theta0.Hash() != head.Hash {
 		return fmt.Errorf("node: checkpoint from %s hashes to %s, it announced %s", p, short12(theta0.Hash()), short12(head.Hash))
+	}
+	if want, votes, ok := n.majorityHash(span, head.Round); ok && want != head.Hash {
+		return fmt.Errorf("node: checkpoint from %s (round %d, %s) disagrees with %d replicas gossiping %s", p, head.Round, short12(head.Hash), votes, short12(want))
 	}
 	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), n.model, span)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
@@ -286,5 +287,29 @@ func TestKilledAggregatorDoesNotStallRounds(t *testing.T) {
 	nw, err := apiClient(rest[1]).Network(context.Background())
 	if err != nil || nw.Training == nil || nw.Training.Epoch < start+2 {
 		t.Fatalf("network training: %+v %v", nw.Training, err)
+	}
+}
+
+func TestCheckpointsAreTrustedOnlyWithTheMajorityHash(t *testing.T) {
+	n := startNode(t, testConfig(t))
+	span := layers.Span{First: 0, Last: 1}
+	vote := func(id string, round int64, hash string) {
+		n.reports.mu.Lock()
+		n.reports.by[peer.ID(id)] = reportAt{TrainingReport{First: 0, Last: 1, Round: round, Hash: hash}, time.Now()}
+		n.reports.mu.Unlock()
+	}
+	if _, _, ok := n.majorityHash(span, 3); ok {
+		t.Fatal("a majority with no reports")
+	}
+	vote("a", 3, "good")
+	vote("b", 3, "good")
+	vote("c", 3, "evil")
+	vote("d", 2, "evil") // another round: no vote for round 3
+	if h, v, ok := n.majorityHash(span, 3); !ok || h != "good" || v != 2 {
+		t.Fatalf("majority %s %d %v", h, v, ok)
+	}
+	vote("e", 3, "evil")
+	if _, _, ok := n.majorityHash(span, 3); ok {
+		t.Fatal("a tie named a majority")
 	}
 }
