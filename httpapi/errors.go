@@ -25,6 +25,7 @@ const (
 	CodeInternal            = "INTERNAL_ERROR"
 	CodeNodeUnavailable     = "NODE_UNAVAILABLE"
 	CodeNotImplemented      = "NOT_IMPLEMENTED"
+	CodeModelUnavailable    = "MODEL_UNAVAILABLE"
 )
 
 // Error is an API error: an HTTP status and the body {"error": {"code", "message", "details"}}.

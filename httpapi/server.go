@@ -33,6 +33,7 @@ type Backend interface {
 	// Inference generates; emit, when not nil, receives text as it is produced (streaming).
 	Inference(ctx context.Context, req InferenceRequest, emit func(TokenEvent) error) (*InferenceResponse, error)
 	Wallet
+	Tasks
 }
 
 // shutdownTimeout bounds how long Close waits for requests in flight.

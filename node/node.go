@@ -18,6 +18,7 @@ import (
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/tasks"
 )
 
 // ErrClosed is returned when starting a closed node.
@@ -57,6 +58,7 @@ type Node struct {
 	ledgerSyncMu   sync.Mutex
 	refusedClaims  atomic.Int64 // reward claims the ledger refused since start
 	payees         payees       // wallet addresses of peers, for inference payments
+	tasks          *tasks.Queue
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -153,6 +155,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
+	if err := n.openTasks(); err != nil {
+		return nil, errors.Join(err, n.api.Close(), n.host.Close(), lg.Close())
+	}
 	return n, nil
 }
 
@@ -210,6 +215,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.wg.Add(1)
 	go n.roundLoop()
+	n.tasks.Start()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
 	return nil
@@ -248,7 +254,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.state.Store("stopping")
 	n.cancel()
-	err := errors.Join(n.api.Close(), n.host.Close())
+	err := errors.Join(n.api.Close(), n.tasks.Close(), n.host.Close())
 	n.wg.Wait()
 	err = errors.Join(err, n.ledger.Close())
 	n.state.Store("stopped")

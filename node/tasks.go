@@ -1,0 +1,196 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/tasks"
+)
+
+// The task API (seeds 000 and 002): a task is a text generation that the node queues durably,
+// runs by priority through the same route as POST /inference, and keeps with its result.
+
+const (
+	tasksDir         = "tasks"
+	taskWorkers      = generationSlots // the generation queue runs this many at once anyway
+	defaultTaskLimit = 100
+)
+
+// otherModalities are model names of other kinds that clients of the task API ask for; no
+// peer of this network advertises them.
+var otherModalities = []string{"stable-diffusion", "sdxl", "whisper", "dall-e", "image", "audio"}
+
+func (n *Node) openTasks() error {
+	q, err := tasks.Open(filepath.Join(n.cfg.DataDir, tasksDir), n.runTask, tasks.Options{Workers: taskWorkers, OnEvent: n.taskEvent})
+	if err != nil {
+		return err
+	}
+	n.tasks = q
+	return nil
+}
+
+// taskEvent receives the queue's events (the live event stream hangs off here).
+func (n *Node) taskEvent(e tasks.Event) {
+	if e.Type == "task.failed" {
+		logger().Warn("task failed", "task", e.Task.ID, "err", e.Task.Error)
+	}
+}
+
+// taskRouteWait bounds how long a task waits for the network to cover the model (a node that
+// just started, or lost a peer) before it fails.
+const taskRouteWait = 2 * time.Minute
+
+func (n *Node) runTask(ctx context.Context, t tasks.Task, progress func(int)) (tasks.Outcome, error) {
+	prompt, maxTokens := t.Prompt, t.MaxTokens
+	deadline := time.Now().Add(taskRouteWait)
+	var resp *httpapi.InferenceResponse
+	var err error
+	for {
+		resp, err = n.Inference(ctx, httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens}, func(ev httpapi.TokenEvent) error {
+			progress(ev.Index + 1)
+			return nil
+		})
+		var apiErr *httpapi.Error
+		if err == nil || !errors.As(err, &apiErr) || apiErr.Details["missing_layers"] == nil || time.Now().After(deadline) {
+			break
+		}
+		select { // no route yet: wait for peers rather than fail
+		case <-ctx.Done():
+			return tasks.Outcome{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if err != nil {
+		return tasks.Outcome{}, err
+	}
+	return tasks.Outcome{Text: resp.Text, TokensUsed: resp.Usage.TotalTokens, Cost: int64(resp.Cost.Amount), Node: n.ID()}, nil
+}
+
+// SubmitTask implements httpapi.Tasks.
+func (n *Node) SubmitTask(ctx context.Context, req httpapi.TaskRequest) (httpapi.TaskSubmitted, error) {
+	var out httpapi.TaskSubmitted
+	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {
+		return out, httpapi.InvalidRequest("The 'prompt' field is required", map[string]any{"field": "prompt"})
+	}
+	if err := n.checkModel(req.Model); err != nil {
+		return out, err
+	}
+	prio, err := tasks.ParsePriority(req.Priority)
+	if err != nil {
+		return out, httpapi.InvalidRequest(err.Error(), map[string]any{"field": "priority"})
+	}
+	maxTokens := defaultTaskLimit
+	if req.MaxTokens != nil {
+		maxTokens = *req.MaxTokens
+	}
+	if maxTokens < 1 || maxTokens > maxMaxTokens {
+		return out, httpapi.InvalidRequest(fmt.Sprintf("max_tokens must be 1-%d", maxMaxTokens), map[string]any{"field": "max_tokens"})
+	}
+	if l := len(layers.Encode(*req.Prompt)); l >= n.model.Context {
+		return out, httpapi.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", l, n.model.Context), map[string]any{"field": "prompt"})
+	}
+	ahead := n.tasks.Ahead(prio)
+	t, err := n.tasks.Submit(*req.Prompt, n.model.Name, prio, maxTokens)
+	if err != nil {
+		if errors.Is(err, tasks.ErrFull) {
+			return out, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, err.Error(), map[string]any{"retry_after": 30})
+		}
+		return out, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, err.Error(), nil)
+	}
+	tokens := ledger.Amount(len(layers.Encode(*req.Prompt)) + maxTokens)
+	return httpapi.TaskSubmitted{Success: true, TaskID: t.ID, Status: string(t.Status), Position: ahead,
+		EstimatedTime: n.tasks.Estimate(ahead).Round(100 * time.Millisecond).String(),
+		Node:          httpapi.TaskNode{ID: n.ID()},
+		Cost:          httpapi.TaskCost{Estimated: n.ledger.Params().PricePerToken * tokens, Currency: "NEURO"},
+		Message:       "Task queued for processing"}, nil
+}
+
+// checkModel accepts the network's model (or no model).
+func (n *Node) checkModel(m string) error {
+	if m == "" || m == n.model.Name {
+		return nil
+	}
+	for _, o := range otherModalities {
+		if strings.Contains(strings.ToLower(m), o) {
+			return httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeModelUnavailable,
+				fmt.Sprintf("no peer of this network serves %q; it serves the text model %s", m, n.model.Name),
+				map[string]any{"model": m, "available": []string{n.model.Name}})
+		}
+	}
+	return httpapi.InvalidRequest(fmt.Sprintf("unknown model %q; this network serves %s", m, n.model.Name),
+		map[string]any{"field": "model", "available": []string{n.model.Name}})
+}
+
+func taskView(t tasks.Task) httpapi.TaskView {
+	v := httpapi.TaskView{ID: t.ID, Status: string(t.Status), Type: "text-generation", Model: t.Model, Priority: string(t.Priority),
+		Prompt: t.Prompt, Result: t.Result, Error: t.Error, CreatedAt: t.CreatedAt.Format(time.RFC3339Nano),
+		Cost: ledger.Amount(t.Cost), TokensUsed: t.TokensUsed, Node: httpapi.TaskNode{ID: t.Node}, NodeID: t.Node}
+	if t.StartedAt != nil {
+		v.StartedAt = t.StartedAt.Format(time.RFC3339Nano)
+	}
+	if t.CompletedAt != nil {
+		v.CompletedAt = t.CompletedAt.Format(time.RFC3339Nano)
+		if t.StartedAt != nil {
+			v.ProcessingTime = t.CompletedAt.Sub(*t.StartedAt).Seconds()
+		}
+	}
+	return v
+}
+
+func taskError(err error, id string) error {
+	switch {
+	case errors.Is(err, tasks.ErrNotFound):
+		return httpapi.NotFound("no task "+id, map[string]any{"task_id": id})
+	case errors.Is(err, tasks.ErrFinished):
+		return httpapi.NewError(http.StatusConflict, httpapi.CodeInvalidRequest, err.Error(), map[string]any{"task_id": id})
+	}
+	return httpapi.NewError(http.StatusInternalServerError, httpapi.CodeInternal, err.Error(), nil)
+}
+
+// GetTask implements httpapi.Tasks.
+func (n *Node) GetTask(ctx context.Context, id string) (httpapi.TaskView, error) {
+	t, err := n.tasks.Get(id)
+	if err != nil {
+		return httpapi.TaskView{}, taskError(err, id)
+	}
+	return taskView(t), nil
+}
+
+// ListTasks implements httpapi.Tasks.
+func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offset int) (httpapi.TaskList, error) {
+	st := tasks.Status(status)
+	if status == "pending" { // seed 002's word for queued
+		st = tasks.Queued
+	}
+	switch st {
+	case "", tasks.Queued, tasks.Running, tasks.Completed, tasks.Failed, tasks.Cancelled:
+	default:
+		return httpapi.TaskList{}, httpapi.InvalidRequest("status must be pending, queued, running, completed, failed or cancelled", map[string]any{"status": status})
+	}
+	ts, total, err := n.tasks.List(tasks.Filter{Status: st, Model: model, Limit: limit, Offset: offset})
+	if err != nil {
+		return httpapi.TaskList{}, taskError(err, "")
+	}
+	out := httpapi.TaskList{Tasks: make([]httpapi.TaskView, 0, len(ts)), Total: total, Limit: limit, Offset: offset}
+	for _, t := range ts {
+		out.Tasks = append(out.Tasks, taskView(t))
+	}
+	return out, nil
+}
+
+// CancelTask implements httpapi.Tasks.
+func (n *Node) CancelTask(ctx context.Context, id string) (httpapi.TaskView, error) {
+	t, err := n.tasks.Cancel(id)
+	if err != nil {
+		return httpapi.TaskView{}, taskError(err, id)
+	}
+	return taskView(t), nil
+}
