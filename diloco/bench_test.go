@@ -87,6 +87,7 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 		// synchronous replicas send every step.
 		return float64(sent) / steps, loss(theta)
 	}
+	// DILOCO_SWEEP=1 tries other outer settings instead (how the node's were chosen).
 	if sw := os.Getenv("DILOCO_SWEEP"); sw != "" {
 		for _, lm := range [][2]float32{{1.0, 0.9}, {0.9, 0.8}, {0.7, 0.95}, {1.0, 0.8}, {0.5, 0.9}} {
 			_, l := runDiLoCo(CompressNone, lm[0], lm[1])

@@ -146,7 +146,12 @@ func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit
 		holdback = max(holdback, len(st))
 	}
 	ts := &textStream{holdback: holdback, emit: emit}
-	out, reason, err := layers.Generate(r, n.model.Context, ids, s, ts.push)
+	out, reason, err := layers.Generate(r, n.model.Context, ids, s, func(id int32) error {
+		if err := ctx.Err(); err != nil { // the client left or the task was cancelled
+			return err
+		}
+		return ts.push(id)
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
