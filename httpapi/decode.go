@@ -16,7 +16,14 @@ const maxBodyBytes = 1 << 20
 
 // decodeJSON decodes a request body strictly: one JSON object, no unknown fields, no trailing
 // data, every field of the right type. The error names the field and what was wrong.
-func decodeJSON(c echo.Context, v any) error {
+func decodeJSON(c echo.Context, v any) error { return decodeBody(c, v, DecodeStrict) }
+
+// decodeLenient reads a body like decodeJSON but ignores fields it does not know: the
+// OpenAI-compatible endpoints take requests from clients that send options this node has no
+// use for (logit_bias, user, ...). Known fields are still type-checked.
+func decodeLenient(c echo.Context, v any) error { return decodeBody(c, v, DecodeLenient) }
+
+func decodeBody(c echo.Context, v any, decode func([]byte, any) error) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return InvalidRequest("Content-Type must be application/json", map[string]any{"content_type": ct})
@@ -28,17 +35,24 @@ func decodeJSON(c echo.Context, v any) error {
 	if len(body) > maxBodyBytes {
 		return NewError(413, CodeInvalidRequest, "request body too large", map[string]any{"limit_bytes": maxBodyBytes})
 	}
-	return DecodeStrict(body, v)
+	return decode(body, v)
 }
 
 // DecodeStrict decodes one JSON object into v, refusing unknown fields, wrong types and
 // trailing data, and returns an *Error that names the offending field.
-func DecodeStrict(body []byte, v any) error {
+func DecodeStrict(body []byte, v any) error { return decode(body, v, true) }
+
+// DecodeLenient is DecodeStrict without the refusal of unknown fields.
+func DecodeLenient(body []byte, v any) error { return decode(body, v, false) }
+
+func decode(body []byte, v any, strict bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return InvalidRequest("request body is empty; a JSON object is required", nil)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -25,34 +23,12 @@ func (s *Server) inference(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, resp)
 	}
-	w := c.Response()
-	started := false
-	send := func(event string, v any) error {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if !started {
-			w.Header().Set(echo.HeaderContentType, "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
-			started = true
-		}
-		if event != "" {
-			if _, err := fmt.Fprintf(w, "event: %s\n", event); err != nil {
-				return err
-			}
-		}
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", raw); err != nil {
-			return err
-		}
-		w.Flush()
-		return nil
-	}
+	out := &sse{w: c.Response()}
+	send := out.send
+	started := func() bool { return out.started }
 	resp, err := s.backend.Inference(ctx, req, func(ev TokenEvent) error { return send("", ev) })
 	if err != nil {
-		if !started {
+		if !started() {
 			return err // nothing sent yet: an ordinary error answer
 		}
 		send("error", ErrorBody{Error: toAPIError(err)})

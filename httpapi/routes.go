@@ -31,6 +31,8 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 	v1.POST("/inference", s.inference, infer, auth)
 	s.walletRoutes(v1.Group("/wallet", wallet, auth), v1, wallet, auth)
 	s.taskRoutes(auth, infer, v1)
+	s.modelRoutes(v1, read, infer, auth)
+	s.openAIRoutes(infer, auth)
 	tr := s.e.Group("/api/training", read)
 	tr.GET("/global", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, s.backend.TrainingGlobal(c.Request().Context()))

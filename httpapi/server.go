@@ -34,6 +34,7 @@ type Backend interface {
 	Inference(ctx context.Context, req InferenceRequest, emit func(TokenEvent) error) (*InferenceResponse, error)
 	Wallet
 	Tasks
+	Models
 }
 
 // shutdownTimeout bounds how long Close waits for requests in flight.
