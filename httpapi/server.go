@@ -35,6 +35,7 @@ type Backend interface {
 	Wallet
 	Tasks
 	Models
+	Events
 }
 
 // shutdownTimeout bounds how long Close waits for requests in flight.
@@ -45,6 +46,9 @@ type Server struct {
 	e       *echo.Echo
 	backend Backend
 	limits  *limiter
+	token   string
+	closing chan struct{} // closed when Close begins: long-lived connections (WebSocket) end
+	once    sync.Once
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -68,7 +72,7 @@ func New(b Backend, token string, opts ...Option) (*Server, error) {
 	if token == "" {
 		return nil, errors.New("httpapi: empty API token")
 	}
-	s := &Server{backend: b, limits: newLimiter(DefaultLimits)}
+	s := &Server{backend: b, limits: newLimiter(DefaultLimits), token: token, closing: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -120,6 +124,7 @@ func (s *Server) Addr() net.Addr {
 
 // Close stops accepting requests and waits (bounded) for those in flight.
 func (s *Server) Close() error {
+	s.once.Do(func() { close(s.closing) })
 	s.mu.Lock()
 	srv, done := s.srv, s.done
 	s.srv = nil

@@ -59,6 +59,7 @@ type Node struct {
 	refusedClaims  atomic.Int64 // reward claims the ledger refused since start
 	payees         payees       // wallet addresses of peers, for inference payments
 	tasks          *tasks.Queue
+	events         eventBus
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -216,6 +217,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.wg.Add(1)
 	go n.roundLoop()
 	n.tasks.Start()
+	n.wg.Add(1)
+	go n.statusLoop()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
 	return nil
@@ -256,6 +259,7 @@ func (n *Node) Close() error {
 	n.cancel()
 	err := errors.Join(n.api.Close(), n.tasks.Close(), n.host.Close())
 	n.wg.Wait()
+	n.closeEvents()
 	err = errors.Join(err, n.ledger.Close())
 	n.state.Store("stopped")
 	if n.probeDir != "" {

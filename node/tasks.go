@@ -37,13 +37,6 @@ func (n *Node) openTasks() error {
 	return nil
 }
 
-// taskEvent receives the queue's events (the live event stream hangs off here).
-func (n *Node) taskEvent(e tasks.Event) {
-	if e.Type == "task.failed" {
-		logger().Warn("task failed", "task", e.Task.ID, "err", e.Task.Error)
-	}
-}
-
 // taskRouteWait bounds how long a task waits for the network to cover the model (a node that
 // just started, or lost a peer) before it fails.
 const taskRouteWait = 2 * time.Minute
