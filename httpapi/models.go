@@ -57,7 +57,8 @@ type TextGenerationRequest struct {
 }
 
 func (s *Server) modelRoutes(v1 *echo.Group, read, infer, auth echo.MiddlewareFunc) {
-	v1.GET("/models", func(c echo.Context) error {
+	m := v1.Group("/models", seed002)
+	m.GET("", func(c echo.Context) error {
 		list := s.backend.Models(c.Request().Context())
 		typ := c.QueryParam("type")
 		if typ != "" && typ != "text" {
@@ -65,7 +66,7 @@ func (s *Server) modelRoutes(v1 *echo.Group, read, infer, auth echo.MiddlewareFu
 		}
 		return c.JSON(http.StatusOK, map[string]any{"success": true, "data": list})
 	}, read, auth)
-	v1.POST("/models/generate/text", func(c echo.Context) error {
+	m.POST("/generate/text", func(c echo.Context) error {
 		var r TextGenerationRequest
 		if err := decodeJSON(c, &r); err != nil {
 			return err
@@ -86,9 +87,9 @@ func (s *Server) modelRoutes(v1 *echo.Group, read, infer, auth echo.MiddlewareFu
 			"id": resp.ID, "model": served, "generated_text": resp.Text, "usage": resp.Usage, "node_id": node,
 			"execution_time": float64(resp.Timing.TotalMS) / 1000, "cost": resp.Cost.Amount, "route": resp.Route}})
 	}, infer, auth)
-	for _, p := range []string{"/models/generate/image", "/models/transcribe"} {
-		kind := strings.TrimPrefix(p, "/models/")
-		v1.POST(p, func(c echo.Context) error {
+	for _, p := range []string{"/generate/image", "/transcribe"} {
+		kind := strings.TrimPrefix(p, "/")
+		m.POST(p, func(c echo.Context) error {
 			return NewError(http.StatusServiceUnavailable, CodeModelUnavailable,
 				fmt.Sprintf("no peer of this network advertises a model for %s; it serves text generation (%s)", kind, s.servedModel(c)),
 				map[string]any{"capability": kind})

@@ -33,6 +33,7 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 	s.taskRoutes(auth, infer, v1)
 	s.modelRoutes(v1, read, infer, auth)
 	s.openAIRoutes(infer, auth)
+	s.insightRoutes(v1, read, wallet, auth)
 	s.e.GET("/ws", s.ws) // authenticates with its first message (browsers cannot set headers)
 	tr := s.e.Group("/api/training", read)
 	tr.GET("/global", func(c echo.Context) error {

@@ -36,6 +36,7 @@ type Backend interface {
 	Tasks
 	Models
 	Events
+	Insights
 }
 
 // shutdownTimeout bounds how long Close waits for requests in flight.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -121,18 +120,12 @@ func (s *Server) taskRoutes(auth echo.MiddlewareFunc, read echo.MiddlewareFunc, 
 		return c.JSON(http.StatusOK, map[string]any{"success": true, "task": v})
 	})
 
-	t := v1.Group("/tasks", read, auth)
+	t := v1.Group("/tasks", seed002, read, auth)
 	t.POST("", submit)
 	t.GET("", func(c echo.Context) error {
-		limit, offset := 50, 0
-		for name, dst := range map[string]*int{"limit": &limit, "offset": &offset} {
-			if q := c.QueryParam(name); q != "" {
-				v, err := strconv.Atoi(q)
-				if err != nil || v < 0 || name == "limit" && (v < 1 || v > 100) {
-					return InvalidRequest(name+" must be an integer (limit 1-100, offset 0 or more)", map[string]any{name: q})
-				}
-				*dst = v
-			}
+		limit, offset, err := pageOf(c, 50)
+		if err != nil {
+			return err
 		}
 		v, err := b.ListTasks(c.Request().Context(), c.QueryParam("status"), c.QueryParam("model"), limit, offset)
 		if err != nil {

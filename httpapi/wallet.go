@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"github.com/neuroshard/neuroshard/ledger"
@@ -145,21 +144,6 @@ type ProofList struct {
 	Offset int        `json:"offset"`
 }
 
-// page reads limit and offset query parameters (defaults 10 and 0, limit at most 100).
-func page(c echo.Context) (limit, offset int, err error) {
-	limit, offset = 10, 0
-	for name, dst := range map[string]*int{"limit": &limit, "offset": &offset} {
-		if s := c.QueryParam(name); s != "" {
-			v, perr := strconv.Atoi(s)
-			if perr != nil || v < 0 || name == "limit" && (v < 1 || v > 100) {
-				return 0, 0, InvalidRequest(name+" must be an integer (limit 1-100, offset 0 or more)", map[string]any{name: s})
-			}
-			*dst = v
-		}
-	}
-	return limit, offset, nil
-}
-
 func (s *Server) walletRoutes(g *echo.Group, v1 *echo.Group, mw ...echo.MiddlewareFunc) {
 	w := s.backend
 	g.GET("/balance", func(c echo.Context) error {
@@ -167,7 +151,7 @@ func (s *Server) walletRoutes(g *echo.Group, v1 *echo.Group, mw ...echo.Middlewa
 		return respond(c, v, err)
 	})
 	g.GET("/transactions", func(c echo.Context) error {
-		limit, offset, err := page(c)
+		limit, offset, err := pageOf(c, 10)
 		if err != nil {
 			return err
 		}
@@ -199,7 +183,7 @@ func (s *Server) walletRoutes(g *echo.Group, v1 *echo.Group, mw ...echo.Middlewa
 		return respond(c, v, err)
 	})
 	v1.GET("/proofs", func(c echo.Context) error {
-		limit, offset, err := page(c)
+		limit, offset, err := pageOf(c, 10)
 		if err != nil {
 			return err
 		}

@@ -409,3 +409,45 @@ func (h *taskHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return t
 }
+
+// Stats sums the tasks created since a time.
+type Stats struct {
+	Created, Completed, Failed, Cancelled int
+	TokensUsed                            int
+	Cost                                  int64           // micro-NEURO
+	RunTimes                              []time.Duration // of the completed tasks, oldest first
+}
+
+// Stats reads the tasks created since t (all of them for the zero time).
+func (q *Queue) Stats(since time.Time) (Stats, error) {
+	var s Stats
+	err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyTask, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var t Task
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
+				return err
+			}
+			if t.CreatedAt.Before(since) {
+				continue
+			}
+			s.Created++
+			switch t.Status {
+			case Completed:
+				s.Completed++
+				s.TokensUsed += t.TokensUsed
+				s.Cost += t.Cost
+				if t.StartedAt != nil && t.CompletedAt != nil {
+					s.RunTimes = append(s.RunTimes, t.CompletedAt.Sub(*t.StartedAt))
+				}
+			case Failed:
+				s.Failed++
+			case Cancelled:
+				s.Cancelled++
+			}
+		}
+		return nil
+	})
+	return s, err
+}

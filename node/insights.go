@@ -1,0 +1,176 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/tasks"
+)
+
+// The network views and analytics (seeds 000 and 002), from what this node actually knows:
+// provider records in the DHT (who holds which layers), its connections (latency, agent),
+// gossiped training reports (round, loss, when), its own forward sessions (load) and its own
+// tasks. Nothing a peer does not report (GPU, region, earnings) is shown.
+
+// Nodes implements httpapi.Insights.
+func (n *Node) Nodes(ctx context.Context) []httpapi.NodeView {
+	held := layersByPeer(n.Coverage(ctx))
+	connected := map[peer.ID]bool{}
+	views := map[string]*httpapi.NodeView{}
+	view := func(id string) *httpapi.NodeView {
+		if v, ok := views[id]; ok {
+			return v
+		}
+		v := &httpapi.NodeView{ID: id, Status: "offline", Capabilities: []string{}, Layers: []int{}}
+		views[id] = v
+		return v
+	}
+	now := time.Now().UTC()
+	for id, ls := range held {
+		v := view(id)
+		v.Layers = ls
+	}
+	for _, p := range n.host.Peers() {
+		connected[p.ID] = true
+		v := view(p.ID.String())
+		v.Status, v.LastSeen, v.AgentVersion = "online", now.Format(time.RFC3339), p.AgentVersion
+		v.LatencyMS = float64(p.Latency.Microseconds()) / 1000
+	}
+	n.reports.mu.Lock()
+	for p, ra := range n.reports.by {
+		v := view(p.String())
+		v.Round, v.Loss = ra.r.Round, ra.r.Loss
+		if time.Since(ra.at) < reportTTL {
+			v.Status = "online"
+			if v.LastSeen == "" {
+				v.LastSeen = ra.at.UTC().Format(time.RFC3339)
+			}
+		}
+		v.Capabilities = append(v.Capabilities, "training")
+	}
+	n.reports.mu.Unlock()
+
+	self := view(n.ID())
+	self.Self, self.Status, self.LastSeen, self.AgentVersion = true, "online", now.Format(time.RFC3339), "neuroshard/"+Version
+	if n.Stage() != nil {
+		self.Layers = n.Span().Indices()
+	}
+	totalSessions := 0
+	n.using.mu.Lock()
+	for _, c := range n.using.by {
+		totalSessions += c
+	}
+	for p, c := range n.using.by {
+		if totalSessions > 0 {
+			view(p.String()).Load = float64(c) / float64(totalSessions)
+		}
+	}
+	n.using.mu.Unlock()
+
+	out := make([]httpapi.NodeView, 0, len(views))
+	ps := n.host.Libp2p().Peerstore()
+	for id, v := range views {
+		if len(v.Layers) > 0 {
+			v.Capabilities = append([]string{"text-generation"}, v.Capabilities...)
+		}
+		slices.Sort(v.Capabilities)
+		v.Capabilities = slices.Compact(v.Capabilities)
+		if v.Self {
+			v.Addrs = n.Multiaddrs()
+		} else if pid, err := peer.Decode(id); err == nil {
+			for _, a := range ps.Addrs(pid) {
+				v.Addrs = append(v.Addrs, a.String())
+			}
+		}
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func online(nodes []httpapi.NodeView) int {
+	c := 0
+	for _, v := range nodes {
+		if v.Status == "online" {
+			c++
+		}
+	}
+	return c
+}
+
+// NetworkStatus implements httpapi.Insights.
+func (n *Node) NetworkStatus(ctx context.Context) httpapi.NetworkStatus {
+	nodes := n.Nodes(ctx)
+	st, _ := n.tasks.Stats(time.Time{})
+	counts := n.tasks.Counts()
+	w := windowOf(st)
+	return httpapi.NetworkStatus{Success: true, Timestamp: time.Now().UTC().Format(time.RFC3339), Nodes: nodes,
+		Network: map[string]any{"nodes_online": online(nodes), "nodes_known": len(nodes), "total_tasks": st.Created,
+			"completed_tasks": st.Completed, "queued_tasks": counts.Queued, "running_tasks": counts.Running,
+			"success_rate": w.SuccessRate, "avg_response_time": fmt.Sprintf("%.1fs", w.AvgResponseTime),
+			"model": n.model.Name, "coverage_complete": n.Coverage(ctx).Complete}}
+}
+
+// ServiceHealth implements httpapi.Insights.
+func (n *Node) ServiceHealth(ctx context.Context) httpapi.ServiceHealth {
+	h := n.Health(ctx)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	n.mu.Lock()
+	up := time.Since(n.started)
+	if n.started.IsZero() {
+		up = 0
+	}
+	n.mu.Unlock()
+	st, _ := n.tasks.Stats(time.Time{})
+	status := "OK"
+	if !h.Healthy {
+		status = "DEGRADED"
+	}
+	return httpapi.ServiceHealth{Status: status, Service: "NeuroShard", Version: Version, Environment: string(n.host.Config().Profile),
+		Timestamp: time.Now().UTC().Format(time.RFC3339), Uptime: int64(up.Seconds()), UptimeHuman: up.Round(time.Minute).String(),
+		Memory:  map[string]any{"used": fmt.Sprintf("%dMB", ms.HeapAlloc>>20), "total": fmt.Sprintf("%dMB", ms.Sys>>20)},
+		Network: map[string]any{"nodes_online": online(n.Nodes(ctx)), "total_tasks": st.Created, "peers": len(n.host.Peers())}}
+}
+
+// windowOf summarises task stats.
+func windowOf(st tasks.Stats) httpapi.AnalyticsWindow {
+	w := httpapi.AnalyticsWindow{TasksCreated: st.Created, TasksCompleted: st.Completed, TasksFailed: st.Failed, TasksCancelled: st.Cancelled,
+		TokensGenerated: st.TokensUsed, TotalCost: ledger.Amount(st.Cost)}
+	if done := st.Completed + st.Failed; done > 0 {
+		w.SuccessRate = 100 * float64(st.Completed) / float64(done)
+	}
+	if len(st.RunTimes) > 0 {
+		rt := slices.Clone(st.RunTimes)
+		slices.Sort(rt)
+		var sum time.Duration
+		for _, d := range rt {
+			sum += d
+		}
+		w.ComputeSeconds = sum.Seconds()
+		w.AvgResponseTime = sum.Seconds() / float64(len(rt))
+		w.P50ResponseTime = rt[len(rt)/2].Seconds()
+		w.P95ResponseTime = rt[min(len(rt)-1, len(rt)*95/100)].Seconds()
+	}
+	return w
+}
+
+// Analytics implements httpapi.Insights.
+func (n *Node) Analytics(ctx context.Context, since time.Time) (httpapi.AnalyticsWindow, error) {
+	st, err := n.tasks.Stats(since)
+	if err != nil {
+		return httpapi.AnalyticsWindow{}, taskError(err, "")
+	}
+	w := windowOf(st)
+	nodes := n.Nodes(ctx)
+	w.Since, w.TotalNodes, w.ActiveNodes = since.UTC().Format(time.RFC3339), len(nodes), online(nodes)
+	w.InferenceMetrics = n.Metrics(ctx)
+	return w, nil
+}
