@@ -49,6 +49,11 @@ func TestTaskAPI(t *testing.T) {
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/tasks/task_nope", nil, nil); !client.IsCode(err, httpapi.CodeNotFound) {
 		t.Fatalf("unknown task: %v", err)
 	}
+	for _, bad := range []httpapi.TaskRequest{{Prompt: &prompt, Priority: "urgent"}, {Prompt: &prompt, Model: "llama2:7b"}} {
+		if err := c.Do(ctx, http.MethodPost, "/api/v1/tasks", bad, nil); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+			t.Fatalf("bad priority or model %+v: %v", bad, err)
+		}
+	}
 	whisper := "whisper-large"
 	if err := c.Do(ctx, http.MethodPost, "/api/v1/tasks", httpapi.TaskRequest{Prompt: &prompt, Model: whisper}, nil); !client.IsCode(err, httpapi.CodeModelUnavailable) {
 		t.Fatalf("audio model: %v", err)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,8 +40,10 @@ func TestWebSocketPushesTaskEvents(t *testing.T) {
 	if ev := read(bad); ev.Type != "auth.error" {
 		t.Fatalf("wrong token: %+v", ev)
 	}
-	if _, _, err := bad.ReadMessage(); err == nil {
-		t.Fatal("the connection stayed open after a failed auth")
+	_, _, err := bad.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "unauthorized" {
+		t.Fatalf("an unauthenticated client must be closed with a reason: %v", err)
 	}
 
 	c := dial()
@@ -56,16 +59,28 @@ func TestWebSocketPushesTaskEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
-	for seen["task.completed"] == 0 {
+	var order []string
+	lastTokens := 0
+	for len(order) == 0 || order[len(order)-1] != "task.completed" {
 		ev := read(c)
 		raw, _ := json.Marshal(ev.Data)
 		if !strings.Contains(string(raw), sub.TaskID) {
 			continue
 		}
-		seen[ev.Type]++
+		if ev.Type == "task.progress" {
+			var p struct{ Tokens int }
+			json.Unmarshal(raw, &p)
+			if p.Tokens <= lastTokens {
+				t.Fatalf("progress went from %d to %d tokens", lastTokens, p.Tokens)
+			}
+			lastTokens = p.Tokens
+			if order[len(order)-1] == "task.progress" {
+				continue
+			}
+		}
+		order = append(order, ev.Type)
 	}
-	if seen["task.queued"] != 1 || seen["task.started"] != 1 || seen["task.progress"] < 1 {
-		t.Fatalf("events for the task: %v", seen)
+	if strings.Join(order, ",") != "task.queued,task.started,task.progress,task.completed" || lastTokens < 1 || lastTokens > 6 {
+		t.Fatalf("events for the task, in order: %v (last progress %d tokens)", order, lastTokens)
 	}
 }
