@@ -2,11 +2,11 @@ package ledger
 
 import (
 	"encoding/binary"
-	"sync"
 	"testing"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/neuroshard/neuroshard/internal/par"
 )
 
 // benchWriters is how many goroutines submit at once, as concurrent API requests would.
@@ -28,7 +28,7 @@ func BenchmarkDurableTransactions(b *testing.B) {
 		}
 		defer l.Close()
 		start := time.Now()
-		parallel(n, func(int) {
+		par.Do(n, benchWriters, func(int) {
 			if r := l.Submit(alice, send(p, bob, 1)); r.Err != nil {
 				b.Error(r.Err)
 			}
@@ -43,7 +43,7 @@ func BenchmarkDurableTransactions(b *testing.B) {
 		defer db.Close()
 		val := make([]byte, txSize)
 		start := time.Now()
-		parallel(n, func(i int) {
+		par.Do(n, benchWriters, func(i int) {
 			if err := db.Update(func(txn *badger.Txn) error {
 				return txn.Set(binary.BigEndian.AppendUint64([]byte("k/"), uint64(i)), val)
 			}); err != nil {
@@ -61,26 +61,6 @@ func BenchmarkDurableTransactions(b *testing.B) {
 	b.ReportMetric(lr/rr, "ratio")
 }
 
-// parallel runs f(0..n-1) on benchWriters goroutines.
-func parallel(n int, f func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range benchWriters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}
-
 // BenchmarkCatchUp10k measures a ledger 10,000 transactions behind replaying another's log in
 // pages, against the source's own time to apply them (the ratio is catch-up cost over live cost).
 func BenchmarkCatchUp10k(b *testing.B) {
@@ -94,7 +74,7 @@ func BenchmarkCatchUp10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		parallel(n, func(i int) {
+		par.Do(n, benchWriters, func(i int) {
 			w := ws[i%len(ws)]
 			if r := src.Submit(w, send(p, ws[(i+1)%len(ws)], 1)); r.Err != nil {
 				b.Error(r.Err)

@@ -1,10 +1,10 @@
 package node
 
 import (
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/neuroshard/neuroshard/internal/par"
 	"github.com/neuroshard/neuroshard/ledger"
 )
 
@@ -21,24 +21,11 @@ func BenchmarkLedgerCatchUp10k(b *testing.B) {
 		src := startNode(b, cfgs[0])
 		to, _ := ledger.WalletFromToken("bench recipient")
 		start := time.Now()
-		var wg sync.WaitGroup
-		jobs := make(chan struct{})
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range jobs {
-					if r := src.Ledger().Submit(src.wallet, ledger.Tx{Type: ledger.TxSend, To: to.Address(), Amount: 1, Fee: 1}); r.Err != nil {
-						b.Error(r.Err)
-					}
-				}
-			}()
-		}
-		for range n {
-			jobs <- struct{}{}
-		}
-		close(jobs)
-		wg.Wait()
+		par.Do(n, 32, func(int) {
+			if r := src.Ledger().Submit(src.wallet, ledger.Tx{Type: ledger.TxSend, To: to.Address(), Amount: 1, Fee: 1}); r.Err != nil {
+				b.Error(r.Err)
+			}
+		})
 		live = time.Since(start)
 
 		start = time.Now()

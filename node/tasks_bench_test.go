@@ -4,12 +4,12 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/internal/par"
 )
 
 func benchNode(b *testing.B) *Node {
@@ -32,7 +32,7 @@ func BenchmarkTasksVsDirectInference(b *testing.B) {
 	for range b.N {
 		start := time.Now()
 		ids := make([]string, jobs)
-		parallelDo(jobs, 8, func(i int) {
+		par.Do(jobs, 8, func(i int) {
 			r, err := c.SubmitTask(ctx, httpapi.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
 			if err != nil {
 				b.Error(err)
@@ -54,7 +54,7 @@ func BenchmarkTasksVsDirectInference(b *testing.B) {
 		taskRate = jobs / time.Since(start).Seconds()
 
 		start = time.Now()
-		parallelDo(jobs, 8, func(int) {
+		par.Do(jobs, 8, func(int) {
 			if _, err := c.Inference(ctx, httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &mt}); err != nil {
 				b.Error(err)
 			}
@@ -64,25 +64,6 @@ func BenchmarkTasksVsDirectInference(b *testing.B) {
 	b.ReportMetric(taskRate, "tasks/s")
 	b.ReportMetric(directRate, "direct/s")
 	b.ReportMetric(taskRate/directRate, "ratio")
-}
-
-func parallelDo(n, workers int, f func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 }
 
 // BenchmarkWebSocketEventLatency: time from an event's creation on the node (its timestamp) to

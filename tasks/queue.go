@@ -87,22 +87,13 @@ func Open(dir string, run Runner, o Options) (*Queue, error) {
 	q := &Queue{db: db, run: run, opts: o, log: lg, wake: make(chan struct{}, 1), running: map[string]*runningTask{}, avgRun: 2 * time.Second}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	requeued := 0
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyTask, PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var t Task
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
-				return err
-			}
-			q.seq = max(q.seq, t.Seq)
-			if !t.Status.Finished() {
-				t.Status, t.StartedAt = Queued, nil
-				heap.Push(&q.pending, &t)
-				requeued++
-			}
+	err = q.each(func(t Task) {
+		q.seq = max(q.seq, t.Seq)
+		if !t.Status.Finished() {
+			t.Status, t.StartedAt = Queued, nil
+			heap.Push(&q.pending, &t)
+			requeued++
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("tasks: load: %w", err), db.Close())
@@ -421,7 +412,31 @@ type Stats struct {
 // Stats reads the tasks created since t (all of them for the zero time).
 func (q *Queue) Stats(since time.Time) (Stats, error) {
 	var s Stats
-	err := q.db.View(func(txn *badger.Txn) error {
+	err := q.each(func(t Task) {
+		if t.CreatedAt.Before(since) {
+			return
+		}
+		s.Created++
+		switch t.Status {
+		case Completed:
+			s.Completed++
+			s.TokensUsed += t.TokensUsed
+			s.Cost += t.Cost
+			if t.StartedAt != nil && t.CompletedAt != nil {
+				s.RunTimes = append(s.RunTimes, t.CompletedAt.Sub(*t.StartedAt))
+			}
+		case Failed:
+			s.Failed++
+		case Cancelled:
+			s.Cancelled++
+		}
+	})
+	return s, err
+}
+
+// each calls f with every stored task.
+func (q *Queue) each(f func(Task)) error {
+	return q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyTask, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -429,25 +444,8 @@ func (q *Queue) Stats(since time.Time) (Stats, error) {
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
 				return err
 			}
-			if t.CreatedAt.Before(since) {
-				continue
-			}
-			s.Created++
-			switch t.Status {
-			case Completed:
-				s.Completed++
-				s.TokensUsed += t.TokensUsed
-				s.Cost += t.Cost
-				if t.StartedAt != nil && t.CompletedAt != nil {
-					s.RunTimes = append(s.RunTimes, t.CompletedAt.Sub(*t.StartedAt))
-				}
-			case Failed:
-				s.Failed++
-			case Cancelled:
-				s.Cancelled++
-			}
+			f(t)
 		}
 		return nil
 	})
-	return s, err
 }

@@ -33,15 +33,20 @@ func clientFlags() []cli.Flag {
 }
 
 func apiClient(c *cli.Context) (*client.Client, error) {
-	token := c.String("token")
-	if token == "" {
-		raw, err := os.ReadFile(filepath.Join(c.String("data-dir"), "token"))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read token: %w", err)
-		}
-		token = strings.TrimSpace(string(raw))
+	token, err := tokenOf(c)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read token: %w", err)
 	}
 	return client.New(c.String("api"), token), nil
+}
+
+// tokenOf is --token, or the token stored in --data-dir.
+func tokenOf(c *cli.Context) (string, error) {
+	if t := c.String("token"); t != "" {
+		return t, nil
+	}
+	raw, err := os.ReadFile(filepath.Join(c.String("data-dir"), "token"))
+	return strings.TrimSpace(string(raw)), err
 }
 
 func printJSON(w io.Writer, v any) error {

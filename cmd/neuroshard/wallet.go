@@ -3,9 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
@@ -113,13 +110,9 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 					&cli.StringFlag{Name: "data-dir", Value: node.DefaultDataDir(), Usage: "data dir to read the token from", EnvVars: env("DATA_DIR")},
 				},
 				Action: func(c *cli.Context) error {
-					token := c.String("token")
-					if token == "" {
-						raw, err := os.ReadFile(filepath.Join(c.String("data-dir"), "token"))
-						if err != nil {
-							return fmt.Errorf("no --token and no token in %s: %w", c.String("data-dir"), err)
-						}
-						token = strings.TrimSpace(string(raw))
+					token, err := tokenOf(c)
+					if err != nil {
+						return fmt.Errorf("no --token and no token in %s: %w", c.String("data-dir"), err)
 					}
 					w, err := ledger.WalletFromToken(token)
 					if err != nil {
