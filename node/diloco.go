@@ -50,7 +50,8 @@ type collection struct {
 	done     chan struct{} // closed (once) when the round is aggregated
 	res      p2p.ExchangeResult
 	agg      *layers.Params
-	aggBlob  []byte // agg as sent to the contributors (agg is decoded from it)
+	blobs    map[string]signedBlob // the signed contributions behind got
+	result   []byte                // the contributions' blobs as sent back to every replica
 	err      error
 }
 
@@ -201,23 +202,28 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 	loss := n.recentLoss()
 	reps := n.aggregators(ctx, round)
 	comp := n.settings.get().Training.compression()
+	blob, err := encodePG(comp, pg)
+	if err != nil {
+		return err
+	}
+	sig, err := n.signContribution(round, theta0.Hash(), blob)
+	if err != nil {
+		return err
+	}
+	mine := signedBlob{comp: comp, sig: sig, blob: blob}
 	for _, agg := range reps {
 		if agg == n.host.ID() {
-			res, aggPG, err := n.aggregate(ctx, round, theta0.Hash(), pg, loss, reps)
+			res, aggPG, err := n.aggregate(ctx, round, theta0.Hash(), mine, loss, reps)
 			if err != nil {
 				return err
 			}
 			return n.published(n.finishRound(res, aggPG, steps))
 		}
-		blob, err := encodePG(comp, pg)
-		if err != nil {
-			return err
-		}
 		n.sync.mu.Lock()
 		n.sync.sentBytes += int64(len(blob))
 		n.sync.mu.Unlock()
 		req := p2p.ExchangeRequest{Model: n.model.Name, First: st.Span().First, Last: st.Span().Last, Round: round,
-			BaseHash: theta0.Hash(), Compression: byte(comp), Loss: loss}
+			BaseHash: theta0.Hash(), Compression: byte(comp), Loss: loss, Sig: sig}
 		ectx, cancel := context.WithTimeout(ctx, 2*n.cfg.RoundTimeout+30*time.Second)
 		res, out, err := n.host.Exchange(ectx, agg, req, blob)
 		cancel()
@@ -232,9 +238,9 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 		if res.Status != "ok" {
 			return fmt.Errorf("node: excluded from round %d: %s", round, res.Reason)
 		}
-		aggPG, err := decodePG(diloco.Compression(res.Compression), theta0.Specs, out)
+		aggPG, err := n.verifyRound(res, out, round, theta0.Hash(), theta0.Specs, blob)
 		if err != nil {
-			return err
+			return fmt.Errorf("node: round %d from %s does not verify: %w", round, agg, err)
 		}
 		return n.published(n.finishRound(res, aggPG, steps))
 	}
@@ -269,7 +275,12 @@ func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, steps i
 
 // aggregate runs a round as its aggregator: it adds its own contribution, waits for every
 // replica's or the round deadline, aggregates, and releases the waiting contributors.
-func (n *Node) aggregate(ctx context.Context, round int64, base string, pg *layers.Params, loss float32, reps []peer.ID) (p2p.ExchangeResult, *layers.Params, error) {
+func (n *Node) aggregate(ctx context.Context, round int64, base string, mine signedBlob, loss float32, reps []peer.ID) (p2p.ExchangeResult, *layers.Params, error) {
+	// Its own contribution enters as the others see it: decoded from the bytes it shows them.
+	pg, err := decodePG(mine.comp, n.model.ParamSpecs(n.Span()), mine.blob)
+	if err != nil {
+		return p2p.ExchangeResult{}, nil, err
+	}
 	c := n.collection(round, base)
 	first := n.Span().First // before n.sync.mu: Span takes n.mu
 	n.sync.mu.Lock()
@@ -282,6 +293,7 @@ func (n *Node) aggregate(ctx context.Context, round int64, base string, pg *laye
 	}
 	c.busy = true
 	c.got[n.host.ID().String()] = diloco.Contribution{Peer: n.host.ID().String(), Grad: pg}
+	c.blobs[n.host.ID().String()] = mine
 	c.losses[n.host.ID().String()] = loss
 	c.expected = n.roundPeers(reps, round)
 	n.sync.mu.Unlock()
@@ -308,14 +320,13 @@ aggregate:
 	if err != nil {
 		return n.failRound(c, err)
 	}
-	// Every replica, this one included, applies the aggregate decoded from the same bytes.
-	comp := n.settings.get().Training.compression()
-	if c.aggBlob, err = encodePG(comp, r.Grad); err == nil {
-		r.Grad, err = decodePG(comp, n.sync.theta0.Specs, c.aggBlob)
+	// Every replica recomputes this aggregate from the same signed contributions.
+	shown := map[string]signedBlob{}
+	for p := range c.got {
+		shown[p] = c.blobs[p]
 	}
-	if err != nil {
-		return n.failRound(c, err)
-	}
+	var refs []p2p.ContributionRef
+	refs, c.result = resultBlobs(shown)
 	after := n.sync.theta0.Clone()
 	tmp := diloco.NewOuter(outerLR, outerMomentum)
 	tmp.SetVelocity(n.sync.outer.Velocity())
@@ -330,7 +341,7 @@ aggregate:
 	for p, why := range r.Excluded {
 		logger().Warn("replica excluded from the round", "round", round, "peer", p, "reason", why)
 	}
-	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash(), Compression: byte(comp)}
+	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash(), Contributions: refs}
 	for _, p := range r.Used { // the aggregator consumed each contribution it used
 		if id, err := peer.Decode(p); err == nil {
 			n.sendReceipt(id, ledger.ProofRound, first, 1)
@@ -377,7 +388,7 @@ func (n *Node) collection(round int64, base string) *collection {
 		return c
 	}
 	c := &collection{round: round, base: base, got: map[string]diloco.Contribution{}, rejected: map[string]string{}, losses: map[string]float32{},
-		done: make(chan struct{})}
+		blobs: map[string]signedBlob{}, done: make(chan struct{})}
 	n.sync.collect = c
 	return c
 }
@@ -409,6 +420,9 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 	}
 	c := n.collection(round, base)
 	pg, err := decodePG(diloco.Compression(req.Compression), n.model.ParamSpecs(st.Span()), blob)
+	if err == nil {
+		err = checkContribution(from, round, base, blob, req.Sig)
+	}
 	if err != nil {
 		n.sync.mu.Lock()
 		c.rejected[from.String()] = err.Error()
@@ -418,6 +432,7 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 	}
 	n.sync.mu.Lock()
 	c.got[from.String()] = diloco.Contribution{Peer: from.String(), Grad: pg}
+	c.blobs[from.String()] = signedBlob{comp: diloco.Compression(req.Compression), sig: req.Sig, blob: blob}
 	c.losses[from.String()] = req.Loss
 	n.sync.mu.Unlock()
 	select {
@@ -438,9 +453,13 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 		return res, nil, nil
 	}
 	n.sync.mu.Lock()
-	n.sync.sentBytes += int64(len(c.aggBlob))
+	n.sync.sentBytes += int64(len(c.result))
+	tamper := n.tamperResult
 	n.sync.mu.Unlock()
-	return res, c.aggBlob, nil
+	if tamper != nil {
+		return res, tamper(slices.Clone(c.result)), nil
+	}
+	return res, c.result, nil
 }
 
 // published gossips the node's report after a round that succeeded.

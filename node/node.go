@@ -75,8 +75,11 @@ type Node struct {
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
 	// a dishonest replica.
-	tamper      func(*layers.Params)
-	loadedRound int64 // DiLoCo rounds the loaded checkpoint had completed
+	tamper func(*layers.Params)
+	// tamperResult, when set (tests only, under sync.mu), rewrites the contributions an
+	// aggregator sends back: a dishonest aggregator.
+	tamperResult func([]byte) []byte
+	loadedRound  int64 // DiLoCo rounds the loaded checkpoint had completed
 }
 
 // New prepares a node: it creates the data dir, loads or creates the identity and the token,

@@ -313,3 +313,26 @@ func TestCheckpointsAreTrustedOnlyWithTheMajorityHash(t *testing.T) {
 		t.Fatal("a tie named a majority")
 	}
 }
+
+// An aggregator that alters the contributions it sends back cannot move the other replica:
+// the signatures fail, and the replica does not take the round.
+func TestReplicasRecomputeTheAggregate(t *testing.T) {
+	nodes := startTrainingNetwork(t, 4, "0-3", "0-3")
+	agg, other := nodes[0], nodes[1]
+	if other.host.ID() < agg.host.ID() {
+		agg, other = other, agg
+	}
+	agg.sync.mu.Lock()
+	agg.tamperResult = func(b []byte) []byte {
+		b[len(b)/2] ^= 0x40
+		return b
+	}
+	agg.sync.mu.Unlock()
+	eventually(t, 3*time.Minute, "the aggregator to finish two rounds", func() bool { r, _ := rounds(agg); return r >= 2 })
+	other.sync.mu.Lock()
+	failed, ok := other.sync.failed, other.sync.ok
+	other.sync.mu.Unlock()
+	if failed == 0 || ok != 0 {
+		t.Fatalf("the replica took %d rounds from a lying aggregator (%d refused)", ok, failed)
+	}
+}

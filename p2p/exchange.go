@@ -41,6 +41,18 @@ type ExchangeRequest struct {
 	Compression byte    `json:"compression"`
 	Loss        float32 `json:"loss"`
 	Tokens      int64   `json:"tokens"`
+	// Sig is the contributor's libp2p-key signature over the round, the base hash and the
+	// blob's SHA-256, so the aggregator can show the contribution to the other replicas.
+	Sig []byte `json:"sig,omitempty"`
+}
+
+// ContributionRef describes one signed contribution inside a round's result; the blobs
+// follow the header in the same order.
+type ContributionRef struct {
+	Peer        string `json:"peer"`
+	Compression byte   `json:"compression"`
+	Sig         []byte `json:"sig"`
+	Size        int    `json:"size"`
 }
 
 // ExchangeResult is a round's outcome for one contributor.
@@ -51,8 +63,9 @@ type ExchangeResult struct {
 	Used     []string          `json:"used"`
 	Excluded map[string]string `json:"excluded,omitempty"`
 	NewHash  string            `json:"new_hash"` // hash of theta_0 after the outer step
-	// Compression of the aggregated pseudo-gradient that follows (diloco.Compression).
-	Compression byte `json:"compression,omitempty"`
+	// Contributions are every contribution the aggregator aggregated, signed by their
+	// replicas: each replica recomputes the aggregate from them instead of trusting it.
+	Contributions []ContributionRef `json:"contributions,omitempty"`
 }
 
 // ExchangeHandler handles one contribution; it may block until the round closes.
