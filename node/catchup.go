@@ -70,7 +70,7 @@ func (n *Node) catchUp() {
 
 // catchUpFrom resyncs from one replica (serialised: a node catches up once at a time).
 func (n *Node) catchUpFrom(from peer.ID) {
-	if !n.catchingUp.CompareAndSwap(false, true) {
+	if n.noPull.Load() || !n.catchingUp.CompareAndSwap(false, true) {
 		return
 	}
 	defer n.catchingUp.Store(false)
@@ -118,6 +118,13 @@ func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
 	if err != nil {
 		return err
 	}
+	return n.adoptCheckpoint(p, head, data, steps)
+}
+
+// adoptCheckpoint checks a span checkpoint (newer round, content hash, the replicas' majority
+// hash) and makes it theta_0, the outer momentum and the stage's weights.
+func (n *Node) adoptCheckpoint(p peer.ID, head p2p.CheckpointHead, data []byte, steps int64) error {
+	span := n.Span()
 	n.sync.mu.Lock()
 	mine := n.sync.round
 	n.sync.mu.Unlock()
@@ -147,5 +154,77 @@ func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
 	n.sync.outer.SetVelocity(vel.Values)
 	n.sync.mu.Unlock()
 	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", short12(head.Hash))
+	return nil
+}
+
+// pushInterval bounds how often a replica offers its checkpoint to one straggler.
+const pushInterval = 30 * time.Second
+
+// maybePush offers this node's checkpoint to a replica of its span that gossips an older
+// round (over /neuroshard/checkpoint/put/1.0.0), so a straggler need not notice it is behind.
+func (n *Node) maybePush(p peer.ID, r TrainingReport) {
+	span := n.Span()
+	if r.First != span.First || r.Last != span.Last || p == n.host.ID() {
+		return
+	}
+	n.sync.mu.Lock()
+	mine := n.sync.round
+	due := r.Round < mine && time.Since(n.sync.pushedAt[p]) > pushInterval
+	if due {
+		if n.sync.pushedAt == nil {
+			n.sync.pushedAt = map[peer.ID]time.Time{}
+		}
+		n.sync.pushedAt[p] = time.Now()
+	}
+	n.sync.mu.Unlock()
+	if !due {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		req := p2p.CheckpointRequest{Model: n.model.Name, First: span.First, Last: span.Last}
+		head, data, err := n.serveCheckpoint(n.host.ID(), req)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute)
+			err = n.host.PutCheckpoint(ctx, p, p2p.CheckpointPut{CheckpointRequest: req, CheckpointHead: head}, data)
+			cancel()
+		}
+		if err != nil {
+			logger().Debug("checkpoint not pushed", "peer", p, "err", err)
+			return
+		}
+		logger().Info("pushed the span's checkpoint to a replica behind", "peer", p, "round", head.Round)
+	}()
+}
+
+// takeCheckpoint answers /neuroshard/checkpoint/put/1.0.0: a checkpoint offered by a peer is
+// taken only for this node's span, for a newer round, and with the hash most replicas gossip
+// for that round; anything else is refused and changes nothing.
+func (n *Node) takeCheckpoint(from peer.ID, put p2p.CheckpointPut, data []byte) error {
+	span := n.Span()
+	if put.Model != n.model.Name || (layers.Span{First: put.First, Last: put.Last}) != span {
+		return &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	n.sync.mu.Lock()
+	mine := n.sync.round
+	n.sync.mu.Unlock()
+	if put.Round <= mine {
+		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
+	}
+	if want, _, ok := n.majorityHash(span, put.Round); !ok || want != put.Hash {
+		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %s for round %d", short12(put.Hash), put.Round)}
+	}
+	if !n.catchingUp.CompareAndSwap(false, true) {
+		return &p2p.RemoteError{Code: "BUSY", Message: "already catching up"}
+	}
+	defer n.catchingUp.Store(false)
+	n.train.mu.Lock()
+	steps := n.train.innerSteps
+	n.train.mu.Unlock()
+	if err := n.adoptCheckpoint(from, put.CheckpointHead, data, steps); err != nil {
+		return &p2p.RemoteError{Code: "REFUSED", Message: err.Error()}
+	}
+	n.publishTraining()
 	return nil
 }

@@ -36,6 +36,7 @@ type syncState struct {
 	ok, failed int64 // rounds that synced, and rounds that failed
 	excluded   map[string]string
 	sentBytes  int64 // pseudo-gradient bytes this node sent (contributions and results)
+	pushedAt   map[peer.ID]time.Time
 }
 
 // collection gathers a round's contributions on its aggregator.

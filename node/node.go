@@ -79,7 +79,10 @@ type Node struct {
 	// tamperResult, when set (tests only, under sync.mu), rewrites the contributions an
 	// aggregator sends back: a dishonest aggregator.
 	tamperResult func([]byte) []byte
-	loadedRound  int64 // DiLoCo rounds the loaded checkpoint had completed
+	// noPull, when set (tests only), stops the node from fetching checkpoints on its own, so a
+	// test can offer it one.
+	noPull      atomic.Bool
+	loadedRound int64 // DiLoCo rounds the loaded checkpoint had completed
 }
 
 // New prepares a node: it creates the data dir, loads or creates the identity and the token,
@@ -206,6 +209,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.host.ServeTrain(n.serveTrain)
 	n.host.ServeExchange(n.serveExchange)
 	n.host.ServeCheckpoints(n.serveCheckpoint)
+	n.host.ServeCheckpointPut(n.takeCheckpoint)
 	n.host.SetAnnounced(n.layerKeys(span))
 	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
 		return err

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // Two nodes, half of the tiny model each: the driver (layer 0) trains through the training
@@ -334,5 +336,62 @@ func TestReplicasRecomputeTheAggregate(t *testing.T) {
 	other.sync.mu.Unlock()
 	if failed == 0 || ok != 0 {
 		t.Fatalf("the replica took %d rounds from a lying aggregator (%d refused)", ok, failed)
+	}
+}
+
+// checkpoint/put: a replica takes an offered checkpoint only for its span, for a newer round,
+// and with the hash the span's replicas gossip.
+func TestCheckpointPutIsTakenOnlyWhenCorroborated(t *testing.T) {
+	nodes := startTrainingNetwork(t, 3, "0-3", "0-3")
+	a := nodes[0]
+	cfg := testConfig(t) // a third replica that does not train: it stays at round 0
+	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
+	cfg.Bootstrap = a.Multiaddrs()
+	c := startNode(t, cfg)
+	c.noPull.Store(true)
+	eventually(t, 3*time.Minute, "round 1 on the training replicas", func() bool {
+		for _, n := range nodes {
+			if r, _ := rounds(n); r < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := context.Background()
+	offer := func(mutate func(*p2p.CheckpointPut)) error {
+		req := p2p.CheckpointRequest{Model: a.model.Name, First: 0, Last: 3}
+		head, data, err := a.serveCheckpoint(a.host.ID(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put := p2p.CheckpointPut{CheckpointRequest: req, CheckpointHead: head}
+		if mutate != nil {
+			mutate(&put)
+		}
+		return a.host.PutCheckpoint(ctx, c.host.ID(), put, data)
+	}
+	code := func(err error) string {
+		var re *p2p.RemoteError
+		if errors.As(err, &re) {
+			return re.Code
+		}
+		return fmt.Sprint(err)
+	}
+	if err := offer(func(p *p2p.CheckpointPut) { p.Hash = strings.Repeat("0", 64) }); code(err) != "UNCORROBORATED" {
+		t.Fatalf("a checkpoint nobody gossips: %v", err)
+	}
+	if err := offer(func(p *p2p.CheckpointPut) { p.Last = 2 }); code(err) != "NOT_HELD" {
+		t.Fatalf("another span: %v", err)
+	}
+	if r, _ := rounds(c); r != 0 {
+		t.Fatalf("a refused checkpoint moved the replica to round %d", r)
+	}
+	eventually(t, time.Minute, "the replica to take a corroborated checkpoint", func() bool { return offer(nil) == nil })
+	rc, hc := rounds(c)
+	if ra, _ := rounds(a); rc < 1 || rc > ra || hc != c.Stage().Hash() {
+		t.Fatalf("after the put: round %d (sender at %d), weights %s vs theta_0 %s", rc, ra, c.Stage().Hash()[:12], hc[:12])
+	}
+	if err := offer(func(p *p2p.CheckpointPut) { p.Round = rc }); code(err) != "NOT_NEWER" && code(err) != "UNCORROBORATED" {
+		t.Fatalf("the same round again: %v", err)
 	}
 }

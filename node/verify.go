@@ -68,6 +68,7 @@ func (n *Node) startGossip() error {
 			n.reports.mu.Lock()
 			n.reports.by[from] = reportAt{r, time.Now()}
 			n.reports.mu.Unlock()
+			n.maybePush(from, r)
 		}
 	})
 	if err != nil {

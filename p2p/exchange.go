@@ -22,6 +22,8 @@ const (
 	frameCheckpointGet  byte = 13
 	frameCheckpointHead byte = 14
 	frameCheckpointData byte = 15
+	frameCheckpointPut  byte = 22 // client: CheckpointPut (JSON), then data frames
+	frameCheckpointTook byte = 23 // server: the checkpoint was taken
 
 	// MaxExchangeWait bounds how long a contributor waits for its round to close.
 	MaxExchangeWait = 5 * time.Minute
@@ -29,6 +31,9 @@ const (
 	MaxCheckpointBytes = 1 << 30
 	// checkpointChunk is the size of a checkpoint data frame.
 	checkpointChunk = 1 << 20
+	// maxCheckpointExtra bounds the state that travels in a checkpoint's head (the outer
+	// momentum, as large as the weights).
+	maxCheckpointExtra = 64 << 20
 )
 
 // ExchangeRequest is a replica's contribution to a round.
@@ -204,14 +209,40 @@ func (n *Host) ServeCheckpoints(src CheckpointSource) {
 			s.Reset()
 			return
 		}
-		for off := 0; off < len(data); off += checkpointChunk {
-			s.SetWriteDeadline(time.Now().Add(ForwardStepTimeout))
-			if err := WriteFrame(s, frameCheckpointData, data[off:min(off+checkpointChunk, len(data))]); err != nil {
-				s.Reset()
-				return
-			}
+		if err := writeChunks(s, data); err != nil {
+			s.Reset()
 		}
 	})
+}
+
+// writeChunks sends data in checkpoint data frames.
+func writeChunks(s network.Stream, data []byte) error {
+	for off := 0; off < len(data); off += checkpointChunk {
+		s.SetWriteDeadline(time.Now().Add(ForwardStepTimeout))
+		if err := WriteFrame(s, frameCheckpointData, data[off:min(off+checkpointChunk, len(data))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readChunks reads size bytes of checkpoint data frames, logging progress.
+func readChunks(s network.Stream, p peer.ID, size int64) ([]byte, error) {
+	data := make([]byte, 0, size)
+	nextLog := int64(0)
+	for int64(len(data)) < size {
+		s.SetReadDeadline(time.Now().Add(ForwardStepTimeout))
+		typ, chunk, err := ReadFrame(s, checkpointChunk)
+		if err != nil || typ != frameCheckpointData || int64(len(data)+len(chunk)) > size {
+			return nil, fmt.Errorf("%w: checkpoint data from %s: %v", ErrFrame, p, err)
+		}
+		data = append(data, chunk...)
+		if pct := int64(len(data)) * 100 / max(size, 1); pct >= nextLog {
+			logger().Info("receiving checkpoint", "peer", p, "bytes", len(data), "of", size, "percent", pct)
+			nextLog = pct + 25
+		}
+	}
+	return data, nil
 }
 
 // GetCheckpoint downloads a span's checkpoint from a peer, in chunks, logging progress.
@@ -233,20 +264,87 @@ func (n *Host) GetCheckpoint(ctx context.Context, p peer.ID, req CheckpointReque
 		s.Reset()
 		return head, nil, fmt.Errorf("%w: checkpoint head from %s", ErrFrame, p)
 	}
-	data := make([]byte, 0, head.Size)
-	nextLog := int64(0)
-	for int64(len(data)) < head.Size {
-		s.SetReadDeadline(time.Now().Add(ForwardStepTimeout))
-		typ, chunk, err := ReadFrame(s, checkpointChunk)
-		if err != nil || typ != frameCheckpointData || int64(len(data)+len(chunk)) > head.Size {
-			s.Reset()
-			return head, nil, fmt.Errorf("%w: checkpoint data from %s: %v", ErrFrame, p, err)
-		}
-		data = append(data, chunk...)
-		if pct := int64(len(data)) * 100 / max(head.Size, 1); pct >= nextLog {
-			logger().Info("downloading checkpoint", "peer", p, "bytes", len(data), "of", head.Size, "percent", pct)
-			nextLog = pct + 25
-		}
+	data, err := readChunks(s, p, head.Size)
+	if err != nil {
+		s.Reset()
+		return head, nil, err
 	}
 	return head, data, nil
+}
+
+// CheckpointPut offers a span's checkpoint to a peer (the mirror of the seed's PutCheckpoint).
+type CheckpointPut struct {
+	CheckpointRequest
+	CheckpointHead
+}
+
+// CheckpointSink decides whether to take an offered checkpoint; an error refuses it.
+type CheckpointSink func(from peer.ID, put CheckpointPut, data []byte) error
+
+// ServeCheckpointPut registers the checkpoint/put handler. The head is read first (bounded),
+// then at most its announced size of data, then the sink answers.
+func (n *Host) ServeCheckpointPut(sink CheckpointSink) {
+	n.h.SetStreamHandler(ProtocolCheckpointPut, func(s network.Stream) {
+		defer s.Close()
+		from := s.Conn().RemotePeer()
+		s.SetReadDeadline(time.Now().Add(ForwardOpenTimeout))
+		typ, payload, err := ReadFrame(s, maxControlFrame+maxCheckpointExtra)
+		var put CheckpointPut
+		if err == nil && typ == frameCheckpointPut {
+			err = json.Unmarshal(payload, &put)
+		} else if err == nil {
+			err = fmt.Errorf("%w: frame type %d", ErrFrame, typ)
+		}
+		if err != nil || put.Size < 0 || put.Size > MaxCheckpointBytes {
+			s.Reset()
+			return
+		}
+		data, err := readChunks(s, from, put.Size)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		s.SetWriteDeadline(time.Now().Add(ForwardStepTimeout))
+		if err := sink(from, put, data); err != nil {
+			writeJSONFrame(s, frameError, remoteErr(err))
+			return
+		}
+		writeJSONFrame(s, frameCheckpointTook, struct{}{})
+	})
+}
+
+// PutCheckpoint offers a checkpoint to a peer and waits for its answer.
+func (n *Host) PutCheckpoint(ctx context.Context, p peer.ID, put CheckpointPut, data []byte) error {
+	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
+	s, err := n.h.NewStream(octx, p, ProtocolCheckpointPut)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("p2p: checkpoint put stream to %s: %w", p, err)
+	}
+	defer s.Close()
+	put.Size = int64(len(data))
+	s.SetWriteDeadline(time.Now().Add(ForwardStepTimeout))
+	if err := writeJSONFrame(s, frameCheckpointPut, put); err != nil {
+		s.Reset()
+		return err
+	}
+	if err := writeChunks(s, data); err != nil {
+		s.Reset()
+		return err
+	}
+	s.SetReadDeadline(time.Now().Add(ForwardStepTimeout))
+	typ, reply, err := ReadFrame(s, maxControlFrame)
+	switch {
+	case err != nil:
+		s.Reset()
+		return err
+	case typ == frameCheckpointTook:
+		return nil
+	case typ == frameError:
+		var re RemoteError
+		json.Unmarshal(reply, &re)
+		return &re
+	}
+	s.Reset()
+	return fmt.Errorf("%w: unexpected frame type %d", ErrFrame, typ)
 }
