@@ -45,6 +45,10 @@ type Config struct {
 	ModelSeed uint64   // seed of the initial weights; every peer of a network uses the same
 	DataFile  string   // training corpus; empty: the one shipped in the binary
 	Train     *bool    // turn training on or off at start (nil: the stored setting, on by default)
+	// DiLoCoSteps and Compression override the stored training settings for this run (0 and
+	// "": keep them).
+	DiLoCoSteps int
+	Compression string
 
 	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
 	// missing from a non-nil map is unlimited).
@@ -136,6 +140,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 || c.RoundTimeout <= 0 || c.LedgerSyncInterval <= 0 {
 		return fmt.Errorf("%w: intervals must be positive", ErrInvalidConfig)
+	}
+	if c.DiLoCoSteps < 0 || c.DiLoCoSteps > 1_000_000 {
+		return fmt.Errorf("%w: --diloco-steps %d (want 1-1000000)", ErrInvalidConfig, c.DiLoCoSteps)
+	}
+	if c.Compression != "" && !validCompression(c.Compression) {
+		return fmt.Errorf("%w: --diloco-compression %q (want none, fp16 or int8)", ErrInvalidConfig, c.Compression)
 	}
 	if c.Network != nil {
 		if err := c.Network.Validate(); err != nil {

@@ -107,8 +107,14 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Train != nil { // a flag for this run; PATCH /config persists, this does not
+	if cfg.Train != nil { // flags for this run; PATCH /config persists, these do not
 		settings.cur.Training.Enabled = *cfg.Train
+	}
+	if cfg.DiLoCoSteps > 0 {
+		settings.cur.Training.DiLoCoSteps = cfg.DiLoCoSteps
+	}
+	if cfg.Compression != "" {
+		settings.cur.Training.Compression = cfg.Compression
 	}
 	wallet, err := ledger.WalletFromToken(token)
 	if err != nil {

@@ -48,6 +48,8 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "model", Value: d.Model, Usage: "model preset: " + strings.Join(layers.PresetNames(), ", "), EnvVars: env("MODEL")},
 			&cli.Uint64Flag{Name: "model-seed", Usage: "seed of the initial weights (every node of a network must use the same)", EnvVars: env("MODEL_SEED")},
 			&cli.BoolFlag{Name: "train", Value: true, Usage: "train the model with the network (--train=false to only serve); PATCH /config changes it while running", EnvVars: env("TRAIN")},
+			&cli.IntFlag{Name: "diloco-steps", Usage: "inner steps H between DiLoCo rounds (default: the stored setting, 500)", EnvVars: env("DILOCO_STEPS")},
+			&cli.StringFlag{Name: "diloco-compression", Usage: "pseudo-gradient compression: none, fp16 or int8 (default: the stored setting, fp16)", EnvVars: env("DILOCO_COMPRESSION")},
 			&cli.StringFlag{Name: "data", Usage: "training corpus, a text `FILE` (default: the Shakespeare slice shipped in the binary)", EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "dht-mode", Value: d.DHTMode, Usage: "DHT mode: server, client, or auto (server on a local network, reachability-driven on the internet)", EnvVars: env("DHT_MODE")},
 			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
@@ -108,6 +110,8 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 		train := c.Bool("train")
 		cfg.Train = &train
 	}
+	cfg.DiLoCoSteps = c.Int("diloco-steps")
+	cfg.Compression = c.String("diloco-compression")
 	cfg.DHTMode = c.String("dht-mode")
 	cfg.Profile = c.String("net-profile")
 	cfg.ReprovideInterval = c.Duration("reprovide-interval")
