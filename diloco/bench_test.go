@@ -8,10 +8,9 @@ import (
 )
 
 // BenchmarkDiLoCoVsSyncDataParallel trains 2 replicas of a small model for the same number of
-// inner steps (the same tokens) with DiLoCo (H = 10) and with synchronous data-parallel
-// (gradients averaged every step), and reports the bytes each exchanges per inner step
-// (payloads: float32 pseudo-gradients or gradients, per replica) and the validation loss
-// each reaches.
+// inner steps (the same tokens) with DiLoCo (H = 10 with each compression, and H = 5 with
+// fp16) and with synchronous data-parallel (gradients averaged every step), and reports the
+// payload bytes each exchanges per inner step and the validation loss each reaches.
 func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 	data, err := os.ReadFile("../testdata/tinyshakespeare.txt")
 	if err != nil {
@@ -21,7 +20,8 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 	cfg := layers.Config{Name: "bench", Vocab: layers.ByteVocab, DModel: 64, Layers: 2, Heads: 4, MLPHidden: 128, Context: 64}
 	span := layers.Span{First: 0, Last: 1}
 	val := layers.ValidationBatches(corpus.Val, 8, 64, 8)
-	const replicas, h, steps = 2, 10, 100
+	const replicas, steps = 2, 100
+	h := 10
 	const outerLR, outerMomentum = 0.7, 0.9 // the node's outer settings
 	batchers := func() []*layers.Batcher {
 		var out []*layers.Batcher
@@ -42,7 +42,7 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 	}
 	// runDiLoCo trains with DiLoCo, each pseudo-gradient and each round's aggregate sent with
 	// compression c, and returns the bytes sent per inner step and the validation loss.
-	runDiLoCo := func(c Compression, lr, momentum float32) (float64, float64) {
+	runDiLoCo := func(c Compression, h int, lr, momentum float32) (float64, float64) {
 		theta := cfg.InitParams(span, 1)
 		bts := batchers()
 		outer := NewOuter(lr, momentum)
@@ -90,16 +90,17 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 	// DILOCO_SWEEP=1 tries other outer settings instead (how the node's were chosen).
 	if sw := os.Getenv("DILOCO_SWEEP"); sw != "" {
 		for _, lm := range [][2]float32{{1.0, 0.9}, {0.9, 0.8}, {0.7, 0.95}, {1.0, 0.8}, {0.5, 0.9}} {
-			_, l := runDiLoCo(CompressNone, lm[0], lm[1])
+			_, l := runDiLoCo(CompressNone, h, lm[0], lm[1])
 			b.Logf("outer lr %.2f momentum %.2f: val loss %.4f", lm[0], lm[1], l)
 		}
 		return
 	}
 	for i := 0; i < b.N; i++ {
 		payload := int64(cfg.InitParams(span, 1).Count() * 4)
-		dilocoBytes, dilocoLoss := runDiLoCo(CompressNone, outerLR, outerMomentum)
-		fp16Bytes, fp16Loss := runDiLoCo(CompressFP16, outerLR, outerMomentum)
-		int8Bytes, int8Loss := runDiLoCo(CompressInt8, outerLR, outerMomentum)
+		dilocoBytes, dilocoLoss := runDiLoCo(CompressNone, h, outerLR, outerMomentum)
+		fp16Bytes, fp16Loss := runDiLoCo(CompressFP16, h, outerLR, outerMomentum)
+		int8Bytes, int8Loss := runDiLoCo(CompressInt8, h, outerLR, outerMomentum)
+		h5Bytes, h5Loss := runDiLoCo(CompressFP16, 5, outerLR, outerMomentum)
 
 		// Synchronous data-parallel: average the replicas' gradients every step.
 		sync := cfg.InitParams(span, 1)
@@ -138,5 +139,7 @@ func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
 		b.ReportMetric(dilocoLoss/syncLoss, "loss-diloco/sync")
 		b.ReportMetric(fp16Loss/syncLoss, "loss-fp16/sync")
 		b.ReportMetric(int8Loss/syncLoss, "loss-int8/sync")
+		b.ReportMetric(h5Bytes/perStep, "bytes-h5-fp16/sync")
+		b.ReportMetric(h5Loss/syncLoss, "loss-h5-fp16/sync")
 	}
 }
