@@ -135,7 +135,7 @@ func (n *Node) ServiceHealth(ctx context.Context) httpapi.ServiceHealth {
 		status = "DEGRADED"
 	}
 	return httpapi.ServiceHealth{Status: status, Service: "NeuroShard", Version: Version, Environment: string(n.host.Config().Profile),
-		Timestamp: time.Now().UTC().Format(time.RFC3339), Uptime: int64(up.Seconds()), UptimeHuman: up.Round(time.Minute).String(),
+		Timestamp: time.Now().UTC().Format(time.RFC3339), Uptime: int64(up.Seconds()), UptimeHuman: up.Round(time.Second).String(),
 		Memory:  map[string]any{"used": fmt.Sprintf("%dMB", ms.HeapAlloc>>20), "total": fmt.Sprintf("%dMB", ms.Sys>>20)},
 		Network: map[string]any{"nodes_online": online(n.Nodes(ctx)), "total_tasks": st.Created, "peers": len(n.host.Peers())}}
 }
