@@ -58,25 +58,9 @@ func printJSON(w io.Writer, v any) error {
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
 
 func statusCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "status",
-		Usage:  "print a running node's status",
-		Flags:  clientFlags(),
-		Before: setupLogging,
-		Action: func(c *cli.Context) error {
-			api, err := apiClient(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := background(c)
-			defer cancel()
-			st, err := api.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, st)
-			}
+	return clientAction("status", "print a running node's status", nil, func(c *cli.Context, api *client.Client) (any, func(), error) {
+		st, err := api.Status(c.Context)
+		return st, func() {
 			w := table(c.App.Writer)
 			fmt.Fprintf(w, "Node\t%s\n", st.NodeID)
 			fmt.Fprintf(w, "Status\t%s (up %s)\n", st.Status, time.Duration(st.UptimeSeconds)*time.Second)
@@ -94,7 +78,40 @@ func statusCommand() *cli.Command {
 				}
 				fmt.Fprintf(w, "%s\t%s\n", label, a)
 			}
-			return w.Flush()
+			w.Flush()
+		}, err
+	})
+}
+
+// clientAction builds a subcommand that calls the running node and prints its answer as a
+// table, or as JSON with --json.
+func clientAction(name, usage string, flags []cli.Flag, run func(c *cli.Context, api *client.Client) (any, func(), error)) *cli.Command {
+	return &cli.Command{
+		Name:   name,
+		Usage:  usage,
+		Flags:  append(flags, clientFlags()...),
+		Before: setupLogging,
+		Action: func(c *cli.Context) error {
+			api, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := background(c)
+			defer cancel()
+			c.Context = ctx
+			v, show, err := run(c, api)
+			if err != nil {
+				var ae *client.APIError
+				if errors.As(err, &ae) && len(ae.Details) > 0 {
+					return fmt.Errorf("%w %v", err, ae.Details)
+				}
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, v)
+			}
+			show()
+			return nil
 		},
 	}
 }

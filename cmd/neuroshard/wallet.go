@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/neuroshard/neuroshard/client"
@@ -23,7 +22,7 @@ secret. Every subcommand but address talks to the running node (--api, --token).
    neuroshard wallet stake --amount 100 --days 30
    neuroshard wallet history --limit 20`,
 		Subcommands: []*cli.Command{
-			walletAction("balance", "print the wallet's balances and stake", nil, func(c *cli.Context, api *client.Client) (any, func(), error) {
+			clientAction("balance", "print the wallet's balances and stake", nil, func(c *cli.Context, api *client.Client) (any, func(), error) {
 				b, err := api.Balance(c.Context)
 				return b, func() {
 					w := table(c.App.Writer)
@@ -38,7 +37,7 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 					w.Flush()
 				}, err
 			}),
-			walletAction("send", "send NEURO to an address (a fee of 0.1% is burned)", []cli.Flag{
+			clientAction("send", "send NEURO to an address (a fee of 0.1% is burned)", []cli.Flag{
 				&cli.StringFlag{Name: "to", Required: true, Usage: "recipient `ADDRESS` (0x...)"},
 				&cli.StringFlag{Name: "amount", Required: true, Usage: "NEURO to send, e.g. 12.5"},
 				&cli.StringFlag{Name: "memo", Usage: "a note that travels with the transaction"},
@@ -52,7 +51,7 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 					fmt.Fprintf(c.App.Writer, "sent %s NEURO to %s (fee %s), transaction %s, %s\n", r.Amount, r.To, r.Fee, r.TransactionID, r.Status)
 				}, err
 			}),
-			walletAction("stake", "stake NEURO for a number of days (longer locks earn a higher multiplier)", []cli.Flag{
+			clientAction("stake", "stake NEURO for a number of days (longer locks earn a higher multiplier)", []cli.Flag{
 				&cli.StringFlag{Name: "amount", Required: true, Usage: "NEURO to stake"},
 				&cli.IntFlag{Name: "days", Value: 30, Usage: "lock duration in days"},
 			}, func(c *cli.Context, api *client.Client) (any, func(), error) {
@@ -66,7 +65,7 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 						r.Stake.Amount, r.Stake.UnlockDate, r.Stake.Multiplier, r.NewBalance.Available, r.NewBalance.Staked)
 				}, err
 			}),
-			walletAction("unstake", "unstake NEURO; it becomes available after the cooldown", []cli.Flag{
+			clientAction("unstake", "unstake NEURO; it becomes available after the cooldown", []cli.Flag{
 				&cli.StringFlag{Name: "amount", Required: true, Usage: "NEURO to unstake"},
 			}, func(c *cli.Context, api *client.Client) (any, func(), error) {
 				amt, err := ledger.ParseAmount(c.String("amount"))
@@ -78,7 +77,7 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 					fmt.Fprintf(c.App.Writer, "unstaked %s NEURO; available on %s (%d days cooldown)\n", r.Unstake.Amount, r.Unstake.AvailableDate, r.Unstake.CooldownDays)
 				}, err
 			}),
-			walletAction("history", "list the wallet's transactions, newest first", pageFlags(), func(c *cli.Context, api *client.Client) (any, func(), error) {
+			clientAction("history", "list the wallet's transactions, newest first", pageFlags(), func(c *cli.Context, api *client.Client) (any, func(), error) {
 				r, err := api.Transactions(c.Context, c.Int("limit"), c.Int("offset"))
 				return r, func() {
 					w := table(c.App.Writer)
@@ -90,7 +89,7 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 					w.Flush()
 				}, err
 			}),
-			walletAction("proofs", "list the proofs of work the wallet was rewarded for", pageFlags(), func(c *cli.Context, api *client.Client) (any, func(), error) {
+			clientAction("proofs", "list the proofs of work the wallet was rewarded for", pageFlags(), func(c *cli.Context, api *client.Client) (any, func(), error) {
 				r, err := api.Proofs(c.Context, c.Int("limit"), c.Int("offset"))
 				return r, func() {
 					w := table(c.App.Writer)
@@ -130,38 +129,5 @@ func pageFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "limit", Value: 20, Usage: "how many (1-100)"},
 		&cli.IntFlag{Name: "offset", Value: 0, Usage: "skip this many of the newest"},
-	}
-}
-
-// walletAction builds a wallet subcommand that calls the node and prints its answer as a
-// table, or as JSON with --json.
-func walletAction(name, usage string, flags []cli.Flag, run func(c *cli.Context, api *client.Client) (any, func(), error)) *cli.Command {
-	return &cli.Command{
-		Name:   name,
-		Usage:  usage,
-		Flags:  append(flags, clientFlags()...),
-		Before: setupLogging,
-		Action: func(c *cli.Context) error {
-			api, err := apiClient(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := background(c)
-			defer cancel()
-			c.Context = ctx
-			v, show, err := run(c, api)
-			if err != nil {
-				var ae *client.APIError
-				if errors.As(err, &ae) && len(ae.Details) > 0 {
-					return fmt.Errorf("%w %v", err, ae.Details)
-				}
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, v)
-			}
-			show()
-			return nil
-		},
 	}
 }
