@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // Paying for inference: the node that takes a request pays each remote stage of its route its
@@ -38,7 +39,14 @@ func (n *Node) payee(ctx context.Context, p peer.ID) (ledger.Address, error) {
 		return v.addr, nil
 	}
 	n.payees.mu.Unlock()
-	ans, err := n.host.WalletOf(ctx, p)
+	var ans p2p.WalletAnswer
+	var err error
+	for attempt := range 3 { // a fresh connection can drop a first stream; ask again
+		if ans, err = n.host.WalletOf(ctx, p); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
 	if err != nil {
 		return ledger.Address{}, err
 	}
