@@ -17,12 +17,11 @@ func TestGoldenModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.TotalParams() > 50_000_000 {
-			continue // the large preset takes too long to initialise in a unit test
-		}
-		g.Check(fmt.Sprintf("init %s seed 1", name), cfg.InitParams(Span{0, cfg.Layers - 1}, 1).Hash())
 		last := cfg.Layers - 1
 		g.Check(fmt.Sprintf("init %s layer %d seed 7", name, last), cfg.InitParams(Span{last, last}, 7).Hash())
+		if cfg.TotalParams() <= 20_000_000 { // the base preset's whole model takes too long here
+			g.Check(fmt.Sprintf("init %s seed 1", name), cfg.InitParams(Span{0, last}, 1).Hash())
+		}
 	}
 	g.Check("tokens", fmt.Sprint(Encode("Hi ☼\n")))
 }
