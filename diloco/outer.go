@@ -39,6 +39,13 @@ type Outer struct {
 	velocity     [][]float32
 }
 
+// The paper's outer step: lr 0.7 and Nesterov momentum 0.9, tuned for rounds of hundreds of
+// inner steps.
+const (
+	DefaultOuterLR       = 0.7
+	DefaultOuterMomentum = 0.9
+)
+
 // NewOuter returns the outer optimizer.
 func NewOuter(lr, momentum float32) *Outer { return &Outer{LR: lr, Momentum: momentum} }
 

@@ -145,6 +145,9 @@ type TrainingConfig struct {
 	LearningRate float64 `json:"learning_rate"`
 	DiLoCoSteps  int     `json:"diloco_steps"`
 	Compression  string  `json:"compression"`
+	// Beyond the seed: DiLoCo's outer Nesterov step, the same on every replica of a span.
+	OuterLR       float64 `json:"outer_lr"`
+	OuterMomentum float64 `json:"outer_momentum"`
 }
 
 // ResourcesConfig is the resources section of NodeConfig.
@@ -161,11 +164,13 @@ type ConfigPatch struct {
 
 // TrainingPatch holds the training fields PATCH /config may change.
 type TrainingPatch struct {
-	Enabled      *bool    `json:"enabled,omitempty"`
-	BatchSize    *int     `json:"batch_size,omitempty"`
-	LearningRate *float64 `json:"learning_rate,omitempty"`
-	DiLoCoSteps  *int     `json:"diloco_steps,omitempty"`
-	Compression  *string  `json:"compression,omitempty"` // none, fp16 or int8
+	Enabled       *bool    `json:"enabled,omitempty"`
+	BatchSize     *int     `json:"batch_size,omitempty"`
+	LearningRate  *float64 `json:"learning_rate,omitempty"`
+	DiLoCoSteps   *int     `json:"diloco_steps,omitempty"`
+	Compression   *string  `json:"compression,omitempty"` // none, fp16 or int8
+	OuterLR       *float64 `json:"outer_lr,omitempty"`
+	OuterMomentum *float64 `json:"outer_momentum,omitempty"`
 }
 
 // ResourcesPatch holds the resource fields PATCH /config may change.
@@ -354,6 +359,11 @@ type DiLoCoStatus struct {
 	InnerStepsTotal int     `json:"inner_steps_total"`
 	Progress        float64 `json:"progress"`
 	OuterStepCount  int64   `json:"outer_step_count"`
+	// Beyond the seed: the outer step, and the replicas left out of this node's last round
+	// with the reason (an outlier norm, NaN, a bad signature, another outer step, behind).
+	OuterLR       float64           `json:"outer_lr"`
+	OuterMomentum float64           `json:"outer_momentum"`
+	Excluded      map[string]string `json:"excluded_last_round,omitempty"`
 }
 
 // TrainingVerify is GET /api/training/verify.

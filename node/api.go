@@ -195,7 +195,8 @@ func (n *Node) Config(ctx context.Context) httpapi.NodeConfig {
 		GRPCPort:  n.p2pPort(),
 		Bootstrap: boot,
 		Training: httpapi.TrainingConfig{Enabled: s.Training.Enabled, BatchSize: s.Training.BatchSize,
-			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps, Compression: s.Training.Compression},
+			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps, Compression: s.Training.Compression,
+			OuterLR: s.Training.OuterLR, OuterMomentum: s.Training.OuterMomentum},
 		Resources: httpapi.ResourcesConfig{MaxMemoryGB: s.Resources.MaxMemoryGB, CPUThreads: s.Resources.CPUThreads},
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
@@ -150,7 +149,7 @@ func (n *Node) adoptCheckpoint(p peer.ID, head p2p.CheckpointHead, data []byte, 
 	}
 	n.sync.mu.Lock()
 	n.sync.theta0, n.sync.round, n.sync.stepsAtEnd = theta0, head.Round, steps
-	n.sync.outer = diloco.NewOuter(outerLR, outerMomentum)
+	n.sync.outer = n.newOuter()
 	n.sync.outer.SetVelocity(vel.Values)
 	n.sync.mu.Unlock()
 	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", short12(head.Hash))

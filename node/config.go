@@ -49,6 +49,8 @@ type Config struct {
 	// "": keep them).
 	DiLoCoSteps int
 	Compression string
+	// OuterLR and OuterMomentum override the stored outer step for this run (nil: keep it).
+	OuterLR, OuterMomentum *float64
 
 	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
 	// missing from a non-nil map is unlimited).
@@ -143,6 +145,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DiLoCoSteps < 0 || c.DiLoCoSteps > 1_000_000 {
 		return fmt.Errorf("%w: --diloco-steps %d (want 1-1000000)", ErrInvalidConfig, c.DiLoCoSteps)
+	}
+	if c.OuterLR != nil && !(*c.OuterLR > 0 && *c.OuterLR <= 10) {
+		return fmt.Errorf("%w: --diloco-outer-lr %g (want a number in (0, 10])", ErrInvalidConfig, *c.OuterLR)
+	}
+	if c.OuterMomentum != nil && !(*c.OuterMomentum >= 0 && *c.OuterMomentum < 1) {
+		return fmt.Errorf("%w: --diloco-outer-momentum %g (want a number in [0, 1))", ErrInvalidConfig, *c.OuterMomentum)
 	}
 	if c.Compression != "" && !validCompression(c.Compression) {
 		return fmt.Errorf("%w: --diloco-compression %q (want none, fp16 or int8)", ErrInvalidConfig, c.Compression)

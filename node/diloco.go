@@ -17,12 +17,6 @@ import (
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
-// Outer optimizer settings from the DiLoCo paper.
-const (
-	outerLR       = 0.7
-	outerMomentum = 0.9
-)
-
 // syncState is the node's DiLoCo state for its span: theta_0 (the weights every replica
 // agreed on at the end of the last round), the outer optimizer, and the round in progress
 // when this node aggregates it.
@@ -60,8 +54,21 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 	n.sync.mu.Lock()
 	defer n.sync.mu.Unlock()
 	n.sync.theta0 = st.Params()
-	n.sync.outer = diloco.NewOuter(outerLR, outerMomentum)
+	n.sync.outer = n.newOuter()
 	n.sync.round = round
+}
+
+// newOuter is the outer optimizer with the node's current settings.
+func (n *Node) newOuter() *diloco.Outer {
+	lr, mom := n.outerSettings()
+	return diloco.NewOuter(lr, mom)
+}
+
+// outerSettings are the outer step's learning rate and momentum as the node's settings say
+// now, in the float32 the step computes with.
+func (n *Node) outerSettings() (lr, momentum float32) {
+	t := n.settings.get().Training
+	return float32(t.OuterLR), float32(t.OuterMomentum)
 }
 
 // replicas lists the peers holding exactly the node's span (itself included), sorted by ID.
@@ -104,6 +111,9 @@ func (n *Node) roundLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if n.ctx.Err() != nil { // select picks at random when both are ready
+			return
 		}
 		h := int64(n.settings.get().Training.DiLoCoSteps)
 		n.train.mu.Lock()
@@ -190,8 +200,11 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 		return nil
 	}
 	st := n.Stage()
+	lr, mom := n.outerSettings()
 	n.sync.mu.Lock()
 	theta0, round := n.sync.theta0.Clone(), n.sync.round
+	// The round's outer step uses the settings of its start, whatever a PATCH does meanwhile.
+	n.sync.outer.LR, n.sync.outer.Momentum = lr, mom
 	n.sync.mu.Unlock()
 	pg, err := diloco.PseudoGradient(theta0, st.Params())
 	if err != nil {
@@ -224,7 +237,7 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 		n.sync.sentBytes += int64(len(blob))
 		n.sync.mu.Unlock()
 		req := p2p.ExchangeRequest{Model: n.model.Name, First: st.Span().First, Last: st.Span().Last, Round: round,
-			BaseHash: theta0.Hash(), Compression: byte(comp), Loss: loss, Sig: sig}
+			BaseHash: theta0.Hash(), Compression: byte(comp), Loss: loss, Sig: sig, OuterLR: lr, OuterMomentum: mom}
 		ectx, cancel := context.WithTimeout(ctx, 2*n.cfg.RoundTimeout+30*time.Second)
 		res, out, err := n.host.Exchange(ectx, agg, req, blob)
 		cancel()
@@ -287,10 +300,20 @@ func (n *Node) aggregate(ctx context.Context, round int64, base string, mine sig
 	n.sync.mu.Lock()
 	if c.busy {
 		// This round was aggregated already (a retry after its outer step failed here): the
-		// contributors were answered with that result, so it stands.
+		// contributors were answered with that result, so it stands. Waiting is bounded: a
+		// collection that never closes must not stop this node's rounds for good.
 		n.sync.mu.Unlock()
-		<-c.done
-		return c.res, c.agg, c.err
+		select {
+		case <-c.done:
+			return c.res, c.agg, c.err
+		case <-ctx.Done():
+			return p2p.ExchangeResult{}, nil, ctx.Err()
+		case <-time.After(2 * n.cfg.RoundTimeout):
+			logger().Warn("round's earlier aggregation never finished; dropping it", "round", round)
+			n.sync.mu.Lock()
+			defer n.sync.mu.Unlock()
+			return n.failRound(c, fmt.Errorf("node: round %d: an earlier aggregation of it never finished", round))
+		}
 	}
 	c.busy = true
 	c.got[n.host.ID().String()] = diloco.Contribution{Peer: n.host.ID().String(), Grad: pg}
@@ -303,7 +326,9 @@ func (n *Node) aggregate(ctx context.Context, round int64, base string, mine sig
 	for !n.collected(c) {
 		select {
 		case <-ctx.Done():
-			return p2p.ExchangeResult{}, nil, ctx.Err()
+			n.sync.mu.Lock()
+			defer n.sync.mu.Unlock()
+			return n.failRound(c, ctx.Err()) // releases the contributors waiting on it
 		case <-deadline.C:
 			logger().Warn("round deadline passed; aggregating without the late replicas", "round", round)
 			goto aggregate
@@ -329,7 +354,7 @@ aggregate:
 	var refs []p2p.ContributionRef
 	refs, c.result = resultBlobs(shown)
 	after := n.sync.theta0.Clone()
-	tmp := diloco.NewOuter(outerLR, outerMomentum)
+	tmp := diloco.NewOuter(n.sync.outer.LR, n.sync.outer.Momentum)
 	tmp.SetVelocity(n.sync.outer.Velocity())
 	if err := tmp.Step(after, r.Grad); err != nil {
 		return n.failRound(c, err)
@@ -349,8 +374,7 @@ aggregate:
 		}
 	}
 	c.agg = r.Grad
-	close(c.done)
-	n.sync.collect = nil
+	n.closeCollection(c)
 	return c.res, c.agg, nil
 }
 
@@ -358,9 +382,21 @@ aggregate:
 // holds n.sync.mu.
 func (n *Node) failRound(c *collection, err error) (p2p.ExchangeResult, *layers.Params, error) {
 	c.err = err
-	close(c.done)
-	n.sync.collect = nil
+	n.closeCollection(c)
 	return p2p.ExchangeResult{}, nil, err
+}
+
+// closeCollection releases c's waiting contributors (once) and forgets it, unless a newer
+// round's collection took its place meanwhile; the caller holds n.sync.mu.
+func (n *Node) closeCollection(c *collection) {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	if n.sync.collect == c {
+		n.sync.collect = nil
+	}
 }
 
 func (n *Node) collected(c *collection) bool {
@@ -421,6 +457,10 @@ func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.Exchange
 	}
 	c := n.collection(round, base)
 	pg, err := decodePG(diloco.Compression(req.Compression), n.model.ParamSpecs(st.Span()), blob)
+	if lr, mom := n.outerSettings(); err == nil && (req.OuterLR != lr || req.OuterMomentum != mom) {
+		err = fmt.Errorf("%w: made for an outer step of lr %g, momentum %g; this span's replicas use lr %g, momentum %g",
+			diloco.ErrRejected, req.OuterLR, req.OuterMomentum, lr, mom)
+	}
 	if err == nil {
 		err = checkContribution(from, round, base, blob, req.Sig)
 	}

@@ -116,6 +116,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Compression != "" {
 		settings.cur.Training.Compression = cfg.Compression
 	}
+	if cfg.OuterLR != nil {
+		settings.cur.Training.OuterLR = *cfg.OuterLR
+	}
+	if cfg.OuterMomentum != nil {
+		settings.cur.Training.OuterMomentum = *cfg.OuterMomentum
+	}
 	wallet, err := ledger.WalletFromToken(token)
 	if err != nil {
 		return nil, err

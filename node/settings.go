@@ -32,6 +32,10 @@ type TrainingSettings struct {
 	// round's result): none, fp16 or int8. Replicas may differ; the result is applied from
 	// the same bytes everywhere, so they still agree bit for bit.
 	Compression string `json:"compression"`
+	// OuterLR and OuterMomentum are DiLoCo's outer Nesterov step. Every replica of a span
+	// must use the same: an aggregator refuses contributions made for other settings.
+	OuterLR       float64 `json:"outer_lr"`
+	OuterMomentum float64 `json:"outer_momentum"`
 }
 
 // ResourceSettings bound what the node uses of the machine.
@@ -43,7 +47,8 @@ type ResourceSettings struct {
 // DefaultSettings are seed 001's configuration defaults.
 func DefaultSettings() Settings {
 	return Settings{
-		Training:  TrainingSettings{Enabled: true, BatchSize: 8, LearningRate: 1e-4, DiLoCoSteps: 500, Compression: "fp16"},
+		Training: TrainingSettings{Enabled: true, BatchSize: 8, LearningRate: 1e-4, DiLoCoSteps: 500, Compression: "fp16",
+			OuterLR: diloco.DefaultOuterLR, OuterMomentum: diloco.DefaultOuterMomentum},
 		Resources: ResourceSettings{MaxMemoryGB: float64(DefaultMaxMemory) / (1 << 30), CPUThreads: runtime.NumCPU()},
 	}
 }
@@ -60,6 +65,8 @@ func (s Settings) Validate() error {
 		{"training.learning_rate", t.LearningRate > 0 && t.LearningRate <= 1 && !math.IsNaN(t.LearningRate), "a number in (0, 1]"},
 		{"training.diloco_steps", t.DiLoCoSteps >= 1 && t.DiLoCoSteps <= 1_000_000, "an integer in 1-1000000"},
 		{"training.compression", validCompression(t.Compression), "none, fp16 or int8"},
+		{"training.outer_lr", t.OuterLR > 0 && t.OuterLR <= 10, "a number in (0, 10]"},
+		{"training.outer_momentum", t.OuterMomentum >= 0 && t.OuterMomentum < 1, "a number in [0, 1)"},
 		{"resources.max_memory_gb", r.MaxMemoryGB > 0 && r.MaxMemoryGB <= 1<<20 && !math.IsNaN(r.MaxMemoryGB), "a number in (0, 1048576]"},
 		{"resources.cpu_threads", r.CPUThreads >= 1 && r.CPUThreads <= 1024, "an integer in 1-1024"},
 	}
@@ -138,6 +145,14 @@ func (st *settingsStore) apply(p httpapi.ConfigPatch) (httpapi.ConfigPatchResult
 		if t.Compression != nil {
 			set("training.compression", next.Training.Compression != *t.Compression, false)
 			next.Training.Compression = *t.Compression
+		}
+		if t.OuterLR != nil {
+			set("training.outer_lr", next.Training.OuterLR != *t.OuterLR, false)
+			next.Training.OuterLR = *t.OuterLR
+		}
+		if t.OuterMomentum != nil {
+			set("training.outer_momentum", next.Training.OuterMomentum != *t.OuterMomentum, false)
+			next.Training.OuterMomentum = *t.OuterMomentum
 		}
 	}
 	if r := p.Resources; r != nil {

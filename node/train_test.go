@@ -402,3 +402,33 @@ func TestCheckpointPutIsTakenOnlyWhenCorroborated(t *testing.T) {
 		t.Fatalf("the same round again: %v", err)
 	}
 }
+
+// A replica set to another outer step than its span's would end rounds with other weights:
+// the aggregator refuses its contributions and says why; set back, it rejoins and agrees.
+func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-3", "0-3")
+	agg, other := nodes[0], nodes[1]
+	if other.ID() < agg.ID() {
+		agg, other = other, agg
+	}
+	lr, mom := 1.0, 0.0
+	patch := func(n *Node, lr, mom float64) {
+		t.Helper()
+		if _, err := apiClient(n).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+			OuterLR: &lr, OuterMomentum: &mom}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patch(other, lr, mom)
+	eventually(t, 3*time.Minute, "the aggregator to refuse the other outer step, and say so", func() bool {
+		g, err := apiClient(agg).TrainingGlobal(context.Background())
+		return err == nil && strings.Contains(g.DiLoCo.Excluded[other.ID()], "outer step of lr 1, momentum 0")
+	})
+	patch(other, 0.7, 0.9)
+	start, _ := rounds(agg)
+	eventually(t, 3*time.Minute, "both replicas to agree two rounds later", func() bool {
+		ra, ha := rounds(agg)
+		rb, hb := rounds(other)
+		return ra >= start+2 && ra == rb && ha == hb && len(excludedFrom(agg)) == 0
+	})
+}

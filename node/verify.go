@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -219,6 +220,7 @@ func (n *Node) TrainingGlobal(ctx context.Context) httpapi.TrainingGlobal {
 	n.sync.mu.Lock()
 	g.SuccessfulSyncs, g.FailedSyncs = n.sync.ok, n.sync.failed
 	rounds, stepsAtEnd := n.sync.round, n.sync.stepsAtEnd
+	excluded := maps.Clone(n.sync.excluded)
 	n.sync.mu.Unlock()
 	if g.SuccessfulSyncs+g.FailedSyncs > 0 {
 		g.SyncSuccessRate = float64(g.SuccessfulSyncs) / float64(g.SuccessfulSyncs+g.FailedSyncs)
@@ -233,7 +235,8 @@ func (n *Node) TrainingGlobal(ctx context.Context) httpapi.TrainingGlobal {
 	g.Local = httpapi.TrainingLocal{NodeID: n.ID(), TrainingRounds: rounds, CurrentLoss: float64(n.recentLoss()),
 		IsTraining: s.Enabled && (driving || inner > 0), ModelHash: n.modelHash()}
 	g.DiLoCo = httpapi.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
-		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds}
+		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds,
+		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, Excluded: excluded}
 	return g
 }
 

@@ -46,6 +46,11 @@ type ExchangeRequest struct {
 	Compression byte    `json:"compression"`
 	Loss        float32 `json:"loss"`
 	Tokens      int64   `json:"tokens"`
+	// OuterLR and OuterMomentum are the outer step the contributor will apply; replicas that
+	// disagree on it would end the round with different weights, so the aggregator refuses
+	// a contribution made for other settings.
+	OuterLR       float32 `json:"outer_lr"`
+	OuterMomentum float32 `json:"outer_momentum"`
 	// Sig is the contributor's libp2p-key signature over the round, the base hash and the
 	// blob's SHA-256, so the aggregator can show the contribution to the other replicas.
 	Sig []byte `json:"sig,omitempty"`

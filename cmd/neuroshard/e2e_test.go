@@ -302,6 +302,8 @@ func TestCLIRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--layers", "9-3", "--data-dir", t.TempDir()},
 		{"--max-memory", "lots", "--data-dir", t.TempDir()},
+		{"--diloco-outer-momentum", "1", "--data-dir", t.TempDir()},
+		{"--diloco-outer-lr", "-1", "--data-dir", t.TempDir()},
 		{"--bootstrap", "/ip4/127.0.0.1/tcp/1", "--data-dir", t.TempDir()},
 		{"frobnicate"},
 	} {
