@@ -58,6 +58,10 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 	n.sync.round = round
 }
 
+// shortRound is the H at and below which the outer step's momentum was measured to hurt
+// (README, Performance).
+const shortRound = 50
+
 // newOuter is the outer optimizer with the node's current settings.
 func (n *Node) newOuter() *diloco.Outer {
 	lr, mom := n.outerSettings()

@@ -240,6 +240,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.statusLoop()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
+	if t := n.settings.get().Training; t.Enabled && t.DiLoCoSteps <= shortRound && t.OuterMomentum > 0 {
+		logger().Info("short DiLoCo rounds with outer momentum: plain averaging (outer_lr 1, outer_momentum 0 on every replica) trains better at this H",
+			"diloco_steps", t.DiLoCoSteps, "outer_lr", t.OuterLR, "outer_momentum", t.OuterMomentum)
+	}
 	return nil
 }
 
