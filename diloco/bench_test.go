@@ -185,6 +185,7 @@ func (s *benchSetup) syncDP() (bytesPerStep, loss float64) {
 // momentum 0.9) under each compression, and with plain averaging (lr 1, momentum 0), the
 // outer step that suits rounds as short as these, at H = 10 and H = 5.
 func BenchmarkDiLoCoVsSyncDataParallel(b *testing.B) {
+	b.ReportAllocs()
 	s := newBenchSetup(b)
 	for i := 0; i < b.N; i++ {
 		runs := []*benchRun{

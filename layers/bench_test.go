@@ -55,6 +55,7 @@ func trainRate(b *testing.B, fast bool, cfg Config, batch, seq, steps int) float
 // BenchmarkTrainFastVsStockGradient: training tokens/s of the small model (batch 8, seq 64)
 // with the project's matmul gradient against gomlx's stock one.
 func BenchmarkTrainFastVsStockGradient(b *testing.B) {
+	b.ReportAllocs()
 	cfg, _ := Preset(DefaultModel)
 	for i := 0; i < b.N; i++ {
 		fast := trainRate(b, true, cfg, 8, 64, 4)
@@ -68,6 +69,7 @@ func BenchmarkTrainFastVsStockGradient(b *testing.B) {
 // BenchmarkGenerateKVCacheVsRecompute: greedy generation of 256 tokens with the KV cache
 // against recomputing the whole prefix for every token.
 func BenchmarkGenerateKVCacheVsRecompute(b *testing.B) {
+	b.ReportAllocs()
 	cfg, _ := Preset(DefaultModel)
 	lp := benchStages(b, cfg, Span{0, cfg.Layers - 1})
 	s := Sampling{Temperature: 0, TopP: 1, MaxTokens: 256}
@@ -99,6 +101,7 @@ func BenchmarkGenerateKVCacheVsRecompute(b *testing.B) {
 // BenchmarkForwardWholeVsThirds: forward tokens/s of one stage holding the model against three
 // stages of a third each, chained in one process (batch 8, seq 128).
 func BenchmarkForwardWholeVsThirds(b *testing.B) {
+	b.ReportAllocs()
 	cfg, _ := Preset(DefaultModel)
 	whole := benchStages(b, cfg, Span{0, cfg.Layers - 1})
 	thirds := benchStages(b, cfg, splitSpans(cfg.Layers, 3)...)

@@ -16,6 +16,7 @@ const benchWriters = 32
 // fsync) with raw synced badger writes of the same size from the same number of writers.
 // Reported: tx/s of each and their ratio.
 func BenchmarkDurableTransactions(b *testing.B) {
+	b.ReportAllocs()
 	alice, bob := wallet(b, "alice"), wallet(b, "bob")
 	p := fundedParams(1_000_000, alice)
 	const n = 2000
@@ -64,6 +65,7 @@ func BenchmarkDurableTransactions(b *testing.B) {
 // BenchmarkCatchUp10k measures a ledger 10,000 transactions behind replaying another's log in
 // pages, against the source's own time to apply them (the ratio is catch-up cost over live cost).
 func BenchmarkCatchUp10k(b *testing.B) {
+	b.ReportAllocs()
 	ws := []*Wallet{wallet(b, "a"), wallet(b, "b"), wallet(b, "c"), wallet(b, "d")}
 	p := fundedParams(1_000_000, ws...)
 	const n = 10_000

@@ -50,6 +50,7 @@ func hammer(b *testing.B, url, token string, workers int, d time.Duration) float
 // rate-limit bookkeeping, the node's real status) against a bare echo handler returning a
 // constant JSON body, both over real HTTP on loopback, same clients, same run.
 func BenchmarkStatusVsBareEcho(b *testing.B) {
+	b.ReportAllocs()
 	cfg := testConfig(b)
 	cfg.RateLimits = map[httpapi.Class]int{} // unlimited: measure the handler, not the limiter's refusals
 	n := startNode(b, cfg)
@@ -107,6 +108,7 @@ func greedyBench(prompt string, n int) httpapi.InferenceRequest {
 // (a third of the layers each, libp2p over loopback) against one node holding the whole model;
 // bytes on the wire per generated token; time to first token of both.
 func BenchmarkPipelineVsSingleNode(b *testing.B) {
+	b.ReportAllocs()
 	nodes := startNetwork(b, "0-2", "3-5", "6-7")
 	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].Coverage(context.Background()).Complete })
 	whole := startNode(b, testConfig(b))

@@ -13,6 +13,7 @@ import (
 // durably). Baseline: the same 10,000 transactions applied on the first node as they were
 // submitted (32 concurrent submitters, group commit).
 func BenchmarkLedgerCatchUp10k(b *testing.B) {
+	b.ReportAllocs()
 	const n = 10_000
 	var live, catchUp time.Duration
 	for range b.N {

@@ -23,6 +23,7 @@ func benchNode(b *testing.B) *Node {
 // (submitted at once over HTTP, queued durably, run two at a time, polled until done) and as
 // direct POST /api/v1/inference calls from 8 concurrent clients, same node, same run.
 func BenchmarkTasksVsDirectInference(b *testing.B) {
+	b.ReportAllocs()
 	n := benchNode(b)
 	c := apiClient(n)
 	ctx := context.Background()
@@ -70,6 +71,7 @@ func BenchmarkTasksVsDirectInference(b *testing.B) {
 // its arrival at a WebSocket client, over the events of 20 tasks; baseline: the round trip of
 // GET /api/v1/health on the same loopback.
 func BenchmarkWebSocketEventLatency(b *testing.B) {
+	b.ReportAllocs()
 	n := benchNode(b)
 	c := apiClient(n)
 	ctx := context.Background()
