@@ -432,3 +432,43 @@ func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
 		return ra >= start+2 && ra == rb && ha == hb && len(excludedFrom(agg)) == 0
 	})
 }
+
+// Closing a node while it aggregates a round (waiting for a replica that has not sent its
+// pseudo-gradient) returns promptly and releases the round: the round loop must not re-enter
+// the abandoned round and wait on it forever.
+func TestCloseWhileAggregatingReturns(t *testing.T) {
+	var nodes []*Node
+	for i := 0; i < 2; i++ {
+		cfg := testConfig(t)
+		cfg.Model, cfg.Layers, cfg.RoundTimeout = "neuroshard-tiny", "0-3", time.Minute
+		if i > 0 {
+			cfg.Bootstrap = nodes[0].Multiaddrs()
+		}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	// The lower peer ID aggregates; only it trains, so it waits for the other's contribution.
+	agg := nodes[0]
+	if nodes[1].ID() < agg.ID() {
+		agg = nodes[1]
+	}
+	eventually(t, time.Minute, "each node to see the other's span", func() bool {
+		return len(agg.replicas(context.Background())) == 2
+	})
+	on, lr, bs, h := true, 3e-3, 4, 2
+	if _, err := apiClient(agg).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+		Enabled: &on, LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the aggregator to wait for the other replica", func() bool {
+		agg.sync.mu.Lock()
+		defer agg.sync.mu.Unlock()
+		return agg.sync.collect != nil && agg.sync.collect.busy
+	})
+	closed := make(chan error, 1)
+	go func() { closed <- agg.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return while the node was aggregating a round")
+	}
+}
