@@ -210,6 +210,7 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 	// The round's outer step uses the settings of its start, whatever a PATCH does meanwhile.
 	n.sync.outer.LR, n.sync.outer.Momentum = lr, mom
 	n.sync.mu.Unlock()
+	base := theta0.Hash()
 	pg, err := diloco.PseudoGradient(theta0, st.Params())
 	if err != nil {
 		return err
@@ -224,24 +225,24 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 	if err != nil {
 		return err
 	}
-	sig, err := n.signContribution(round, theta0.Hash(), blob)
+	sig, err := n.signContribution(round, base, blob)
 	if err != nil {
 		return err
 	}
 	mine := signedBlob{comp: comp, sig: sig, blob: blob}
 	for _, agg := range reps {
 		if agg == n.host.ID() {
-			res, aggPG, err := n.aggregate(ctx, round, theta0.Hash(), mine, loss, reps)
+			res, aggPG, err := n.aggregate(ctx, round, base, mine, loss, reps)
 			if err != nil {
 				return err
 			}
-			return n.published(n.finishRound(res, aggPG, steps))
+			return n.published(n.finishRound(res, aggPG, base, steps))
 		}
 		n.sync.mu.Lock()
 		n.sync.sentBytes += int64(len(blob))
 		n.sync.mu.Unlock()
 		req := p2p.ExchangeRequest{Model: n.model.Name, First: st.Span().First, Last: st.Span().Last, Round: round,
-			BaseHash: theta0.Hash(), Compression: byte(comp), Loss: loss, Sig: sig, OuterLR: lr, OuterMomentum: mom}
+			BaseHash: base, Compression: byte(comp), Loss: loss, Sig: sig, OuterLR: lr, OuterMomentum: mom}
 		ectx, cancel := context.WithTimeout(ctx, 2*n.cfg.RoundTimeout+30*time.Second)
 		res, out, err := n.host.Exchange(ectx, agg, req, blob)
 		cancel()
@@ -256,20 +257,25 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 		if res.Status != "ok" {
 			return fmt.Errorf("node: excluded from round %d: %s", round, res.Reason)
 		}
-		aggPG, err := n.verifyRound(res, out, round, theta0.Hash(), theta0.Specs, blob)
+		aggPG, err := n.verifyRound(res, out, round, base, theta0.Specs, blob)
 		if err != nil {
 			return fmt.Errorf("node: round %d from %s does not verify: %w", round, agg, err)
 		}
-		return n.published(n.finishRound(res, aggPG, steps))
+		return n.published(n.finishRound(res, aggPG, base, steps))
 	}
 	return errors.New("node: no aggregator answered")
 }
 
 // finishRound applies the aggregated pseudo-gradient to theta_0 with the outer step, checks
-// the result against the aggregator's, and makes it the stage's weights.
-func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, steps int64) error {
+// the result against the aggregator's, and makes it the stage's weights. base is the hash of
+// the theta_0 the round started from: if a catch-up replaced theta_0 meanwhile, the round's
+// aggregate no longer applies to it.
+func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, base string, steps int64) error {
 	n.sync.mu.Lock()
 	defer n.sync.mu.Unlock()
+	if err := n.sameRound(res.Round, base); err != nil {
+		return err
+	}
 	if err := n.sync.outer.Step(n.sync.theta0, aggPG); err != nil {
 		return err
 	}
@@ -342,6 +348,9 @@ func (n *Node) aggregate(ctx context.Context, round int64, base string, mine sig
 aggregate:
 	n.sync.mu.Lock()
 	defer n.sync.mu.Unlock()
+	if err := n.sameRound(round, base); err != nil {
+		return n.failRound(c, err)
+	}
 	var cs []diloco.Contribution
 	for _, x := range c.got {
 		cs = append(cs, x)
@@ -380,6 +389,16 @@ aggregate:
 	c.agg = r.Grad
 	n.closeCollection(c)
 	return c.res, c.agg, nil
+}
+
+// sameRound checks that theta_0 is still the one round started from: a catch-up (a checkpoint
+// fetched from a replica ahead, or pushed by one) may have replaced it while the round ran.
+// The caller holds n.sync.mu.
+func (n *Node) sameRound(round int64, base string) error {
+	if n.sync.round != round || n.sync.theta0.Hash() != base {
+		return fmt.Errorf("node: round %d: theta_0 changed while the round ran (caught up to round %d meanwhile)", round, n.sync.round)
+	}
+	return nil
 }
 
 // failRound ends a collection with an error, releasing the waiting contributors; the caller

@@ -433,20 +433,20 @@ func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
 	})
 }
 
-// Closing a node while it aggregates a round (waiting for a replica that has not sent its
-// pseudo-gradient) returns promptly and releases the round: the round loop must not re-enter
-// the abandoned round and wait on it forever.
-func TestCloseWhileAggregatingReturns(t *testing.T) {
+// aggregatorWaiting starts two replicas of the tiny model, of which only the one with the lower
+// peer ID trains, and returns it once it is aggregating a round: waiting, until roundTimeout,
+// for the other replica's contribution.
+func aggregatorWaiting(t *testing.T, roundTimeout time.Duration) *Node {
+	t.Helper()
 	var nodes []*Node
 	for i := 0; i < 2; i++ {
 		cfg := testConfig(t)
-		cfg.Model, cfg.Layers, cfg.RoundTimeout = "neuroshard-tiny", "0-3", time.Minute
+		cfg.Model, cfg.Layers, cfg.RoundTimeout = "neuroshard-tiny", "0-3", roundTimeout
 		if i > 0 {
 			cfg.Bootstrap = nodes[0].Multiaddrs()
 		}
 		nodes = append(nodes, startNode(t, cfg))
 	}
-	// The lower peer ID aggregates; only it trains, so it waits for the other's contribution.
 	agg := nodes[0]
 	if nodes[1].ID() < agg.ID() {
 		agg = nodes[1]
@@ -464,11 +464,41 @@ func TestCloseWhileAggregatingReturns(t *testing.T) {
 		defer agg.sync.mu.Unlock()
 		return agg.sync.collect != nil && agg.sync.collect.busy
 	})
+	return agg
+}
+
+// Closing a node while it aggregates a round (waiting for a replica that has not sent its
+// pseudo-gradient) returns promptly and releases the round: the round loop must not re-enter
+// the abandoned round and wait on it forever.
+func TestCloseWhileAggregatingReturns(t *testing.T) {
+	agg := aggregatorWaiting(t, time.Minute)
 	closed := make(chan error, 1)
 	go func() { closed <- agg.Close() }()
 	select {
 	case <-closed:
 	case <-time.After(20 * time.Second):
 		t.Fatal("Close did not return while the node was aggregating a round")
+	}
+}
+
+// A catch-up that replaces theta_0 while the node aggregates a round (a checkpoint from a
+// replica ahead) makes that round moot: it fails instead of applying an aggregate made against
+// the old weights to the new ones.
+func TestRoundFailsWhenCaughtUpMeanwhile(t *testing.T) {
+	agg := aggregatorWaiting(t, 3*time.Second)
+	agg.sync.mu.Lock()
+	caught := agg.sync.theta0.Clone()
+	caught.Values[0][0] += 0.5
+	agg.sync.theta0, agg.sync.round = caught, agg.sync.round+1
+	want, round, failed := caught.Hash(), agg.sync.round, agg.sync.failed
+	agg.sync.mu.Unlock()
+	eventually(t, 30*time.Second, "the round to fail", func() bool {
+		agg.sync.mu.Lock()
+		defer agg.sync.mu.Unlock()
+		return agg.sync.failed > failed
+	})
+	r, h := rounds(agg)
+	if r != round || h != want {
+		t.Fatalf("after the moot round: round %d hash %s, want the caught-up round %d hash %s", r, short12(h), round, short12(want))
 	}
 }
