@@ -27,9 +27,10 @@ test: lint
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
-# Benchmarks print each figure next to its baseline, measured in the same run.
+# Benchmarks print each figure next to its baseline, measured in the same run. One package at a
+# time (-p 1): packages benchmarked side by side would take each other's cores.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m $(PKGS)
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -count=1 -timeout 60m $(PKGS)
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
