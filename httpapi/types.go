@@ -359,11 +359,19 @@ type DiLoCoStatus struct {
 	InnerStepsTotal int     `json:"inner_steps_total"`
 	Progress        float64 `json:"progress"`
 	OuterStepCount  int64   `json:"outer_step_count"`
-	// Beyond the seed: the outer step, and the replicas left out of this node's last round
-	// with the reason (an outlier norm, NaN, a bad signature, another outer step, behind).
-	OuterLR       float64           `json:"outer_lr"`
-	OuterMomentum float64           `json:"outer_momentum"`
-	Excluded      map[string]string `json:"excluded_last_round,omitempty"`
+	// Beyond the seed: the outer step, and the replicas recently left out of this node's rounds
+	// with the reason (an outlier norm, NaN, a bad signature, another outer step, behind),
+	// newest first.
+	OuterLR          float64     `json:"outer_lr"`
+	OuterMomentum    float64     `json:"outer_momentum"`
+	RecentExclusions []Exclusion `json:"recent_exclusions,omitempty"`
+}
+
+// Exclusion is a replica left out of a DiLoCo round, and why.
+type Exclusion struct {
+	Round  int64  `json:"round"`
+	Peer   string `json:"peer"`
+	Reason string `json:"reason"`
 }
 
 // TrainingVerify is GET /api/training/verify.

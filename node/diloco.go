@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
@@ -27,9 +29,9 @@ type syncState struct {
 	round      int64 // rounds completed
 	stepsAtEnd int64 // inner steps taken when the last round ended
 	collect    *collection
-	ok, failed int64 // rounds that synced, and rounds that failed
-	excluded   map[string]string
-	sentBytes  int64 // pseudo-gradient bytes this node sent (contributions and results)
+	ok, failed int64               // rounds that synced, and rounds that failed
+	exclusions []httpapi.Exclusion // the latest replicas left out of rounds, oldest first
+	sentBytes  int64               // pseudo-gradient bytes this node sent (contributions and results)
 	pushedAt   map[peer.ID]time.Time
 }
 
@@ -288,7 +290,7 @@ func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, base st
 	n.sync.round = res.Round + 1
 	n.sync.stepsAtEnd = steps
 	n.sync.ok++
-	n.sync.excluded = res.Excluded
+	n.noteExclusions(res.Round, res.Excluded)
 	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: steps, Round: n.sync.round}
 	if err := layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, n.sync.theta0); err != nil {
 		logger().Warn("could not save the checkpoint", "err", err)
@@ -389,6 +391,30 @@ aggregate:
 	c.agg = r.Grad
 	n.closeCollection(c)
 	return c.res, c.agg, nil
+}
+
+// maxExclusions is how many exclusions the node remembers for /api/training/global: rounds
+// can follow each other within a second, so the last round's alone would hide most of them.
+const maxExclusions = 32
+
+// noteExclusions records the replicas a round left out; the caller holds n.sync.mu.
+func (n *Node) noteExclusions(round int64, excluded map[string]string) {
+	peers := slices.Sorted(maps.Keys(excluded))
+	for _, p := range peers {
+		n.sync.exclusions = append(n.sync.exclusions, httpapi.Exclusion{Round: round, Peer: p, Reason: excluded[p]})
+	}
+	if len(n.sync.exclusions) > maxExclusions {
+		n.sync.exclusions = slices.Clone(n.sync.exclusions[len(n.sync.exclusions)-maxExclusions:])
+	}
+}
+
+// recentExclusions lists the remembered exclusions, newest first.
+func (n *Node) recentExclusions() []httpapi.Exclusion {
+	n.sync.mu.Lock()
+	defer n.sync.mu.Unlock()
+	out := slices.Clone(n.sync.exclusions)
+	slices.Reverse(out)
+	return out
 }
 
 // sameRound checks that theta_0 is still the one round started from: a catch-up (a checkpoint

@@ -171,10 +171,15 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	}
 }
 
-func excludedFrom(n *Node) map[string]string {
-	n.sync.mu.Lock()
-	defer n.sync.mu.Unlock()
-	return n.sync.excluded
+// excludedFor tells whether n recently left p out of a round numbered at least since, for a
+// reason that contains why.
+func excludedFor(n *Node, p string, why string, since int64) bool {
+	for _, e := range n.recentExclusions() {
+		if e.Peer == p && e.Round >= since && strings.Contains(e.Reason, why) {
+			return true
+		}
+	}
+	return false
 }
 
 // A replica that sends poisoned pseudo-gradients (scaled by 1000, then NaN) is excluded and
@@ -208,15 +213,13 @@ func TestPoisonedReplicaIsExcluded(t *testing.T) {
 	var first float32
 	eventually(t, time.Minute, "a first loss", func() bool { first = honest[0].recentLoss(); return first > 0 })
 	eventually(t, 3*time.Minute, "honest replicas to flag the poisoned one", func() bool {
-		why, ok := excludedFrom(honest[0])[bad.ID()]
-		return ok && strings.Contains(why, "norm")
+		return excludedFor(honest[0], bad.ID(), "norm", 0)
 	})
 	nan.Store(true)
 	start, _ := rounds(honest[0])
 	eventually(t, 3*time.Minute, "two more rounds, the NaN replica flagged", func() bool {
 		r, _ := rounds(honest[0])
-		why := excludedFrom(honest[0])[bad.ID()]
-		return r >= start+2 && strings.Contains(why, "NaN")
+		return r >= start+2 && excludedFor(honest[0], bad.ID(), "NaN", start)
 	})
 	eventually(t, time.Minute, "honest replicas to agree", func() bool {
 		ra, ha := rounds(honest[0])
@@ -422,15 +425,23 @@ func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
 	patch(other, lr, mom)
 	eventually(t, 3*time.Minute, "the aggregator to refuse the other outer step, and say so", func() bool {
 		g, err := apiClient(agg).TrainingGlobal(context.Background())
-		return err == nil && strings.Contains(g.DiLoCo.Excluded[other.ID()], "outer step of lr 1, momentum 0")
+		for _, e := range g.DiLoCo.RecentExclusions {
+			if err == nil && e.Peer == other.ID() && strings.Contains(e.Reason, "outer step of lr 1, momentum 0") {
+				return true
+			}
+		}
+		return false
 	})
 	patch(other, 0.7, 0.9)
 	start, _ := rounds(agg)
 	eventually(t, 3*time.Minute, "both replicas to agree two rounds later", func() bool {
 		ra, ha := rounds(agg)
 		rb, hb := rounds(other)
-		return ra >= start+2 && ra == rb && ha == hb && len(excludedFrom(agg)) == 0
+		return ra >= start+2 && ra == rb && ha == hb
 	})
+	if excludedFor(agg, other.ID(), "outer step", start+2) {
+		t.Fatalf("set back to the span's outer step, the replica was still refused: %+v", agg.recentExclusions())
+	}
 }
 
 // aggregatorWaiting starts two replicas of the tiny model, of which only the one with the lower

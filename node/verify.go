@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -220,7 +219,6 @@ func (n *Node) TrainingGlobal(ctx context.Context) httpapi.TrainingGlobal {
 	n.sync.mu.Lock()
 	g.SuccessfulSyncs, g.FailedSyncs = n.sync.ok, n.sync.failed
 	rounds, stepsAtEnd := n.sync.round, n.sync.stepsAtEnd
-	excluded := maps.Clone(n.sync.excluded)
 	n.sync.mu.Unlock()
 	if g.SuccessfulSyncs+g.FailedSyncs > 0 {
 		g.SyncSuccessRate = float64(g.SuccessfulSyncs) / float64(g.SuccessfulSyncs+g.FailedSyncs)
@@ -236,7 +234,7 @@ func (n *Node) TrainingGlobal(ctx context.Context) httpapi.TrainingGlobal {
 		IsTraining: s.Enabled && (driving || inner > 0), ModelHash: n.modelHash()}
 	g.DiLoCo = httpapi.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
 		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds,
-		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, Excluded: excluded}
+		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, RecentExclusions: n.recentExclusions()}
 	return g
 }
 
