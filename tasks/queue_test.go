@@ -55,10 +55,12 @@ func TestPriorityOrdersTheQueue(t *testing.T) {
 	}
 	defer q.Close()
 	var last Task
+	var ids []string
 	for i, p := range []Priority{Standard, High, Critical, Standard, Critical, High} {
 		if last, err = q.Submit(fmt.Sprintf("%s-%d", p, i), "m", p, 5); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, last.ID)
 	}
 	if q.Ahead(Critical) != 2 || q.Ahead(Standard) != 6 {
 		t.Fatalf("ahead: critical %d standard %d", q.Ahead(Critical), q.Ahead(Standard))
@@ -78,6 +80,9 @@ func TestPriorityOrdersTheQueue(t *testing.T) {
 			t.Fatalf("ran %v, want %v", got, want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	for _, id := range ids { // a task has run before its completion is stored
+		waitFor(t, q, id, Completed)
 	}
 	done, total, err := q.List(Filter{Status: Completed, Limit: 3})
 	if err != nil || total != 6 || len(done) != 3 || done[0].Seq != 6 {
