@@ -8,7 +8,7 @@ RACE_PKGS := ./p2p/... ./node/... ./httpapi/... ./client/... ./cmd/... ./interna
 PLAIN_PKGS := ./layers/... ./diloco/...
 # Long training tests whose code paths the race-run DiLoCo and late-joiner tests already cover:
 # under the race detector the pure-Go backend runs about 20x slower, so these run without it.
-SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused
+SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas
 FUZZTIME ?= 20s
 
 .PHONY: build run test test-short bench lint fuzz clean

@@ -33,6 +33,8 @@ type syncState struct {
 	exclusions []httpapi.Exclusion // the latest replicas left out of rounds, oldest first
 	sentBytes  int64               // pseudo-gradient bytes this node sent (contributions and results)
 	pushedAt   map[peer.ID]time.Time
+	lastUsed   []string // the replicas whose contributions the last round used
+	shared     int64    // rounds that averaged more than one replica
 }
 
 // collection gathers a round's contributions on its aggregator.
@@ -94,12 +96,16 @@ func (n *Node) replicas(ctx context.Context) []peer.ID {
 // round: those not known from gossip to be behind it, lowest peer ID first. A replica that
 // just joined (round 0) is never asked by replicas further along, so it cannot roll them back.
 func (n *Node) aggregators(ctx context.Context, round int64) []peer.ID {
+	reps := n.replicas(ctx)
+	n.sync.mu.Lock()
+	lastUsed := n.sync.lastUsed
+	n.sync.mu.Unlock()
 	n.reports.mu.Lock()
 	defer n.reports.mu.Unlock()
 	var out []peer.ID
-	for _, p := range n.replicas(ctx) {
+	for _, p := range reps {
 		ra, known := n.reports.by[p]
-		if p != n.host.ID() && known && time.Since(ra.at) < reportTTL && ra.r.Round < round {
+		if p != n.host.ID() && known && time.Since(ra.at) < reportTTL && ra.r.Round < round && !finishing(p, ra, round, lastUsed) {
 			continue
 		}
 		out = append(out, p)
@@ -142,14 +148,23 @@ func (n *Node) roundLoop() {
 	}
 }
 
+// finishing tells whether p, whose gossip says it is one round behind round, took part in the
+// previous round (lastUsed): then it is still checking and applying that round's result and
+// is about to be at round. With rounds shorter than that, treating it as behind made the
+// replicas of a span run alternately alone instead of together.
+func finishing(p peer.ID, ra reportAt, round int64, lastUsed []string) bool {
+	return ra.r.Round == round-1 && slices.Contains(lastUsed, p.String())
+}
+
 // roundPeers is who the aggregator of round waits for: the replicas not known from gossip to
-// be at another round.
+// be at another round, except one finishing the previous round. The caller holds n.sync.mu.
 func (n *Node) roundPeers(reps []peer.ID, round int64) []string {
 	n.reports.mu.Lock()
 	defer n.reports.mu.Unlock()
 	var out []string
 	for _, p := range reps {
-		if ra, ok := n.reports.by[p]; p != n.host.ID() && ok && time.Since(ra.at) < reportTTL && ra.r.Round != round {
+		ra, ok := n.reports.by[p]
+		if p != n.host.ID() && ok && time.Since(ra.at) < reportTTL && ra.r.Round != round && !finishing(p, ra, round, n.sync.lastUsed) {
 			continue
 		}
 		out = append(out, p.String())
@@ -291,6 +306,10 @@ func (n *Node) finishRound(res p2p.ExchangeResult, aggPG *layers.Params, base st
 	n.sync.stepsAtEnd = steps
 	n.sync.ok++
 	n.noteExclusions(res.Round, res.Excluded)
+	n.sync.lastUsed = res.Used
+	if len(res.Used) > 1 {
+		n.sync.shared++
+	}
 	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: steps, Round: n.sync.round}
 	if err := layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, n.sync.theta0); err != nil {
 		logger().Warn("could not save the checkpoint", "err", err)

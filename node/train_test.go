@@ -513,3 +513,19 @@ func TestRoundFailsWhenCaughtUpMeanwhile(t *testing.T) {
 		t.Fatalf("after the moot round: round %d hash %s, want the caught-up round %d hash %s", r, short12(h), round, short12(want))
 	}
 }
+
+// Two replicas with rounds well under a second (H = 5 on the tiny model) still average each
+// other's work in nearly every round: the one still applying a round's result is waited for,
+// not treated as behind (which made them run alternate rounds alone, 4 of about 125 shared).
+func TestShortRoundsStillAverageBothReplicas(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-3", "0-3")
+	eventually(t, 3*time.Minute, "30 rounds", func() bool { r, _ := rounds(nodes[0]); return r >= 30 })
+	for _, n := range nodes {
+		n.sync.mu.Lock()
+		ok, shared := n.sync.ok, n.sync.shared
+		n.sync.mu.Unlock()
+		if shared < ok*8/10 {
+			t.Fatalf("%s: %d of %d rounds averaged both replicas", n.ID(), shared, ok)
+		}
+	}
+}
