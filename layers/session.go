@@ -16,15 +16,21 @@ var ErrSessionClosed = errors.New("layers: session closed")
 
 // Session is one sequence being decoded on a stage: it keeps the keys and values of every
 // position seen so far (the KV cache), so each new token costs one position of compute instead
-// of the whole prefix. The buffers have the model's full context and stay on the backend
-// between steps. A session is not safe for concurrent use; different sessions are.
+// of the whole prefix. The buffers grow with the sequence (a power of two of positions, at
+// least minCache, at most the model's context), so an opened session costs nothing until it is
+// used and attention runs over the filled part of the cache rounded up, not the whole context.
+// A session is not safe for concurrent use; different sessions are.
 type Session struct {
 	st     *Stage
 	batch  int
 	pos    int
+	cap    int // positions the buffers hold
 	k, v   []*tensors.Tensor
 	closed bool
 }
+
+// minCache is the smallest cache a used session holds, in positions.
+const minCache = 16
 
 // NewSession starts an empty sequence of the given batch size on the stage.
 func (s *Stage) NewSession(batch int) (*Session, error) {
@@ -46,14 +52,43 @@ func (s *Stage) NewSession(batch int) (*Session, error) {
 		s.dec.SetMaxCache(maxCompiled)
 	}
 	s.mu.Unlock()
-	c, hd := s.cfg.Context, s.cfg.HeadDim()
-	ss := &Session{st: s, batch: batch}
-	zero := make([]float32, batch*s.cfg.Heads*c*hd)
-	for i := 0; i < s.span.Len(); i++ {
-		ss.k = append(ss.k, tensors.FromFlatDataAndDimensions(zero, batch, s.cfg.Heads, c, hd))
-		ss.v = append(ss.v, tensors.FromFlatDataAndDimensions(zero, batch, s.cfg.Heads, c, hd))
+	return &Session{st: s, batch: batch}, nil
+}
+
+// CacheBytes is what the session's KV cache holds now, in bytes.
+func (ss *Session) CacheBytes() int64 {
+	cfg := ss.st.cfg
+	return int64(ss.batch) * int64(cfg.Heads*cfg.HeadDim()) * int64(ss.cap) * 4 * 2 * int64(ss.st.span.Len())
+}
+
+// grow makes the cache buffers hold at least n positions, copying what they hold.
+func (ss *Session) grow(n int) {
+	if n <= ss.cap {
+		return
 	}
-	return ss, nil
+	c := max(minCache, ss.cap)
+	for c < n {
+		c *= 2
+	}
+	c = min(c, ss.st.cfg.Context)
+	h, hd := ss.st.cfg.Heads, ss.st.cfg.HeadDim()
+	resize := func(old []*tensors.Tensor) []*tensors.Tensor {
+		out := make([]*tensors.Tensor, ss.st.span.Len())
+		for i := range out {
+			data := make([]float32, ss.batch*h*c*hd)
+			if old != nil {
+				prev := tensors.MustCopyFlatData[float32](old[i])
+				old[i].FinalizeAll()
+				for r := 0; r < ss.batch*h; r++ {
+					copy(data[r*c*hd:], prev[r*ss.cap*hd:(r+1)*ss.cap*hd])
+				}
+			}
+			out[i] = tensors.FromFlatDataAndDimensions(data, ss.batch, h, c, hd)
+		}
+		return out
+	}
+	ss.k, ss.v = resize(ss.k), resize(ss.v)
+	ss.cap = c
 }
 
 // decodeGraph: inputs params..., in, cos, sin, mask, write, K..., V...; outputs out, K'..., V'...
@@ -97,6 +132,8 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 	// padded rows write past the sequence, where later steps overwrite them before the mask
 	// lets anyone see them.
 	tb := bucket(t, c-ss.pos)
+	ss.grow(ss.pos + tb)
+	c = ss.cap
 	padded := padSeq(in, tb)
 	cos, sin := ropeTables(st.cfg.HeadDim(), ss.pos, tb)
 	mask, write := make([]float32, tb*c), make([]float32, tb*c)

@@ -127,3 +127,37 @@ func TestSessionLimits(t *testing.T) {
 		t.Fatalf("overlapping stages: %v", err)
 	}
 }
+
+// The KV cache is allocated as positions arrive, not for the whole context at open: a session
+// of batch 64 that was opened and never stepped holds nothing.
+func TestKVCacheGrowsWithTheSequence(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Context = 256
+	st, err := NewStage(cfg, Span{First: 0, Last: 1}, cfg.InitParams(Span{First: 0, Last: 1}, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := st.NewSession(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	if b := big.CacheBytes(); b != 0 {
+		t.Fatalf("an unused session holds %d bytes", b)
+	}
+	ss, err := st.NewSession(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	perPos := int64(cfg.DModel) * 4 * 2 * 2 // keys and values, 2 layers
+	// A chunk is padded to a power of two, and the padded rows need room too.
+	for _, c := range []struct{ step, wantCap int }{{5, 16}, {3, 16}, {8, 16}, {1, 32}, {40, 128}} {
+		if _, err := ss.Step(NewI32(make([]int32, c.step), 1, c.step)); err != nil {
+			t.Fatal(err)
+		}
+		if got := ss.CacheBytes(); got != int64(c.wantCap)*perPos {
+			t.Fatalf("at %d positions the cache holds %d bytes, want %d (%d positions)", ss.Pos(), got, int64(c.wantCap)*perPos, c.wantCap)
+		}
+	}
+}

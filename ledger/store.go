@@ -43,8 +43,11 @@ const MaxClockSkew = 10 * time.Minute
 // when Apply or Submit returns.
 type Ledger struct {
 	db     *badger.DB
+	dir    string
 	params Params
-	log    *slog.Logger
+	// existing is set when the directory held a ledger before this Open.
+	existing bool
+	log      *slog.Logger
 
 	reqs    chan *request
 	done    chan struct{} // closed by Close: take no more requests
@@ -88,18 +91,30 @@ func Open(dir string, params Params, o Options) (*Ledger, error) {
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
 		WithMetricsEnabled(false).
-		WithDetectConflicts(false) // one writer goroutine
+		WithDetectConflicts(false).   // one writer goroutine
+		WithVerifyValueChecksum(true) // tables are verified by checkFiles before badger opens them
 	if o.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
+	} else if err := checkFiles(dir, bo); err != nil {
+		return nil, err
 	}
-	db, err := badger.Open(bo)
+	db, err := openBadger(dir, bo)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
+		if errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: open %s: %v; %s", ErrDamaged, dir, err, wayOut(dir))
 	}
-	l := &Ledger{db: db, params: params, log: lg, reqs: make(chan *request, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
+	l := &Ledger{db: db, dir: dir, params: params, log: lg, reqs: make(chan *request, 1024), done: make(chan struct{}), stopped: make(chan struct{}),
 		pool: map[Address]map[uint64]*Tx{}}
+	l.existing = !o.InMemory && hasMarker(dir)
 	if err := l.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
+	}
+	if !o.InMemory && !l.existing {
+		if err := writeMarker(dir, params.ID()); err != nil {
+			return nil, errors.Join(fmt.Errorf("ledger: %w", err), db.Close())
+		}
 	}
 	l.wg.Add(1)
 	go l.writer()
@@ -111,6 +126,10 @@ func (l *Ledger) load() error {
 	return l.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyNetwork)
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			if l.existing {
+				return fmt.Errorf("%w: %s held a ledger but its database has no network record (lost contents); %s",
+					ErrDamaged, l.dir, wayOut(l.dir))
+			}
 			if err := txn.Set(keyNetwork, []byte(l.params.ID())); err != nil {
 				return err
 			}
@@ -132,11 +151,11 @@ func (l *Ledger) load() error {
 		}
 		item, err = txn.Get(keySupply)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %s: supply record: %v; %s", ErrDamaged, l.dir, err, wayOut(l.dir))
 		}
-		v, _ := item.ValueCopy(nil)
-		if len(v) != 24 {
-			return fmt.Errorf("ledger: corrupt supply record")
+		v, err := item.ValueCopy(nil)
+		if err != nil || len(v) != 24 {
+			return fmt.Errorf("%w: %s: unreadable supply record (%v); %s", ErrDamaged, l.dir, err, wayOut(l.dir))
 		}
 		l.minted, l.burned, l.seq = Amount(binary.BigEndian.Uint64(v)), Amount(binary.BigEndian.Uint64(v[8:])), binary.BigEndian.Uint64(v[16:])
 		return nil

@@ -201,18 +201,8 @@ func (n *Node) maybePush(p peer.ID, r TrainingReport) {
 // taken only for this node's span, for a newer round, and with the hash most replicas gossip
 // for that round; anything else is refused and changes nothing.
 func (n *Node) takeCheckpoint(from peer.ID, put p2p.CheckpointPut, data []byte) error {
-	span := n.Span()
-	if put.Model != n.model.Name || (layers.Span{First: put.First, Last: put.Last}) != span {
-		return &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
-	}
-	n.sync.mu.Lock()
-	mine := n.sync.round
-	n.sync.mu.Unlock()
-	if put.Round <= mine {
-		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
-	}
-	if want, _, ok := n.majorityHash(span, put.Round); !ok || want != put.Hash {
-		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %s for round %d", short12(put.Hash), put.Round)}
+	if err := n.admitCheckpoint(from, put); err != nil {
+		return err
 	}
 	if !n.catchingUp.CompareAndSwap(false, true) {
 		return &p2p.RemoteError{Code: "BUSY", Message: "already catching up"}
@@ -226,4 +216,40 @@ func (n *Node) takeCheckpoint(from peer.ID, put p2p.CheckpointPut, data []byte) 
 	}
 	n.publishTraining()
 	return nil
+}
+
+// admitCheckpoint checks an offered checkpoint's head before any of its data is read: the
+// span, a newer round, the majority hash, and a size no larger than the span's weights can take.
+func (n *Node) admitCheckpoint(from peer.ID, put p2p.CheckpointPut) error {
+	span := n.Span()
+	if put.Model != n.model.Name || (layers.Span{First: put.First, Last: put.Last}) != span {
+		return &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	n.sync.mu.Lock()
+	mine := n.sync.round
+	n.sync.mu.Unlock()
+	if put.Round <= mine {
+		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
+	}
+	if want, _, ok := n.majorityHash(span, put.Round); !ok || want != put.Hash {
+		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %s for round %d", short12(put.Hash), put.Round)}
+	}
+	if limit := maxCheckpointSize(n.model, span); put.Size > limit {
+		return &p2p.RemoteError{Code: "TOO_LARGE", Message: fmt.Sprintf("a checkpoint of layers %s is at most %d bytes, %d offered", span, limit, put.Size)}
+	}
+	return nil
+}
+
+// maxCheckpointSize bounds a span's checkpoint: its float32 weights twice over (the encoding
+// with its names and dims stays well under that) plus room for the header.
+func maxCheckpointSize(cfg layers.Config, span layers.Span) int64 {
+	var n int64
+	for _, s := range cfg.ParamSpecs(span) {
+		e := int64(1)
+		for _, d := range s.Dims {
+			e *= int64(d)
+		}
+		n += e
+	}
+	return 8*n + 1<<20
 }

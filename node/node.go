@@ -221,7 +221,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.host.ServeTrain(n.serveTrain)
 	n.host.ServeExchange(n.serveExchange)
 	n.host.ServeCheckpoints(n.serveCheckpoint)
-	n.host.ServeCheckpointPut(n.takeCheckpoint)
+	n.host.ServeCheckpointPut(n.admitCheckpoint, n.takeCheckpoint)
 	n.host.SetAnnounced(n.layerKeys(span))
 	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
 		return err

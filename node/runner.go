@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
@@ -88,7 +89,35 @@ func (r *routeRunner) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, err
 	if err != nil {
 		return nil, err
 	}
-	return toLayers(out), nil
+	y := toLayers(out)
+	if err := r.checkOutput(hr, x, y); err != nil {
+		return nil, err
+	}
+	return y, nil
+}
+
+// ErrBadStageOutput marks a stage answer of the wrong dtype or shape: the stage is treated as
+// failed (another holder takes over) and nothing of its answer is used.
+var ErrBadStageOutput = errors.New("node: malformed stage output")
+
+// checkOutput verifies a remote stage's answer before anything reads it: float32, finite
+// (checked by the decoder), and shaped [batch, positions, width] for the input it was sent,
+// width the model's activation or, on the last stage, its vocabulary.
+func (r *routeRunner) checkOutput(hr *hopRunner, in, out *layers.Tensor) error {
+	width := r.n.model.DModel
+	if hr.hop.span.Last == r.n.model.Layers-1 {
+		width = r.n.model.Vocab
+	}
+	want := []int{in.Dims[0], in.Dims[1], width}
+	switch {
+	case out.F32 == nil || out.I32 != nil:
+		return fmt.Errorf("%w from %s: not float32", ErrBadStageOutput, hr.hop.peer)
+	case !slices.Equal(out.Dims, want):
+		return fmt.Errorf("%w from %s: shape %v, want %v", ErrBadStageOutput, hr.hop.peer, out.Dims, want)
+	case len(out.F32) != out.Size():
+		return fmt.Errorf("%w from %s: %d values for shape %v", ErrBadStageOutput, hr.hop.peer, len(out.F32), out.Dims)
+	}
+	return nil
 }
 
 // Step sends new tokens through every stage and returns the logits of the last one.

@@ -233,7 +233,7 @@ func writeChunks(s network.Stream, data []byte) error {
 
 // readChunks reads size bytes of checkpoint data frames, logging progress.
 func readChunks(s network.Stream, p peer.ID, size int64) ([]byte, error) {
-	data := make([]byte, 0, size)
+	data := make([]byte, 0, min(size, checkpointChunk)) // grown as chunks arrive, not on the claim
 	nextLog := int64(0)
 	for int64(len(data)) < size {
 		s.SetReadDeadline(time.Now().Add(ForwardStepTimeout))
@@ -286,9 +286,13 @@ type CheckpointPut struct {
 // CheckpointSink decides whether to take an offered checkpoint; an error refuses it.
 type CheckpointSink func(from peer.ID, put CheckpointPut, data []byte) error
 
+// CheckpointAdmit decides from the head alone whether an offer may send its data at all
+// (span, round, size, sender); an error refuses it before a byte of data is read.
+type CheckpointAdmit func(from peer.ID, put CheckpointPut) error
+
 // ServeCheckpointPut registers the checkpoint/put handler. The head is read first (bounded),
-// then at most its announced size of data, then the sink answers.
-func (n *Host) ServeCheckpointPut(sink CheckpointSink) {
+// admit sees it, then at most its announced size of data is read, then the sink answers.
+func (n *Host) ServeCheckpointPut(admit CheckpointAdmit, sink CheckpointSink) {
 	n.h.SetStreamHandler(ProtocolCheckpointPut, func(s network.Stream) {
 		defer s.Close()
 		from := s.Conn().RemotePeer()
@@ -302,6 +306,11 @@ func (n *Host) ServeCheckpointPut(sink CheckpointSink) {
 		}
 		if err != nil || put.Size < 0 || put.Size > MaxCheckpointBytes {
 			s.Reset()
+			return
+		}
+		if err := admit(from, put); err != nil {
+			s.SetWriteDeadline(time.Now().Add(ForwardOpenTimeout))
+			writeJSONFrame(s, frameError, remoteErr(err))
 			return
 		}
 		data, err := readChunks(s, from, put.Size)

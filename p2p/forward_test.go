@@ -1,12 +1,15 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -121,5 +124,64 @@ func TestForwardCutsOffGarbage(t *testing.T) {
 	defer good.Close()
 	if _, err := good.Step(ctx, &Tensor{Dims: []int{1}, F32: []float32{3}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A client that resets its stream before the OPENED reply used to leak the session it asked
+// for: its slot and cache outlived the stream. Every session opened is now closed.
+func TestSessionResetBeforeOpenedIsFreed(t *testing.T) {
+	hosts := newTestNetwork(t, 2)
+	server, client := hosts[0], hosts[1]
+	var opened, closed atomic.Int32
+	reset := make(chan struct{})
+	server.ServeForward(func(from peer.ID, req ForwardOpen) (ForwardSession, error) {
+		opened.Add(1)
+		<-reset // answer only once the client is gone
+		return &scaleSession{closed: &closed}, nil
+	})
+	ctx := context.Background()
+	const n = 5
+	for i := 0; i < n; i++ {
+		s, err := client.Libp2p().NewStream(ctx, server.ID(), ProtocolForward)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := jsonBytes(ForwardOpen{Model: "m", Batch: 1})
+		if err := WriteFrame(s, frameOpen, b); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the server to open the session", func() bool { return opened.Load() == int32(i+1) })
+		s.Reset()
+		time.Sleep(50 * time.Millisecond) // let the reset reach the server
+		reset <- struct{}{}
+	}
+	waitFor(t, 10*time.Second, "every session opened for a reset stream to be closed", func() bool { return closed.Load() == n })
+}
+
+// A frame header that claims a large payload costs what actually arrives, not the claim.
+func TestFrameClaimIsNotAllocatedUpFront(t *testing.T) {
+	hdr := binary.LittleEndian.AppendUint32([]byte{frameStep}, 60<<20)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 16; i++ {
+		if _, _, err := ReadFrame(bytes.NewReader(append(hdr, make([]byte, 100)...)), MaxForwardFrame); !errors.Is(err, ErrFrame) {
+			t.Fatalf("truncated frame: %v", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Fatalf("16 headers claiming 60 MiB each allocated %d bytes", got)
+	}
+	// A whole frame larger than one read piece still arrives intact.
+	payload := make([]byte, 3*readPiece+17)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	var buf bytes.Buffer
+	WriteFrame(&buf, frameStep, payload)
+	typ, got, err := ReadFrame(iotest.OneByteReader(&buf), MaxForwardFrame)
+	if err != nil || typ != frameStep || !bytes.Equal(got, payload) {
+		t.Fatalf("frame of %d bytes: type %d, %d bytes, %v", len(payload), typ, len(got), err)
 	}
 }

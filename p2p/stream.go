@@ -53,11 +53,22 @@ func acceptSession[S any](s network.Stream, open func(peer.ID, ForwardOpen) (S, 
 	sess, err = open(from, req)
 	if aerr := answerOpen(s, req, err); aerr != nil {
 		if err == nil {
+			// The session was opened but the client never learnt it (it reset the stream, or
+			// the write timed out): free it here, or its slot and cache would outlive the stream.
+			closeSession(sess)
 			s.Reset()
 		}
-		return sess, false
+		var zero S
+		return zero, false
 	}
 	return sess, true
+}
+
+// closeSession closes a session value that has a Close method.
+func closeSession(sess any) {
+	if c, ok := sess.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // serveFrames runs a session's request loop: each frame is handed to handle, whose answer (or

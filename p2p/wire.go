@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 )
 
 // ErrFrame is returned for a frame or tensor that is malformed or over its limits. A handler
@@ -38,11 +39,38 @@ func ReadFrame(r io.Reader, max int) (typ byte, payload []byte, err error) {
 	if int64(n) > int64(max) {
 		return 0, nil, fmt.Errorf("%w: %d-byte payload exceeds the %d-byte limit", ErrFrame, n, max)
 	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
+	payload, err = readBounded(r, int(n))
+	if err != nil {
 		return 0, nil, fmt.Errorf("%w: truncated payload: %v", ErrFrame, err)
 	}
 	return hdr[0], payload, nil
+}
+
+// readPiece is the most a read allocates ahead of the bytes that actually arrived: a peer that
+// announces a large payload and sends nothing costs this much, not its claim.
+const readPiece = 64 << 10
+
+// readBounded reads exactly n bytes, growing the buffer as they arrive (at most doubling what
+// has arrived, in readPiece steps at first).
+func readBounded(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, readPiece))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(len(buf), readPiece)))
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF && len(buf) == n {
+				break
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // Tensor dtypes on the wire.
