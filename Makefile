@@ -11,7 +11,7 @@ PLAIN_PKGS := ./layers/... ./diloco/...
 SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-short bench lint fuzz clean
+.PHONY: build run test test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/neuroshard
@@ -29,8 +29,15 @@ test-short:
 
 # Benchmarks print each figure next to its baseline, measured in the same run. One package at a
 # time (-p 1): packages benchmarked side by side would take each other's cores.
-bench:
+bench: bench-deps
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -count=1 -timeout 60m $(PKGS)
+
+# The baselines the benchmarks run beside the node's figures: numpy's OpenBLAS (GEMM) and
+# PyTorch (the model), from Debian's packages when they are missing.
+bench-deps:
+	@python3 -c 'import numpy, threadpoolctl' 2>/dev/null || { command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq python3-numpy python3-threadpoolctl python3-torch; } || \
+		echo "no numpy: benchmarks print no baseline"; }
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -18,7 +18,11 @@ type Pipeline struct {
 }
 
 // NewPipeline opens a batch-1 session on each stage; the stages must cover 0..L-1 in order.
-func NewPipeline(stages []*Stage) (*Pipeline, error) {
+func NewPipeline(stages []*Stage) (*Pipeline, error) { return NewPipelineBatch(stages, 1) }
+
+// NewPipelineBatch opens a session of the given batch on each stage: that many sequences step
+// together (StepBatch).
+func NewPipelineBatch(stages []*Stage, batch int) (*Pipeline, error) {
 	if len(stages) == 0 {
 		return nil, errors.New("layers: no stages")
 	}
@@ -29,7 +33,7 @@ func NewPipeline(stages []*Stage) (*Pipeline, error) {
 			p.Close()
 			return nil, fmt.Errorf("%w: stages do not cover the model in order (span %s after layer %d)", ErrInvalidSpan, st.span, next-1)
 		}
-		ss, err := st.NewSession(1)
+		ss, err := st.NewSession(batch)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -56,6 +60,20 @@ func (p *Pipeline) Step(tokens []int32) ([]float32, error) {
 	}
 	v := x.Dims[2]
 	return x.F32[(len(tokens)-1)*v:], nil
+}
+
+// StepBatch feeds tokens [batch, T] and returns the last stage's output for them (logits
+// [batch, T, vocab]).
+func (p *Pipeline) StepBatch(tokens *Tensor) (*Tensor, error) {
+	x := tokens
+	for _, ss := range p.sessions {
+		out, err := ss.Step(x)
+		if err != nil {
+			return nil, err
+		}
+		x = out
+	}
+	return x, nil
 }
 
 // Close frees every session.

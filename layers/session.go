@@ -39,13 +39,9 @@ func (s *Stage) NewSession(batch int) (*Session, error) {
 	}
 	s.mu.Lock()
 	if s.dec == nil {
-		be, err := sharedBackend()
-		if err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
+		var err error
 		n, l := len(s.params.Specs), s.span.Len()
-		if s.dec, err = NewExec(be, func(in []*Node) []*Node { return s.decodeGraph(in, n, l) }); err != nil {
+		if s.dec, err = NewExec(s.be, func(in []*Node) []*Node { return s.decodeGraph(in, n, l) }); err != nil {
 			s.mu.Unlock()
 			return nil, err
 		}

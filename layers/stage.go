@@ -3,28 +3,79 @@ package layers
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
-	_ "github.com/gomlx/gomlx/backends/simplego" // the pure-Go backend; XLA cannot run here
+	_ "github.com/gomlx/gomlx/backends/simplego" // gomlx's pure-Go backend, the reference
 	. "github.com/gomlx/gomlx/pkg/core/graph"    //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/neuroshard/neuroshard/layers/cpu"
 )
 
-// Backend configuration: the pure-Go backend with sequential ops. Its default parallel mode
-// froze training in 2 of 3 runs (DotGeneral ops holding every worker slot while waiting for
-// more); two stages can still run at once on two cores.
-const backendConfig = "go:ops_sequential"
+// Backends the model runs on: the project's CPU backend (the default), and gomlx's pure-Go
+// backend with sequential ops as the reference (its default parallel mode froze training in
+// 2 of 3 runs: DotGeneral ops holding every worker slot while waiting for more).
+const (
+	BackendCPU      = cpu.BackendName
+	BackendSimpleGo = "simplego"
+)
+
+var backendConfigs = map[string]string{BackendCPU: cpu.BackendName, BackendSimpleGo: "go:ops_sequential"}
 
 var (
-	backendOnce sync.Once
+	backendMu   sync.Mutex
+	backendName = BackendCPU
 	backend     backends.Backend
-	backendErr  error
 )
 
+// SetBackend chooses the backend of stages made after it: BackendCPU (optionally with its
+// config, "cpu:threads=N") or BackendSimpleGo.
+func SetBackend(name string) error {
+	if base, conf, ok := strings.Cut(name, ":"); ok && base == BackendCPU {
+		if _, err := cpu.New(conf); err != nil {
+			return err
+		}
+		backendMu.Lock()
+		defer backendMu.Unlock()
+		if name != backendName {
+			backendName, backend = name, nil
+		}
+		return nil
+	}
+	if _, ok := backendConfigs[name]; !ok {
+		return fmt.Errorf("layers: unknown backend %q (known: %s, %s)", name, BackendCPU, BackendSimpleGo)
+	}
+	backendMu.Lock()
+	defer backendMu.Unlock()
+	if name != backendName {
+		backendName, backend = name, nil
+	}
+	return nil
+}
+
+// BackendName is the backend in use.
+func BackendName() string {
+	backendMu.Lock()
+	defer backendMu.Unlock()
+	return backendName
+}
+
 func sharedBackend() (backends.Backend, error) {
-	backendOnce.Do(func() { backend, backendErr = backends.NewWithConfig(backendConfig) })
-	return backend, backendErr
+	backendMu.Lock()
+	defer backendMu.Unlock()
+	if backend == nil {
+		conf, ok := backendConfigs[backendName]
+		if !ok {
+			conf = backendName // cpu with its config
+		}
+		be, err := backends.NewWithConfig(conf)
+		if err != nil {
+			return nil, err
+		}
+		backend = be
+	}
+	return backend, nil
 }
 
 // Stage holds a contiguous span of the model's layers with their parameters and runs them.
@@ -34,6 +85,7 @@ func sharedBackend() (backends.Backend, error) {
 type Stage struct {
 	cfg  Config
 	span Span
+	be   backends.Backend // chosen when the stage was made; every computation of it runs there
 
 	mu      sync.Mutex
 	params  *Params
@@ -57,9 +109,9 @@ func NewStage(cfg Config, span Span, params *Params) (*Stage, error) {
 	}
 	be, err := sharedBackend()
 	if err != nil {
-		return nil, fmt.Errorf("layers: backend %s: %w", backendConfig, err)
+		return nil, fmt.Errorf("layers: backend %s: %w", BackendName(), err)
 	}
-	s := &Stage{cfg: cfg, span: span, params: params.Clone()}
+	s := &Stage{cfg: cfg, span: span, params: params.Clone(), be: be}
 	nParams := len(params.Specs)
 	if s.fwd, err = NewExec(be, func(in []*Node) *Node {
 		return s.nodes(in, nParams).forward()

@@ -343,6 +343,15 @@ func (n *Host) PutCheckpoint(ctx context.Context, p peer.ID, put CheckpointPut, 
 		return err
 	}
 	if err := writeChunks(s, data); err != nil {
+		// The peer may have refused the offer on its head and stopped reading: its answer
+		// says why.
+		s.SetReadDeadline(time.Now().Add(ForwardOpenTimeout))
+		if typ, reply, rerr := ReadFrame(s, maxControlFrame); rerr == nil && typ == frameError {
+			var re RemoteError
+			json.Unmarshal(reply, &re)
+			s.Reset()
+			return &re
+		}
 		s.Reset()
 		return err
 	}

@@ -1,0 +1,175 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// Executable runs a compiled computation: its ops in an order where each comes after its
+// inputs, dropping every intermediate value after its last use.
+type Executable struct {
+	be      *Backend
+	params  []*node
+	outputs []*node
+	order   []*node
+	slot    map[*node]int
+	lastUse []int // per order position: values whose last use it is
+	release [][]int
+}
+
+func newExecutable(b *Builder, outputs []*node) *Executable {
+	e := &Executable{be: b.be, params: b.params, outputs: outputs, slot: map[*node]int{}}
+	var visit func(n *node)
+	visit = func(n *node) {
+		if _, ok := e.slot[n]; ok {
+			return
+		}
+		for _, in := range n.inputs {
+			visit(in)
+		}
+		e.slot[n] = len(e.order)
+		e.order = append(e.order, n)
+	}
+	for _, o := range outputs {
+		visit(o)
+	}
+	last := make([]int, len(e.order))
+	for i, n := range e.order {
+		for _, in := range n.inputs {
+			last[e.slot[in]] = i
+		}
+	}
+	isOut := map[*node]bool{}
+	for _, o := range outputs {
+		isOut[o] = true
+	}
+	e.release = make([][]int, len(e.order))
+	for v, at := range last {
+		if n := e.order[v]; !isOut[n] && n.op != backends.OpTypeParameter && n.op != backends.OpTypeConstant && at > v {
+			e.release[at] = append(e.release[at], v)
+		}
+	}
+	return e
+}
+
+func (e *Executable) Finalize() {}
+
+func (e *Executable) Inputs() ([]string, []shapes.Shape) {
+	names, ss := make([]string, len(e.params)), make([]shapes.Shape, len(e.params))
+	for i, p := range e.params {
+		names[i], ss[i] = p.paramFor, p.shape
+	}
+	return names, ss
+}
+
+func (e *Executable) Outputs() []shapes.Shape {
+	ss := make([]shapes.Shape, len(e.outputs))
+	for i, o := range e.outputs {
+		ss[i] = o.shape
+	}
+	return ss
+}
+
+// Execute runs the computation. Inputs are never changed (donation is not used); outputs are
+// new buffers.
+func (e *Executable) Execute(inputs []backends.Buffer, _ []bool, _ backends.DeviceNum) ([]backends.Buffer, error) {
+	if len(inputs) != len(e.params) {
+		return nil, fmt.Errorf("cpu backend: %d inputs for %d parameters", len(inputs), len(e.params))
+	}
+	vals := make([]*Buffer, len(e.order))
+	for i, p := range e.params {
+		buf, err := asBuffer(inputs[i])
+		if err != nil {
+			return nil, fmt.Errorf("cpu backend: input %d (%s): %w", i, p.paramFor, err)
+		}
+		if !buf.shape.Equal(p.shape) {
+			return nil, fmt.Errorf("cpu backend: input %d (%s) is %s, the computation takes %s", i, p.paramFor, buf.shape, p.shape)
+		}
+		if s, ok := e.slot[p]; ok {
+			vals[s] = buf
+		}
+	}
+	for i, n := range e.order {
+		if n.op == backends.OpTypeParameter {
+			continue
+		}
+		in := make([]*Buffer, len(n.inputs))
+		for j, x := range n.inputs {
+			in[j] = vals[e.slot[x]]
+		}
+		flat, err := e.run(n, in)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = &Buffer{shape: n.shape, flat: flat}
+		for _, v := range e.release[i] {
+			vals[v] = nil
+		}
+	}
+	out := make([]backends.Buffer, len(e.outputs))
+	given := map[*Buffer]bool{}
+	for i, o := range e.outputs {
+		v := vals[e.slot[o]]
+		// An output that is an input, a constant or another output is copied: the caller owns
+		// and may change each output buffer.
+		if o.op == backends.OpTypeParameter || o.op == backends.OpTypeConstant || given[v] {
+			c := newBuffer(v.shape)
+			copyFlat(c.flat, v.flat)
+			v = c
+		}
+		given[v] = true
+		out[i] = v
+	}
+	return out, nil
+}
+
+// run computes one op.
+func (e *Executable) run(n *node, in []*Buffer) (any, error) {
+	switch n.op {
+	case backends.OpTypeConstant:
+		return n.value.flat, nil
+	case backends.OpTypeIdentity, backends.OpTypeReshape:
+		return in[0].flat, nil // values are never changed in place, so sharing is safe
+	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv,
+		backends.OpTypeMax, backends.OpTypeMin, backends.OpTypeEqual, backends.OpTypeNotEqual,
+		backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual, backends.OpTypeLessThan, backends.OpTypeLessOrEqual:
+		return binaryAny(n.op, in[0], in[1], n.shape)
+	case backends.OpTypeNeg, backends.OpTypeAbs, backends.OpTypeExp, backends.OpTypeLog, backends.OpTypeSqrt,
+		backends.OpTypeRsqrt, backends.OpTypeTanh, backends.OpTypeLogistic:
+		return unaryAny(n.op, in[0])
+	case backends.OpTypeTranspose:
+		return transposeAny(in[0].flat, in[0].shape.Dimensions, n.axes), nil
+	case backends.OpTypeBroadcastInDim:
+		return broadcastAny(in[0].flat, in[0].shape.Dimensions, n.shape, n.axes), nil
+	case backends.OpTypeReduceSum, backends.OpTypeReduceMax:
+		return reduceAny(n.op, in[0], n.axes, n.shape)
+	case backends.OpTypeConvertDType:
+		return convertAny(in[0], n.dtype), nil
+	case backends.OpTypeIota:
+		return iotaAny(n.shape, n.iotaAxis), nil
+	case backends.OpTypeWhere:
+		return whereAny(in[0], in[1], in[2], n.shape)
+	case backends.OpTypeDotGeneral:
+		out := make([]float32, n.shape.Size())
+		err := runDot(n.dot, in[0].flat.([]float32), in[1].flat.([]float32), in[0].shape.Dimensions, in[1].shape.Dimensions, out, e.be.threads)
+		return out, err
+	}
+	return nil, fmt.Errorf("cpu backend: op %s is not implemented", n.op)
+}
+
+func copyFlat(dst, src any) {
+	switch d := dst.(type) {
+	case []float32:
+		copy(d, src.([]float32))
+	case []float64:
+		copy(d, src.([]float64))
+	case []int32:
+		copy(d, src.([]int32))
+	case []int64:
+		copy(d, src.([]int64))
+	case []bool:
+		copy(d, src.([]bool))
+	}
+}

@@ -1,0 +1,210 @@
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Blocking: a KC x NR sliver of packed B stays in L1 while the micro-kernel streams an MR-row
+// panel of packed A; MC rows of A are packed at a time (L2).
+const (
+	kc = 256
+	mc = 96
+)
+
+// parallelMin is the work (m*n*k multiply-adds) below which a GEMM runs on one goroutine:
+// starting workers costs more than it saves.
+const parallelMin = 1 << 16
+
+// Mat is a strided view of a row-major matrix: element (i, j) is Data[i*RowStride+j*ColStride].
+// A transposed operand is the same data with the strides swapped.
+type Mat struct {
+	Data                 []float32
+	RowStride, ColStride int
+}
+
+// RowMajor views data as a rows x cols row-major matrix.
+func RowMajor(data []float32, cols int) Mat { return Mat{Data: data, RowStride: cols, ColStride: 1} }
+
+// T is the transpose of m (no copy).
+func (m Mat) T() Mat { return Mat{Data: m.Data, RowStride: m.ColStride, ColStride: m.RowStride} }
+
+// at is the offset of element (i, j).
+func (m Mat) at(i, j int) int { return i*m.RowStride + j*m.ColStride }
+
+// check verifies that a rows x cols view stays inside Data.
+func (m Mat) check(what string, rows, cols int) error {
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	if m.RowStride < 0 || m.ColStride < 0 {
+		return fmt.Errorf("cpu: %s has negative strides", what)
+	}
+	if last := m.at(rows-1, cols-1); last >= len(m.Data) {
+		return fmt.Errorf("cpu: %s [%d x %d] with strides (%d, %d) needs %d values, has %d", what, rows, cols, m.RowStride, m.ColStride, last+1, len(m.Data))
+	}
+	return nil
+}
+
+// Gemm computes C = A·B for A [m x k], B [k x n] and a row-major C [m x n] with leading
+// dimension ldc, on up to threads goroutines (0: GOMAXPROCS). Each element of C is the fixed
+// FMA chain the package documents, whatever threads, m or the CPU's kernel.
+func Gemm(m, n, k int, a, b Mat, c []float32, ldc, threads int) error {
+	return gemmWith(active, m, n, k, a, b, c, ldc, threads)
+}
+
+func gemmWith(kern *kernel, m, n, k int, a, b Mat, c []float32, ldc, threads int) error {
+	if m < 0 || n < 0 || k < 0 {
+		return fmt.Errorf("cpu: gemm of negative size %d x %d x %d", m, n, k)
+	}
+	if err := a.check("A", m, k); err != nil {
+		return err
+	}
+	if err := b.check("B", k, n); err != nil {
+		return err
+	}
+	if m > 0 && n > 0 && (ldc < n || (m-1)*ldc+n > len(c)) {
+		return fmt.Errorf("cpu: C [%d x %d] with leading dimension %d does not fit in %d values", m, n, ldc, len(c))
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+		return nil
+	}
+	panels := (n + kern.nr - 1) / kern.nr
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	threads = min(threads, panels)
+	if m*n*k < parallelMin {
+		threads = 1
+	}
+	if threads == 1 {
+		kern.block(m, n, k, a, b, c, ldc, 0, panels)
+		return nil
+	}
+	var wg sync.WaitGroup
+	per := (panels + threads - 1) / threads
+	for p0 := 0; p0 < panels; p0 += per {
+		wg.Add(1)
+		go func(p0, p1 int) {
+			defer wg.Done()
+			kern.block(m, n, k, a, b, c, ldc, p0, p1)
+		}(p0, min(p0+per, panels))
+	}
+	wg.Wait()
+	return nil
+}
+
+// kernel is a micro-kernel computing an mr x nr tile of C from packed panels: fn(kc, a, b, c,
+// ldc, load) runs kc steps of the FMA chain, starting from the tile's values in c when load is
+// 1, from zero otherwise, and stores the tile.
+type kernel struct {
+	name   string
+	mr, nr int
+	fn     func(kc int, a, b, c []float32, ldc int, load int)
+	pool   sync.Pool // *buffers
+}
+
+type buffers struct{ a, b, tile []float32 }
+
+func (kern *kernel) buffers() *buffers {
+	if v, ok := kern.pool.Get().(*buffers); ok {
+		return v
+	}
+	return &buffers{a: make([]float32, mc*kc), b: make([]float32, 0), tile: make([]float32, kern.mr*kern.nr)}
+}
+
+// block computes the columns of C in NR-panels [p0, p1), all rows.
+func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
+	mr, nr := kern.mr, kern.nr
+	buf := kern.buffers()
+	defer kern.pool.Put(buf)
+	j0, j1 := p0*nr, min(p1*nr, n)
+	if need := min(k, kc) * (p1 - p0) * nr; cap(buf.b) < need {
+		buf.b = make([]float32, need)
+	}
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
+		load := 0
+		if pc > 0 {
+			load = 1
+		}
+		packB(buf.b, b, pc, kb, j0, j1, nr)
+		for ic := 0; ic < m; ic += mc {
+			mb := min(mc, m-ic)
+			packA(buf.a, a, ic, mb, pc, kb, mr)
+			for jr := j0; jr < j1; jr += nr {
+				bp := buf.b[(jr-j0)*kb : (jr-j0+nr)*kb]
+				nb := min(nr, j1-jr)
+				for ir := 0; ir < mb; ir += mr {
+					ap := buf.a[ir*kb : (ir+mr)*kb]
+					rows := min(mr, mb-ir)
+					off := (ic+ir)*ldc + jr
+					if rows == mr && nb == nr {
+						kern.fn(kb, ap, bp, c[off:], ldc, load)
+						continue
+					}
+					// An edge tile: run the kernel on a full tile and keep its valid part.
+					t := buf.tile
+					if load == 1 {
+						for i := 0; i < rows; i++ {
+							copy(t[i*nr:i*nr+nb], c[off+i*ldc:off+i*ldc+nb])
+						}
+					}
+					kern.fn(kb, ap, bp, t, nr, load)
+					for i := 0; i < rows; i++ {
+						copy(c[off+i*ldc:off+i*ldc+nb], t[i*nr:i*nr+nb])
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies A[i0:i0+mb, p0:p0+kb] into MR-row panels: panel r holds, for each k, the MR
+// values of its rows (rows past mb are zero).
+func packA(dst []float32, a Mat, i0, mb, p0, kb, mr int) {
+	for ir := 0; ir < mb; ir += mr {
+		panel := dst[ir*kb : (ir+mr)*kb]
+		rows := min(mr, mb-ir)
+		for i := 0; i < mr; i++ {
+			if i >= rows {
+				for p := 0; p < kb; p++ {
+					panel[p*mr+i] = 0
+				}
+				continue
+			}
+			off := a.at(i0+ir+i, p0)
+			for p := 0; p < kb; p++ {
+				panel[p*mr+i] = a.Data[off+p*a.ColStride]
+			}
+		}
+	}
+}
+
+// packB copies B[p0:p0+kb, j0:j1] into NR-column panels: panel q holds, for each k, the NR
+// values of its columns (columns past j1 are zero).
+func packB(dst []float32, b Mat, p0, kb, j0, j1, nr int) {
+	for jr := j0; jr < j1; jr += nr {
+		panel := dst[(jr-j0)*kb : (jr-j0+nr)*kb]
+		cols := min(nr, j1-jr)
+		for p := 0; p < kb; p++ {
+			row := panel[p*nr : (p+1)*nr]
+			off := b.at(p0+p, jr)
+			if b.ColStride == 1 {
+				copy(row[:cols], b.Data[off:off+cols])
+			} else {
+				for j := 0; j < cols; j++ {
+					row[j] = b.Data[off+j*b.ColStride]
+				}
+			}
+			clear(row[cols:])
+		}
+	}
+}

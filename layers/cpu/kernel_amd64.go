@@ -1,0 +1,34 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+//go:noescape
+func avx512Micro(kb int, a, b, c *float32, ldc int, load int)
+
+//go:noescape
+func avx2Micro(kb int, a, b, c *float32, ldc int, load int)
+
+var (
+	avx512Kernel = &kernel{name: "avx512", mr: 12, nr: 32, fn: func(kb int, a, b, c []float32, ldc int, load int) {
+		_, _, _ = a[12*kb-1], b[32*kb-1], c[11*ldc+31] // the kernel reads and writes exactly these
+		avx512Micro(kb, &a[0], &b[0], &c[0], ldc, load)
+	}}
+	avx2Kernel = &kernel{name: "avx2", mr: 6, nr: 16, fn: func(kb int, a, b, c []float32, ldc int, load int) {
+		_, _, _ = a[6*kb-1], b[16*kb-1], c[5*ldc+15]
+		avx2Micro(kb, &a[0], &b[0], &c[0], ldc, load)
+	}}
+)
+
+// kernels lists the kernels this CPU runs, best first; the Go path is always last.
+func kernels() []*kernel {
+	var ks []*kernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, avx512Kernel)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, avx2Kernel)
+	}
+	return append(ks, goKernel)
+}
