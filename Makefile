@@ -10,6 +10,8 @@ PLAIN_PKGS := ./layers/... ./diloco/...
 # under the race detector the pure-Go backend runs about 20x slower, so these run without it.
 SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas
 FUZZTIME ?= 20s
+# The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
+PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 .PHONY: build run test test-short bench bench-deps lint fuzz clean
 
@@ -30,13 +32,13 @@ test-short:
 # Benchmarks print each figure next to its baseline, measured in the same run. One package at a
 # time (-p 1): packages benchmarked side by side would take each other's cores.
 bench: bench-deps
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -count=1 -timeout 60m $(PKGS)
+	NEUROSHARD_PYTHON=$(PYTHON) $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -count=1 -timeout 60m $(PKGS)
 
 # The baselines the benchmarks run beside the node's figures: numpy's OpenBLAS (GEMM) and
 # PyTorch (the model), from Debian's packages when they are missing.
 bench-deps:
-	@python3 -c 'import numpy, threadpoolctl' 2>/dev/null || { command -v apt-get >/dev/null && \
-		{ apt-get update -qq && apt-get install -y -qq python3-numpy python3-threadpoolctl python3-torch; } || \
+	@{ $(PYTHON) -c 'import numpy, threadpoolctl, torch' && ls /usr/lib/x86_64-linux-gnu/libopenblas*.so* ; } >/dev/null 2>&1 || { command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq python3-numpy python3-threadpoolctl python3-torch libopenblas0-pthread; } || \
 		echo "no numpy: benchmarks print no baseline"; }
 
 lint:

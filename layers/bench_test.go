@@ -241,7 +241,7 @@ func torchRates(b *testing.B, cfg Config) map[string]map[string]float64 {
 	for _, x := range []int{cfg.Vocab, cfg.DModel, cfg.Layers, cfg.Heads, cfg.MLPHidden, cfg.Context, 1, runtime.GOMAXPROCS(0)} {
 		args = append(args, fmt.Sprint(x))
 	}
-	out, err := exec.Command("python3", args...).Output()
+	out, err := exec.Command(python(), args...).Output()
 	if err != nil {
 		b.Logf("no PyTorch baseline (python3-torch): %v", err)
 		return nil
@@ -298,4 +298,16 @@ func rateOf(b *testing.B, fn func(), tokens int) float64 {
 		fn()
 	}
 	return float64(3*tokens) / time.Since(start).Seconds()
+}
+
+// python is the interpreter the baselines run on: $NEUROSHARD_PYTHON, else Debian's (where
+// python3-numpy and python3-torch install), else python3 on the PATH.
+func python() string {
+	if p := os.Getenv("NEUROSHARD_PYTHON"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
 }

@@ -73,7 +73,7 @@ func BenchmarkGemmVsOpenBLAS(b *testing.B) {
 	}
 	js, _ := json.Marshal(shp)
 	ref := map[string]any{}
-	cmd := exec.Command("python3", "-c", numpyScript, string(js), fmt.Sprint(threads))
+	cmd := exec.Command(python(), "-c", numpyScript, string(js), fmt.Sprint(threads))
 	// OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, where set, pin an older kernel: the baseline runs
 	// at its best without them.
 	for _, kv := range os.Environ() {
@@ -99,4 +99,16 @@ func BenchmarkGemmVsOpenBLAS(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 	}
+}
+
+// python is the interpreter the baselines run on: $NEUROSHARD_PYTHON, else Debian's (where
+// python3-numpy and python3-torch install), else python3 on the PATH.
+func python() string {
+	if p := os.Getenv("NEUROSHARD_PYTHON"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
 }
