@@ -105,7 +105,7 @@ func TestOpsAgainstSimpleGo(t *testing.T) {
 			return []*Node{Add(in[0], in[1]), Sub(in[0], in[1]), Mul(in[0], in[1]), Div(in[0], in[1]), Max(in[0], in[1]), Min(in[0], in[1])}
 		}, []*tensors.Tensor{x, y}},
 		"broadcast size-1 and rank": {true, func(in []*Node) []*Node {
-			return []*Node{Add(in[0], in[1]), Mul(in[0], ExpandLeftToRank(in[2], 3)), MulScalar(in[0], 0.3), AddScalar(in[0], 1), OneMinus(in[0])}
+			return []*Node{Add(in[0], in[1]), Sub(in[1], in[0]), Div(in[1], in[0]), Mul(in[0], ExpandLeftToRank(in[2], 3)), Sub(ExpandLeftToRank(in[2], 3), in[0]), MulScalar(in[0], 0.3), AddScalar(in[0], 1), OneMinus(in[0])}
 		}, []*tensors.Tensor{x, v, w}},
 		"unary": {true, func(in []*Node) []*Node {
 			a := Abs(in[0])

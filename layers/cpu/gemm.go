@@ -108,8 +108,14 @@ type kernel struct {
 	name   string
 	mr, nr int
 	fn     func(kc int, a, b, c []float32, ldc int, load int)
-	pool   sync.Pool // *buffers
+	// strided is fn reading B in place, row k of the tile at b[k*ldb:]: for a few rows of A
+	// (decoding) packing B would cost as much as the product.
+	strided func(kc int, a, b []float32, ldb int, c []float32, ldc int, load int)
+	pool    sync.Pool // *buffers
 }
+
+// unpackedRows is the most rows of A for which B is read in place instead of packed.
+const unpackedRows = 16
 
 type buffers struct{ a, b, tile []float32 }
 
@@ -135,17 +141,48 @@ func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
 		if pc > 0 {
 			load = 1
 		}
-		packB(buf.b, b, pc, kb, j0, j1, nr)
+		inPlace := m <= unpackedRows && b.ColStride == 1
+		if inPlace {
+			// Only a ragged last panel is packed.
+			if last := j0 + (j1-j0)/nr*nr; last < j1 {
+				packB(buf.b, b, pc, kb, last, j1, nr)
+			}
+		} else {
+			packB(buf.b, b, pc, kb, j0, j1, nr)
+		}
 		for ic := 0; ic < m; ic += mc {
 			mb := min(mc, m-ic)
 			packA(buf.a, a, ic, mb, pc, kb, mr)
 			for jr := j0; jr < j1; jr += nr {
-				bp := buf.b[(jr-j0)*kb : (jr-j0+nr)*kb]
 				nb := min(nr, j1-jr)
+				var bp []float32
+				switch {
+				case !inPlace:
+					bp = buf.b[(jr-j0)*kb : (jr-j0+nr)*kb]
+				case nb < nr:
+					bp = buf.b[:nr*kb]
+				}
 				for ir := 0; ir < mb; ir += mr {
 					ap := buf.a[ir*kb : (ir+mr)*kb]
 					rows := min(mr, mb-ir)
 					off := (ic+ir)*ldc + jr
+					if bp == nil { // B in place, a whole panel
+						if rows == mr {
+							kern.strided(kb, ap, b.Data[b.at(pc, jr):], b.RowStride, c[off:], ldc, load)
+							continue
+						}
+						t := buf.tile
+						if load == 1 {
+							for i := 0; i < rows; i++ {
+								copy(t[i*nr:i*nr+nr], c[off+i*ldc:off+i*ldc+nr])
+							}
+						}
+						kern.strided(kb, ap, b.Data[b.at(pc, jr):], b.RowStride, t, nr, load)
+						for i := 0; i < rows; i++ {
+							copy(c[off+i*ldc:off+i*ldc+nr], t[i*nr:i*nr+nr])
+						}
+						continue
+					}
 					if rows == mr && nb == nr {
 						kern.fn(kb, ap, bp, c[off:], ldc, load)
 						continue

@@ -8,17 +8,33 @@ import "golang.org/x/sys/cpu"
 func avx512Micro(kb int, a, b, c *float32, ldc int, load int)
 
 //go:noescape
+func avx512MicroStrided(kb int, a, b, c *float32, ldc int, load int, ldb int)
+
+//go:noescape
 func avx2Micro(kb int, a, b, c *float32, ldc int, load int)
 
+//go:noescape
+func avx2MicroStrided(kb int, a, b, c *float32, ldc int, load int, ldb int)
+
 var (
-	avx512Kernel = &kernel{name: "avx512", mr: 12, nr: 32, fn: func(kb int, a, b, c []float32, ldc int, load int) {
-		_, _, _ = a[12*kb-1], b[32*kb-1], c[11*ldc+31] // the kernel reads and writes exactly these
-		avx512Micro(kb, &a[0], &b[0], &c[0], ldc, load)
-	}}
-	avx2Kernel = &kernel{name: "avx2", mr: 6, nr: 16, fn: func(kb int, a, b, c []float32, ldc int, load int) {
-		_, _, _ = a[6*kb-1], b[16*kb-1], c[5*ldc+15]
-		avx2Micro(kb, &a[0], &b[0], &c[0], ldc, load)
-	}}
+	avx512Kernel = &kernel{name: "avx512", mr: 12, nr: 32,
+		fn: func(kb int, a, b, c []float32, ldc int, load int) {
+			_, _, _ = a[12*kb-1], b[32*kb-1], c[11*ldc+31] // the kernel reads and writes exactly these
+			avx512Micro(kb, &a[0], &b[0], &c[0], ldc, load)
+		},
+		strided: func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int) {
+			_, _, _ = a[12*kb-1], b[(kb-1)*ldb+31], c[11*ldc+31]
+			avx512MicroStrided(kb, &a[0], &b[0], &c[0], ldc, load, ldb)
+		}}
+	avx2Kernel = &kernel{name: "avx2", mr: 6, nr: 16,
+		fn: func(kb int, a, b, c []float32, ldc int, load int) {
+			_, _, _ = a[6*kb-1], b[16*kb-1], c[5*ldc+15]
+			avx2Micro(kb, &a[0], &b[0], &c[0], ldc, load)
+		},
+		strided: func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int) {
+			_, _, _ = a[6*kb-1], b[(kb-1)*ldb+15], c[5*ldc+15]
+			avx2MicroStrided(kb, &a[0], &b[0], &c[0], ldc, load, ldb)
+		}}
 )
 
 // kernels lists the kernels this CPU runs, best first; the Go path is always last.

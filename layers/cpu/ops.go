@@ -574,7 +574,7 @@ func binaryF32(op backends.OpType, l, r []float32, ls, rs shapes.Shape) ([]float
 	case rs.IsScalar():
 		n = len(l)
 	default:
-		return nil, false
+		return binaryF32Broadcast(op, l, r, ls, rs)
 	}
 	out := make([]float32, n)
 	same := len(l) == len(r) && ls.Equal(rs)
@@ -658,4 +658,144 @@ func sumRowsF32(x []float32, inner, rows int) []float32 {
 		res[o] = acc
 	}
 	return res
+}
+
+// binaryF32Broadcast runs an arithmetic op on float32 operands of one rank whose size-1 axes
+// broadcast: the outer axes are walked once per row of the last axis, and each row is a
+// straight loop (both operands stepping, or one of them a repeated value).
+func binaryF32Broadcast(op backends.OpType, l, r []float32, ls, rs shapes.Shape) ([]float32, bool) {
+	rank := ls.Rank()
+	if rank == 0 || rank != rs.Rank() {
+		return nil, false
+	}
+	switch op {
+	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv:
+	default:
+		return nil, false
+	}
+	dims := make([]int, rank)
+	lst, rst := strides(ls.Dimensions), strides(rs.Dimensions)
+	for a := range dims {
+		dims[a] = max(ls.Dimensions[a], rs.Dimensions[a])
+		if ls.Dimensions[a] == 1 {
+			lst[a] = 0
+		}
+		if rs.Dimensions[a] == 1 {
+			rst[a] = 0
+		}
+	}
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	out := make([]float32, size)
+	if size == 0 {
+		return out, true
+	}
+	inner := dims[rank-1]
+	ls1, rs1 := lst[rank-1], rst[rank-1]
+	idx := make([]int, rank-1)
+	lo, ro := 0, 0
+	for o := 0; o < size; o += inner {
+		row := out[o : o+inner]
+		var lr, rr []float32
+		if ls1 != 0 {
+			lr = l[lo : lo+inner]
+		}
+		if rs1 != 0 {
+			rr = r[ro : ro+inner]
+		}
+		rowOp(op, row, lr, rr, l[lo], r[ro])
+		for a := rank - 2; a >= 0; a-- {
+			idx[a]++
+			lo += lst[a]
+			ro += rst[a]
+			if idx[a] < dims[a] {
+				break
+			}
+			lo -= lst[a] * dims[a]
+			ro -= rst[a] * dims[a]
+			idx[a] = 0
+		}
+	}
+	return out, true
+}
+
+// rowOp computes one row: lr and rr are the operands' rows, or nil where that operand is the
+// single value lv or rv along the row.
+func rowOp(op backends.OpType, row, lr, rr []float32, lv, rv float32) {
+	switch {
+	case lr != nil && rr != nil:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range row {
+				row[j] = lr[j] + rr[j]
+			}
+		case backends.OpTypeSub:
+			for j := range row {
+				row[j] = lr[j] - rr[j]
+			}
+		case backends.OpTypeMul:
+			for j := range row {
+				row[j] = lr[j] * rr[j]
+			}
+		case backends.OpTypeDiv:
+			for j := range row {
+				row[j] = lr[j] / rr[j]
+			}
+		}
+	case lr != nil:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range row {
+				row[j] = lr[j] + rv
+			}
+		case backends.OpTypeSub:
+			for j := range row {
+				row[j] = lr[j] - rv
+			}
+		case backends.OpTypeMul:
+			for j := range row {
+				row[j] = lr[j] * rv
+			}
+		case backends.OpTypeDiv:
+			for j := range row {
+				row[j] = lr[j] / rv
+			}
+		}
+	case rr != nil:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range row {
+				row[j] = lv + rr[j]
+			}
+		case backends.OpTypeSub:
+			for j := range row {
+				row[j] = lv - rr[j]
+			}
+		case backends.OpTypeMul:
+			for j := range row {
+				row[j] = lv * rr[j]
+			}
+		case backends.OpTypeDiv:
+			for j := range row {
+				row[j] = lv / rr[j]
+			}
+		}
+	default:
+		var v float32
+		switch op {
+		case backends.OpTypeAdd:
+			v = lv + rv
+		case backends.OpTypeSub:
+			v = lv - rv
+		case backends.OpTypeMul:
+			v = lv * rv
+		case backends.OpTypeDiv:
+			v = lv / rv
+		}
+		for j := range row {
+			row[j] = v
+		}
+	}
 }
