@@ -45,6 +45,7 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "data-dir", Value: d.DataDir, Usage: "where identity, token and settings are kept", EnvVars: env("DATA_DIR")},
 			&cli.StringFlag{Name: "layers", Usage: "hold this layer span, `A-B` inclusive (default: the least-replicated span that fits --max-memory)", EnvVars: env("LAYERS")},
 			&cli.StringFlag{Name: "max-memory", Usage: "memory budget for the layers, e.g. 512MB or 4GiB (default: stored setting, else 4GiB)", EnvVars: env("MAX_MEMORY")},
+			&cli.StringFlag{Name: "backend", Value: layers.BackendCPU, Usage: "compute backend: cpu (this project's engine: deterministic, AVX2/AVX-512 GEMM; \"cpu:threads=N\" caps its threads) or simplego (gomlx's pure-Go reference, several times slower); every replica of a span must use the same, as their weights must agree bit for bit", EnvVars: env("BACKEND")},
 			&cli.StringFlag{Name: "model", Value: d.Model, Usage: "model preset: " + strings.Join(layers.PresetNames(), ", "), EnvVars: env("MODEL")},
 			&cli.Uint64Flag{Name: "model-seed", Usage: "seed of the initial weights (every node of a network must use the same)", EnvVars: env("MODEL_SEED")},
 			&cli.BoolFlag{Name: "train", Value: true, Usage: "train the model with the network (--train=false to only serve); PATCH /config changes it while running", EnvVars: env("TRAIN")},
@@ -121,6 +122,9 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	if c.IsSet("diloco-outer-momentum") {
 		v := c.Float64("diloco-outer-momentum")
 		cfg.OuterMomentum = &v
+	}
+	if err := layers.SetBackend(c.String("backend")); err != nil {
+		return cfg, fmt.Errorf("--backend: %w", err)
 	}
 	cfg.DHTMode = c.String("dht-mode")
 	cfg.Profile = c.String("net-profile")
