@@ -39,21 +39,7 @@ func benchCorpus(b *testing.B) *Corpus {
 func trainRate(b *testing.B, fast bool, cfg Config, batch, seq, steps int) float64 {
 	prev := SetFastMatmulGradient(fast)
 	defer SetFastMatmulGradient(prev)
-	lp := benchStages(b, cfg, Span{0, cfg.Layers - 1})
-	opts := []*AdamW{NewAdamW(1e-3)}
-	bt, _ := NewBatcher(benchCorpus(b).Train, batch, seq, 1)
-	tok, tg := bt.Next()
-	if _, err := lp.TrainStep(opts, tok, tg); err != nil {
-		b.Fatal(err)
-	}
-	start := time.Now()
-	for i := 0; i < steps; i++ {
-		tok, tg := bt.Next()
-		if _, err := lp.TrainStep(opts, tok, tg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return float64(steps*batch*seq) / time.Since(start).Seconds()
+	return trainRateOn(b, benchStages(b, cfg, Span{0, cfg.Layers - 1}), cfg, batch, seq, steps)
 }
 
 // BenchmarkTrainFastVsStockGradient: training tokens/s of the small model (batch 8, seq 64)
