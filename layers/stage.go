@@ -36,14 +36,7 @@ func SetBackend(name string) error {
 		if _, err := cpu.New(conf); err != nil {
 			return err
 		}
-		backendMu.Lock()
-		defer backendMu.Unlock()
-		if name != backendName {
-			backendName, backend = name, nil
-		}
-		return nil
-	}
-	if _, ok := backendConfigs[name]; !ok {
+	} else if _, ok := backendConfigs[name]; !ok {
 		return fmt.Errorf("layers: unknown backend %q (known: %s, %s)", name, BackendCPU, BackendSimpleGo)
 	}
 	backendMu.Lock()

@@ -245,11 +245,7 @@ func (n *Node) admitCheckpoint(from peer.ID, put p2p.CheckpointPut) error {
 func maxCheckpointSize(cfg layers.Config, span layers.Span) int64 {
 	var n int64
 	for _, s := range cfg.ParamSpecs(span) {
-		e := int64(1)
-		for _, d := range s.Dims {
-			e *= int64(d)
-		}
-		n += e
+		n += int64(s.Size())
 	}
 	return 8*n + 1<<20
 }

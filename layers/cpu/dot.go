@@ -83,8 +83,8 @@ func planDot(l shapes.Shape, lc, lb []int, r shapes.Shape, rc, rb []int) (*dotAx
 		out = append(out, r.Dimensions[a])
 	}
 	cat := func(gs ...[]int) []int { return slices.Concat(gs...) }
-	d.lhsPerm, d.lhsT = choosePerm(cat(lb, lf, lc), cat(lb, lc, lf), len(lb))
-	d.rhsPerm, d.rhsT = choosePerm(cat(rb, rc, rf), cat(rb, rf, rc), len(rb))
+	d.lhsPerm, d.lhsT = choosePerm(cat(lb, lf, lc), cat(lb, lc, lf))
+	d.rhsPerm, d.rhsT = choosePerm(cat(rb, rc, rf), cat(rb, rf, rc))
 	d.lhsDims, d.rhsDims = permuted(l.Dimensions, d.lhsPerm), permuted(r.Dimensions, d.rhsPerm)
 	return d, shapes.Make(dtypes.Float32, out...), nil
 }
@@ -92,7 +92,7 @@ func planDot(l shapes.Shape, lc, lb []int, r shapes.Shape, rc, rb []int) (*dotAx
 // choosePerm picks the operand's layout: as it is when its axes already read as the wanted
 // matrix (straight) or its transpose (alt), else a copy permuted to straight. The returned
 // permutation is nil when no copy is needed.
-func choosePerm(straight, alt []int, nbatch int) ([]int, bool) {
+func choosePerm(straight, alt []int) ([]int, bool) {
 	if isIdentity(straight) {
 		return nil, false
 	}
@@ -139,18 +139,7 @@ func runDot(d *dotAxes, lhs, rhs []float32, lhsDims, rhsDims []int, out []float3
 		return RowMajor(chunk, cols)
 	}
 	one := func(b, th int) error {
-		var a, bm Mat
-		if d.lhsT {
-			a = view(lhs, b, d.m, d.k, true)
-		} else {
-			a = view(lhs, b, d.m, d.k, false)
-		}
-		if d.rhsT {
-			bm = view(rhs, b, d.k, d.n, true)
-		} else {
-			bm = view(rhs, b, d.k, d.n, false)
-		}
-		return Gemm(d.m, d.n, d.k, a, bm, out[b*mn:(b+1)*mn], d.n, th)
+		return Gemm(d.m, d.n, d.k, view(lhs, b, d.m, d.k, d.lhsT), view(rhs, b, d.k, d.n, d.rhsT), out[b*mn:(b+1)*mn], d.n, th)
 	}
 	// Many small products (attention's heads) run side by side, one goroutine each; a few large
 	// ones spread their tiles over the threads. Either way each output is one fixed chain.

@@ -15,8 +15,7 @@ type Executable struct {
 	outputs []*node
 	order   []*node
 	slot    map[*node]int
-	lastUse []int // per order position: values whose last use it is
-	release [][]int
+	release [][]int // per order position: the values whose last use it is
 }
 
 func newExecutable(b *Builder, outputs []*node) *Executable {

@@ -1,0 +1,392 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// binaryT applies f over two operands of the same rank whose size-1 axes broadcast (or a
+// scalar on either side).
+func binaryT[T, R any](l, r []T, ls, rs, out shapes.Shape, f func(a, b T) R) []R {
+	res := make([]R, out.Size())
+	switch {
+	case len(l) == len(r) && ls.Equal(rs):
+		for i := range res {
+			res[i] = f(l[i], r[i])
+		}
+	case ls.IsScalar():
+		for i := range res {
+			res[i] = f(l[0], r[i])
+		}
+	case rs.IsScalar():
+		for i := range res {
+			res[i] = f(l[i], r[0])
+		}
+	default:
+		lst, rst := strides(ls.Dimensions), strides(rs.Dimensions)
+		for a := range out.Rank() {
+			if ls.Dimensions[a] == 1 {
+				lst[a] = 0
+			}
+			if rs.Dimensions[a] == 1 {
+				rst[a] = 0
+			}
+		}
+		// Walk the output with both inputs' offsets.
+		n := len(res)
+		idx := make([]int, out.Rank())
+		lo, ro := 0, 0
+		for o := 0; o < n; o++ {
+			res[o] = f(l[lo], r[ro])
+			for a := out.Rank() - 1; a >= 0; a-- {
+				idx[a]++
+				lo += lst[a]
+				ro += rst[a]
+				if idx[a] < out.Dimensions[a] {
+					break
+				}
+				lo -= lst[a] * out.Dimensions[a]
+				ro -= rst[a] * out.Dimensions[a]
+				idx[a] = 0
+			}
+		}
+	}
+	return res
+}
+
+func arith[T number](op backends.OpType) func(a, b T) T {
+	switch op {
+	case backends.OpTypeAdd:
+		return func(a, b T) T { return a + b }
+	case backends.OpTypeSub:
+		return func(a, b T) T { return a - b }
+	case backends.OpTypeMul:
+		return func(a, b T) T { return T(a * b) }
+	case backends.OpTypeDiv:
+		return func(a, b T) T {
+			if isInt[T]() && b == 0 {
+				return 0
+			}
+			return a / b
+		}
+	case backends.OpTypeMax:
+		return func(a, b T) T {
+			if a != a || a > b { // NaN propagates
+				return a
+			}
+			return b
+		}
+	case backends.OpTypeMin:
+		return func(a, b T) T {
+			if a != a || a < b {
+				return a
+			}
+			return b
+		}
+	}
+	return nil
+}
+
+func isInt[T number]() bool {
+	var x T = 1
+	x /= 2
+	return x == 0
+}
+
+func compare[T number](op backends.OpType) func(a, b T) bool {
+	switch op {
+	case backends.OpTypeEqual:
+		return func(a, b T) bool { return a == b }
+	case backends.OpTypeNotEqual:
+		return func(a, b T) bool { return a != b }
+	case backends.OpTypeGreaterThan:
+		return func(a, b T) bool { return a > b }
+	case backends.OpTypeGreaterOrEqual:
+		return func(a, b T) bool { return a >= b }
+	case backends.OpTypeLessThan:
+		return func(a, b T) bool { return a < b }
+	case backends.OpTypeLessOrEqual:
+		return func(a, b T) bool { return a <= b }
+	}
+	return nil
+}
+
+func binaryNum[T number](op backends.OpType, l, r []T, ls, rs, out shapes.Shape) any {
+	if f := compare[T](op); f != nil {
+		return binaryT(l, r, ls, rs, out, f)
+	}
+	return binaryT(l, r, ls, rs, out, arith[T](op))
+}
+
+func binaryAny(op backends.OpType, l, r *Buffer, out shapes.Shape) (any, error) {
+	switch lv := l.flat.(type) {
+	case []float32:
+		if res, ok := binaryF32(op, lv, r.flat.([]float32), l.shape, r.shape); ok {
+			return res, nil
+		}
+		return binaryNum(op, lv, r.flat.([]float32), l.shape, r.shape, out), nil
+	case []float64:
+		return binaryNum(op, lv, r.flat.([]float64), l.shape, r.shape, out), nil
+	case []int32:
+		return binaryNum(op, lv, r.flat.([]int32), l.shape, r.shape, out), nil
+	case []int64:
+		return binaryNum(op, lv, r.flat.([]int64), l.shape, r.shape, out), nil
+	case []bool:
+		switch op {
+		case backends.OpTypeEqual:
+			return binaryT(lv, r.flat.([]bool), l.shape, r.shape, out, func(a, b bool) bool { return a == b }), nil
+		case backends.OpTypeNotEqual:
+			return binaryT(lv, r.flat.([]bool), l.shape, r.shape, out, func(a, b bool) bool { return a != b }), nil
+		}
+	}
+	return nil, fmt.Errorf("cpu backend: %s of %s", op, l.shape.DType)
+}
+
+func unaryFloat(op backends.OpType) func(x float64) float64 {
+	switch op {
+	case backends.OpTypeExp:
+		return math.Exp
+	case backends.OpTypeLog:
+		return math.Log
+	case backends.OpTypeSqrt:
+		return math.Sqrt
+	case backends.OpTypeRsqrt:
+		return func(x float64) float64 { return 1 / math.Sqrt(x) }
+	case backends.OpTypeTanh:
+		return math.Tanh
+	case backends.OpTypeLogistic:
+		return func(x float64) float64 {
+			if x >= 0 {
+				return 1 / (1 + math.Exp(-x))
+			}
+			e := math.Exp(x)
+			return e / (1 + e)
+		}
+	}
+	return nil
+}
+
+func unaryAny(op backends.OpType, x *Buffer) (any, error) {
+	switch v := x.flat.(type) {
+	case []float32:
+		out := make([]float32, len(v))
+		switch op {
+		case backends.OpTypeNeg:
+			for i, a := range v {
+				out[i] = -a
+			}
+		case backends.OpTypeAbs:
+			for i, a := range v {
+				out[i] = float32(math.Abs(float64(a)))
+			}
+		default:
+			f := unaryFloat(op)
+			for i, a := range v {
+				out[i] = float32(f(float64(a)))
+			}
+		}
+		return out, nil
+	case []float64:
+		out := make([]float64, len(v))
+		switch op {
+		case backends.OpTypeNeg:
+			for i, a := range v {
+				out[i] = -a
+			}
+		case backends.OpTypeAbs:
+			for i, a := range v {
+				out[i] = math.Abs(a)
+			}
+		default:
+			f := unaryFloat(op)
+			for i, a := range v {
+				out[i] = f(a)
+			}
+		}
+		return out, nil
+	case []int32:
+		return negAbsInt(op, v), nil
+	case []int64:
+		return negAbsInt(op, v), nil
+	}
+	return nil, fmt.Errorf("cpu backend: %s of %s", op, x.shape.DType)
+}
+
+func negAbsInt[T ~int32 | ~int64](op backends.OpType, v []T) []T {
+	out := make([]T, len(v))
+	for i, a := range v {
+		if op == backends.OpTypeNeg || a < 0 {
+			a = -a
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// binaryF32 runs the arithmetic ops on float32 operands in straight row loops (the general
+// path calls a function per element): one shape, a scalar on either side, or size-1 axes.
+func binaryF32(op backends.OpType, l, r []float32, ls, rs shapes.Shape) ([]float32, bool) {
+	switch op {
+	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv:
+	default:
+		return nil, false
+	}
+	switch {
+	case len(l) == len(r) && ls.Equal(rs):
+		out := make([]float32, len(l))
+		rowOp(op, out, l, r, 0, 0)
+		return out, true
+	case ls.IsScalar():
+		out := make([]float32, len(r))
+		rowOp(op, out, nil, r, l[0], 0)
+		return out, true
+	case rs.IsScalar():
+		out := make([]float32, len(l))
+		rowOp(op, out, l, nil, 0, r[0])
+		return out, true
+	}
+	return binaryF32Broadcast(op, l, r, ls, rs)
+}
+
+// binaryF32Broadcast runs an arithmetic op on float32 operands of one rank whose size-1 axes
+// broadcast: the outer axes are walked once per row of the last axis, and each row is a
+// straight loop (both operands stepping, or one of them a repeated value).
+func binaryF32Broadcast(op backends.OpType, l, r []float32, ls, rs shapes.Shape) ([]float32, bool) {
+	rank := ls.Rank()
+	if rank == 0 || rank != rs.Rank() {
+		return nil, false
+	}
+	switch op {
+	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv:
+	default:
+		return nil, false
+	}
+	dims := make([]int, rank)
+	lst, rst := strides(ls.Dimensions), strides(rs.Dimensions)
+	for a := range dims {
+		dims[a] = max(ls.Dimensions[a], rs.Dimensions[a])
+		if ls.Dimensions[a] == 1 {
+			lst[a] = 0
+		}
+		if rs.Dimensions[a] == 1 {
+			rst[a] = 0
+		}
+	}
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	out := make([]float32, size)
+	if size == 0 {
+		return out, true
+	}
+	inner := dims[rank-1]
+	ls1, rs1 := lst[rank-1], rst[rank-1]
+	idx := make([]int, rank-1)
+	lo, ro := 0, 0
+	for o := 0; o < size; o += inner {
+		row := out[o : o+inner]
+		var lr, rr []float32
+		if ls1 != 0 {
+			lr = l[lo : lo+inner]
+		}
+		if rs1 != 0 {
+			rr = r[ro : ro+inner]
+		}
+		rowOp(op, row, lr, rr, l[lo], r[ro])
+		for a := rank - 2; a >= 0; a-- {
+			idx[a]++
+			lo += lst[a]
+			ro += rst[a]
+			if idx[a] < dims[a] {
+				break
+			}
+			lo -= lst[a] * dims[a]
+			ro -= rst[a] * dims[a]
+			idx[a] = 0
+		}
+	}
+	return out, true
+}
+
+// rowOp computes one row: lr and rr are the operands' rows, or nil where that operand is the
+// single value lv or rv along the row.
+func rowOp(op backends.OpType, row, lr, rr []float32, lv, rv float32) {
+	switch {
+	case lr != nil && rr != nil:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range row {
+				row[j] = lr[j] + rr[j]
+			}
+		case backends.OpTypeSub:
+			for j := range row {
+				row[j] = lr[j] - rr[j]
+			}
+		case backends.OpTypeMul:
+			for j := range row {
+				row[j] = lr[j] * rr[j]
+			}
+		case backends.OpTypeDiv:
+			for j := range row {
+				row[j] = lr[j] / rr[j]
+			}
+		}
+	case lr != nil:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range row {
+				row[j] = lr[j] + rv
+			}
+		case backends.OpTypeSub:
+			for j := range row {
+				row[j] = lr[j] - rv
+			}
+		case backends.OpTypeMul:
+			for j := range row {
+				row[j] = lr[j] * rv
+			}
+		case backends.OpTypeDiv:
+			for j := range row {
+				row[j] = lr[j] / rv
+			}
+		}
+	case rr != nil:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range row {
+				row[j] = lv + rr[j]
+			}
+		case backends.OpTypeSub:
+			for j := range row {
+				row[j] = lv - rr[j]
+			}
+		case backends.OpTypeMul:
+			for j := range row {
+				row[j] = lv * rr[j]
+			}
+		case backends.OpTypeDiv:
+			for j := range row {
+				row[j] = lv / rr[j]
+			}
+		}
+	default:
+		var v float32
+		switch op {
+		case backends.OpTypeAdd:
+			v = lv + rv
+		case backends.OpTypeSub:
+			v = lv - rv
+		case backends.OpTypeMul:
+			v = lv * rv
+		case backends.OpTypeDiv:
+			v = lv / rv
+		}
+		for j := range row {
+			row[j] = v
+		}
+	}
+}
