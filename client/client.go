@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // DefaultAPI is the address of a node started with default flags.
@@ -111,58 +111,58 @@ func IsCode(err error, code string) bool {
 }
 
 // Health is GET /api/v1/health (public); an unhealthy node answers 503 with the same body.
-func (c *Client) Health(ctx context.Context) (httpapi.Health, error) {
-	return get[httpapi.Health](ctx, c, "/api/v1/health")
+func (c *Client) Health(ctx context.Context) (apitypes.Health, error) {
+	return get[apitypes.Health](ctx, c, "/api/v1/health")
 }
 
 // Status is GET /api/v1/status.
-func (c *Client) Status(ctx context.Context) (httpapi.Status, error) {
-	return get[httpapi.Status](ctx, c, "/api/v1/status")
+func (c *Client) Status(ctx context.Context) (apitypes.Status, error) {
+	return get[apitypes.Status](ctx, c, "/api/v1/status")
 }
 
 // Peers is GET /api/v1/peers.
-func (c *Client) Peers(ctx context.Context) (httpapi.PeerList, error) {
-	return get[httpapi.PeerList](ctx, c, "/api/v1/peers")
+func (c *Client) Peers(ctx context.Context) (apitypes.PeerList, error) {
+	return get[apitypes.PeerList](ctx, c, "/api/v1/peers")
 }
 
 // Layers is GET /api/v1/layers.
-func (c *Client) Layers(ctx context.Context) (httpapi.LayerList, error) {
-	return get[httpapi.LayerList](ctx, c, "/api/v1/layers")
+func (c *Client) Layers(ctx context.Context) (apitypes.LayerList, error) {
+	return get[apitypes.LayerList](ctx, c, "/api/v1/layers")
 }
 
 // Network is GET /api/v1/network.
-func (c *Client) Network(ctx context.Context) (httpapi.Network, error) {
-	return get[httpapi.Network](ctx, c, "/api/v1/network")
+func (c *Client) Network(ctx context.Context) (apitypes.Network, error) {
+	return get[apitypes.Network](ctx, c, "/api/v1/network")
 }
 
 // Config is GET /api/v1/config.
-func (c *Client) Config(ctx context.Context) (httpapi.NodeConfig, error) {
-	return get[httpapi.NodeConfig](ctx, c, "/api/v1/config")
+func (c *Client) Config(ctx context.Context) (apitypes.NodeConfig, error) {
+	return get[apitypes.NodeConfig](ctx, c, "/api/v1/config")
 }
 
 // PatchConfig is PATCH /api/v1/config.
-func (c *Client) PatchConfig(ctx context.Context, p httpapi.ConfigPatch) (httpapi.ConfigPatchResult, error) {
-	var out httpapi.ConfigPatchResult
+func (c *Client) PatchConfig(ctx context.Context, p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
+	var out apitypes.ConfigPatchResult
 	err := c.Do(ctx, http.MethodPatch, "/api/v1/config", p, &out)
 	return out, err
 }
 
 // RoutingTable is GET /api/v1/dht/routing-table.
-func (c *Client) RoutingTable(ctx context.Context) (httpapi.RoutingTable, error) {
-	return get[httpapi.RoutingTable](ctx, c, "/api/v1/dht/routing-table")
+func (c *Client) RoutingTable(ctx context.Context) (apitypes.RoutingTable, error) {
+	return get[apitypes.RoutingTable](ctx, c, "/api/v1/dht/routing-table")
 }
 
 // Providers is GET /api/v1/dht/providers/{layer}.
-func (c *Client) Providers(ctx context.Context, layer int) (httpapi.Providers, error) {
-	return get[httpapi.Providers](ctx, c, "/api/v1/dht/providers/"+strconv.Itoa(layer))
+func (c *Client) Providers(ctx context.Context, layer int) (apitypes.Providers, error) {
+	return get[apitypes.Providers](ctx, c, "/api/v1/dht/providers/"+strconv.Itoa(layer))
 }
 
 // FindPeer is GET /api/v1/dht/peers/{id}.
-func (c *Client) FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, error) {
-	return get[httpapi.PeerAddrs](ctx, c, "/api/v1/dht/peers/"+id)
+func (c *Client) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error) {
+	return get[apitypes.PeerAddrs](ctx, c, "/api/v1/dht/peers/"+id)
 }
 
 // Coverage is GET /api/v1/dht/coverage.
-func (c *Client) Coverage(ctx context.Context) (httpapi.Coverage, error) {
-	return get[httpapi.Coverage](ctx, c, "/api/v1/dht/coverage")
+func (c *Client) Coverage(ctx context.Context) (apitypes.Coverage, error) {
+	return get[apitypes.Coverage](ctx, c, "/api/v1/dht/coverage")
 }

@@ -9,18 +9,18 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // Metrics is GET /api/v1/metrics.
-func (c *Client) Metrics(ctx context.Context) (httpapi.Metrics, error) {
-	return get[httpapi.Metrics](ctx, c, "/api/v1/metrics")
+func (c *Client) Metrics(ctx context.Context) (apitypes.Metrics, error) {
+	return get[apitypes.Metrics](ctx, c, "/api/v1/metrics")
 }
 
 // Inference is POST /api/v1/inference without streaming.
-func (c *Client) Inference(ctx context.Context, req httpapi.InferenceRequest) (*httpapi.InferenceResponse, error) {
+func (c *Client) Inference(ctx context.Context, req apitypes.InferenceRequest) (*apitypes.InferenceResponse, error) {
 	req.Stream = false
-	var out httpapi.InferenceResponse
+	var out apitypes.InferenceResponse
 	if err := c.Do(ctx, http.MethodPost, "/api/v1/inference", req, &out); err != nil {
 		return nil, err
 	}
@@ -30,7 +30,7 @@ func (c *Client) Inference(ctx context.Context, req httpapi.InferenceRequest) (*
 // InferenceStream is POST /api/v1/inference with "stream": true: it calls onEvent for every
 // Server-Sent Event in order and returns the last one ([DONE], with the finish reason and the
 // usage). An error event from the node comes back as *APIError.
-func (c *Client) InferenceStream(ctx context.Context, req httpapi.InferenceRequest, onEvent func(httpapi.TokenEvent) error) (*httpapi.TokenEvent, error) {
+func (c *Client) InferenceStream(ctx context.Context, req apitypes.InferenceRequest, onEvent func(apitypes.TokenEvent) error) (*apitypes.TokenEvent, error) {
 	req.Stream = true
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -82,7 +82,7 @@ func (c *Client) InferenceStream(ctx context.Context, req httpapi.InferenceReque
 				}
 				return nil, fmt.Errorf("stream error: %s", data)
 			}
-			var ev httpapi.TokenEvent
+			var ev apitypes.TokenEvent
 			if err := json.Unmarshal(data, &ev); err != nil {
 				return nil, fmt.Errorf("bad event %q: %w", data, err)
 			}
@@ -104,11 +104,11 @@ func (c *Client) InferenceStream(ctx context.Context, req httpapi.InferenceReque
 }
 
 // TrainingGlobal is GET /api/training/global.
-func (c *Client) TrainingGlobal(ctx context.Context) (httpapi.TrainingGlobal, error) {
-	return get[httpapi.TrainingGlobal](ctx, c, "/api/training/global")
+func (c *Client) TrainingGlobal(ctx context.Context) (apitypes.TrainingGlobal, error) {
+	return get[apitypes.TrainingGlobal](ctx, c, "/api/training/global")
 }
 
 // TrainingVerify is GET /api/training/verify.
-func (c *Client) TrainingVerify(ctx context.Context) (httpapi.TrainingVerify, error) {
-	return get[httpapi.TrainingVerify](ctx, c, "/api/training/verify")
+func (c *Client) TrainingVerify(ctx context.Context) (apitypes.TrainingVerify, error) {
+	return get[apitypes.TrainingVerify](ctx, c, "/api/training/verify")
 }

@@ -6,27 +6,27 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // SubmitTask is POST /api/tasks.
-func (c *Client) SubmitTask(ctx context.Context, req httpapi.TaskRequest) (httpapi.TaskSubmitted, error) {
-	return post[httpapi.TaskSubmitted](ctx, c, "/api/tasks", req)
+func (c *Client) SubmitTask(ctx context.Context, req apitypes.TaskRequest) (apitypes.TaskSubmitted, error) {
+	return post[apitypes.TaskSubmitted](ctx, c, "/api/tasks", req)
 }
 
 // Task is GET /api/v1/tasks/{id}.
-func (c *Client) Task(ctx context.Context, id string) (httpapi.TaskView, error) {
+func (c *Client) Task(ctx context.Context, id string) (apitypes.TaskView, error) {
 	var out struct {
-		Data httpapi.TaskView `json:"data"`
+		Data apitypes.TaskView `json:"data"`
 	}
 	err := c.Do(ctx, http.MethodGet, "/api/v1/tasks/"+id, nil, &out)
 	return out.Data, err
 }
 
 // Tasks is GET /api/v1/tasks (status and model filter when not empty).
-func (c *Client) Tasks(ctx context.Context, status, model string, limit, offset int) (httpapi.TaskList, error) {
+func (c *Client) Tasks(ctx context.Context, status, model string, limit, offset int) (apitypes.TaskList, error) {
 	var out struct {
-		Data httpapi.TaskList `json:"data"`
+		Data apitypes.TaskList `json:"data"`
 	}
 	q := url.Values{"limit": {fmt.Sprint(limit)}, "offset": {fmt.Sprint(offset)}}
 	if status != "" {
@@ -40,9 +40,9 @@ func (c *Client) Tasks(ctx context.Context, status, model string, limit, offset 
 }
 
 // CancelTask is DELETE /api/v1/tasks/{id}.
-func (c *Client) CancelTask(ctx context.Context, id string) (httpapi.TaskView, error) {
+func (c *Client) CancelTask(ctx context.Context, id string) (apitypes.TaskView, error) {
 	var out struct {
-		Data httpapi.TaskView `json:"data"`
+		Data apitypes.TaskView `json:"data"`
 	}
 	err := c.Do(ctx, http.MethodDelete, "/api/v1/tasks/"+id, nil, &out)
 	return out.Data, err

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // requireToken checks "Authorization: Bearer <token>". Both sides are hashed before the
@@ -19,12 +20,12 @@ func requireToken(token string) echo.MiddlewareFunc {
 			scheme, got, ok := strings.Cut(h, " ")
 			if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="neuroshard"`)
-				return NewError(http.StatusUnauthorized, CodeUnauthorized, "Missing API token: send Authorization: Bearer <token>", nil)
+				return apitypes.NewError(http.StatusUnauthorized, apitypes.CodeUnauthorized, "Missing API token: send Authorization: Bearer <token>", nil)
 			}
 			sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 			if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="neuroshard", error="invalid_token"`)
-				return NewError(http.StatusUnauthorized, CodeUnauthorized, "Invalid or expired API token", nil)
+				return apitypes.NewError(http.StatusUnauthorized, apitypes.CodeUnauthorized, "Invalid or expired API token", nil)
 			}
 			return next(c)
 		}

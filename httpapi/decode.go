@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // maxBodyBytes caps every request body; larger ones get 413 before a handler runs.
@@ -26,14 +27,14 @@ func decodeLenient(c echo.Context, v any) error { return decodeBody(c, v, Decode
 func decodeBody(c echo.Context, v any, decode func([]byte, any) error) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return InvalidRequest("Content-Type must be application/json", map[string]any{"content_type": ct})
+		return apitypes.InvalidRequest("Content-Type must be application/json", map[string]any{"content_type": ct})
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBodyBytes+1))
 	if err != nil {
-		return InvalidRequest("could not read request body", nil)
+		return apitypes.InvalidRequest("could not read request body", nil)
 	}
 	if len(body) > maxBodyBytes {
-		return NewError(413, CodeInvalidRequest, "request body too large", map[string]any{"limit_bytes": maxBodyBytes})
+		return apitypes.NewError(413, apitypes.CodeInvalidRequest, "request body too large", map[string]any{"limit_bytes": maxBodyBytes})
 	}
 	return decode(body, v)
 }
@@ -47,7 +48,7 @@ func DecodeLenient(body []byte, v any) error { return decode(body, v, false) }
 
 func decode(body []byte, v any, strict bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return InvalidRequest("request body is empty; a JSON object is required", nil)
+		return apitypes.InvalidRequest("request body is empty; a JSON object is required", nil)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
@@ -57,15 +58,15 @@ func decode(body []byte, v any, strict bool) error {
 		return jsonError(err)
 	}
 	if dec.More() {
-		return InvalidRequest("request body has data after the JSON object", nil)
+		return apitypes.InvalidRequest("request body has data after the JSON object", nil)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return InvalidRequest("request body has data after the JSON object", nil)
+		return apitypes.InvalidRequest("request body has data after the JSON object", nil)
 	}
 	return nil
 }
 
-func jsonError(err error) *Error {
+func jsonError(err error) *apitypes.Error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -74,15 +75,15 @@ func jsonError(err error) *Error {
 		if field == "" {
 			field = "(body)"
 		}
-		return InvalidRequest(fmt.Sprintf("field %q must be %s, not %s", field, typeErr.Type.String(), typeErr.Value),
+		return apitypes.InvalidRequest(fmt.Sprintf("field %q must be %s, not %s", field, typeErr.Type.String(), typeErr.Value),
 			map[string]any{"field": field, "expected": typeErr.Type.String(), "got": typeErr.Value})
 	case errors.As(err, &syntaxErr):
-		return InvalidRequest("malformed JSON: "+syntaxErr.Error(), map[string]any{"offset": syntaxErr.Offset})
+		return apitypes.InvalidRequest("malformed JSON: "+syntaxErr.Error(), map[string]any{"offset": syntaxErr.Offset})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return InvalidRequest(fmt.Sprintf("unknown field %q", field), map[string]any{"field": field})
+		return apitypes.InvalidRequest(fmt.Sprintf("unknown field %q", field), map[string]any{"field": field})
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return InvalidRequest("malformed JSON: unexpected end of body", nil)
+		return apitypes.InvalidRequest("malformed JSON: unexpected end of body", nil)
 	}
-	return InvalidRequest("malformed JSON: "+err.Error(), nil)
+	return apitypes.InvalidRequest("malformed JSON: "+err.Error(), nil)
 }

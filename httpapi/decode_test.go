@@ -5,6 +5,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func TestDecodeStrict(t *testing.T) {
@@ -25,7 +27,7 @@ func TestDecodeStrict(t *testing.T) {
 		{`   `, false, ""},
 		{`null`, true, ""},
 	} {
-		var p ConfigPatch
+		var p apitypes.ConfigPatch
 		err := DecodeStrict([]byte(tc.body), &p)
 		if tc.ok {
 			if err != nil {
@@ -33,8 +35,8 @@ func TestDecodeStrict(t *testing.T) {
 			}
 			continue
 		}
-		var apiErr *Error
-		if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest || apiErr.Status != 400 {
+		var apiErr *apitypes.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != apitypes.CodeInvalidRequest || apiErr.Status != 400 {
 			t.Errorf("%s: want INVALID_REQUEST, got %v", tc.body, err)
 			continue
 		}
@@ -51,11 +53,11 @@ func FuzzDecodeConfigPatch(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var p ConfigPatch
+		var p apitypes.ConfigPatch
 		err := DecodeStrict(body, &p)
 		if err != nil {
-			var apiErr *Error
-			if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest {
+			var apiErr *apitypes.Error
+			if !errors.As(err, &apiErr) || apiErr.Code != apitypes.CodeInvalidRequest {
 				t.Fatalf("error is not INVALID_REQUEST: %v", err)
 			}
 			return
@@ -64,7 +66,7 @@ func FuzzDecodeConfigPatch(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var q ConfigPatch
+		var q apitypes.ConfigPatch
 		if err := DecodeStrict(raw, &q); err != nil {
 			t.Fatalf("re-decoding %s: %v", raw, err)
 		}
@@ -81,14 +83,14 @@ func FuzzDecodeInferenceRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var r InferenceRequest
+		var r apitypes.InferenceRequest
 		err := DecodeStrict(body, &r)
 		if len(r.Stop) == 0 {
 			r.Stop = nil // an empty list and no list mean the same: no stop sequences
 		}
 		if err != nil {
-			var apiErr *Error
-			if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest {
+			var apiErr *apitypes.Error
+			if !errors.As(err, &apiErr) || apiErr.Code != apitypes.CodeInvalidRequest {
 				t.Fatalf("error is not INVALID_REQUEST: %v", err)
 			}
 			return
@@ -97,7 +99,7 @@ func FuzzDecodeInferenceRequest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var q InferenceRequest
+		var q apitypes.InferenceRequest
 		if err := DecodeStrict(raw, &q); err != nil || !reflect.DeepEqual(r, q) {
 			t.Fatalf("round trip of %s: %+v -> %+v (%v)", raw, r, q, err)
 		}
@@ -112,16 +114,16 @@ func FuzzDecodeWalletRequests(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		roundTrip(t, body, &SendRequest{}, func() any { return &SendRequest{} })
-		roundTrip(t, body, &StakeRequest{}, func() any { return &StakeRequest{} })
-		roundTrip(t, body, &UnstakeRequest{}, func() any { return &UnstakeRequest{} })
+		roundTrip(t, body, &apitypes.SendRequest{}, func() any { return &apitypes.SendRequest{} })
+		roundTrip(t, body, &apitypes.StakeRequest{}, func() any { return &apitypes.StakeRequest{} })
+		roundTrip(t, body, &apitypes.UnstakeRequest{}, func() any { return &apitypes.UnstakeRequest{} })
 	})
 }
 
 func roundTrip(t *testing.T, body []byte, v any, fresh func() any) {
 	if err := DecodeStrict(body, v); err != nil {
-		var apiErr *Error
-		if !errors.As(err, &apiErr) || apiErr.Code != CodeInvalidRequest {
+		var apiErr *apitypes.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != apitypes.CodeInvalidRequest {
 			t.Fatalf("error is not INVALID_REQUEST: %v", err)
 		}
 		return

@@ -10,54 +10,10 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func logger() *slog.Logger { return slog.Default().With("pkg", "httpapi") }
-
-// Error codes of seed 003, and the ones later seeds add.
-const (
-	CodeUnauthorized        = "UNAUTHORIZED"
-	CodeForbidden           = "FORBIDDEN"
-	CodeNotFound            = "NOT_FOUND"
-	CodeRateLimited         = "RATE_LIMITED"
-	CodeInsufficientBalance = "INSUFFICIENT_BALANCE"
-	CodeInvalidRequest      = "INVALID_REQUEST"
-	CodeInternal            = "INTERNAL_ERROR"
-	CodeNodeUnavailable     = "NODE_UNAVAILABLE"
-	CodeNotImplemented      = "NOT_IMPLEMENTED"
-	CodeModelUnavailable    = "MODEL_UNAVAILABLE"
-)
-
-// Error is an API error: an HTTP status and the body {"error": {"code", "message", "details"}}.
-// Backends return it to choose the status and code; any other error becomes a 500.
-type Error struct {
-	Status  int            `json:"-"`
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details,omitempty"`
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Code, e.Status, e.Message) }
-
-// ErrorBody is the JSON envelope of every error answer.
-type ErrorBody struct {
-	Error *Error `json:"error"`
-}
-
-// NewError builds an API error.
-func NewError(status int, code, message string, details map[string]any) *Error {
-	return &Error{Status: status, Code: code, Message: message, Details: details}
-}
-
-// InvalidRequest is a 400 INVALID_REQUEST error.
-func InvalidRequest(message string, details map[string]any) *Error {
-	return NewError(http.StatusBadRequest, CodeInvalidRequest, message, details)
-}
-
-// NotFound is a 404 NOT_FOUND error.
-func NotFound(message string, details map[string]any) *Error {
-	return NewError(http.StatusNotFound, CodeNotFound, message, details)
-}
 
 // errorHandler renders every error, echo's own included, in the seed's format.
 func errorHandler(err error, c echo.Context) {
@@ -75,11 +31,11 @@ func errorHandler(err error, c echo.Context) {
 		_ = c.NoContent(apiErr.Status)
 		return
 	}
-	_ = c.JSON(apiErr.Status, ErrorBody{Error: apiErr})
+	_ = c.JSON(apiErr.Status, apitypes.ErrorBody{Error: apiErr})
 }
 
-func toAPIError(err error) *Error {
-	var apiErr *Error
+func toAPIError(err error) *apitypes.Error {
+	var apiErr *apitypes.Error
 	if errors.As(err, &apiErr) {
 		return apiErr
 	}
@@ -88,19 +44,19 @@ func toAPIError(err error) *Error {
 		msg := fmt.Sprint(he.Message)
 		switch he.Code {
 		case http.StatusNotFound:
-			return NotFound("no such endpoint", nil)
+			return apitypes.NotFound("no such endpoint", nil)
 		case http.StatusMethodNotAllowed:
-			return NewError(he.Code, CodeInvalidRequest, "method not allowed on this endpoint", nil)
+			return apitypes.NewError(he.Code, apitypes.CodeInvalidRequest, "method not allowed on this endpoint", nil)
 		case http.StatusRequestEntityTooLarge:
-			return NewError(he.Code, CodeInvalidRequest, "request body too large", map[string]any{"limit_bytes": maxBodyBytes})
+			return apitypes.NewError(he.Code, apitypes.CodeInvalidRequest, "request body too large", map[string]any{"limit_bytes": maxBodyBytes})
 		case http.StatusUnauthorized:
-			return NewError(he.Code, CodeUnauthorized, msg, nil)
+			return apitypes.NewError(he.Code, apitypes.CodeUnauthorized, msg, nil)
 		case http.StatusTooManyRequests:
-			return NewError(he.Code, CodeRateLimited, msg, nil)
+			return apitypes.NewError(he.Code, apitypes.CodeRateLimited, msg, nil)
 		}
 		if he.Code >= 400 && he.Code < 500 {
-			return NewError(he.Code, CodeInvalidRequest, msg, nil)
+			return apitypes.NewError(he.Code, apitypes.CodeInvalidRequest, msg, nil)
 		}
 	}
-	return NewError(http.StatusInternalServerError, CodeInternal, "internal error", nil)
+	return apitypes.NewError(http.StatusInternalServerError, apitypes.CodeInternal, "internal error", nil)
 }

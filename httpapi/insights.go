@@ -7,75 +7,16 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // Insights is the part of the Backend behind the network views (seeds 000 and 002) and the
 // analytics: what this node knows from the DHT, gossip, its connections and its own tasks.
 type Insights interface {
-	Nodes(ctx context.Context) []NodeView
-	NetworkStatus(ctx context.Context) NetworkStatus
-	ServiceHealth(ctx context.Context) ServiceHealth
-	Analytics(ctx context.Context, since time.Time) (AnalyticsWindow, error)
-}
-
-// NodeView is a peer as this node knows it (seed 002's node, without what no peer reports:
-// GPU, region, owner, earnings).
-type NodeView struct {
-	ID           string   `json:"id"`
-	Status       string   `json:"status"` // online (connected or heard from lately) or offline
-	Self         bool     `json:"self"`
-	Capabilities []string `json:"capabilities"` // text-generation (holds layers), training (gossips training reports)
-	Layers       []int    `json:"layers"`
-	// Load is the share of this node's forward sessions that run on the peer (what routing
-	// balances); a peer's own load is not gossiped.
-	Load         float64  `json:"current_load"`
-	LatencyMS    float64  `json:"latency_ms,omitempty"`
-	LastSeen     string   `json:"last_seen,omitempty"`
-	AgentVersion string   `json:"agent_version,omitempty"`
-	Round        int64    `json:"training_round,omitempty"`
-	Loss         float64  `json:"training_loss,omitempty"`
-	Addrs        []string `json:"addrs,omitempty"`
-}
-
-// NetworkStatus is GET /api/network/status (seed 000).
-type NetworkStatus struct {
-	Success   bool           `json:"success"`
-	Timestamp string         `json:"timestamp"`
-	Network   map[string]any `json:"network"`
-	Nodes     []NodeView     `json:"nodes"`
-}
-
-// ServiceHealth is GET /health (seed 000).
-type ServiceHealth struct {
-	Status      string         `json:"status"` // OK or DEGRADED
-	Service     string         `json:"service"`
-	Version     string         `json:"version"`
-	Environment string         `json:"environment"`
-	Timestamp   string         `json:"timestamp"`
-	Uptime      int64          `json:"uptime"`
-	UptimeHuman string         `json:"uptime_human"`
-	Memory      map[string]any `json:"memory"`
-	Network     map[string]any `json:"network"`
-}
-
-// AnalyticsWindow is what the node's own tasks and inference show over a time window.
-type AnalyticsWindow struct {
-	Since            string        `json:"since"`
-	TasksCreated     int           `json:"tasks_created"`
-	TasksCompleted   int           `json:"tasks_completed"`
-	TasksFailed      int           `json:"tasks_failed"`
-	TasksCancelled   int           `json:"tasks_cancelled"`
-	SuccessRate      float64       `json:"success_rate"` // completed / finished, percent
-	TokensGenerated  int           `json:"tokens_generated"`
-	TotalCost        ledger.Amount `json:"total_cost"`
-	ComputeSeconds   float64       `json:"compute_seconds"`
-	AvgResponseTime  float64       `json:"average_response_time"` // seconds, completed tasks
-	P50ResponseTime  float64       `json:"p50_response_time"`
-	P95ResponseTime  float64       `json:"p95_response_time"`
-	TotalNodes       int           `json:"total_nodes"`
-	ActiveNodes      int           `json:"active_nodes"`
-	InferenceMetrics Metrics       `json:"inference"`
+	Nodes(ctx context.Context) []apitypes.NodeView
+	NetworkStatus(ctx context.Context) apitypes.NetworkStatus
+	ServiceHealth(ctx context.Context) apitypes.ServiceHealth
+	Analytics(ctx context.Context, since time.Time) (apitypes.AnalyticsWindow, error)
 }
 
 // seed002 wraps errors as seed 002 does: {"success": false, "error": {code, message, type,
@@ -133,9 +74,9 @@ func (s *Server) insightRoutes(v1 *echo.Group, read, wallet, auth echo.Middlewar
 		switch status {
 		case "", "online", "offline", "busy":
 		default:
-			return InvalidRequest("status must be online, offline or busy", map[string]any{"field": "status"})
+			return apitypes.InvalidRequest("status must be online, offline or busy", map[string]any{"field": "status"})
 		}
-		var match []NodeView
+		var match []apitypes.NodeView
 		for _, n := range b.Nodes(c.Request().Context()) {
 			if status == "busy" && n.Load < 0.5 || status != "" && status != "busy" && n.Status != status {
 				continue
@@ -145,7 +86,7 @@ func (s *Server) insightRoutes(v1 *echo.Group, read, wallet, auth echo.Middlewar
 			}
 			match = append(match, n)
 		}
-		page := []NodeView{}
+		page := []apitypes.NodeView{}
 		if offset < len(match) {
 			page = match[offset:min(len(match), offset+limit)]
 		}
@@ -157,7 +98,7 @@ func (s *Server) insightRoutes(v1 *echo.Group, read, wallet, auth echo.Middlewar
 				return ok002(c, n)
 			}
 		}
-		return NotFound("this node knows no peer "+c.Param("id"), map[string]any{"id": c.Param("id")})
+		return apitypes.NotFound("this node knows no peer "+c.Param("id"), map[string]any{"id": c.Param("id")})
 	})
 
 	an := v1.Group("/analytics", seed002, read, auth)
@@ -179,7 +120,7 @@ func (s *Server) insightRoutes(v1 *echo.Group, read, wallet, auth echo.Middlewar
 		}
 		d, ok := timeframes[tf]
 		if !ok {
-			return InvalidRequest("timeframe must be 1h, 24h, 7d or 30d", map[string]any{"field": "timeframe"})
+			return apitypes.InvalidRequest("timeframe must be 1h, 24h, 7d or 30d", map[string]any{"field": "timeframe"})
 		}
 		return window(c, time.Now().Add(-d))
 	})
@@ -212,7 +153,7 @@ func (s *Server) insightRoutes(v1 *echo.Group, read, wallet, auth echo.Middlewar
 		if err != nil {
 			return err
 		}
-		return NewError(http.StatusBadRequest, CodeInvalidRequest,
+		return apitypes.NewError(http.StatusBadRequest, apitypes.CodeInvalidRequest,
 			"a node sells no credits: credit is NEURO in this node's wallet. Send NEURO to "+w.Address+" (neuroshard wallet send --to "+w.Address+" from another wallet), or earn it by serving layers and training",
 			map[string]any{"wallet_address": w.Address, "currency": "NEURO"})
 	})
@@ -225,7 +166,7 @@ func pageOf(c echo.Context, def int) (limit, offset int, err error) {
 		if q := c.QueryParam(name); q != "" {
 			v, perr := strconv.Atoi(q)
 			if perr != nil || v < 0 || name == "limit" && (v < 1 || v > 100) {
-				return 0, 0, InvalidRequest(name+" must be an integer (limit 1-100, offset 0 or more)", map[string]any{"field": name, name: q})
+				return 0, 0, apitypes.InvalidRequest(name+" must be an integer (limit 1-100, offset 0 or more)", map[string]any{"field": name, name: q})
 			}
 			*dst = v
 		}

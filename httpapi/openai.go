@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // The OpenAI-compatible endpoints: POST /v1/completions, POST /v1/chat/completions (both with
@@ -29,7 +30,7 @@ func openAIError(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func openAIErrorBody(e *Error) map[string]any {
+func openAIErrorBody(e *apitypes.Error) map[string]any {
 	typ := "invalid_request_error"
 	switch {
 	case e.Status == http.StatusUnauthorized:
@@ -46,39 +47,6 @@ func openAIErrorBody(e *Error) map[string]any {
 		param = f
 	}
 	return map[string]any{"error": map[string]any{"message": e.Message, "type": typ, "param": param, "code": strings.ToLower(e.Code)}}
-}
-
-// OpenAICompletionRequest is POST /v1/completions (the fields the node uses).
-type OpenAICompletionRequest struct {
-	Model       string          `json:"model"`
-	Prompt      json.RawMessage `json:"prompt"` // a string or an array of one string
-	MaxTokens   *int            `json:"max_tokens"`
-	Temperature *float64        `json:"temperature"`
-	TopP        *float64        `json:"top_p"`
-	N           *int            `json:"n"`
-	Stream      bool            `json:"stream"`
-	Stop        json.RawMessage `json:"stop"` // a string or an array of strings
-	Seed        *uint64         `json:"seed"`
-}
-
-// OpenAIChatRequest is POST /v1/chat/completions (the fields the node uses).
-type OpenAIChatRequest struct {
-	Model               string              `json:"model"`
-	Messages            []OpenAIChatMessage `json:"messages"`
-	MaxTokens           *int                `json:"max_tokens"`
-	MaxCompletionTokens *int                `json:"max_completion_tokens"`
-	Temperature         *float64            `json:"temperature"`
-	TopP                *float64            `json:"top_p"`
-	N                   *int                `json:"n"`
-	Stream              bool                `json:"stream"`
-	Stop                json.RawMessage     `json:"stop"`
-	Seed                *uint64             `json:"seed"`
-}
-
-// OpenAIChatMessage is one message; content is a string or an array of text parts.
-type OpenAIChatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
 }
 
 const (
@@ -98,27 +66,27 @@ func oneOrMany(raw json.RawMessage, field string) ([]string, error) {
 	}
 	var many []string
 	if err := json.Unmarshal(raw, &many); err != nil {
-		return nil, InvalidRequest(field+" must be a string or an array of strings", map[string]any{"field": field})
+		return nil, apitypes.InvalidRequest(field+" must be a string or an array of strings", map[string]any{"field": field})
 	}
 	return many, nil
 }
 
 // samplingFrom builds the node's request from OpenAI's common fields.
-func samplingFrom(model string, n *int, maxTokens *int, temp, topP *float64, stop json.RawMessage, seed *uint64, defTokens int, served string) (InferenceRequest, error) {
-	var req InferenceRequest
+func samplingFrom(model string, n *int, maxTokens *int, temp, topP *float64, stop json.RawMessage, seed *uint64, defTokens int, served string) (apitypes.InferenceRequest, error) {
+	var req apitypes.InferenceRequest
 	if model != served {
-		return req, NewError(http.StatusNotFound, "MODEL_NOT_FOUND", fmt.Sprintf("The model %q does not exist; this network serves %q", model, served),
+		return req, apitypes.NewError(http.StatusNotFound, "MODEL_NOT_FOUND", fmt.Sprintf("The model %q does not exist; this network serves %q", model, served),
 			map[string]any{"field": "model"})
 	}
 	if n != nil && *n != 1 {
-		return req, InvalidRequest("n must be 1: the node generates one choice per request", map[string]any{"field": "n"})
+		return req, apitypes.InvalidRequest("n must be 1: the node generates one choice per request", map[string]any{"field": "n"})
 	}
 	stops, err := oneOrMany(stop, "stop")
 	if err != nil {
 		return req, err
 	}
 	if len(stops) > maxStops {
-		return req, InvalidRequest(fmt.Sprintf("at most %d stop sequences", maxStops), map[string]any{"field": "stop"})
+		return req, apitypes.InvalidRequest(fmt.Sprintf("at most %d stop sequences", maxStops), map[string]any{"field": "stop"})
 	}
 	mt := defTokens
 	if maxTokens != nil {
@@ -129,9 +97,9 @@ func samplingFrom(model string, n *int, maxTokens *int, temp, topP *float64, sto
 }
 
 // chatPrompt renders messages as a transcript the model continues as the assistant.
-func chatPrompt(msgs []OpenAIChatMessage) (string, error) {
+func chatPrompt(msgs []apitypes.OpenAIChatMessage) (string, error) {
 	if len(msgs) == 0 {
-		return "", InvalidRequest("messages must hold at least one message", map[string]any{"field": "messages"})
+		return "", apitypes.InvalidRequest("messages must hold at least one message", map[string]any{"field": "messages"})
 	}
 	var b strings.Builder
 	for i, m := range msgs {
@@ -139,11 +107,11 @@ func chatPrompt(msgs []OpenAIChatMessage) (string, error) {
 		switch role {
 		case "system", "developer", "user", "assistant":
 		default:
-			return "", InvalidRequest(fmt.Sprintf("messages[%d].role %q: want system, user or assistant", i, m.Role), map[string]any{"field": "messages"})
+			return "", apitypes.InvalidRequest(fmt.Sprintf("messages[%d].role %q: want system, user or assistant", i, m.Role), map[string]any{"field": "messages"})
 		}
 		text, err := messageText(m.Content)
 		if err != nil {
-			return "", InvalidRequest(fmt.Sprintf("messages[%d].content: %v", i, err), map[string]any{"field": "messages"})
+			return "", apitypes.InvalidRequest(fmt.Sprintf("messages[%d].content: %v", i, err), map[string]any{"field": "messages"})
 		}
 		if role == "developer" {
 			role = "system"
@@ -200,7 +168,7 @@ func (s *Server) servedModel(c echo.Context) string {
 }
 
 func (s *Server) openAICompletion(c echo.Context) error {
-	var r OpenAICompletionRequest
+	var r apitypes.OpenAICompletionRequest
 	if err := decodeLenient(c, &r); err != nil {
 		return err
 	}
@@ -209,7 +177,7 @@ func (s *Server) openAICompletion(c echo.Context) error {
 		return err
 	}
 	if len(prompts) != 1 {
-		return InvalidRequest("prompt must be one string (or an array of one)", map[string]any{"field": "prompt"})
+		return apitypes.InvalidRequest("prompt must be one string (or an array of one)", map[string]any{"field": "prompt"})
 	}
 	req, err := samplingFrom(r.Model, r.N, r.MaxTokens, r.Temperature, r.TopP, r.Stop, r.Seed, defaultCompletionTokens, s.servedModel(c))
 	if err != nil {
@@ -222,12 +190,12 @@ func (s *Server) openAICompletion(c echo.Context) error {
 			"choices": []map[string]any{{"text": text, "index": 0, "logprobs": nil, "finish_reason": finish}}}
 	}
 	return s.openAIRun(c, req, r.Stream, func(text string) any { return chunk(text, nil) },
-		func(resp *InferenceResponse) any {
+		func(resp *apitypes.InferenceResponse) any {
 			out := chunk(resp.Text, resp.FinishReason)
 			out["usage"] = resp.Usage
 			return out
 		},
-		func(resp *InferenceResponse) any {
+		func(resp *apitypes.InferenceResponse) any {
 			out := chunk("", resp.FinishReason)
 			out["usage"] = resp.Usage
 			return out
@@ -235,7 +203,7 @@ func (s *Server) openAICompletion(c echo.Context) error {
 }
 
 func (s *Server) openAIChat(c echo.Context) error {
-	var r OpenAIChatRequest
+	var r apitypes.OpenAIChatRequest
 	if err := decodeLenient(c, &r); err != nil {
 		return err
 	}
@@ -269,13 +237,13 @@ func (s *Server) openAIChat(c echo.Context) error {
 			}
 			return chunk(d, nil)
 		},
-		func(resp *InferenceResponse) any {
+		func(resp *apitypes.InferenceResponse) any {
 			return map[string]any{"id": id, "object": "chat.completion", "created": created, "model": r.Model,
 				"choices": []map[string]any{{"index": 0, "message": map[string]any{"role": "assistant", "content": strings.TrimPrefix(resp.Text, " ")},
 					"logprobs": nil, "finish_reason": resp.FinishReason}},
 				"usage": resp.Usage}
 		},
-		func(resp *InferenceResponse) any {
+		func(resp *apitypes.InferenceResponse) any {
 			out := chunk(map[string]any{}, resp.FinishReason)
 			out["usage"] = resp.Usage
 			return out
@@ -284,7 +252,7 @@ func (s *Server) openAIChat(c echo.Context) error {
 
 // openAIRun generates and answers: one JSON object (whole), or SSE chunks (piece) closed by a
 // final chunk (last) and [DONE].
-func (s *Server) openAIRun(c echo.Context, req InferenceRequest, stream bool, piece func(string) any, whole, last func(*InferenceResponse) any) error {
+func (s *Server) openAIRun(c echo.Context, req apitypes.InferenceRequest, stream bool, piece func(string) any, whole, last func(*apitypes.InferenceResponse) any) error {
 	ctx := c.Request().Context()
 	if !stream {
 		resp, err := s.backend.Inference(ctx, req, nil)
@@ -294,7 +262,7 @@ func (s *Server) openAIRun(c echo.Context, req InferenceRequest, stream bool, pi
 		return c.JSON(http.StatusOK, whole(resp))
 	}
 	out := &sse{w: c.Response()}
-	resp, err := s.backend.Inference(ctx, req, func(ev TokenEvent) error { return out.send("", piece(ev.Token)) })
+	resp, err := s.backend.Inference(ctx, req, func(ev apitypes.TokenEvent) error { return out.send("", piece(ev.Token)) })
 	if err != nil {
 		if !out.started {
 			return err

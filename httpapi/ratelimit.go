@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // Class groups endpoints that share a rate limit (seed 003).
@@ -88,7 +89,7 @@ func (l *limiter) middleware(class Class) echo.MiddlewareFunc {
 			if !ok {
 				secs := int(math.Ceil(wait.Seconds()))
 				c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-				return NewError(http.StatusTooManyRequests, CodeRateLimited, "Too many requests",
+				return apitypes.NewError(http.StatusTooManyRequests, apitypes.CodeRateLimited, "Too many requests",
 					map[string]any{"retry_after": secs, "limit_per_minute": l.perMin[class], "class": string(class)})
 			}
 			return next(c)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func (s *Server) routes(auth echo.MiddlewareFunc) {
@@ -74,7 +75,7 @@ func (s *Server) config(c echo.Context) error {
 }
 
 func (s *Server) patchConfig(c echo.Context) error {
-	var p ConfigPatch
+	var p apitypes.ConfigPatch
 	if err := decodeJSON(c, &p); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func (s *Server) routingTable(c echo.Context) error {
 func (s *Server) providers(c echo.Context) error {
 	layer, err := strconv.Atoi(c.Param("layer"))
 	if err != nil {
-		return InvalidRequest("layer must be an integer", map[string]any{"layer": c.Param("layer")})
+		return apitypes.InvalidRequest("layer must be an integer", map[string]any{"layer": c.Param("layer")})
 	}
 	res, err := s.backend.Providers(c.Request().Context(), layer)
 	if err != nil {

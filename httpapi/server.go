@@ -11,27 +11,28 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // Backend answers the API's questions; the node implements it. Methods that can fail return
 // an *Error to choose the status and code.
 type Backend interface {
-	Status(ctx context.Context) Status
-	Health(ctx context.Context) Health
-	Peers(ctx context.Context) PeerList
-	Layers(ctx context.Context) LayerList
-	Network(ctx context.Context) Network
-	Config(ctx context.Context) NodeConfig
-	PatchConfig(ctx context.Context, p ConfigPatch) (ConfigPatchResult, error)
-	RoutingTable(ctx context.Context) RoutingTable
-	Providers(ctx context.Context, layer int) (Providers, error)
-	FindPeer(ctx context.Context, id string) (PeerAddrs, error)
-	Coverage(ctx context.Context) Coverage
-	Metrics(ctx context.Context) Metrics
-	TrainingGlobal(ctx context.Context) TrainingGlobal
-	TrainingVerify(ctx context.Context) TrainingVerify
+	Status(ctx context.Context) apitypes.Status
+	Health(ctx context.Context) apitypes.Health
+	Peers(ctx context.Context) apitypes.PeerList
+	Layers(ctx context.Context) apitypes.LayerList
+	Network(ctx context.Context) apitypes.Network
+	Config(ctx context.Context) apitypes.NodeConfig
+	PatchConfig(ctx context.Context, p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error)
+	RoutingTable(ctx context.Context) apitypes.RoutingTable
+	Providers(ctx context.Context, layer int) (apitypes.Providers, error)
+	FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error)
+	Coverage(ctx context.Context) apitypes.Coverage
+	Metrics(ctx context.Context) apitypes.Metrics
+	TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal
+	TrainingVerify(ctx context.Context) apitypes.TrainingVerify
 	// Inference generates; emit, when not nil, receives text as it is produced (streaming).
-	Inference(ctx context.Context, req InferenceRequest, emit func(TokenEvent) error) (*InferenceResponse, error)
+	Inference(ctx context.Context, req apitypes.InferenceRequest, emit func(apitypes.TokenEvent) error) (*apitypes.InferenceResponse, error)
 	Wallet
 	Tasks
 	Models

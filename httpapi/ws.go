@@ -9,21 +9,14 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
-
-// Event is a live event pushed over the WebSocket (seed 002): task.started, task.progress,
-// task.completed, task.failed, task.cancelled, node.status or system.alert.
-type Event struct {
-	Type      string `json:"type"`
-	Data      any    `json:"data"`
-	Timestamp string `json:"timestamp"`
-}
 
 // Events is the live-event part of the Backend.
 type Events interface {
 	// Subscribe delivers events until cancel is called; a subscriber that falls behind is
 	// dropped (its channel closes).
-	Subscribe() (events <-chan Event, cancel func())
+	Subscribe() (events <-chan apitypes.Event, cancel func())
 }
 
 const (
@@ -65,18 +58,18 @@ func (s *Server) ws(c echo.Context) error {
 	}
 	now := func() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 	if err != nil || hello.Type != "auth" || subtle.ConstantTimeCompare([]byte(hello.Token), []byte(s.token)) != 1 {
-		write(Event{Type: "auth.error", Data: map[string]any{"code": CodeUnauthorized, "message": "the first message must be {\"type\": \"auth\", \"token\": \"<API token>\"}"}, Timestamp: now()})
+		write(apitypes.Event{Type: "auth.error", Data: map[string]any{"code": apitypes.CodeUnauthorized, "message": "the first message must be {\"type\": \"auth\", \"token\": \"<API token>\"}"}, Timestamp: now()})
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "unauthorized"), time.Now().Add(time.Second))
 		return nil
 	}
 	events, cancel := s.backend.Subscribe()
 	defer cancel()
 	st := s.backend.Status(c.Request().Context())
-	if err := write(Event{Type: "auth.ok", Data: map[string]any{"node_id": st.NodeID}, Timestamp: now()}); err != nil {
+	if err := write(apitypes.Event{Type: "auth.ok", Data: map[string]any{"node_id": st.NodeID}, Timestamp: now()}); err != nil {
 		return nil
 	}
 	// The node's state at once, rather than at the next periodic node.status.
-	if err := write(Event{Type: "node.status", Data: map[string]any{"node_id": st.NodeID, "status": st.Status, "role": st.Role,
+	if err := write(apitypes.Event{Type: "node.status", Data: map[string]any{"node_id": st.NodeID, "status": st.Status, "role": st.Role,
 		"layers": st.Layers, "peers": st.PeerCount, "training": st.Training, "resources": st.Resources}, Timestamp: now()}); err != nil {
 		return nil
 	}

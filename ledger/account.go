@@ -3,6 +3,8 @@ package ledger
 import (
 	"fmt"
 	"time"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 const dayMillis = int64(24 * time.Hour / time.Millisecond)
@@ -14,24 +16,24 @@ const MaxPendingUnstakes = 32
 type Account struct {
 	Nonce      uint64 // transactions applied from this account
 	LastTime   int64  // time of its latest transaction (unix ms): its clock may not go back
-	Available  Amount
-	Staked     Amount
+	Available  neuro.Amount
+	Staked     neuro.Amount
 	StakeStart int64  // unix ms of the first stake of the current lock
 	StakeDays  uint16 // duration of the latest stake
 	Unlock     int64  // unix ms when the stake may be unstaked
 	Pending    []Unbond
-	Rewards    uint64 // proofs rewarded
-	Rewarded   Amount // NEURO minted to it by rewards
+	Rewards    uint64       // proofs rewarded
+	Rewarded   neuro.Amount // NEURO minted to it by rewards
 }
 
 // Unbond is unstaked NEURO waiting out its cooldown.
 type Unbond struct {
-	Amount Amount
+	Amount neuro.Amount
 	At     int64 // unix ms when it becomes available
 }
 
 // Total is everything the account holds.
-func (a *Account) Total() Amount {
+func (a *Account) Total() neuro.Amount {
 	t := a.Available + a.Staked
 	for _, u := range a.Pending {
 		t += u.Amount
@@ -63,7 +65,7 @@ func (a Account) View(now time.Time) Account {
 }
 
 // effect is what applying a transaction does to the supply.
-type effect struct{ minted, burned Amount }
+type effect struct{ minted, burned neuro.Amount }
 
 // applyTx applies tx to its sender's account (and to the recipient's, for a send or payment).
 // It changes nothing and returns an error if the transaction is not valid in this state.
@@ -84,8 +86,8 @@ func applyTx(p Params, tx *Tx, from, to *Account) (effect, error) {
 		if f.Available < tx.Debit() {
 			return effect{}, &InsufficientError{Required: tx.Debit(), Available: f.Available}
 		}
-		if to.Available+tx.Amount > MaxAmount {
-			return effect{}, fmt.Errorf("%w: the recipient's balance would pass %s", ErrMalformed, MaxAmount)
+		if to.Available+tx.Amount > neuro.MaxAmount {
+			return effect{}, fmt.Errorf("%w: the recipient's balance would pass %s", ErrMalformed, neuro.MaxAmount)
 		}
 		f.Available -= tx.Debit()
 		to.Available += tx.Amount
@@ -117,8 +119,8 @@ func applyTx(p Params, tx *Tx, from, to *Account) (effect, error) {
 			f.StakeStart, f.StakeDays, f.Unlock = 0, 0, 0
 		}
 	case TxReward:
-		if f.Available+tx.Amount > MaxAmount {
-			return effect{}, fmt.Errorf("%w: the balance would pass %s", ErrMalformed, MaxAmount)
+		if f.Available+tx.Amount > neuro.MaxAmount {
+			return effect{}, fmt.Errorf("%w: the balance would pass %s", ErrMalformed, neuro.MaxAmount)
 		}
 		f.Available += tx.Amount
 		f.Rewards++
@@ -135,7 +137,7 @@ func applyTx(p Params, tx *Tx, from, to *Account) (effect, error) {
 // InsufficientError tells how much was required and how much was available; it matches
 // ErrInsufficient.
 type InsufficientError struct {
-	Required, Available Amount
+	Required, Available neuro.Amount
 	Staked              bool // the shortfall is in the staked balance (an unstake)
 }
 
@@ -171,11 +173,11 @@ func (a *Account) encode() []byte {
 
 func decodeAccount(b []byte) (Account, error) {
 	d := decoder{b: b}
-	a := Account{Nonce: d.u64(), LastTime: int64(d.u64()), Available: Amount(d.u64()), Staked: Amount(d.u64()),
-		StakeStart: int64(d.u64()), StakeDays: d.u16(), Unlock: int64(d.u64()), Rewards: d.u64(), Rewarded: Amount(d.u64())}
+	a := Account{Nonce: d.u64(), LastTime: int64(d.u64()), Available: neuro.Amount(d.u64()), Staked: neuro.Amount(d.u64()),
+		StakeStart: int64(d.u64()), StakeDays: d.u16(), Unlock: int64(d.u64()), Rewards: d.u64(), Rewarded: neuro.Amount(d.u64())}
 	n := int(d.u8())
 	for i := 0; i < n && d.err == nil; i++ {
-		a.Pending = append(a.Pending, Unbond{Amount: Amount(d.u64()), At: int64(d.u64())})
+		a.Pending = append(a.Pending, Unbond{Amount: neuro.Amount(d.u64()), At: int64(d.u64())})
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: trailing account bytes", ErrMalformed)

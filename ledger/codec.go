@@ -3,6 +3,8 @@ package ledger
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // The wire and storage encoding of transactions: fixed-width big-endian integers and
@@ -119,8 +121,8 @@ func DecodeTx(b []byte) (*Tx, error) {
 	t.Nonce = d.u64()
 	t.Time = int64(d.u64())
 	copy(t.To[:], d.take(AddressLen))
-	t.Amount = Amount(d.u64())
-	t.Fee = Amount(d.u64())
+	t.Amount = neuro.Amount(d.u64())
+	t.Fee = neuro.Amount(d.u64())
 	t.Days = d.u16()
 	t.Memo = string(d.bytes(MaxMemo))
 	switch d.u8() {

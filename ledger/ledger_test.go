@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 func wallet(t testing.TB, name string) *Wallet {
@@ -18,10 +20,10 @@ func wallet(t testing.TB, name string) *Wallet {
 }
 
 // fundedParams funds the named wallets with n NEURO each.
-func fundedParams(n Amount, ws ...*Wallet) Params {
+func fundedParams(n neuro.Amount, ws ...*Wallet) Params {
 	p := DefaultParams()
 	for _, w := range ws {
-		p.Genesis[w.Address()] = n * Micro
+		p.Genesis[w.Address()] = n * neuro.Micro
 	}
 	return p
 }
@@ -43,11 +45,11 @@ func signed(w *Wallet, nonce uint64, at time.Time, tx Tx) *Tx {
 	return &tx
 }
 
-func send(p Params, to *Wallet, neuro Amount) Tx {
-	return Tx{Type: TxSend, To: to.Address(), Amount: neuro * Micro, Fee: p.Fee(neuro * Micro)}
+func send(p Params, to *Wallet, whole neuro.Amount) Tx {
+	return Tx{Type: TxSend, To: to.Address(), Amount: whole * neuro.Micro, Fee: p.Fee(whole * neuro.Micro)}
 }
 
-func mustAudit(t testing.TB, l *Ledger) Amount {
+func mustAudit(t testing.TB, l *Ledger) neuro.Amount {
 	t.Helper()
 	sum, err := l.Audit()
 	if err != nil {
@@ -56,7 +58,7 @@ func mustAudit(t testing.TB, l *Ledger) Amount {
 	return sum
 }
 
-func balance(t testing.TB, l *Ledger, w *Wallet) Amount {
+func balance(t testing.TB, l *Ledger, w *Wallet) neuro.Amount {
 	t.Helper()
 	a, err := l.Account(w.Address())
 	if err != nil {
@@ -99,18 +101,18 @@ func TestSendMovesValueAndBurnsFee(t *testing.T) {
 	if r.Tx.Nonce != 1 || r.Seq != 1 {
 		t.Fatalf("nonce %d seq %d", r.Tx.Nonce, r.Seq)
 	}
-	fee := p.Fee(100 * Micro)
+	fee := p.Fee(100 * neuro.Micro)
 	if fee != 100_000 { // 0.1% of 100 NEURO = 0.1 NEURO, as the API reference shows
 		t.Fatalf("fee %s", fee)
 	}
-	if got, want := balance(t, l, alice), 900*Micro-fee; got != want {
+	if got, want := balance(t, l, alice), 900*neuro.Micro-fee; got != want {
 		t.Fatalf("alice %s, want %s", got, want)
 	}
-	if got := balance(t, l, bob); got != 100*Micro {
+	if got := balance(t, l, bob); got != 100*neuro.Micro {
 		t.Fatalf("bob %s", got)
 	}
 	minted, burned, seq := l.Supply()
-	if minted != 1000*Micro || burned != fee || seq != 1 {
+	if minted != 1000*neuro.Micro || burned != fee || seq != 1 {
 		t.Fatalf("supply %s %s %d", minted, burned, seq)
 	}
 	if mustAudit(t, l) != minted-burned {
@@ -155,9 +157,9 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		{"future time", signed(alice, 2, now.Add(time.Hour), send(p, bob, 1)), ErrClock},
 		{"older than the previous", signed(alice, 2, now.Add(-time.Minute), send(p, bob, 1)), ErrClock},
 		{"to oneself", signed(alice, 2, now, send(p, alice, 1)), ErrMalformed},
-		{"stake without duration", signed(alice, 2, now, Tx{Type: TxStake, Amount: Micro}), ErrMalformed},
-		{"unstake more than staked", signed(alice, 2, now, Tx{Type: TxUnstake, Amount: Micro}), ErrInsufficient},
-		{"reward without proof", signed(alice, 2, now, Tx{Type: TxReward, Amount: Micro}), ErrProof},
+		{"stake without duration", signed(alice, 2, now, Tx{Type: TxStake, Amount: neuro.Micro}), ErrMalformed},
+		{"unstake more than staked", signed(alice, 2, now, Tx{Type: TxUnstake, Amount: neuro.Micro}), ErrInsufficient},
+		{"reward without proof", signed(alice, 2, now, Tx{Type: TxReward, Amount: neuro.Micro}), ErrProof},
 	}
 	before, _ := l.Account(alice.Address())
 	_, _, seq := l.Supply()
@@ -180,7 +182,7 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	}
 	var ie *InsufficientError
 	r := l.Apply(signed(alice, 2, now, tooMuch), true)
-	if !errors.As(r.Err, &ie) || ie.Required != 10*Micro+p.Fee(10*Micro) || ie.Available != 9*Micro-p.Fee(Micro) {
+	if !errors.As(r.Err, &ie) || ie.Required != 10*neuro.Micro+p.Fee(10*neuro.Micro) || ie.Available != 9*neuro.Micro-p.Fee(neuro.Micro) {
 		t.Fatalf("insufficient details: %v", r.Err)
 	}
 	mustAudit(t, l)
@@ -193,27 +195,27 @@ func TestStakeLockAndCooldown(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	apply := func(n uint64, at time.Time, tx Tx) error { return l.Apply(signed(alice, n, at, tx), false).Err }
-	if err := apply(1, t0, Tx{Type: TxStake, Amount: 60 * Micro, Days: 30}); err != nil {
+	if err := apply(1, t0, Tx{Type: TxStake, Amount: 60 * neuro.Micro, Days: 30}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := l.Account(alice.Address())
-	if a.Available != 40*Micro || a.Staked != 60*Micro || a.StakeDays != 30 || a.Unlock != t0.Add(30*day).UnixMilli() {
+	if a.Available != 40*neuro.Micro || a.Staked != 60*neuro.Micro || a.StakeDays != 30 || a.Unlock != t0.Add(30*day).UnixMilli() {
 		t.Fatalf("after stake: %+v", a)
 	}
-	if err := apply(2, t0.Add(29*day), Tx{Type: TxUnstake, Amount: 10 * Micro}); !errors.Is(err, ErrStakeLocked) {
+	if err := apply(2, t0.Add(29*day), Tx{Type: TxUnstake, Amount: 10 * neuro.Micro}); !errors.Is(err, ErrStakeLocked) {
 		t.Fatalf("unstake before unlock: %v", err)
 	}
-	if err := apply(2, t0.Add(30*day), Tx{Type: TxUnstake, Amount: 10 * Micro}); err != nil {
+	if err := apply(2, t0.Add(30*day), Tx{Type: TxUnstake, Amount: 10 * neuro.Micro}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ = l.Account(alice.Address())
-	if a.Staked != 50*Micro || len(a.Pending) != 1 || a.Total() != 100*Micro {
+	if a.Staked != 50*neuro.Micro || len(a.Pending) != 1 || a.Total() != 100*neuro.Micro {
 		t.Fatalf("after unstake: %+v", a)
 	}
-	if v := a.View(t0.Add(36 * day)); v.Available != 40*Micro {
+	if v := a.View(t0.Add(36 * day)); v.Available != 40*neuro.Micro {
 		t.Fatalf("pending became available before the cooldown: %+v", v)
 	}
-	if v := a.View(t0.Add(37 * day)); v.Available != 50*Micro || len(v.Pending) != 0 {
+	if v := a.View(t0.Add(37 * day)); v.Available != 50*neuro.Micro || len(v.Pending) != 0 {
 		t.Fatalf("pending not available after the cooldown: %+v", v)
 	}
 	// Spending the matured NEURO needs a transaction dated after the cooldown.
@@ -293,7 +295,7 @@ func TestEarlyTransactionsWaitForTheirPredecessors(t *testing.T) {
 	if r := l.Apply(t1, true); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if got := balance(t, l, bob); got != 3*Micro {
+	if got := balance(t, l, bob); got != 3*neuro.Micro {
 		t.Fatalf("bob %s after the gap filled", got)
 	}
 	mustAudit(t, l)
@@ -319,7 +321,7 @@ func TestLedgerSurvivesReopen(t *testing.T) {
 		t.Fatalf("submit after close: %v", r.Err)
 	}
 	l = openLedger(t, dir, p)
-	if got := balance(t, l, bob); got != 50*Micro {
+	if got := balance(t, l, bob); got != 50*neuro.Micro {
 		t.Fatalf("bob %s after reopen", got)
 	}
 	if r := l.Submit(alice, send(p, bob, 10)); r.Err != nil || r.Tx.Nonce != 6 || r.Seq != 6 {
@@ -347,7 +349,7 @@ func TestLoadParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := ParseAddress("0x541911a23d0f09d20be2a6840479b1f9c6592237")
-	if p.Genesis[a] != 1_000_000*Micro || p.PricePerToken != 1000 || p.Rewards[ProofRound] != 2*Micro || p.CooldownDays != 7 {
+	if p.Genesis[a] != 1_000_000*neuro.Micro || p.PricePerToken != 1000 || p.Rewards[ProofRound] != 2*neuro.Micro || p.CooldownDays != 7 {
 		t.Fatalf("%+v", p)
 	}
 	if p.ID() == DefaultParams().ID() {

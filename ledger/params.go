@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // ErrParams is returned for network parameters that cannot run a ledger.
@@ -20,19 +22,19 @@ var ErrParams = errors.New("ledger: bad network parameters")
 type Params struct {
 	// Genesis funds accounts when a ledger is created (a local test network funds its wallets
 	// here; the default network starts empty and mints only rewards).
-	Genesis map[Address]Amount `json:"genesis"`
+	Genesis map[Address]neuro.Amount `json:"genesis"`
 	// FeeBasisPoints of a send or payment is burned as its fee (10 = 0.1%), at least MinFee.
-	FeeBasisPoints int64  `json:"fee_basis_points"`
-	MinFee         Amount `json:"min_fee"`
+	FeeBasisPoints int64        `json:"fee_basis_points"`
+	MinFee         neuro.Amount `json:"min_fee"`
 	// Rewards per unit of countersigned work, by proof kind (forward and backward: per token;
 	// round: per DiLoCo round).
-	Rewards map[ProofKind]Amount `json:"rewards"`
+	Rewards map[ProofKind]neuro.Amount `json:"rewards"`
 	// MaxProofUnits caps the units one proof can claim.
 	MaxProofUnits uint32 `json:"max_proof_units"`
 	// PricePerToken is what an inference costs its requester per token it runs through the
 	// model (prompt and generated), split among the peers that served it by the layers each
 	// ran. The default network, which starts with no NEURO, serves for free.
-	PricePerToken Amount `json:"price_per_token"`
+	PricePerToken neuro.Amount `json:"price_per_token"`
 	// CooldownDays is how long unstaked NEURO stays pending before it is available.
 	CooldownDays int `json:"cooldown_days"`
 	// MaxStakeDays bounds a stake's lock.
@@ -42,10 +44,10 @@ type Params struct {
 // DefaultParams are the rules of the default network.
 func DefaultParams() Params {
 	return Params{
-		Genesis:        map[Address]Amount{},
+		Genesis:        map[Address]neuro.Amount{},
 		FeeBasisPoints: 10,
 		MinFee:         1, // one micro-NEURO: no free spam
-		Rewards: map[ProofKind]Amount{
+		Rewards: map[ProofKind]neuro.Amount{
 			ProofForward:  1_000,  // 0.001 NEURO per token
 			ProofBackward: 2_000,  // backward costs about twice a forward
 			ProofRound:    50_000, // 0.05 NEURO per DiLoCo round taken part in
@@ -59,21 +61,21 @@ func DefaultParams() Params {
 
 // Validate checks that the parameters are usable.
 func (p Params) Validate() error {
-	var total Amount
+	var total neuro.Amount
 	for a, v := range p.Genesis {
-		if v <= 0 || v > MaxAmount {
+		if v <= 0 || v > neuro.MaxAmount {
 			return fmt.Errorf("%w: genesis amount %s for %s", ErrParams, v, a)
 		}
-		if total += v; total > MaxAmount {
-			return fmt.Errorf("%w: genesis total above %s", ErrParams, MaxAmount)
+		if total += v; total > neuro.MaxAmount {
+			return fmt.Errorf("%w: genesis total above %s", ErrParams, neuro.MaxAmount)
 		}
 	}
 	switch {
 	case p.FeeBasisPoints < 0 || p.FeeBasisPoints > 10_000:
 		return fmt.Errorf("%w: fee_basis_points %d (0..10000)", ErrParams, p.FeeBasisPoints)
-	case p.MinFee < 0 || p.MinFee > MaxAmount:
+	case p.MinFee < 0 || p.MinFee > neuro.MaxAmount:
 		return fmt.Errorf("%w: min_fee %s", ErrParams, p.MinFee)
-	case p.PricePerToken < 0 || p.PricePerToken > MaxAmount:
+	case p.PricePerToken < 0 || p.PricePerToken > neuro.MaxAmount:
 		return fmt.Errorf("%w: price_per_token %s", ErrParams, p.PricePerToken)
 	case p.CooldownDays < 0 || p.CooldownDays > 365:
 		return fmt.Errorf("%w: cooldown_days %d (0..365)", ErrParams, p.CooldownDays)
@@ -83,7 +85,7 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: max_proof_units must be positive", ErrParams)
 	}
 	for k, r := range p.Rewards {
-		if !k.valid() || r < 0 || Amount(p.MaxProofUnits)*r > MaxAmount/1000 {
+		if !k.valid() || r < 0 || neuro.Amount(p.MaxProofUnits)*r > neuro.MaxAmount/1000 {
 			return fmt.Errorf("%w: reward %s for %q", ErrParams, r, k)
 		}
 	}
@@ -99,9 +101,9 @@ func (p Params) ID() string {
 }
 
 // Fee is the fee a send or payment of amount must burn at least.
-func (p Params) Fee(amount Amount) Amount {
+func (p Params) Fee(amount neuro.Amount) neuro.Amount {
 	// amount <= MaxAmount = 1e18, times at most 1e4 would overflow int64: divide first.
-	f := amount/10_000*Amount(p.FeeBasisPoints) + amount%10_000*Amount(p.FeeBasisPoints)/10_000
+	f := amount/10_000*neuro.Amount(p.FeeBasisPoints) + amount%10_000*neuro.Amount(p.FeeBasisPoints)/10_000
 	return max(f, p.MinFee)
 }
 
@@ -112,8 +114,8 @@ func Multiplier(days int) float64 {
 }
 
 // genesisTotal is the NEURO minted by the genesis allocation.
-func (p Params) genesisTotal() Amount {
-	var t Amount
+func (p Params) genesisTotal() neuro.Amount {
+	var t neuro.Amount
 	for _, v := range p.Genesis {
 		t += v
 	}
@@ -144,7 +146,7 @@ func LoadParams(path string) (Params, error) {
 		return Params{}, fmt.Errorf("%w: %s: %v", ErrParams, path, err)
 	}
 	if p.Genesis == nil {
-		p.Genesis = map[Address]Amount{}
+		p.Genesis = map[Address]neuro.Amount{}
 	}
 	return p, p.Validate()
 }

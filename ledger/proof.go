@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // ProofKind is the kind of work a proof records.
@@ -73,8 +75,8 @@ func (p *Proof) Countersign(consumer *Wallet) {
 }
 
 // Reward is what the proof mints under the network's rates.
-func (p *Proof) Reward(params Params) Amount {
-	return params.Rewards[p.Kind] * Amount(p.Units)
+func (p *Proof) Reward(params Params) neuro.Amount {
+	return params.Rewards[p.Kind] * neuro.Amount(p.Units)
 }
 
 // Check validates the proof's fields and the consumer's signature.

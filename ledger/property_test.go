@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // TestRandomSequencesKeepTheSupplyInvariant runs random sends, stakes, unstakes, rewards and
@@ -25,7 +27,7 @@ func TestRandomSequencesKeepTheSupplyInvariant(t *testing.T) {
 		for step := 0; step < 400; step++ {
 			clock = clock.Add(time.Duration(rng.IntN(12)) * time.Hour)
 			w := ws[rng.IntN(len(ws))]
-			amt := Amount(rng.Int64N(300*Micro)) + 1
+			amt := neuro.Amount(rng.Int64N(300*neuro.Micro)) + 1
 			var tx Tx
 			switch rng.IntN(7) {
 			case 0, 1:

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // Account reads an address's account (the zero account if it never took part).
@@ -170,8 +171,8 @@ func (l *Ledger) Equivocations(limit int) ([]Equivocation, error) {
 
 // Audit sums every account and checks the ledger's invariant: the NEURO held equals the NEURO
 // minted minus the NEURO burned, and no balance is negative. It returns the sum it found.
-func (l *Ledger) Audit() (Amount, error) {
-	var sum, minted, burned Amount
+func (l *Ledger) Audit() (neuro.Amount, error) {
+	var sum, minted, burned neuro.Amount
 	var bad error
 	err := l.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keySupply) // read in the same snapshot as the accounts
@@ -182,7 +183,7 @@ func (l *Ledger) Audit() (Amount, error) {
 		if err != nil || len(v) != 24 {
 			return errors.Join(err, errors.New("ledger audit: corrupt supply record"))
 		}
-		minted, burned = Amount(binary.BigEndian.Uint64(v)), Amount(binary.BigEndian.Uint64(v[8:]))
+		minted, burned = neuro.Amount(binary.BigEndian.Uint64(v)), neuro.Amount(binary.BigEndian.Uint64(v[8:]))
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = keyAccount
 		it := txn.NewIterator(opts)

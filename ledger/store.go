@@ -9,6 +9,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // ErrClosed is returned by a ledger that was closed.
@@ -56,8 +57,8 @@ type Ledger struct {
 
 	mu     sync.Mutex // guards the fields below, owned by the writer between commits
 	seq    uint64
-	minted Amount
-	burned Amount
+	minted neuro.Amount
+	burned neuro.Amount
 	pool   map[Address]map[uint64]*Tx
 	pooled int
 
@@ -157,12 +158,12 @@ func (l *Ledger) load() error {
 		if err != nil || len(v) != 24 {
 			return fmt.Errorf("%w: %s: unreadable supply record (%v); %s", ErrDamaged, l.dir, err, wayOut(l.dir))
 		}
-		l.minted, l.burned, l.seq = Amount(binary.BigEndian.Uint64(v)), Amount(binary.BigEndian.Uint64(v[8:])), binary.BigEndian.Uint64(v[16:])
+		l.minted, l.burned, l.seq = neuro.Amount(binary.BigEndian.Uint64(v)), neuro.Amount(binary.BigEndian.Uint64(v[8:])), binary.BigEndian.Uint64(v[16:])
 		return nil
 	})
 }
 
-func (l *Ledger) supplyBytes(minted, burned Amount, seq uint64) []byte {
+func (l *Ledger) supplyBytes(minted, burned neuro.Amount, seq uint64) []byte {
 	var e encoder
 	e.u64(uint64(minted))
 	e.u64(uint64(burned))
@@ -186,7 +187,7 @@ func (l *Ledger) Params() Params { return l.params }
 
 // Supply is the NEURO minted (genesis and rewards) and burned (fees) so far, and the number
 // of transactions applied.
-func (l *Ledger) Supply() (minted, burned Amount, seq uint64) {
+func (l *Ledger) Supply() (minted, burned neuro.Amount, seq uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.minted, l.burned, l.seq

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // Errors of transaction validation. Each names what is wrong; callers match them with
@@ -68,8 +70,8 @@ type Tx struct {
 	Nonce  uint64
 	Time   int64   // sender's clock, unix milliseconds
 	To     Address // send and payment
-	Amount Amount
-	Fee    Amount
+	Amount neuro.Amount
+	Fee    neuro.Amount
 	Days   uint16 // stake: lock duration
 	Memo   string
 	Proof  *Proof // reward: the countersigned work
@@ -111,7 +113,7 @@ func (t *Tx) Check(p Params) error {
 	if len(t.PubKey) != ed25519.PublicKeySize || len(t.Sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: key or signature length", ErrMalformed)
 	}
-	if t.Nonce == 0 || t.Time <= 0 || t.Amount <= 0 || t.Amount > MaxAmount || t.Fee < 0 || t.Fee > MaxAmount {
+	if t.Nonce == 0 || t.Time <= 0 || t.Amount <= 0 || t.Amount > neuro.MaxAmount || t.Fee < 0 || t.Fee > neuro.MaxAmount {
 		return fmt.Errorf("%w: nonce, time, amount or fee out of range", ErrMalformed)
 	}
 	if len(t.Memo) > MaxMemo || !utf8.ValidString(t.Memo) {
@@ -163,7 +165,7 @@ func (t *Tx) Check(p Params) error {
 }
 
 // Debit is what the transaction takes from the sender's available balance.
-func (t *Tx) Debit() Amount {
+func (t *Tx) Debit() neuro.Amount {
 	switch t.Type {
 	case TxSend, TxPayment:
 		return t.Amount + t.Fee

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // ErrQueued is returned for a transaction that arrived before its predecessors: it waits in
@@ -138,7 +139,7 @@ func (l *Ledger) failQueued() {
 type batchState struct {
 	txn            *badger.Txn
 	accounts       map[Address]*Account
-	minted, burned Amount
+	minted, burned neuro.Amount
 	seq            uint64
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
@@ -21,7 +22,7 @@ var _ httpapi.Backend = (*Node)(nil)
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Status implements httpapi.Backend.
-func (n *Node) Status(ctx context.Context) httpapi.Status {
+func (n *Node) Status(ctx context.Context) apitypes.Status {
 	span := n.Span()
 	n.mu.Lock()
 	started := n.started
@@ -30,7 +31,7 @@ func (n *Node) Status(ctx context.Context) httpapi.Status {
 	if !started.IsZero() {
 		uptime = int64(time.Since(started).Seconds())
 	}
-	return httpapi.Status{
+	return apitypes.Status{
 		NodeID:        n.ID(),
 		Version:       Version,
 		UptimeSeconds: uptime,
@@ -39,7 +40,7 @@ func (n *Node) Status(ctx context.Context) httpapi.Status {
 		Layers:        span.Indices(),
 		PeerCount:     len(n.host.Peers()),
 		Training:      n.trainingStatus(),
-		Resources:     httpapi.Resources{CPUPercent: n.cpu.percent(), RAMUsed: residentBytes()},
+		Resources:     apitypes.Resources{CPUPercent: n.cpu.percent(), RAMUsed: residentBytes()},
 		Multiaddrs:    n.Multiaddrs(),
 		Model:         n.model.Name,
 		ModelHash:     n.modelHash(),
@@ -76,7 +77,7 @@ func (n *Node) p2pPort() int {
 
 // Health implements httpapi.Backend: the node is healthy when it listens and can write its
 // data dir; having no peers is reported but is not unhealthy (a standalone node is fine).
-func (n *Node) Health(ctx context.Context) httpapi.Health {
+func (n *Node) Health(ctx context.Context) apitypes.Health {
 	checks := map[string]string{"gpu": "not used (CPU backend)", "network": "ok", "storage": "ok", "peers": "ok"}
 	healthy := true
 	if len(n.host.Libp2p().Addrs()) == 0 {
@@ -91,19 +92,19 @@ func (n *Node) Health(ctx context.Context) httpapi.Health {
 	if s := n.state.Load().(string); s != "running" {
 		checks["node"], healthy = s, false
 	}
-	return httpapi.Health{Healthy: healthy, Checks: checks}
+	return apitypes.Health{Healthy: healthy, Checks: checks}
 }
 
 // Peers implements httpapi.Backend: connected peers, with the layers the DHT says they hold.
-func (n *Node) Peers(ctx context.Context) httpapi.PeerList {
+func (n *Node) Peers(ctx context.Context) apitypes.PeerList {
 	held := layersByPeer(n.Coverage(ctx))
-	list := httpapi.PeerList{Peers: []httpapi.Peer{}}
+	list := apitypes.PeerList{Peers: []apitypes.Peer{}}
 	for _, p := range n.host.Peers() {
 		ls := held[p.ID.String()]
 		if ls == nil {
 			ls = []int{}
 		}
-		e := httpapi.Peer{
+		e := apitypes.Peer{
 			ID:             p.ID.String(),
 			Address:        p.Addr.String(),
 			Layers:         ls,
@@ -121,9 +122,9 @@ func (n *Node) Peers(ctx context.Context) httpapi.PeerList {
 }
 
 // Layers implements httpapi.Backend.
-func (n *Node) Layers(ctx context.Context) httpapi.LayerList {
+func (n *Node) Layers(ctx context.Context) apitypes.LayerList {
 	span := n.Span()
-	out := httpapi.LayerList{Layers: []httpapi.Layer{}, TotalLayers: n.model.Layers, MyLayerCount: span.Len()}
+	out := apitypes.LayerList{Layers: []apitypes.Layer{}, TotalLayers: n.model.Layers, MyLayerCount: span.Len()}
 	if n.state.Load().(string) != "running" {
 		out.MyLayerCount = 0
 		return out
@@ -139,15 +140,15 @@ func (n *Node) Layers(ctx context.Context) httpapi.LayerList {
 			typ = "transformer+lm_head"
 		}
 		mem := n.model.SpanMemoryBytes(layers.Span{First: i, Last: i}) // the embedding or head included
-		out.Layers = append(out.Layers, httpapi.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "active"})
+		out.Layers = append(out.Layers, apitypes.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "active"})
 	}
 	return out
 }
 
 // Network implements httpapi.Backend: node counts come from the DHT's coverage view.
-func (n *Node) Network(ctx context.Context) httpapi.Network {
+func (n *Node) Network(ctx context.Context) apitypes.Network {
 	cov := n.Coverage(ctx)
-	var counts httpapi.NodeCounts
+	var counts apitypes.NodeCounts
 	for _, ls := range layersByPeer(cov) {
 		counts.Total++
 		switch roleOf(ls, n.model.Layers) {
@@ -160,101 +161,101 @@ func (n *Node) Network(ctx context.Context) httpapi.Network {
 		}
 	}
 	m := n.model
-	var tr *httpapi.NetworkTraining
+	var tr *apitypes.NetworkTraining
 	if g := n.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
-		tr = &httpapi.NetworkTraining{Epoch: n.newestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
+		tr = &apitypes.NetworkTraining{Epoch: n.newestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
 	}
-	return httpapi.Network{
+	return apitypes.Network{
 		Training: tr,
 		Nodes:    counts,
-		Architecture: httpapi.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
+		Architecture: apitypes.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
 			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
 		Coverage: cov,
 		Ledger:   n.ledgerView(),
 	}
 }
 
-func (n *Node) ledgerView() httpapi.NetworkLedger {
+func (n *Node) ledgerView() apitypes.NetworkLedger {
 	minted, burned, seq := n.ledger.Supply()
 	eq, _ := n.ledger.Equivocations(1000)
 	p := n.ledger.Params()
-	return httpapi.NetworkLedger{NetworkID: p.ID(), Transactions: seq, Minted: minted, Burned: burned,
+	return apitypes.NetworkLedger{NetworkID: p.ID(), Transactions: seq, Minted: minted, Burned: burned,
 		Circulating: minted - burned, Equivocations: len(eq), PricePerToken: p.PricePerToken}
 }
 
 // Config implements httpapi.Backend.
-func (n *Node) Config(ctx context.Context) httpapi.NodeConfig {
+func (n *Node) Config(ctx context.Context) apitypes.NodeConfig {
 	s := n.settings.get()
 	boot := n.cfg.Bootstrap
 	if boot == nil {
 		boot = []string{}
 	}
-	return httpapi.NodeConfig{
+	return apitypes.NodeConfig{
 		NodeID:    n.ID(),
 		Port:      n.apiPort(),
 		GRPCPort:  n.p2pPort(),
 		Bootstrap: boot,
-		Training: httpapi.TrainingConfig{Enabled: s.Training.Enabled, BatchSize: s.Training.BatchSize,
+		Training: apitypes.TrainingConfig{Enabled: s.Training.Enabled, BatchSize: s.Training.BatchSize,
 			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps, Compression: s.Training.Compression,
 			OuterLR: s.Training.OuterLR, OuterMomentum: s.Training.OuterMomentum},
-		Resources: httpapi.ResourcesConfig{MaxMemoryGB: s.Resources.MaxMemoryGB, CPUThreads: s.Resources.CPUThreads},
+		Resources: apitypes.ResourcesConfig{MaxMemoryGB: s.Resources.MaxMemoryGB, CPUThreads: s.Resources.CPUThreads},
 	}
 }
 
 // PatchConfig implements httpapi.Backend.
-func (n *Node) PatchConfig(ctx context.Context, p httpapi.ConfigPatch) (httpapi.ConfigPatchResult, error) {
+func (n *Node) PatchConfig(ctx context.Context, p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
 	return n.settings.apply(p)
 }
 
 // RoutingTable implements httpapi.Backend.
-func (n *Node) RoutingTable(ctx context.Context) httpapi.RoutingTable {
+func (n *Node) RoutingTable(ctx context.Context) apitypes.RoutingTable {
 	connected := map[peer.ID]bool{}
 	for _, p := range n.host.Peers() {
 		connected[p.ID] = true
 	}
-	rt := httpapi.RoutingTable{Peers: []httpapi.DHTPeer{}}
+	rt := apitypes.RoutingTable{Peers: []apitypes.DHTPeer{}}
 	for _, id := range n.host.RoutingTable() {
-		rt.Peers = append(rt.Peers, httpapi.DHTPeer{ID: id.String(), Connected: connected[id], LatencyMS: ms(n.host.Latency(id))})
+		rt.Peers = append(rt.Peers, apitypes.DHTPeer{ID: id.String(), Connected: connected[id], LatencyMS: ms(n.host.Latency(id))})
 	}
 	rt.Size = len(rt.Peers)
 	return rt
 }
 
 // Providers implements httpapi.Backend.
-func (n *Node) Providers(ctx context.Context, layer int) (httpapi.Providers, error) {
+func (n *Node) Providers(ctx context.Context, layer int) (apitypes.Providers, error) {
 	if layer < 0 || layer >= n.model.Layers {
-		return httpapi.Providers{}, httpapi.NotFound(fmt.Sprintf("layer %d does not exist: %s has layers 0-%d", layer, n.model.Name, n.model.Layers-1),
+		return apitypes.Providers{}, apitypes.NotFound(fmt.Sprintf("layer %d does not exist: %s has layers 0-%d", layer, n.model.Name, n.model.Layers-1),
 			map[string]any{"layer": layer, "total_layers": n.model.Layers})
 	}
 	key := LayerKey(n.model.Name, layer)
 	provs, err := n.providersOf(ctx, layer)
 	if err != nil {
-		return httpapi.Providers{}, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, "provider lookup failed: "+err.Error(), nil)
+		return apitypes.Providers{}, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "provider lookup failed: "+err.Error(), nil)
 	}
-	out := httpapi.Providers{Layer: layer, Key: p2p.ContentKey(key).String(), Providers: []httpapi.Provider{}}
+	out := apitypes.Providers{Layer: layer, Key: p2p.ContentKey(key).String(), Providers: []apitypes.Provider{}}
 	for _, p := range provs {
 		addrs := make([]string, 0, len(p.Addrs))
 		for _, a := range p.Addrs {
 			addrs = append(addrs, a.String())
 		}
-		out.Providers = append(out.Providers, httpapi.Provider{ID: p.ID.String(), Addrs: addrs, Self: p.ID == n.host.ID()})
+		out.Providers = append(out.Providers, apitypes.Provider{ID: p.ID.String(), Addrs: addrs, Self: p.ID == n.host.ID()})
 	}
 	return out, nil
 }
 
 // FindPeer implements httpapi.Backend.
-func (n *Node) FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, error) {
+func (n *Node) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error) {
 	pid, err := peer.Decode(id)
 	if err != nil {
-		return httpapi.PeerAddrs{}, httpapi.InvalidRequest("not a peer ID: "+err.Error(), map[string]any{"id": id})
+		return apitypes.PeerAddrs{}, apitypes.InvalidRequest("not a peer ID: "+err.Error(), map[string]any{"id": id})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ai, err := n.host.FindPeer(ctx, pid)
 	if err != nil {
-		return httpapi.PeerAddrs{}, httpapi.NotFound("peer not found in the DHT: "+err.Error(), map[string]any{"id": id})
+		return apitypes.PeerAddrs{}, apitypes.NotFound("peer not found in the DHT: "+err.Error(), map[string]any{"id": id})
 	}
-	out := httpapi.PeerAddrs{ID: ai.ID.String(), Addrs: []string{}}
+	out := apitypes.PeerAddrs{ID: ai.ID.String(), Addrs: []string{}}
 	for _, a := range ai.Addrs {
 		out.Addrs = append(out.Addrs, a.String())
 	}
@@ -263,7 +264,7 @@ func (n *Node) FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, erro
 
 // trainingStatus is the training section of /status: the node's rounds (epochs), inner steps
 // and recent loss; absent before the node has trained.
-func (n *Node) trainingStatus() *httpapi.TrainingStatus {
+func (n *Node) trainingStatus() *apitypes.TrainingStatus {
 	n.train.mu.Lock()
 	steps := n.train.innerSteps
 	n.train.mu.Unlock()
@@ -274,7 +275,7 @@ func (n *Node) trainingStatus() *httpapi.TrainingStatus {
 		return nil
 	}
 	tr := n.settings.get().Training
-	return &httpapi.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
+	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
 		Compression: tr.Compression, ExchangeBytesSent: sent}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // hammer sends GET url from `workers` keep-alive clients for d and returns requests per second.
@@ -84,7 +85,7 @@ func genRate(b *testing.B, n *Node, tokens int) (rate float64, ttft time.Duratio
 	before := n.host.Traffic()
 	start := time.Now()
 	var first time.Duration
-	last, err := apiClient(n).InferenceStream(context.Background(), req, func(ev httpapi.TokenEvent) error {
+	last, err := apiClient(n).InferenceStream(context.Background(), req, func(ev apitypes.TokenEvent) error {
 		if ev.Index == 0 {
 			first = time.Since(start)
 		}
@@ -99,9 +100,9 @@ func genRate(b *testing.B, n *Node, tokens int) (rate float64, ttft time.Duratio
 		(after.BytesSent - before.BytesSent) + (after.BytesReceived - before.BytesReceived)
 }
 
-func greedyBench(prompt string, n int) httpapi.InferenceRequest {
+func greedyBench(prompt string, n int) apitypes.InferenceRequest {
 	temp := 0.0
-	return httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &n, Temperature: &temp}
+	return apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &n, Temperature: &temp}
 }
 
 // BenchmarkPipelineVsSingleNode: greedy generation of 128 tokens through three in-process nodes

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // coverageLookupTimeout bounds one refresh of the coverage view.
@@ -40,12 +40,12 @@ func roleOf(layersHeld []int, total int) string {
 type coverageCache struct {
 	mu   sync.Mutex
 	at   time.Time
-	view httpapi.Coverage
+	view apitypes.Coverage
 	set  bool
 }
 
 // Coverage returns who holds each layer, refreshed at most every CoverageInterval.
-func (n *Node) Coverage(ctx context.Context) httpapi.Coverage {
+func (n *Node) Coverage(ctx context.Context) apitypes.Coverage {
 	c := &n.coverage
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -59,8 +59,8 @@ func (n *Node) Coverage(ctx context.Context) httpapi.Coverage {
 }
 
 // lookupCoverage asks the DHT for the providers of every layer, in parallel.
-func (n *Node) lookupCoverage(ctx context.Context) httpapi.Coverage {
-	cov := httpapi.Coverage{Model: n.model.Name, Layers: make([]httpapi.LayerCoverage, n.model.Layers), Missing: []int{}}
+func (n *Node) lookupCoverage(ctx context.Context) apitypes.Coverage {
+	cov := apitypes.Coverage{Model: n.model.Name, Layers: make([]apitypes.LayerCoverage, n.model.Layers), Missing: []int{}}
 	var wg sync.WaitGroup
 	for i := range cov.Layers {
 		wg.Add(1)
@@ -75,7 +75,7 @@ func (n *Node) lookupCoverage(ctx context.Context) httpapi.Coverage {
 				ids = append(ids, p.ID.String())
 			}
 			sort.Strings(ids)
-			cov.Layers[i] = httpapi.LayerCoverage{Index: i, Providers: ids, Replicas: len(ids)}
+			cov.Layers[i] = apitypes.LayerCoverage{Index: i, Providers: ids, Replicas: len(ids)}
 		}(i)
 	}
 	wg.Wait()
@@ -97,7 +97,7 @@ func (n *Node) lookupCoverage(ctx context.Context) httpapi.Coverage {
 }
 
 // layersByPeer inverts a coverage view: for each peer, the layers it holds.
-func layersByPeer(cov httpapi.Coverage) map[string][]int {
+func layersByPeer(cov apitypes.Coverage) map[string][]int {
 	out := map[string][]int{}
 	for _, lc := range cov.Layers {
 		for _, id := range lc.Providers {

@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
@@ -29,9 +29,9 @@ type syncState struct {
 	round      int64 // rounds completed
 	stepsAtEnd int64 // inner steps taken when the last round ended
 	collect    *collection
-	ok, failed int64               // rounds that synced, and rounds that failed
-	exclusions []httpapi.Exclusion // the latest replicas left out of rounds, oldest first
-	sentBytes  int64               // pseudo-gradient bytes this node sent (contributions and results)
+	ok, failed int64                // rounds that synced, and rounds that failed
+	exclusions []apitypes.Exclusion // the latest replicas left out of rounds, oldest first
+	sentBytes  int64                // pseudo-gradient bytes this node sent (contributions and results)
 	pushedAt   map[peer.ID]time.Time
 	lastUsed   []string // the replicas whose contributions the last round used
 	shared     int64    // rounds that averaged more than one replica
@@ -420,7 +420,7 @@ const maxExclusions = 32
 func (n *Node) noteExclusions(round int64, excluded map[string]string) {
 	peers := slices.Sorted(maps.Keys(excluded))
 	for _, p := range peers {
-		n.sync.exclusions = append(n.sync.exclusions, httpapi.Exclusion{Round: round, Peer: p, Reason: excluded[p]})
+		n.sync.exclusions = append(n.sync.exclusions, apitypes.Exclusion{Round: round, Peer: p, Reason: excluded[p]})
 	}
 	if len(n.sync.exclusions) > maxExclusions {
 		n.sync.exclusions = slices.Clone(n.sync.exclusions[len(n.sync.exclusions)-maxExclusions:])
@@ -428,7 +428,7 @@ func (n *Node) noteExclusions(round int64, excluded map[string]string) {
 }
 
 // recentExclusions lists the remembered exclusions, newest first.
-func (n *Node) recentExclusions() []httpapi.Exclusion {
+func (n *Node) recentExclusions() []apitypes.Exclusion {
 	n.sync.mu.Lock()
 	defer n.sync.mu.Unlock()
 	out := slices.Clone(n.sync.exclusions)

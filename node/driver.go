@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
@@ -108,7 +108,7 @@ func (n *Node) planTrainRoute(ctx context.Context) ([]hop, error) {
 			}
 		}
 		if len(cands) == 0 {
-			return nil, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable,
+			return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable,
 				fmt.Sprintf("no peer holds a span starting at layer %d", l), map[string]any{"layer": l})
 		}
 		slices.SortFunc(cands, func(a, b hop) int { return strings.Compare(string(a.peer), string(b.peer)) })

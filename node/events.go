@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -22,23 +22,23 @@ const (
 
 type eventBus struct {
 	mu     sync.Mutex
-	subs   map[int]chan httpapi.Event
+	subs   map[int]chan apitypes.Event
 	next   int
 	closed bool
 }
 
 // Subscribe implements httpapi.Events.
-func (n *Node) Subscribe() (<-chan httpapi.Event, func()) {
+func (n *Node) Subscribe() (<-chan apitypes.Event, func()) {
 	b := &n.events
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ch := make(chan httpapi.Event, subscriberBuf)
+	ch := make(chan apitypes.Event, subscriberBuf)
 	if b.closed {
 		close(ch)
 		return ch, func() {}
 	}
 	if b.subs == nil {
-		b.subs = map[int]chan httpapi.Event{}
+		b.subs = map[int]chan apitypes.Event{}
 	}
 	id := b.next
 	b.next++
@@ -55,7 +55,7 @@ func (n *Node) Subscribe() (<-chan httpapi.Event, func()) {
 
 // publish sends an event to every subscriber; one whose buffer is full is dropped.
 func (n *Node) publish(typ string, data any) {
-	ev := httpapi.Event{Type: typ, Data: data, Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
+	ev := apitypes.Event{Type: typ, Data: data, Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
 	b := &n.events
 	b.mu.Lock()
 	defer b.mu.Unlock()

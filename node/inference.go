@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -28,11 +28,11 @@ const (
 )
 
 func invalid(field, msg string) error {
-	return httpapi.InvalidRequest(field+" "+msg, map[string]any{"field": field})
+	return apitypes.InvalidRequest(field+" "+msg, map[string]any{"field": field})
 }
 
 // sampling turns a request into sampling settings with seed 001's defaults, checking ranges.
-func sampling(req httpapi.InferenceRequest) (string, layers.Sampling, error) {
+func sampling(req apitypes.InferenceRequest) (string, layers.Sampling, error) {
 	s := layers.DefaultSampling()
 	if req.Prompt == nil || *req.Prompt == "" {
 		return "", s, invalid("prompt", "is required and must not be empty")
@@ -89,7 +89,7 @@ type textStream struct {
 	sent     int
 	holdback int
 	index    int
-	emit     func(httpapi.TokenEvent) error
+	emit     func(apitypes.TokenEvent) error
 }
 
 func (ts *textStream) push(id int32) error {
@@ -109,14 +109,14 @@ func (ts *textStream) send(upto int) error {
 	if upto <= ts.sent || ts.emit == nil {
 		return nil
 	}
-	ev := httpapi.TokenEvent{Token: string(ts.buf[ts.sent:upto]), Index: ts.index}
+	ev := apitypes.TokenEvent{Token: string(ts.buf[ts.sent:upto]), Index: ts.index}
 	ts.sent, ts.index = upto, ts.index+1
 	return ts.emit(ev)
 }
 
 // Inference implements httpapi.Backend: it queues the request, plans a route over the peers
 // that hold the layers, and generates. emit, when not nil, receives text as it is generated.
-func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit func(httpapi.TokenEvent) error) (*httpapi.InferenceResponse, error) {
+func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emit func(apitypes.TokenEvent) error) (*apitypes.InferenceResponse, error) {
 	start := time.Now()
 	prompt, s, err := sampling(req)
 	if err != nil {
@@ -124,7 +124,7 @@ func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit
 	}
 	ids := layers.Encode(prompt)
 	if len(ids) >= n.model.Context {
-		return nil, httpapi.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", len(ids), n.model.Context),
+		return nil, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", len(ids), n.model.Context),
 			map[string]any{"field": "prompt", "prompt_tokens": len(ids), "context": n.model.Context})
 	}
 	if err := n.acquire(ctx); err != nil {
@@ -156,11 +156,11 @@ func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		var apiErr *httpapi.Error
+		var apiErr *apitypes.Error
 		if errors.As(err, &apiErr) {
 			return nil, err
 		}
-		return nil, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, "generation failed: "+err.Error(), nil)
+		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "generation failed: "+err.Error(), nil)
 	}
 	text, _ := s.StopAt(layers.Decode(out))
 	ts.buf = []byte(text)
@@ -169,17 +169,17 @@ func (n *Node) Inference(ctx context.Context, req httpapi.InferenceRequest, emit
 	}
 	total := time.Since(start)
 	n.metrics.record(total, len(out))
-	resp := &httpapi.InferenceResponse{
+	resp := &apitypes.InferenceResponse{
 		ID:              "inf_" + randomHex(8),
 		Text:            text,
 		TokensGenerated: len(out),
 		FinishReason:    reason,
-		Usage:           httpapi.Usage{PromptTokens: len(ids), CompletionTokens: len(out), TotalTokens: len(ids) + len(out)},
+		Usage:           apitypes.Usage{PromptTokens: len(ids), CompletionTokens: len(out), TotalTokens: len(ids) + len(out)},
 		Cost:            n.settle(n.ctx, r.hops, len(ids)+len(out)), // paid even if the client left
-		Timing:          httpapi.Timing{QueueMS: queued.Milliseconds(), InferenceMS: (total - queued).Milliseconds(), TotalMS: total.Milliseconds()},
+		Timing:          apitypes.Timing{QueueMS: queued.Milliseconds(), InferenceMS: (total - queued).Milliseconds(), TotalMS: total.Milliseconds()},
 	}
 	for _, h := range r.hops {
-		resp.Route = append(resp.Route, httpapi.RouteHop{Peer: h.hop.peer.String(), Layers: h.hop.span.String()})
+		resp.Route = append(resp.Route, apitypes.RouteHop{Peer: h.hop.peer.String(), Layers: h.hop.span.String()})
 	}
 	return resp, nil
 }
@@ -195,7 +195,7 @@ func (n *Node) acquire(ctx context.Context) error {
 	full := n.metrics.waiting >= maxQueued
 	n.metrics.mu.Unlock()
 	if full {
-		return httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable,
+		return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable,
 			fmt.Sprintf("%d requests already waiting; try again later", maxQueued), map[string]any{"retry_after": 5})
 	}
 	n.metrics.queued(1)

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
-func greedy(prompt string, maxTokens int) httpapi.InferenceRequest {
+func greedy(prompt string, maxTokens int) apitypes.InferenceRequest {
 	temp := 0.0
-	return httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens, Temperature: &temp}
+	return apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens, Temperature: &temp}
 }
 
 func waitCoverage(t *testing.T, n *Node) {
@@ -49,7 +49,7 @@ func TestPipelineInferenceMatchesOneNode(t *testing.T) {
 
 	// Streaming: the events, in order, spell the same text; the last carries reason and usage.
 	var pieces []string
-	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev httpapi.TokenEvent) error {
+	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev apitypes.TokenEvent) error {
 		if ev.Index != len(pieces) {
 			t.Errorf("event index %d, want %d", ev.Index, len(pieces))
 		}
@@ -85,7 +85,7 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 	}
 	var killed *Node
 	var text strings.Builder
-	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev httpapi.TokenEvent) error {
+	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev apitypes.TokenEvent) error {
 		text.WriteString(ev.Token)
 		if ev.Index == 8 {
 			for _, n := range nodes[1:3] {
@@ -120,7 +120,7 @@ func TestInferenceErrors(t *testing.T) {
 	c := apiClient(n)
 	_, err := c.Inference(ctx, greedy("hello", 5))
 	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != httpapi.CodeNodeUnavailable {
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != apitypes.CodeNodeUnavailable {
 		t.Fatalf("missing layers: %v", err)
 	}
 	if miss, _ := ae.Details["missing_layers"].([]any); len(miss) != 5 {
@@ -144,7 +144,7 @@ func TestInferenceErrors(t *testing.T) {
 		`not json`,
 	} {
 		err := c.Do(ctx, http.MethodPost, "/api/v1/inference", strings.NewReader(body), nil)
-		if !client.IsCode(err, httpapi.CodeInvalidRequest) {
+		if !client.IsCode(err, apitypes.CodeInvalidRequest) {
 			t.Errorf("%.40s: want INVALID_REQUEST, got %v", body, err)
 		}
 	}
@@ -155,7 +155,7 @@ func TestDisconnectFreesStageSessions(t *testing.T) {
 	nodes := startNetwork(t, "0-3", "4-7")
 	waitCoverage(t, nodes[0])
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := apiClient(nodes[0]).InferenceStream(ctx, greedy("Once", 200), func(ev httpapi.TokenEvent) error {
+	_, err := apiClient(nodes[0]).InferenceStream(ctx, greedy("Once", 200), func(ev apitypes.TokenEvent) error {
 		if ev.Index == 3 {
 			if nodes[1].served.Load() != 1 {
 				t.Errorf("remote stage holds %d sessions mid-stream", nodes[1].served.Load())

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi"
-	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -20,15 +20,15 @@ import (
 // tasks. Nothing a peer does not report (GPU, region, earnings) is shown.
 
 // Nodes implements httpapi.Insights.
-func (n *Node) Nodes(ctx context.Context) []httpapi.NodeView {
+func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
 	held := layersByPeer(n.Coverage(ctx))
 	connected := map[peer.ID]bool{}
-	views := map[string]*httpapi.NodeView{}
-	view := func(id string) *httpapi.NodeView {
+	views := map[string]*apitypes.NodeView{}
+	view := func(id string) *apitypes.NodeView {
 		if v, ok := views[id]; ok {
 			return v
 		}
-		v := &httpapi.NodeView{ID: id, Status: "offline", Capabilities: []string{}, Layers: []int{}}
+		v := &apitypes.NodeView{ID: id, Status: "offline", Capabilities: []string{}, Layers: []int{}}
 		views[id] = v
 		return v
 	}
@@ -74,7 +74,7 @@ func (n *Node) Nodes(ctx context.Context) []httpapi.NodeView {
 	}
 	n.using.mu.Unlock()
 
-	out := make([]httpapi.NodeView, 0, len(views))
+	out := make([]apitypes.NodeView, 0, len(views))
 	ps := n.host.Libp2p().Peerstore()
 	for id, v := range views {
 		if len(v.Layers) > 0 {
@@ -95,7 +95,7 @@ func (n *Node) Nodes(ctx context.Context) []httpapi.NodeView {
 	return out
 }
 
-func online(nodes []httpapi.NodeView) int {
+func online(nodes []apitypes.NodeView) int {
 	c := 0
 	for _, v := range nodes {
 		if v.Status == "online" {
@@ -106,12 +106,12 @@ func online(nodes []httpapi.NodeView) int {
 }
 
 // NetworkStatus implements httpapi.Insights.
-func (n *Node) NetworkStatus(ctx context.Context) httpapi.NetworkStatus {
+func (n *Node) NetworkStatus(ctx context.Context) apitypes.NetworkStatus {
 	nodes := n.Nodes(ctx)
 	st, _ := n.tasks.Stats(time.Time{})
 	counts := n.tasks.Counts()
 	w := windowOf(st)
-	return httpapi.NetworkStatus{Success: true, Timestamp: time.Now().UTC().Format(time.RFC3339), Nodes: nodes,
+	return apitypes.NetworkStatus{Success: true, Timestamp: time.Now().UTC().Format(time.RFC3339), Nodes: nodes,
 		Network: map[string]any{"nodes_online": online(nodes), "nodes_known": len(nodes), "total_tasks": st.Created,
 			"completed_tasks": st.Completed, "queued_tasks": counts.Queued, "running_tasks": counts.Running,
 			"success_rate": w.SuccessRate, "avg_response_time": fmt.Sprintf("%.1fs", w.AvgResponseTime),
@@ -119,7 +119,7 @@ func (n *Node) NetworkStatus(ctx context.Context) httpapi.NetworkStatus {
 }
 
 // ServiceHealth implements httpapi.Insights.
-func (n *Node) ServiceHealth(ctx context.Context) httpapi.ServiceHealth {
+func (n *Node) ServiceHealth(ctx context.Context) apitypes.ServiceHealth {
 	h := n.Health(ctx)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -134,16 +134,16 @@ func (n *Node) ServiceHealth(ctx context.Context) httpapi.ServiceHealth {
 	if !h.Healthy {
 		status = "DEGRADED"
 	}
-	return httpapi.ServiceHealth{Status: status, Service: "NeuroShard", Version: Version, Environment: string(n.host.Config().Profile),
+	return apitypes.ServiceHealth{Status: status, Service: "NeuroShard", Version: Version, Environment: string(n.host.Config().Profile),
 		Timestamp: time.Now().UTC().Format(time.RFC3339), Uptime: int64(up.Seconds()), UptimeHuman: up.Round(time.Second).String(),
 		Memory:  map[string]any{"used": fmt.Sprintf("%dMB", ms.HeapAlloc>>20), "total": fmt.Sprintf("%dMB", ms.Sys>>20)},
 		Network: map[string]any{"nodes_online": online(n.Nodes(ctx)), "total_tasks": st.Created, "peers": len(n.host.Peers())}}
 }
 
 // windowOf summarises task stats.
-func windowOf(st tasks.Stats) httpapi.AnalyticsWindow {
-	w := httpapi.AnalyticsWindow{TasksCreated: st.Created, TasksCompleted: st.Completed, TasksFailed: st.Failed, TasksCancelled: st.Cancelled,
-		TokensGenerated: st.TokensUsed, TotalCost: ledger.Amount(st.Cost)}
+func windowOf(st tasks.Stats) apitypes.AnalyticsWindow {
+	w := apitypes.AnalyticsWindow{TasksCreated: st.Created, TasksCompleted: st.Completed, TasksFailed: st.Failed, TasksCancelled: st.Cancelled,
+		TokensGenerated: st.TokensUsed, TotalCost: neuro.Amount(st.Cost)}
 	if done := st.Completed + st.Failed; done > 0 {
 		w.SuccessRate = 100 * float64(st.Completed) / float64(done)
 	}
@@ -163,10 +163,10 @@ func windowOf(st tasks.Stats) httpapi.AnalyticsWindow {
 }
 
 // Analytics implements httpapi.Insights.
-func (n *Node) Analytics(ctx context.Context, since time.Time) (httpapi.AnalyticsWindow, error) {
+func (n *Node) Analytics(ctx context.Context, since time.Time) (apitypes.AnalyticsWindow, error) {
 	st, err := n.tasks.Stats(since)
 	if err != nil {
-		return httpapi.AnalyticsWindow{}, taskError(err, "")
+		return apitypes.AnalyticsWindow{}, taskError(err, "")
 	}
 	w := windowOf(st)
 	nodes := n.Nodes(ctx)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
@@ -19,8 +19,8 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 	var list struct {
 		Success bool `json:"success"`
 		Data    struct {
-			Nodes []httpapi.NodeView `json:"nodes"`
-			Total int                `json:"total"`
+			Nodes []apitypes.NodeView `json:"nodes"`
+			Total int                 `json:"total"`
 		} `json:"data"`
 	}
 	eventually(t, 10*time.Second, "both nodes online with their layers", func() bool {
@@ -40,12 +40,12 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 		}
 	}
 	var one struct {
-		Data httpapi.NodeView `json:"data"`
+		Data apitypes.NodeView `json:"data"`
 	}
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/nodes/"+b.ID(), nil, &one); err != nil || one.Data.Layers[0] != 4 || one.Data.Self || len(one.Data.Addrs) == 0 {
 		t.Fatalf("node detail %+v %v", one, err)
 	}
-	if err := c.Do(ctx, http.MethodGet, "/api/v1/nodes/12D3KooWnope", nil, nil); !client.IsCode(err, httpapi.CodeNotFound) {
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/nodes/12D3KooWnope", nil, nil); !client.IsCode(err, apitypes.CodeNotFound) {
 		t.Fatalf("unknown node: %v", err)
 	}
 
@@ -54,13 +54,13 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 		t.Fatalf("/health: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	var ns httpapi.NetworkStatus
+	var ns apitypes.NetworkStatus
 	if err := c.Do(ctx, http.MethodGet, "/api/network/status", nil, &ns); err != nil || !ns.Success || ns.Network["nodes_online"] != float64(2) {
 		t.Fatalf("network status %+v %v", ns.Network, err)
 	}
 
 	prompt, mt := "ROMEO:", 4
-	sub, err := c.SubmitTask(ctx, httpapi.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
+	sub, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 		return err == nil && v.Status == "completed"
 	})
 	var stats struct {
-		Data httpapi.AnalyticsWindow `json:"data"`
+		Data apitypes.AnalyticsWindow `json:"data"`
 	}
 	for _, p := range []string{"/api/v1/analytics/stats", "/api/v1/analytics/performance?timeframe=1h", "/api/v1/analytics/usage"} {
 		if err := c.Do(ctx, http.MethodGet, p, nil, &stats); err != nil || stats.Data.TasksCompleted != 1 || stats.Data.TotalNodes != 2 ||
@@ -77,7 +77,7 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 			t.Fatalf("%s: %+v %v", p, stats, err)
 		}
 	}
-	if err := c.Do(ctx, http.MethodGet, "/api/v1/analytics/performance?timeframe=1y", nil, nil); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/analytics/performance?timeframe=1y", nil, nil); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 		t.Fatalf("bad timeframe: %v", err)
 	}
 
@@ -95,7 +95,7 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Do(ctx, http.MethodPost, "/api/v1/billing/credits", map[string]any{"amount": 50, "payment_method": "card_123"}, nil)
-	if !client.IsCode(err, httpapi.CodeInvalidRequest) || !strings.Contains(err.Error(), a.WalletAddress().String()) {
+	if !client.IsCode(err, apitypes.CodeInvalidRequest) || !strings.Contains(err.Error(), a.WalletAddress().String()) {
 		t.Fatalf("credits: %v", err)
 	}
 }

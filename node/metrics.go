@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // latencyWindow is how many recent requests the latency figures cover.
@@ -52,7 +52,7 @@ func (m *inferenceMetrics) queued(d int) {
 }
 
 // Metrics implements httpapi.Backend.
-func (n *Node) Metrics(ctx context.Context) httpapi.Metrics {
+func (n *Node) Metrics(ctx context.Context) apitypes.Metrics {
 	m := &n.metrics
 	m.mu.Lock()
 	cut := time.Now().Add(-time.Minute)
@@ -61,7 +61,7 @@ func (n *Node) Metrics(ctx context.Context) httpapi.Metrics {
 		i++
 	}
 	m.recent = m.recent[i:]
-	inf := httpapi.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
+	inf := apitypes.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
 		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: m.waiting}
 	if len(m.lat) > 0 {
 		sorted := slices.Clone(m.lat)
@@ -75,10 +75,10 @@ func (n *Node) Metrics(ctx context.Context) httpapi.Metrics {
 	}
 	m.mu.Unlock()
 	tr := n.host.Traffic()
-	return httpapi.Metrics{
+	return apitypes.Metrics{
 		Timestamp: time.Now().UTC().Format(time.RFC3339),
 		Inference: inf,
-		Network: httpapi.NetworkMetrics{BytesSent: tr.BytesSent, BytesReceived: tr.BytesReceived,
+		Network: apitypes.NetworkMetrics{BytesSent: tr.BytesSent, BytesReceived: tr.BytesReceived,
 			ActiveConnections: tr.Connections, RPCCalls: tr.ForwardSteps},
 	}
 }

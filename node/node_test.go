@@ -14,6 +14,7 @@ import (
 
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -87,7 +88,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byID := map[string]httpapi.Peer{}
+	byID := map[string]apitypes.Peer{}
 	for _, p := range peers.Peers {
 		byID[p.ID] = p
 	}
@@ -136,7 +137,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 	if len(provs.Providers) != 1 || provs.Providers[0].ID != nodes[1].ID() || !strings.HasPrefix(provs.Key, "bafk") {
 		t.Fatalf("providers of layer 4: %+v", provs)
 	}
-	if _, err := c.Providers(ctx, 8); !client.IsCode(err, httpapi.CodeNotFound) {
+	if _, err := c.Providers(ctx, 8); !client.IsCode(err, apitypes.CodeNotFound) {
 		t.Fatalf("providers of a layer outside the model: %v", err)
 	}
 
@@ -151,7 +152,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 	if err != nil || found.ID != nodes[0].ID() || len(found.Addrs) == 0 {
 		t.Fatalf("find peer: %+v %v", found, err)
 	}
-	if _, err := c.FindPeer(ctx, "not-a-peer"); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+	if _, err := c.FindPeer(ctx, "not-a-peer"); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 		t.Fatalf("find malformed peer: %v", err)
 	}
 
@@ -193,10 +194,10 @@ func TestAuthErrorsAndConfigPatch(t *testing.T) {
 	n := startNode(t, testConfig(t))
 	ctx := context.Background()
 	anon := client.New(n.APIURL(), "")
-	if _, err := anon.Status(ctx); !client.IsCode(err, httpapi.CodeUnauthorized) {
+	if _, err := anon.Status(ctx); !client.IsCode(err, apitypes.CodeUnauthorized) {
 		t.Fatalf("no token: %v", err)
 	}
-	if _, err := client.New(n.APIURL(), "wrong").Peers(ctx); !client.IsCode(err, httpapi.CodeUnauthorized) {
+	if _, err := client.New(n.APIURL(), "wrong").Peers(ctx); !client.IsCode(err, apitypes.CodeUnauthorized) {
 		t.Fatalf("wrong token: %v", err)
 	}
 	if h, err := anon.Health(ctx); err != nil || !h.Healthy {
@@ -223,7 +224,7 @@ func TestAuthErrorsAndConfigPatch(t *testing.T) {
 	} {
 		var out map[string]any
 		err := c.Do(ctx, http.MethodPatch, "/api/v1/config", strings.NewReader(body), &out)
-		if !client.IsCode(err, httpapi.CodeInvalidRequest) {
+		if !client.IsCode(err, apitypes.CodeInvalidRequest) {
 			t.Fatalf("PATCH %q: want INVALID_REQUEST, got %v", body, err)
 		}
 	}
@@ -232,18 +233,18 @@ func TestAuthErrorsAndConfigPatch(t *testing.T) {
 		t.Fatalf("a rejected patch changed the config: %+v -> %+v", before, after)
 	}
 	bs, threads := 16, 1
-	res, err := c.PatchConfig(ctx, httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{BatchSize: &bs}})
+	res, err := c.PatchConfig(ctx, apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{BatchSize: &bs}})
 	if err != nil || !res.Success || res.RestartRequired || !slices.Equal(res.Updated, []string{"training.batch_size"}) {
 		t.Fatalf("patch batch size: %+v %v", res, err)
 	}
-	res, err = c.PatchConfig(ctx, httpapi.ConfigPatch{Resources: &httpapi.ResourcesPatch{CPUThreads: &threads}})
+	res, err = c.PatchConfig(ctx, apitypes.ConfigPatch{Resources: &apitypes.ResourcesPatch{CPUThreads: &threads}})
 	if err != nil || !res.RestartRequired {
 		t.Fatalf("patch cpu threads: %+v %v", res, err)
 	}
 	if got, _ := c.Config(ctx); got.Training.BatchSize != 16 {
 		t.Fatalf("batch size after patch: %+v", got.Training)
 	}
-	if err := c.Do(ctx, http.MethodGet, "/api/v1/nope", nil, nil); !client.IsCode(err, httpapi.CodeNotFound) {
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/nope", nil, nil); !client.IsCode(err, apitypes.CodeNotFound) {
 		t.Fatalf("unknown endpoint: %v", err)
 	}
 }
@@ -261,7 +262,7 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs := 32
-	if _, err := apiClient(n1).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{BatchSize: &bs}}); err != nil {
+	if _, err := apiClient(n1).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{BatchSize: &bs}}); err != nil {
 		t.Fatal(err)
 	}
 	id, token := n1.ID(), n1.Token()
@@ -348,7 +349,7 @@ func TestStatusRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	}
 	_, err := c.Status(ctx)
 	var ae *client.APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.Code != httpapi.CodeRateLimited {
+	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.Code != apitypes.CodeRateLimited {
 		t.Fatalf("request past the budget: %v", err)
 	}
 	if ra, ok := ae.Details["retry_after"].(float64); !ok || ra < 1 {

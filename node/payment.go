@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -67,15 +68,15 @@ func (n *Node) payee(ctx context.Context, p peer.ID) (ledger.Address, error) {
 }
 
 // stageShare is what one stage of a route earns for tokens: its layers' part of the price.
-func (n *Node) stageShare(h hop, tokens int) ledger.Amount {
+func (n *Node) stageShare(h hop, tokens int) neuro.Amount {
 	p := n.ledger.Params()
-	return p.PricePerToken * ledger.Amount(tokens) * ledger.Amount(h.span.Len()) / ledger.Amount(n.model.Layers)
+	return p.PricePerToken * neuro.Amount(tokens) * neuro.Amount(h.span.Len()) / neuro.Amount(n.model.Layers)
 }
 
 // canAfford refuses, before any work, a request whose most expensive outcome (every token up
 // to maxTokens generated) the wallet cannot pay.
 func (n *Node) canAfford(hops []*hopRunner, maxTokens int) error {
-	var need ledger.Amount
+	var need neuro.Amount
 	for _, h := range hops {
 		if !h.hop.self {
 			if s := n.stageShare(h.hop, maxTokens); s > 0 {
@@ -97,8 +98,8 @@ func (n *Node) canAfford(hops []*hopRunner, maxTokens int) error {
 }
 
 // settle pays the remote stages of a finished request and sends their receipts.
-func (n *Node) settle(ctx context.Context, hops []*hopRunner, tokens int) httpapi.Cost {
-	cost := httpapi.Cost{Currency: "NEURO"}
+func (n *Node) settle(ctx context.Context, hops []*hopRunner, tokens int) apitypes.Cost {
+	cost := apitypes.Cost{Currency: "NEURO"}
 	for _, h := range hops {
 		if h.hop.self {
 			continue

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -124,7 +124,7 @@ func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, 
 				missing = append(missing, l)
 			}
 		}
-		return nil, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable,
+		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable,
 			fmt.Sprintf("no reachable peer holds layers %v of %s", missing, n.model.Name),
 			map[string]any{"missing_layers": missing, "model": n.model.Name})
 	}

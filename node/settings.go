@@ -11,7 +11,7 @@ import (
 	"sync"
 
 	"github.com/neuroshard/neuroshard/diloco"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/internal/atomicfile"
 )
 
@@ -72,7 +72,7 @@ func (s Settings) Validate() error {
 	}
 	for _, c := range check {
 		if !c.ok {
-			return httpapi.InvalidRequest(fmt.Sprintf("%s must be %s", c.field, c.want), map[string]any{"field": c.field, "expected": c.want})
+			return apitypes.InvalidRequest(fmt.Sprintf("%s must be %s", c.field, c.want), map[string]any{"field": c.field, "expected": c.want})
 		}
 	}
 	return nil
@@ -113,7 +113,7 @@ func (st *settingsStore) get() Settings {
 
 // apply validates a patch as a whole, stores it and returns the changed fields and whether
 // the node must restart for them to take effect. A patch that fails changes nothing.
-func (st *settingsStore) apply(p httpapi.ConfigPatch) (httpapi.ConfigPatchResult, error) {
+func (st *settingsStore) apply(p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	next := st.cur
@@ -167,21 +167,21 @@ func (st *settingsStore) apply(p httpapi.ConfigPatch) (httpapi.ConfigPatchResult
 		}
 	}
 	if len(updated) == 0 {
-		return httpapi.ConfigPatchResult{}, httpapi.InvalidRequest("the patch names no field to change",
+		return apitypes.ConfigPatchResult{}, apitypes.InvalidRequest("the patch names no field to change",
 			map[string]any{"fields": []string{"training.enabled", "training.batch_size", "training.learning_rate", "training.diloco_steps", "resources.max_memory_gb", "resources.cpu_threads"}})
 	}
 	if err := next.Validate(); err != nil {
-		return httpapi.ConfigPatchResult{}, err
+		return apitypes.ConfigPatchResult{}, err
 	}
 	raw, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
-		return httpapi.ConfigPatchResult{}, err
+		return apitypes.ConfigPatchResult{}, err
 	}
 	if err := atomicfile.Write(st.path, raw, 0o600); err != nil {
-		return httpapi.ConfigPatchResult{}, fmt.Errorf("node: store settings: %w", err)
+		return apitypes.ConfigPatchResult{}, fmt.Errorf("node: store settings: %w", err)
 	}
 	st.cur = next
-	return httpapi.ConfigPatchResult{Success: true, Updated: updated, RestartRequired: restart}, nil
+	return apitypes.ConfigPatchResult{Success: true, Updated: updated, RestartRequired: restart}, nil
 }
 
 func validCompression(s string) bool {

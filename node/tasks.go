@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
-	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -44,14 +44,14 @@ const taskRouteWait = 2 * time.Minute
 func (n *Node) runTask(ctx context.Context, t tasks.Task, progress func(int)) (tasks.Outcome, error) {
 	prompt, maxTokens := t.Prompt, t.MaxTokens
 	deadline := time.Now().Add(taskRouteWait)
-	var resp *httpapi.InferenceResponse
+	var resp *apitypes.InferenceResponse
 	var err error
 	for {
-		resp, err = n.Inference(ctx, httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens}, func(ev httpapi.TokenEvent) error {
+		resp, err = n.Inference(ctx, apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens}, func(ev apitypes.TokenEvent) error {
 			progress(ev.Index + 1)
 			return nil
 		})
-		var apiErr *httpapi.Error
+		var apiErr *apitypes.Error
 		if err == nil || !errors.As(err, &apiErr) || apiErr.Details["missing_layers"] == nil || time.Now().After(deadline) {
 			break
 		}
@@ -68,41 +68,41 @@ func (n *Node) runTask(ctx context.Context, t tasks.Task, progress func(int)) (t
 }
 
 // SubmitTask implements httpapi.Tasks.
-func (n *Node) SubmitTask(ctx context.Context, req httpapi.TaskRequest) (httpapi.TaskSubmitted, error) {
-	var out httpapi.TaskSubmitted
+func (n *Node) SubmitTask(ctx context.Context, req apitypes.TaskRequest) (apitypes.TaskSubmitted, error) {
+	var out apitypes.TaskSubmitted
 	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {
-		return out, httpapi.InvalidRequest("The 'prompt' field is required", map[string]any{"field": "prompt"})
+		return out, apitypes.InvalidRequest("The 'prompt' field is required", map[string]any{"field": "prompt"})
 	}
 	if err := n.checkModel(req.Model); err != nil {
 		return out, err
 	}
 	prio, err := tasks.ParsePriority(req.Priority)
 	if err != nil {
-		return out, httpapi.InvalidRequest(err.Error(), map[string]any{"field": "priority"})
+		return out, apitypes.InvalidRequest(err.Error(), map[string]any{"field": "priority"})
 	}
 	maxTokens := defaultTaskLimit
 	if req.MaxTokens != nil {
 		maxTokens = *req.MaxTokens
 	}
 	if maxTokens < 1 || maxTokens > maxMaxTokens {
-		return out, httpapi.InvalidRequest(fmt.Sprintf("max_tokens must be 1-%d", maxMaxTokens), map[string]any{"field": "max_tokens"})
+		return out, apitypes.InvalidRequest(fmt.Sprintf("max_tokens must be 1-%d", maxMaxTokens), map[string]any{"field": "max_tokens"})
 	}
 	if l := len(layers.Encode(*req.Prompt)); l >= n.model.Context {
-		return out, httpapi.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", l, n.model.Context), map[string]any{"field": "prompt"})
+		return out, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", l, n.model.Context), map[string]any{"field": "prompt"})
 	}
 	ahead := n.tasks.Ahead(prio)
 	t, err := n.tasks.Submit(*req.Prompt, n.model.Name, prio, maxTokens)
 	if err != nil {
 		if errors.Is(err, tasks.ErrFull) {
-			return out, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, err.Error(), map[string]any{"retry_after": 30})
+			return out, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error(), map[string]any{"retry_after": 30})
 		}
-		return out, httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, err.Error(), nil)
+		return out, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error(), nil)
 	}
-	tokens := ledger.Amount(len(layers.Encode(*req.Prompt)) + maxTokens)
-	return httpapi.TaskSubmitted{Success: true, TaskID: t.ID, Status: string(t.Status), Position: ahead,
+	tokens := neuro.Amount(len(layers.Encode(*req.Prompt)) + maxTokens)
+	return apitypes.TaskSubmitted{Success: true, TaskID: t.ID, Status: string(t.Status), Position: ahead,
 		EstimatedTime: n.tasks.Estimate(ahead).Round(100 * time.Millisecond).String(),
-		Node:          httpapi.TaskNode{ID: n.ID()},
-		Cost:          httpapi.TaskCost{Estimated: n.ledger.Params().PricePerToken * tokens, Currency: "NEURO"},
+		Node:          apitypes.TaskNode{ID: n.ID()},
+		Cost:          apitypes.TaskCost{Estimated: n.ledger.Params().PricePerToken * tokens, Currency: "NEURO"},
 		Message:       "Task queued for processing"}, nil
 }
 
@@ -113,19 +113,19 @@ func (n *Node) checkModel(m string) error {
 	}
 	for _, o := range otherModalities {
 		if strings.Contains(strings.ToLower(m), o) {
-			return httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeModelUnavailable,
+			return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeModelUnavailable,
 				fmt.Sprintf("no peer of this network serves %q; it serves the text model %s", m, n.model.Name),
 				map[string]any{"model": m, "available": []string{n.model.Name}})
 		}
 	}
-	return httpapi.InvalidRequest(fmt.Sprintf("unknown model %q; this network serves %s", m, n.model.Name),
+	return apitypes.InvalidRequest(fmt.Sprintf("unknown model %q; this network serves %s", m, n.model.Name),
 		map[string]any{"field": "model", "available": []string{n.model.Name}})
 }
 
-func taskView(t tasks.Task) httpapi.TaskView {
-	v := httpapi.TaskView{ID: t.ID, Status: string(t.Status), Type: "text-generation", Model: t.Model, Priority: string(t.Priority),
+func taskView(t tasks.Task) apitypes.TaskView {
+	v := apitypes.TaskView{ID: t.ID, Status: string(t.Status), Type: "text-generation", Model: t.Model, Priority: string(t.Priority),
 		Prompt: t.Prompt, Result: t.Result, Error: t.Error, CreatedAt: t.CreatedAt.Format(time.RFC3339Nano),
-		Cost: ledger.Amount(t.Cost), TokensUsed: t.TokensUsed, Node: httpapi.TaskNode{ID: t.Node}, NodeID: t.Node}
+		Cost: neuro.Amount(t.Cost), TokensUsed: t.TokensUsed, Node: apitypes.TaskNode{ID: t.Node}, NodeID: t.Node}
 	if t.StartedAt != nil {
 		v.StartedAt = t.StartedAt.Format(time.RFC3339Nano)
 	}
@@ -141,24 +141,24 @@ func taskView(t tasks.Task) httpapi.TaskView {
 func taskError(err error, id string) error {
 	switch {
 	case errors.Is(err, tasks.ErrNotFound):
-		return httpapi.NotFound("no task "+id, map[string]any{"task_id": id})
+		return apitypes.NotFound("no task "+id, map[string]any{"task_id": id})
 	case errors.Is(err, tasks.ErrFinished):
-		return httpapi.NewError(http.StatusConflict, httpapi.CodeInvalidRequest, err.Error(), map[string]any{"task_id": id})
+		return apitypes.NewError(http.StatusConflict, apitypes.CodeInvalidRequest, err.Error(), map[string]any{"task_id": id})
 	}
-	return httpapi.NewError(http.StatusInternalServerError, httpapi.CodeInternal, err.Error(), nil)
+	return apitypes.NewError(http.StatusInternalServerError, apitypes.CodeInternal, err.Error(), nil)
 }
 
 // GetTask implements httpapi.Tasks.
-func (n *Node) GetTask(ctx context.Context, id string) (httpapi.TaskView, error) {
+func (n *Node) GetTask(ctx context.Context, id string) (apitypes.TaskView, error) {
 	t, err := n.tasks.Get(id)
 	if err != nil {
-		return httpapi.TaskView{}, taskError(err, id)
+		return apitypes.TaskView{}, taskError(err, id)
 	}
 	return taskView(t), nil
 }
 
 // ListTasks implements httpapi.Tasks.
-func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offset int) (httpapi.TaskList, error) {
+func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offset int) (apitypes.TaskList, error) {
 	st := tasks.Status(status)
 	if status == "pending" { // seed 002's word for queued
 		st = tasks.Queued
@@ -166,13 +166,13 @@ func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offse
 	switch st {
 	case "", tasks.Queued, tasks.Running, tasks.Completed, tasks.Failed, tasks.Cancelled:
 	default:
-		return httpapi.TaskList{}, httpapi.InvalidRequest("status must be pending, queued, running, completed, failed or cancelled", map[string]any{"status": status})
+		return apitypes.TaskList{}, apitypes.InvalidRequest("status must be pending, queued, running, completed, failed or cancelled", map[string]any{"status": status})
 	}
 	ts, total, err := n.tasks.List(tasks.Filter{Status: st, Model: model, Limit: limit, Offset: offset})
 	if err != nil {
-		return httpapi.TaskList{}, taskError(err, "")
+		return apitypes.TaskList{}, taskError(err, "")
 	}
-	out := httpapi.TaskList{Tasks: make([]httpapi.TaskView, 0, len(ts)), Total: total, Limit: limit, Offset: offset}
+	out := apitypes.TaskList{Tasks: make([]apitypes.TaskView, 0, len(ts)), Total: total, Limit: limit, Offset: offset}
 	for _, t := range ts {
 		out.Tasks = append(out.Tasks, taskView(t))
 	}
@@ -180,10 +180,10 @@ func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offse
 }
 
 // CancelTask implements httpapi.Tasks.
-func (n *Node) CancelTask(ctx context.Context, id string) (httpapi.TaskView, error) {
+func (n *Node) CancelTask(ctx context.Context, id string) (apitypes.TaskView, error) {
 	t, err := n.tasks.Cancel(id)
 	if err != nil {
-		return httpapi.TaskView{}, taskError(err, id)
+		return apitypes.TaskView{}, taskError(err, id)
 	}
 	return taskView(t), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/internal/par"
 )
 
@@ -34,7 +35,7 @@ func BenchmarkTasksVsDirectInference(b *testing.B) {
 		start := time.Now()
 		ids := make([]string, jobs)
 		par.Do(jobs, 8, func(i int) {
-			r, err := c.SubmitTask(ctx, httpapi.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
+			r, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
 			if err != nil {
 				b.Error(err)
 			}
@@ -56,7 +57,7 @@ func BenchmarkTasksVsDirectInference(b *testing.B) {
 
 		start = time.Now()
 		par.Do(jobs, 8, func(int) {
-			if _, err := c.Inference(ctx, httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &mt}); err != nil {
+			if _, err := c.Inference(ctx, apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &mt}); err != nil {
 				b.Error(err)
 			}
 		})
@@ -87,7 +88,7 @@ func BenchmarkWebSocketEventLatency(b *testing.B) {
 	go func() {
 		defer close(done)
 		for {
-			var ev httpapi.Event
+			var ev apitypes.Event
 			if err := conn.ReadJSON(&ev); err != nil {
 				return
 			}
@@ -105,7 +106,7 @@ func BenchmarkWebSocketEventLatency(b *testing.B) {
 	}()
 	prompt, mt := "ROMEO:", 8
 	for range b.N * 20 {
-		if _, err := c.SubmitTask(ctx, httpapi.TaskRequest{Prompt: &prompt, MaxTokens: &mt}); err != nil {
+		if _, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt}); err != nil {
 			b.Fatal(err)
 		}
 	}

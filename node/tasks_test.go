@@ -11,6 +11,7 @@ import (
 
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func TestTaskAPI(t *testing.T) {
@@ -23,16 +24,16 @@ func TestTaskAPI(t *testing.T) {
 	c := apiClient(n)
 	ctx := context.Background()
 	prompt := "ROMEO:"
-	var sub httpapi.TaskSubmitted
-	if err := c.Do(ctx, http.MethodPost, "/api/tasks", httpapi.TaskRequest{Prompt: &prompt, Priority: "high"}, &sub); err != nil {
+	var sub apitypes.TaskSubmitted
+	if err := c.Do(ctx, http.MethodPost, "/api/tasks", apitypes.TaskRequest{Prompt: &prompt, Priority: "high"}, &sub); err != nil {
 		t.Fatal(err)
 	}
 	if !sub.Success || sub.Status != "queued" || !strings.HasPrefix(sub.TaskID, "task_") || sub.Node.ID != n.ID() || sub.EstimatedTime == "" {
 		t.Fatalf("submitted %+v", sub)
 	}
 	var got struct {
-		Success bool             `json:"success"`
-		Task    httpapi.TaskView `json:"task"`
+		Success bool              `json:"success"`
+		Task    apitypes.TaskView `json:"task"`
 	}
 	eventually(t, time.Minute, "the task to complete", func() bool {
 		return c.Do(ctx, http.MethodGet, "/api/tasks/"+sub.TaskID, nil, &got) == nil && got.Task.Status == "completed"
@@ -41,24 +42,24 @@ func TestTaskAPI(t *testing.T) {
 		t.Fatalf("completed task %+v", got.Task)
 	}
 	var list struct {
-		Data httpapi.TaskList `json:"data"`
+		Data apitypes.TaskList `json:"data"`
 	}
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/tasks?status=completed&limit=5", nil, &list); err != nil || list.Data.Total != 1 || list.Data.Tasks[0].ID != sub.TaskID {
 		t.Fatalf("list %+v %v", list, err)
 	}
-	if err := c.Do(ctx, http.MethodDelete, "/api/v1/tasks/"+sub.TaskID, nil, nil); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+	if err := c.Do(ctx, http.MethodDelete, "/api/v1/tasks/"+sub.TaskID, nil, nil); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 		t.Fatalf("cancel of a finished task: %v", err)
 	}
-	if err := c.Do(ctx, http.MethodGet, "/api/v1/tasks/task_nope", nil, nil); !client.IsCode(err, httpapi.CodeNotFound) {
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/tasks/task_nope", nil, nil); !client.IsCode(err, apitypes.CodeNotFound) {
 		t.Fatalf("unknown task: %v", err)
 	}
-	for _, bad := range []httpapi.TaskRequest{{Prompt: &prompt, Priority: "urgent"}, {Prompt: &prompt, Model: "llama2:7b"}} {
-		if err := c.Do(ctx, http.MethodPost, "/api/v1/tasks", bad, nil); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+	for _, bad := range []apitypes.TaskRequest{{Prompt: &prompt, Priority: "urgent"}, {Prompt: &prompt, Model: "llama2:7b"}} {
+		if err := c.Do(ctx, http.MethodPost, "/api/v1/tasks", bad, nil); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 			t.Fatalf("bad priority or model %+v: %v", bad, err)
 		}
 	}
 	whisper := "whisper-large"
-	if err := c.Do(ctx, http.MethodPost, "/api/v1/tasks", httpapi.TaskRequest{Prompt: &prompt, Model: whisper}, nil); !client.IsCode(err, httpapi.CodeModelUnavailable) {
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/tasks", apitypes.TaskRequest{Prompt: &prompt, Model: whisper}, nil); !client.IsCode(err, apitypes.CodeModelUnavailable) {
 		t.Fatalf("audio model: %v", err)
 	}
 	// Seed 000's error format on /api/tasks.

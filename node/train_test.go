@@ -13,7 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
@@ -31,7 +31,7 @@ func TestPipelineTrainingAcrossNodes(t *testing.T) {
 		}
 		n := startNode(t, cfg)
 		lr, bs := 3e-3, 8
-		if _, err := apiClient(n).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{LearningRate: &lr, BatchSize: &bs}}); err != nil {
+		if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{LearningRate: &lr, BatchSize: &bs}}); err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, n)
@@ -80,7 +80,7 @@ func startTrainingNetworkOf(t *testing.T, model string, h int, spans ...string) 
 		}
 		n := startNode(t, cfg)
 		lr, bs := 3e-3, 4
-		if _, err := apiClient(n).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+		if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
 			LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
 			t.Fatal(err)
 		}
@@ -102,12 +102,12 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	nodes := startTrainingNetworkOf(t, "neuroshard-small", 6, "0-3", "0-3", "4-7", "4-7")
 	// Replicas may compress differently (the default is fp16): they still agree bit for bit.
 	for i, c := range map[int]string{1: "int8", 3: "none"} {
-		if _, err := apiClient(nodes[i]).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{Compression: &c}}); err != nil {
+		if _, err := apiClient(nodes[i]).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{Compression: &c}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	bad := "zip"
-	if _, err := apiClient(nodes[0]).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{Compression: &bad}}); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+	if _, err := apiClient(nodes[0]).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{Compression: &bad}}); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 		t.Fatalf("unknown compression: %v", err)
 	}
 	for r := int64(1); r <= 3; r++ {
@@ -129,12 +129,12 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 			})
 		}
 	}
-	var v httpapi.TrainingVerify
+	var v apitypes.TrainingVerify
 	eventually(t, 3*time.Minute, "/api/training/verify to say training works", func() bool {
 		err := apiClient(nodes[0]).Do(context.Background(), http.MethodGet, "/api/training/verify", nil, &v)
 		return err == nil && v.IsWorking
 	})
-	var g httpapi.TrainingGlobal
+	var g apitypes.TrainingGlobal
 	eventually(t, 3*time.Minute, "a node of the other span to verify training too", func() bool {
 		var err error
 		g, err = apiClient(nodes[2]).TrainingGlobal(context.Background())
@@ -417,7 +417,7 @@ func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
 	lr, mom := 1.0, 0.0
 	patch := func(n *Node, lr, mom float64) {
 		t.Helper()
-		if _, err := apiClient(n).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+		if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
 			OuterLR: &lr, OuterMomentum: &mom}}); err != nil {
 			t.Fatal(err)
 		}
@@ -466,7 +466,7 @@ func aggregatorWaiting(t *testing.T, roundTimeout time.Duration) *Node {
 		return len(agg.replicas(context.Background())) == 2
 	})
 	on, lr, bs, h := true, 3e-3, 4, 2
-	if _, err := apiClient(agg).PatchConfig(context.Background(), httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+	if _, err := apiClient(agg).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
 		Enabled: &on, LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // TrainingReport is what a replica gossips after each round (and every reportInterval): its
@@ -157,8 +157,8 @@ func lossTrend(ls []float64) string {
 }
 
 // TrainingGlobal implements httpapi.Backend from the gossiped reports and the node's state.
-func (n *Node) TrainingGlobal(ctx context.Context) httpapi.TrainingGlobal {
-	g := httpapi.TrainingGlobal{DataShardsCovered: []int{}, GlobalMinLoss: math.Inf(1)}
+func (n *Node) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
+	g := apitypes.TrainingGlobal{DataShardsCovered: []int{}, GlobalMinLoss: math.Inf(1)}
 	n.reports.mu.Lock()
 	current := map[peer.ID]TrainingReport{}
 	for p, ra := range n.reports.by {
@@ -230,28 +230,28 @@ func (n *Node) TrainingGlobal(ctx context.Context) httpapi.TrainingGlobal {
 	n.train.mu.Lock()
 	inner, driving := n.train.innerSteps, n.train.driving
 	n.train.mu.Unlock()
-	g.Local = httpapi.TrainingLocal{NodeID: n.ID(), TrainingRounds: rounds, CurrentLoss: float64(n.recentLoss()),
+	g.Local = apitypes.TrainingLocal{NodeID: n.ID(), TrainingRounds: rounds, CurrentLoss: float64(n.recentLoss()),
 		IsTraining: s.Enabled && (driving || inner > 0), ModelHash: n.modelHash()}
-	g.DiLoCo = httpapi.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
+	g.DiLoCo = apitypes.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
 		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds,
 		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, RecentExclusions: n.recentExclusions()}
 	return g
 }
 
 // TrainingVerify implements httpapi.Backend: a yes/no answer with the reason.
-func (n *Node) TrainingVerify(ctx context.Context) httpapi.TrainingVerify {
+func (n *Node) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
 	g := n.TrainingGlobal(ctx)
 	m := map[string]any{"loss_trend": g.LossTrend, "hash_agreement": fmt.Sprintf("%.1f%%", 100*g.HashAgreementRate), "global_loss": g.GlobalAvgLoss}
 	switch {
 	case g.TrainingVerified:
-		return httpapi.TrainingVerify{IsWorking: true, Reason: "Training verified! Loss is decreasing and network is converging.", Metrics: m}
+		return apitypes.TrainingVerify{IsWorking: true, Reason: "Training verified! Loss is decreasing and network is converging.", Metrics: m}
 	case g.TotalNodesTraining == 0:
-		return httpapi.TrainingVerify{Reason: "No training reports yet.", Metrics: m, Action: "Wait for the first DiLoCo round, or check that training is enabled (PATCH /api/v1/config)."}
+		return apitypes.TrainingVerify{Reason: "No training reports yet.", Metrics: m, Action: "Wait for the first DiLoCo round, or check that training is enabled (PATCH /api/v1/config)."}
 	case !g.IsConverging:
-		return httpapi.TrainingVerify{Reason: fmt.Sprintf("Network NOT converging! Only %.1f%% hash agreement.", 100*g.HashAgreementRate), Metrics: m,
+		return apitypes.TrainingVerify{Reason: fmt.Sprintf("Network NOT converging! Only %.1f%% hash agreement.", 100*g.HashAgreementRate), Metrics: m,
 			Action: "Nodes have diverged. Check gradient sync is working."}
 	case g.Local.TrainingRounds == 0:
-		return httpapi.TrainingVerify{Reason: "No DiLoCo round completed yet.", Metrics: m, Action: "Wait for the first outer step."}
+		return apitypes.TrainingVerify{Reason: "No DiLoCo round completed yet.", Metrics: m, Action: "Wait for the first outer step."}
 	}
-	return httpapi.TrainingVerify{Reason: fmt.Sprintf("Loss is %s, not improving.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
+	return apitypes.TrainingVerify{Reason: fmt.Sprintf("Loss is %s, not improving.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
 }

@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // The wallet endpoints (seed 001): the node's wallet is derived from its token; every
@@ -26,18 +27,18 @@ func (n *Node) WalletAddress() ledger.Address { return n.wallet.Address() }
 func (n *Node) Ledger() *ledger.Ledger { return n.ledger }
 
 // WalletBalance implements httpapi.Wallet.
-func (n *Node) WalletBalance(ctx context.Context) (httpapi.WalletBalance, error) {
+func (n *Node) WalletBalance(ctx context.Context) (apitypes.WalletBalance, error) {
 	acct, err := n.ledger.Account(n.wallet.Address())
 	if err != nil {
-		return httpapi.WalletBalance{}, ledgerError(err)
+		return apitypes.WalletBalance{}, ledgerError(err)
 	}
 	v := acct.View(time.Now())
-	var pending ledger.Amount
+	var pending neuro.Amount
 	for _, u := range v.Pending {
 		pending += u.Amount
 	}
-	out := httpapi.WalletBalance{Address: n.wallet.Address().String(),
-		Balances: httpapi.Balances{Available: v.Available, Staked: v.Staked, Pending: pending, Total: v.Total()}}
+	out := apitypes.WalletBalance{Address: n.wallet.Address().String(),
+		Balances: apitypes.Balances{Available: v.Available, Staked: v.Staked, Pending: pending, Total: v.Total()}}
 	if v.Staked > 0 {
 		s := stakeOf(v)
 		out.Staking = &s
@@ -45,51 +46,51 @@ func (n *Node) WalletBalance(ctx context.Context) (httpapi.WalletBalance, error)
 	return out, nil
 }
 
-func stakeOf(a ledger.Account) httpapi.Stake {
-	return httpapi.Stake{Amount: a.Staked, DurationDays: int(a.StakeDays), StartDate: date(a.StakeStart),
+func stakeOf(a ledger.Account) apitypes.Stake {
+	return apitypes.Stake{Amount: a.Staked, DurationDays: int(a.StakeDays), StartDate: date(a.StakeStart),
 		UnlockDate: date(a.Unlock), Multiplier: ledger.Multiplier(int(a.StakeDays))}
 }
 
 // WalletSend implements httpapi.Wallet.
-func (n *Node) WalletSend(ctx context.Context, req httpapi.SendRequest) (httpapi.SendResult, error) {
+func (n *Node) WalletSend(ctx context.Context, req apitypes.SendRequest) (apitypes.SendResult, error) {
 	to, err := ledger.ParseAddress(req.To)
 	if err != nil {
-		return httpapi.SendResult{}, httpapi.InvalidRequest("to must be a wallet address: 0x and 40 hex digits", map[string]any{"field": "to", "to": req.To})
+		return apitypes.SendResult{}, apitypes.InvalidRequest("to must be a wallet address: 0x and 40 hex digits", map[string]any{"field": "to", "to": req.To})
 	}
 	if err := checkAmount(req.Amount); err != nil {
-		return httpapi.SendResult{}, err
+		return apitypes.SendResult{}, err
 	}
 	if len(req.Memo) > ledger.MaxMemo {
-		return httpapi.SendResult{}, httpapi.InvalidRequest(fmt.Sprintf("memo is longer than %d bytes", ledger.MaxMemo), map[string]any{"field": "memo"})
+		return apitypes.SendResult{}, apitypes.InvalidRequest(fmt.Sprintf("memo is longer than %d bytes", ledger.MaxMemo), map[string]any{"field": "memo"})
 	}
 	if to == n.wallet.Address() {
-		return httpapi.SendResult{}, httpapi.InvalidRequest("to is this node's own wallet", map[string]any{"field": "to"})
+		return apitypes.SendResult{}, apitypes.InvalidRequest("to is this node's own wallet", map[string]any{"field": "to"})
 	}
 	fee := n.ledger.Params().Fee(req.Amount)
 	tx, err := n.submit(ledger.Tx{Type: ledger.TxSend, To: to, Amount: req.Amount, Fee: fee, Memo: req.Memo})
 	if err != nil {
-		return httpapi.SendResult{}, err
+		return apitypes.SendResult{}, err
 	}
-	return httpapi.SendResult{TransactionID: tx.ID(), From: tx.From().String(), To: to.String(), Amount: tx.Amount, Fee: tx.Fee,
+	return apitypes.SendResult{TransactionID: tx.ID(), From: tx.From().String(), To: to.String(), Amount: tx.Amount, Fee: tx.Fee,
 		Memo: tx.Memo, Nonce: tx.Nonce, Status: "confirmed", Timestamp: tx.Timestamp().Format(time.RFC3339)}, nil
 }
 
-func checkAmount(a ledger.Amount) error {
+func checkAmount(a neuro.Amount) error {
 	if a <= 0 {
-		return httpapi.InvalidRequest("amount must be a positive number of NEURO (at most 6 decimal places)", map[string]any{"field": "amount"})
+		return apitypes.InvalidRequest("amount must be a positive number of NEURO (at most 6 decimal places)", map[string]any{"field": "amount"})
 	}
 	return nil
 }
 
 // WalletStake implements httpapi.Wallet.
-func (n *Node) WalletStake(ctx context.Context, req httpapi.StakeRequest) (httpapi.StakeResult, error) {
-	var out httpapi.StakeResult
+func (n *Node) WalletStake(ctx context.Context, req apitypes.StakeRequest) (apitypes.StakeResult, error) {
+	var out apitypes.StakeResult
 	if err := checkAmount(req.Amount); err != nil {
 		return out, err
 	}
 	maxDays := n.ledger.Params().MaxStakeDays
 	if req.DurationDays < 1 || req.DurationDays > maxDays {
-		return out, httpapi.InvalidRequest(fmt.Sprintf("duration_days must be 1-%d", maxDays), map[string]any{"field": "duration_days", "duration_days": req.DurationDays})
+		return out, apitypes.InvalidRequest(fmt.Sprintf("duration_days must be 1-%d", maxDays), map[string]any{"field": "duration_days", "duration_days": req.DurationDays})
 	}
 	tx, err := n.submit(ledger.Tx{Type: ledger.TxStake, Amount: req.Amount, Days: uint16(req.DurationDays)})
 	if err != nil {
@@ -106,8 +107,8 @@ func (n *Node) WalletStake(ctx context.Context, req httpapi.StakeRequest) (httpa
 }
 
 // WalletUnstake implements httpapi.Wallet.
-func (n *Node) WalletUnstake(ctx context.Context, req httpapi.UnstakeRequest) (httpapi.UnstakeResult, error) {
-	var out httpapi.UnstakeResult
+func (n *Node) WalletUnstake(ctx context.Context, req apitypes.UnstakeRequest) (apitypes.UnstakeResult, error) {
+	var out apitypes.UnstakeResult
 	if err := checkAmount(req.Amount); err != nil {
 		return out, err
 	}
@@ -123,13 +124,13 @@ func (n *Node) WalletUnstake(ctx context.Context, req httpapi.UnstakeRequest) (h
 }
 
 // WalletTransactions implements httpapi.Wallet.
-func (n *Node) WalletTransactions(ctx context.Context, limit, offset int) (httpapi.TransactionList, error) {
+func (n *Node) WalletTransactions(ctx context.Context, limit, offset int) (apitypes.TransactionList, error) {
 	me := n.wallet.Address()
 	entries, total, err := n.ledger.History(me, limit, offset)
 	if err != nil {
-		return httpapi.TransactionList{}, ledgerError(err)
+		return apitypes.TransactionList{}, ledgerError(err)
 	}
-	out := httpapi.TransactionList{Transactions: make([]httpapi.Transaction, 0, len(entries)), Total: total, Limit: limit, Offset: offset}
+	out := apitypes.TransactionList{Transactions: make([]apitypes.Transaction, 0, len(entries)), Total: total, Limit: limit, Offset: offset}
 	for _, e := range entries {
 		out.Transactions = append(out.Transactions, historyEntry(me, e.Tx))
 	}
@@ -137,8 +138,8 @@ func (n *Node) WalletTransactions(ctx context.Context, limit, offset int) (httpa
 }
 
 // historyEntry shows a transaction from the account's side: what left it is negative.
-func historyEntry(me ledger.Address, tx *ledger.Tx) httpapi.Transaction {
-	t := httpapi.Transaction{ID: tx.ID(), Type: tx.Type.String(), Amount: tx.Amount, Memo: tx.Memo, Nonce: tx.Nonce,
+func historyEntry(me ledger.Address, tx *ledger.Tx) apitypes.Transaction {
+	t := apitypes.Transaction{ID: tx.ID(), Type: tx.Type.String(), Amount: tx.Amount, Memo: tx.Memo, Nonce: tx.Nonce,
 		Timestamp: tx.Timestamp().Format(time.RFC3339)}
 	switch tx.Type {
 	case ledger.TxSend, ledger.TxPayment:
@@ -158,21 +159,21 @@ func historyEntry(me ledger.Address, tx *ledger.Tx) httpapi.Transaction {
 }
 
 // Proofs implements httpapi.Wallet: the proofs this node's wallet was rewarded for.
-func (n *Node) Proofs(ctx context.Context, limit, offset int) (httpapi.ProofList, error) {
+func (n *Node) Proofs(ctx context.Context, limit, offset int) (apitypes.ProofList, error) {
 	me := n.wallet.Address()
 	entries, total, err := n.ledger.Rewards(me, limit, offset)
 	if err != nil {
-		return httpapi.ProofList{}, ledgerError(err)
+		return apitypes.ProofList{}, ledgerError(err)
 	}
 	acct, err := n.ledger.Account(me)
 	if err != nil {
-		return httpapi.ProofList{}, ledgerError(err)
+		return apitypes.ProofList{}, ledgerError(err)
 	}
-	out := httpapi.ProofList{Proofs: make([]httpapi.Proof, 0, len(entries)), Limit: limit, Offset: offset,
-		Stats: httpapi.ProofStats{TotalSubmitted: total + int(n.refusedClaims.Load()), TotalVerified: total, TotalReward: acct.Rewarded}}
+	out := apitypes.ProofList{Proofs: make([]apitypes.Proof, 0, len(entries)), Limit: limit, Offset: offset,
+		Stats: apitypes.ProofStats{TotalSubmitted: total + int(n.refusedClaims.Load()), TotalVerified: total, TotalReward: acct.Rewarded}}
 	for _, e := range entries {
 		p := e.Tx.Proof
-		out.Proofs = append(out.Proofs, httpapi.Proof{ID: p.ID(), Type: string(p.Kind), Layer: int(p.Layer), Units: int(p.Units),
+		out.Proofs = append(out.Proofs, apitypes.Proof{ID: p.ID(), Type: string(p.Kind), Layer: int(p.Layer), Units: int(p.Units),
 			Consumer: ledger.AddressOf(p.Consumer).String(), Timestamp: time.UnixMilli(p.Time).UTC().Format(time.RFC3339),
 			Verified: true, Reward: e.Tx.Amount})
 	}
@@ -198,14 +199,14 @@ func ledgerError(err error) error {
 		if ie.Staked {
 			what = "Staked balance"
 		}
-		return httpapi.NewError(http.StatusPaymentRequired, httpapi.CodeInsufficientBalance,
+		return apitypes.NewError(http.StatusPaymentRequired, apitypes.CodeInsufficientBalance,
 			fmt.Sprintf("%s %s NEURO is less than required %s NEURO", what, ie.Available, ie.Required),
 			map[string]any{"required": ie.Required, "available": ie.Available})
 	case errors.Is(err, ledger.ErrStakeLocked), errors.Is(err, ledger.ErrMalformed), errors.Is(err, ledger.ErrFee),
 		errors.Is(err, ledger.ErrProof), errors.Is(err, ledger.ErrClock):
-		return httpapi.InvalidRequest(err.Error(), nil)
+		return apitypes.InvalidRequest(err.Error(), nil)
 	case errors.Is(err, ledger.ErrClosed):
-		return httpapi.NewError(http.StatusServiceUnavailable, httpapi.CodeNodeUnavailable, "the node is shutting down", nil)
+		return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "the node is shutting down", nil)
 	}
-	return httpapi.NewError(http.StatusInternalServerError, httpapi.CodeInternal, err.Error(), nil)
+	return apitypes.NewError(http.StatusInternalServerError, apitypes.CodeInternal, err.Error(), nil)
 }

@@ -10,12 +10,14 @@ import (
 
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // ledgerConfigs makes configs for n nodes of one ledger network whose genesis funds each
 // node's wallet with fund NEURO.
-func ledgerConfigs(t testing.TB, n int, fund ledger.Amount) []Config {
+func ledgerConfigs(t testing.TB, n int, fund neuro.Amount) []Config {
 	params := ledger.DefaultParams()
 	cfgs := make([]Config, n)
 	for i := range cfgs {
@@ -29,7 +31,7 @@ func ledgerConfigs(t testing.TB, n int, fund ledger.Amount) []Config {
 		if err != nil {
 			t.Fatal(err)
 		}
-		params.Genesis[w.Address()] = fund * ledger.Micro
+		params.Genesis[w.Address()] = fund * neuro.Micro
 	}
 	for i := range cfgs {
 		cfgs[i].Network = &params
@@ -74,7 +76,7 @@ func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
 	eventually(t, 10*time.Second, "the nodes to share the ledger topic", func() bool { return len(a.ledgerTopic.Peers()) > 0 })
-	res, err := apiClient(a).Send(ctx, httpapi.SendRequest{To: b.WalletAddress().String(), Amount: 25 * ledger.Micro, Memo: "for layers"})
+	res, err := apiClient(a).Send(ctx, apitypes.SendRequest{To: b.WalletAddress().String(), Amount: 25 * neuro.Micro, Memo: "for layers"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the send to reach the second node", func() bool {
 		bal, err := apiClient(b).Balance(ctx)
-		return err == nil && bal.Balances.Available == 1025*ledger.Micro
+		return err == nil && bal.Balances.Available == 1025*neuro.Micro
 	})
 	if !sameAccounts(t, nodes, a.WalletAddress(), b.WalletAddress()) {
 		t.Fatal("the nodes disagree on the balances")
@@ -118,11 +120,11 @@ func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
 		}
 	}
 	list, err := apiClient(b).Transactions(ctx, 10, 0)
-	if err != nil || list.Total != 1 || list.Transactions[0].Amount != 25*ledger.Micro || list.Transactions[0].From != a.WalletAddress().String() {
+	if err != nil || list.Total != 1 || list.Transactions[0].Amount != 25*neuro.Micro || list.Transactions[0].From != a.WalletAddress().String() {
 		t.Fatalf("receiver's history: %+v %v", list, err)
 	}
 	list, err = apiClient(a).Transactions(ctx, 10, 0)
-	if err != nil || list.Total != 1 || list.Transactions[0].Amount != -25*ledger.Micro || list.Transactions[0].Fee != 25_000 {
+	if err != nil || list.Total != 1 || list.Transactions[0].Amount != -25*neuro.Micro || list.Transactions[0].Fee != 25_000 {
 		t.Fatalf("sender's history: %+v %v", list, err)
 	}
 }
@@ -132,7 +134,7 @@ func TestNodesCatchUpOnTransactionsTheyMissed(t *testing.T) {
 	nodes := startLedgerNodes(t, cfgs[:2])
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
-	if _, err := apiClient(b).Send(ctx, httpapi.SendRequest{To: a.WalletAddress().String(), Amount: ledger.Micro}); err != nil {
+	if _, err := apiClient(b).Send(ctx, apitypes.SendRequest{To: a.WalletAddress().String(), Amount: neuro.Micro}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the first send to reach the first node", func() bool {
@@ -143,7 +145,7 @@ func TestNodesCatchUpOnTransactionsTheyMissed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 30 {
-		if _, err := apiClient(a).Send(ctx, httpapi.SendRequest{To: b.WalletAddress().String(), Amount: ledger.Amount(i+1) * ledger.Micro}); err != nil {
+		if _, err := apiClient(a).Send(ctx, apitypes.SendRequest{To: b.WalletAddress().String(), Amount: neuro.Amount(i+1) * neuro.Micro}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -167,7 +169,7 @@ func TestNodesCatchUpOnTransactionsTheyMissed(t *testing.T) {
 	}
 	bal, err := apiClient(b).Balance(ctx)
 	// b sent 1 NEURO (fee 0.001) and received 1+2+...+30 = 465 NEURO while it was away.
-	if want := ledger.Amount(1000*ledger.Micro - ledger.Micro - 1000 + 465*ledger.Micro); err != nil || bal.Balances.Available != want {
+	if want := neuro.Amount(1000*neuro.Micro - neuro.Micro - 1000 + 465*neuro.Micro); err != nil || bal.Balances.Available != want {
 		t.Fatalf("returning node's balance %+v %v", bal, err)
 	}
 	for _, n := range all {
@@ -185,7 +187,7 @@ func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
 	other, _ := ledger.WalletFromToken("someone else")
 	to := other.Address().String()
 	before, err := c.Balance(ctx)
-	if err != nil || before.Balances.Available != 100*ledger.Micro || before.Staking != nil {
+	if err != nil || before.Balances.Available != 100*neuro.Micro || before.Staking != nil {
 		t.Fatalf("balance %+v %v", before, err)
 	}
 	raw := func(method, path, body string) error {
@@ -197,19 +199,19 @@ func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
 	cases := []struct {
 		name, path, body, code string
 	}{
-		{"malformed JSON", "/api/v1/wallet/send", `{"to":`, httpapi.CodeInvalidRequest},
-		{"amount as a string", "/api/v1/wallet/send", `{"to":"` + to + `","amount":"5"}`, httpapi.CodeInvalidRequest},
-		{"negative amount", "/api/v1/wallet/send", `{"to":"` + to + `","amount":-5}`, httpapi.CodeInvalidRequest},
-		{"seven decimals", "/api/v1/wallet/send", `{"to":"` + to + `","amount":0.0000001}`, httpapi.CodeInvalidRequest},
-		{"zero", "/api/v1/wallet/send", `{"to":"` + to + `","amount":0}`, httpapi.CodeInvalidRequest},
-		{"bad address", "/api/v1/wallet/send", `{"to":"0x1234","amount":1}`, httpapi.CodeInvalidRequest},
-		{"unknown field", "/api/v1/wallet/send", `{"to":"` + to + `","amount":1,"fee":0}`, httpapi.CodeInvalidRequest},
-		{"to itself", "/api/v1/wallet/send", `{"to":"` + n.WalletAddress().String() + `","amount":1}`, httpapi.CodeInvalidRequest},
-		{"overdraft", "/api/v1/wallet/send", `{"to":"` + to + `","amount":100}`, httpapi.CodeInsufficientBalance},
-		{"stake zero days", "/api/v1/wallet/stake", `{"amount":1,"duration_days":0}`, httpapi.CodeInvalidRequest},
-		{"stake too much", "/api/v1/wallet/stake", `{"amount":101,"duration_days":30}`, httpapi.CodeInsufficientBalance},
-		{"unstake nothing staked", "/api/v1/wallet/unstake", `{"amount":1}`, httpapi.CodeInsufficientBalance},
-		{"huge amount", "/api/v1/wallet/send", `{"to":"` + to + `","amount":1e30}`, httpapi.CodeInvalidRequest},
+		{"malformed JSON", "/api/v1/wallet/send", `{"to":`, apitypes.CodeInvalidRequest},
+		{"amount as a string", "/api/v1/wallet/send", `{"to":"` + to + `","amount":"5"}`, apitypes.CodeInvalidRequest},
+		{"negative amount", "/api/v1/wallet/send", `{"to":"` + to + `","amount":-5}`, apitypes.CodeInvalidRequest},
+		{"seven decimals", "/api/v1/wallet/send", `{"to":"` + to + `","amount":0.0000001}`, apitypes.CodeInvalidRequest},
+		{"zero", "/api/v1/wallet/send", `{"to":"` + to + `","amount":0}`, apitypes.CodeInvalidRequest},
+		{"bad address", "/api/v1/wallet/send", `{"to":"0x1234","amount":1}`, apitypes.CodeInvalidRequest},
+		{"unknown field", "/api/v1/wallet/send", `{"to":"` + to + `","amount":1,"fee":0}`, apitypes.CodeInvalidRequest},
+		{"to itself", "/api/v1/wallet/send", `{"to":"` + n.WalletAddress().String() + `","amount":1}`, apitypes.CodeInvalidRequest},
+		{"overdraft", "/api/v1/wallet/send", `{"to":"` + to + `","amount":100}`, apitypes.CodeInsufficientBalance},
+		{"stake zero days", "/api/v1/wallet/stake", `{"amount":1,"duration_days":0}`, apitypes.CodeInvalidRequest},
+		{"stake too much", "/api/v1/wallet/stake", `{"amount":101,"duration_days":30}`, apitypes.CodeInsufficientBalance},
+		{"unstake nothing staked", "/api/v1/wallet/unstake", `{"amount":1}`, apitypes.CodeInsufficientBalance},
+		{"huge amount", "/api/v1/wallet/send", `{"to":"` + to + `","amount":1e30}`, apitypes.CodeInvalidRequest},
 	}
 	for _, tc := range cases {
 		err := raw("POST", tc.path, tc.body)
@@ -223,7 +225,7 @@ func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
 		t.Fatalf("402 details: %v", err)
 	}
 	for _, q := range []string{"limit=0", "limit=101", "offset=-1", "limit=x"} {
-		if err := raw("GET", "/api/v1/wallet/transactions?"+q, ""); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+		if err := raw("GET", "/api/v1/wallet/transactions?"+q, ""); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 			t.Errorf("transactions?%s: %v", q, err)
 		}
 	}
@@ -235,15 +237,15 @@ func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
 		t.Fatalf("refused requests entered the log: %d", seq)
 	}
 
-	st, err := c.Stake(ctx, httpapi.StakeRequest{Amount: 40 * ledger.Micro, DurationDays: 30})
-	if err != nil || !st.Success || st.Stake.Multiplier != 1.5 || st.NewBalance.Available != 60*ledger.Micro || st.NewBalance.Staked != 40*ledger.Micro {
+	st, err := c.Stake(ctx, apitypes.StakeRequest{Amount: 40 * neuro.Micro, DurationDays: 30})
+	if err != nil || !st.Success || st.Stake.Multiplier != 1.5 || st.NewBalance.Available != 60*neuro.Micro || st.NewBalance.Staked != 40*neuro.Micro {
 		t.Fatalf("stake %+v %v", st, err)
 	}
-	if _, err := c.Unstake(ctx, httpapi.UnstakeRequest{Amount: 10 * ledger.Micro}); !client.IsCode(err, httpapi.CodeInvalidRequest) {
+	if _, err := c.Unstake(ctx, apitypes.UnstakeRequest{Amount: 10 * neuro.Micro}); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 		t.Fatalf("unstake of a locked stake: %v", err)
 	}
 	bal, _ := c.Balance(ctx)
-	if bal.Staking == nil || bal.Staking.Amount != 40*ledger.Micro || bal.Staking.DurationDays != 30 || bal.Balances.Total != 100*ledger.Micro {
+	if bal.Staking == nil || bal.Staking.Amount != 40*neuro.Micro || bal.Staking.DurationDays != 30 || bal.Balances.Total != 100*neuro.Micro {
 		t.Fatalf("balance after stake %+v", bal)
 	}
 }
@@ -273,7 +275,7 @@ func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
 	reward := 40 * ledger.DefaultParams().Rewards[ledger.ProofForward]
 	eventually(t, 10*time.Second, "the reward to reach both ledgers", func() bool {
 		for _, n := range nodes {
-			if accountOf(t, n, worker.WalletAddress()).Available != 10*ledger.Micro+reward {
+			if accountOf(t, n, worker.WalletAddress()).Available != 10*neuro.Micro+reward {
 				return false
 			}
 		}
@@ -298,7 +300,7 @@ func TestInferencePaysTheServingStagesAndHandsThemReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := ledger.Amount(got.Usage.TotalTokens)
+	tokens := neuro.Amount(got.Usage.TotalTokens)
 	share := 1_000 * tokens * 2 / 4 // the stage ran 2 of the 4 layers
 	fee := ledger.DefaultParams().Fee(share)
 	if got.Cost.Amount != share+fee || len(got.Cost.Transactions) != 1 {
@@ -307,8 +309,8 @@ func TestInferencePaysTheServingStagesAndHandsThemReceipts(t *testing.T) {
 	reward := tokens * ledger.DefaultParams().Rewards[ledger.ProofForward]
 	eventually(t, 10*time.Second, "the payment and the reward to reach both ledgers", func() bool {
 		for _, n := range nodes {
-			if accountOf(t, n, stage.WalletAddress()).Available != 100*ledger.Micro+share+reward ||
-				accountOf(t, n, requester.WalletAddress()).Available != 100*ledger.Micro-share-fee {
+			if accountOf(t, n, stage.WalletAddress()).Available != 100*neuro.Micro+share+reward ||
+				accountOf(t, n, requester.WalletAddress()).Available != 100*neuro.Micro-share-fee {
 				return false
 			}
 		}
@@ -327,11 +329,11 @@ func TestInferencePaysTheServingStagesAndHandsThemReceipts(t *testing.T) {
 	for x+ledger.DefaultParams().Fee(x) > avail-1000 {
 		x--
 	}
-	if _, err := apiClient(requester).Send(ctx, httpapi.SendRequest{To: stage.WalletAddress().String(), Amount: x}); err != nil {
+	if _, err := apiClient(requester).Send(ctx, apitypes.SendRequest{To: stage.WalletAddress().String(), Amount: x}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, before := requester.Ledger().Supply()
-	if _, err := apiClient(requester).Inference(ctx, greedy("ROMEO:", 50)); !client.IsCode(err, httpapi.CodeInsufficientBalance) {
+	if _, err := apiClient(requester).Inference(ctx, greedy("ROMEO:", 50)); !client.IsCode(err, apitypes.CodeInsufficientBalance) {
 		t.Fatalf("unaffordable inference: %v", err)
 	}
 	if _, _, after := requester.Ledger().Supply(); after != before {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func TestWebSocketPushesTaskEvents(t *testing.T) {
@@ -26,9 +26,9 @@ func TestWebSocketPushesTaskEvents(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(30 * time.Second))
 		return c
 	}
-	read := func(c *websocket.Conn) httpapi.Event {
+	read := func(c *websocket.Conn) apitypes.Event {
 		t.Helper()
-		var ev httpapi.Event
+		var ev apitypes.Event
 		if err := c.ReadJSON(&ev); err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestWebSocketPushesTaskEvents(t *testing.T) {
 		t.Fatalf("first event: %+v", ev)
 	}
 	prompt, mt := "ROMEO:", 6
-	sub, err := apiClient(n).SubmitTask(context.Background(), httpapi.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
+	sub, err := apiClient(n).SubmitTask(context.Background(), apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/node"
 	"github.com/urfave/cli/v2"
@@ -126,25 +126,25 @@ func spanText(ls []int) string {
 // dhtSource answers DHT questions either through a running node's API or, with --bootstrap,
 // through a short-lived DHT client of its own.
 type dhtSource interface {
-	RoutingTable(ctx context.Context) (httpapi.RoutingTable, error)
-	Providers(ctx context.Context, layer int) (httpapi.Providers, error)
-	FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, error)
-	Coverage(ctx context.Context) (httpapi.Coverage, error)
+	RoutingTable(ctx context.Context) (apitypes.RoutingTable, error)
+	Providers(ctx context.Context, layer int) (apitypes.Providers, error)
+	FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error)
+	Coverage(ctx context.Context) (apitypes.Coverage, error)
 }
 
 // probeSource adapts a probe node to dhtSource.
 type probeSource struct{ n *node.Node }
 
-func (p probeSource) RoutingTable(ctx context.Context) (httpapi.RoutingTable, error) {
+func (p probeSource) RoutingTable(ctx context.Context) (apitypes.RoutingTable, error) {
 	return p.n.RoutingTable(ctx), nil
 }
-func (p probeSource) Providers(ctx context.Context, layer int) (httpapi.Providers, error) {
+func (p probeSource) Providers(ctx context.Context, layer int) (apitypes.Providers, error) {
 	return p.n.Providers(ctx, layer)
 }
-func (p probeSource) FindPeer(ctx context.Context, id string) (httpapi.PeerAddrs, error) {
+func (p probeSource) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error) {
 	return p.n.FindPeer(ctx, id)
 }
-func (p probeSource) Coverage(ctx context.Context) (httpapi.Coverage, error) {
+func (p probeSource) Coverage(ctx context.Context) (apitypes.Coverage, error) {
 	return p.n.Coverage(ctx), nil
 }
 

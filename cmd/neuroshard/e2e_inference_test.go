@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
-func greedyRequest(prompt string, n int) httpapi.InferenceRequest {
+func greedyRequest(prompt string, n int) apitypes.InferenceRequest {
 	temp := 0.0
-	return httpapi.InferenceRequest{Prompt: &prompt, MaxTokens: &n, Temperature: &temp}
+	return apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &n, Temperature: &temp}
 }
 
 // Three processes each holding a third of the layers answer exactly as one process holding
@@ -68,7 +68,7 @@ func TestEndToEndInferenceAcrossProcesses(t *testing.T) {
 	}
 	var text strings.Builder
 	killed := -1
-	last, err := ca.InferenceStream(ctx, req, func(ev httpapi.TokenEvent) error {
+	last, err := ca.InferenceStream(ctx, req, func(ev apitypes.TokenEvent) error {
 		text.WriteString(ev.Token)
 		if ev.Index == 8 {
 			for i, m := range mids {

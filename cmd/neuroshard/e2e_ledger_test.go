@@ -12,8 +12,9 @@ import (
 	"testing"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // TestEndToEndLedgerSurvivesKill9 sends a burst of 1,000 transfers to a node process, kills it
@@ -25,7 +26,7 @@ func TestEndToEndLedgerSurvivesKill9(t *testing.T) {
 	w, _ := ledger.WalletFromToken(token)
 	to, _ := ledger.WalletFromToken("nst_e2e-recipient")
 	params := ledger.DefaultParams()
-	params.Genesis[w.Address()] = 1_000_000 * ledger.Micro
+	params.Genesis[w.Address()] = 1_000_000 * neuro.Micro
 	netFile := filepath.Join(t.TempDir(), "network.json")
 	raw, _ := json.Marshal(params)
 	if err := os.WriteFile(netFile, raw, 0o600); err != nil {
@@ -38,7 +39,7 @@ func TestEndToEndLedgerSurvivesKill9(t *testing.T) {
 
 	const burst, killAfter = 1000, 300
 	var mu sync.Mutex
-	acked := map[string]ledger.Amount{}
+	acked := map[string]neuro.Amount{}
 	var ackCount atomic.Int64
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -47,8 +48,8 @@ func TestEndToEndLedgerSurvivesKill9(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				amt := ledger.Amount(1_000 + i)
-				r, err := api.Send(ctx, httpapi.SendRequest{To: to.Address().String(), Amount: amt})
+				amt := neuro.Amount(1_000 + i)
+				r, err := api.Send(ctx, apitypes.SendRequest{To: to.Address().String(), Amount: amt})
 				if err != nil {
 					continue // the node is gone; the rest fail the same way
 				}
@@ -75,7 +76,7 @@ func TestEndToEndLedgerSurvivesKill9(t *testing.T) {
 	api = client.New(p.api, token)
 	seen := map[string]bool{}
 	nonces := map[uint64]bool{}
-	var sent, fees ledger.Amount
+	var sent, fees neuro.Amount
 	total := -1
 	for off := 0; total < 0 || off < total; off += 100 {
 		page, err := api.Transactions(ctx, 100, off)
@@ -111,13 +112,13 @@ func TestEndToEndLedgerSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := nw.Ledger
-	if l.Minted != 1_000_000*ledger.Micro || l.Burned != fees || l.Transactions != uint64(total) {
+	if l.Minted != 1_000_000*neuro.Micro || l.Burned != fees || l.Transactions != uint64(total) {
 		t.Fatalf("ledger after restart: %+v (fees in history %s, %d transactions)", l, fees, total)
 	}
 	if bal.Balances.Total+sent != l.Minted-l.Burned {
 		t.Fatalf("balances do not add up: sender %s + recipient %s != minted %s - burned %s", bal.Balances.Total, sent, l.Minted, l.Burned)
 	}
-	r, err := api.Send(ctx, httpapi.SendRequest{To: to.Address().String(), Amount: ledger.Micro})
+	r, err := api.Send(ctx, apitypes.SendRequest{To: to.Address().String(), Amount: neuro.Micro})
 	if err != nil || r.Nonce != uint64(total)+1 {
 		t.Fatalf("send after restart: %+v %v", r, err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // TestEndToEndTasks runs the task API against the built binary: 100 tasks of mixed priority
@@ -30,7 +30,7 @@ func TestEndToEndTasks(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			mt := 24
-			r, err := api.SubmitTask(ctx, httpapi.TaskRequest{Prompt: &prompt, Priority: prios[i%3], MaxTokens: &mt})
+			r, err := api.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, Priority: prios[i%3], MaxTokens: &mt})
 			if err != nil {
 				t.Error(err)
 				return
@@ -42,7 +42,7 @@ func TestEndToEndTasks(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	done := map[string]httpapi.TaskView{}
+	done := map[string]apitypes.TaskView{}
 	deadline := time.Now().Add(5 * time.Minute)
 	for len(done) < n {
 		if time.Now().After(deadline) {
@@ -92,13 +92,13 @@ func TestEndToEndTasks(t *testing.T) {
 	// Cancel: fill both workers with long tasks, then cancel one running and one queued.
 	long := func(prio string) string {
 		mt := 240
-		r, err := api.SubmitTask(ctx, httpapi.TaskRequest{Prompt: &prompt, Priority: prio, MaxTokens: &mt})
+		r, err := api.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, Priority: prio, MaxTokens: &mt})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r.TaskID
 	}
-	waitStatus := func(api *client.Client, id, want string, within time.Duration) httpapi.TaskView {
+	waitStatus := func(api *client.Client, id, want string, within time.Duration) apitypes.TaskView {
 		t.Helper()
 		deadline := time.Now().Add(within)
 		for {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // The end-to-end tests run the real binary as separate processes on loopback.
@@ -217,7 +217,7 @@ func TestEndToEndThreeProcesses(t *testing.T) {
 	}
 
 	// `neuroshard dht providers 0` lists the right holder, through the API and directly.
-	var pr httpapi.Providers
+	var pr apitypes.Providers
 	out := runCLI(t, "dht", "providers", "0", "--api", c.api, "--token", "third-token", "--json")
 	if err := json.Unmarshal([]byte(out), &pr); err != nil {
 		t.Fatalf("providers JSON: %v\n%s", err, out)
@@ -226,7 +226,7 @@ func TestEndToEndThreeProcesses(t *testing.T) {
 		t.Fatalf("providers of layer 0 via the API: %+v", pr)
 	}
 	out = runCLI(t, "dht", "providers", "4", "--bootstrap", tcpAddr, "--json")
-	pr = httpapi.Providers{}
+	pr = apitypes.Providers{}
 	if err := json.Unmarshal([]byte(out), &pr); err != nil {
 		t.Fatalf("providers JSON: %v\n%s", err, out)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 // Two processes holding the tiny model train together with DiLoCo; after two rounds
@@ -22,12 +22,12 @@ func TestEndToEndTrainingTwoProcesses(t *testing.T) {
 	b := startNode(t, t.TempDir(), freeAPIPort(t), append(args, "--bootstrap", st.Multiaddrs[0])...)
 	lr, bs, h := 3e-3, 4, 5
 	for _, p := range []*proc{a, b} {
-		if _, err := client.New(p.api, "tok").PatchConfig(ctx, httpapi.ConfigPatch{Training: &httpapi.TrainingPatch{
+		if _, err := client.New(p.api, "tok").PatchConfig(ctx, apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
 			LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var g httpapi.TrainingGlobal
+	var g apitypes.TrainingGlobal
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		g, err = client.New(b.api, "tok").TrainingGlobal(ctx)

@@ -4,8 +4,9 @@ import (
 	"fmt"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 	"github.com/neuroshard/neuroshard/node"
 	"github.com/urfave/cli/v2"
 )
@@ -42,11 +43,11 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 				&cli.StringFlag{Name: "amount", Required: true, Usage: "NEURO to send, e.g. 12.5"},
 				&cli.StringFlag{Name: "memo", Usage: "a note that travels with the transaction"},
 			}, func(c *cli.Context, api *client.Client) (any, func(), error) {
-				amt, err := ledger.ParseAmount(c.String("amount"))
+				amt, err := neuro.ParseAmount(c.String("amount"))
 				if err != nil {
 					return nil, nil, err
 				}
-				r, err := api.Send(c.Context, httpapi.SendRequest{To: c.String("to"), Amount: amt, Memo: c.String("memo")})
+				r, err := api.Send(c.Context, apitypes.SendRequest{To: c.String("to"), Amount: amt, Memo: c.String("memo")})
 				return r, func() {
 					fmt.Fprintf(c.App.Writer, "sent %s NEURO to %s (fee %s), transaction %s, %s\n", r.Amount, r.To, r.Fee, r.TransactionID, r.Status)
 				}, err
@@ -55,11 +56,11 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 				&cli.StringFlag{Name: "amount", Required: true, Usage: "NEURO to stake"},
 				&cli.IntFlag{Name: "days", Value: 30, Usage: "lock duration in days"},
 			}, func(c *cli.Context, api *client.Client) (any, func(), error) {
-				amt, err := ledger.ParseAmount(c.String("amount"))
+				amt, err := neuro.ParseAmount(c.String("amount"))
 				if err != nil {
 					return nil, nil, err
 				}
-				r, err := api.Stake(c.Context, httpapi.StakeRequest{Amount: amt, DurationDays: c.Int("days")})
+				r, err := api.Stake(c.Context, apitypes.StakeRequest{Amount: amt, DurationDays: c.Int("days")})
 				return r, func() {
 					fmt.Fprintf(c.App.Writer, "staked: %s NEURO until %s (x%.2f); available %s, staked %s\n",
 						r.Stake.Amount, r.Stake.UnlockDate, r.Stake.Multiplier, r.NewBalance.Available, r.NewBalance.Staked)
@@ -68,11 +69,11 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 			clientAction("unstake", "unstake NEURO; it becomes available after the cooldown", []cli.Flag{
 				&cli.StringFlag{Name: "amount", Required: true, Usage: "NEURO to unstake"},
 			}, func(c *cli.Context, api *client.Client) (any, func(), error) {
-				amt, err := ledger.ParseAmount(c.String("amount"))
+				amt, err := neuro.ParseAmount(c.String("amount"))
 				if err != nil {
 					return nil, nil, err
 				}
-				r, err := api.Unstake(c.Context, httpapi.UnstakeRequest{Amount: amt})
+				r, err := api.Unstake(c.Context, apitypes.UnstakeRequest{Amount: amt})
 				return r, func() {
 					fmt.Fprintf(c.App.Writer, "unstaked %s NEURO; available on %s (%d days cooldown)\n", r.Unstake.Amount, r.Unstake.AvailableDate, r.Unstake.CooldownDays)
 				}, err

@@ -1,6 +1,4 @@
-// Package ledger keeps the NEURO ledger. Amounts are integers of micro-NEURO inside; decimal
-// numbers appear only at the JSON edge, parsed exactly (no float rounding).
-package ledger
+package neuro
 
 import (
 	"errors"
@@ -10,7 +8,7 @@ import (
 )
 
 // ErrAmount is returned for an amount that is malformed, negative, too precise or too large.
-var ErrAmount = errors.New("ledger: bad amount")
+var ErrAmount = errors.New("bad NEURO amount")
 
 // Micro is the number of micro-NEURO in one NEURO.
 const Micro = 1_000_000

@@ -1,4 +1,4 @@
-package ledger
+package neuro
 
 import (
 	"encoding/json"

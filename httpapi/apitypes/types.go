@@ -1,9 +1,6 @@
-package httpapi
+package apitypes
 
-import "github.com/neuroshard/neuroshard/ledger"
-
-// The JSON bodies of the REST API, named and shaped as in seed 001. Fields a node cannot know
-// yet are omitted rather than invented.
+import "github.com/neuroshard/neuroshard/ledger/neuro"
 
 // Status is GET /api/v1/status.
 type Status struct {
@@ -93,13 +90,13 @@ type Network struct {
 
 // NetworkLedger is the NEURO ledger as this node holds it.
 type NetworkLedger struct {
-	NetworkID     string        `json:"network_id"`   // hash of the ledger rules every node of the network runs
-	Transactions  uint64        `json:"transactions"` // applied to this node's ledger
-	Minted        ledger.Amount `json:"minted"`       // genesis plus rewards
-	Burned        ledger.Amount `json:"burned"`       // fees
-	Circulating   ledger.Amount `json:"circulating"`  // minted - burned: what all accounts hold together
-	Equivocations int           `json:"equivocations"`
-	PricePerToken ledger.Amount `json:"price_per_token"`
+	NetworkID     string       `json:"network_id"`   // hash of the ledger rules every node of the network runs
+	Transactions  uint64       `json:"transactions"` // applied to this node's ledger
+	Minted        neuro.Amount `json:"minted"`       // genesis plus rewards
+	Burned        neuro.Amount `json:"burned"`       // fees
+	Circulating   neuro.Amount `json:"circulating"`  // minted - burned: what all accounts hold together
+	Equivocations int          `json:"equivocations"`
+	PricePerToken neuro.Amount `json:"price_per_token"`
 }
 
 // NetworkTraining is the training section of Network, from the gossiped reports.
@@ -256,8 +253,8 @@ type Usage struct {
 
 // Cost is what a request cost.
 type Cost struct {
-	Amount   ledger.Amount `json:"amount"` // paid to the serving peers, fees included
-	Currency string        `json:"currency"`
+	Amount   neuro.Amount `json:"amount"` // paid to the serving peers, fees included
+	Currency string       `json:"currency"`
 	// Beyond the seed: the payment transactions, one per remote stage.
 	Transactions []string `json:"transactions,omitempty"`
 }

@@ -1,0 +1,62 @@
+package apitypes
+
+import "github.com/neuroshard/neuroshard/ledger/neuro"
+
+// NodeView is a peer as this node knows it (seed 002's node, without what no peer reports:
+// GPU, region, owner, earnings).
+type NodeView struct {
+	ID           string   `json:"id"`
+	Status       string   `json:"status"` // online (connected or heard from lately) or offline
+	Self         bool     `json:"self"`
+	Capabilities []string `json:"capabilities"` // text-generation (holds layers), training (gossips training reports)
+	Layers       []int    `json:"layers"`
+	// Load is the share of this node's forward sessions that run on the peer (what routing
+	// balances); a peer's own load is not gossiped.
+	Load         float64  `json:"current_load"`
+	LatencyMS    float64  `json:"latency_ms,omitempty"`
+	LastSeen     string   `json:"last_seen,omitempty"`
+	AgentVersion string   `json:"agent_version,omitempty"`
+	Round        int64    `json:"training_round,omitempty"`
+	Loss         float64  `json:"training_loss,omitempty"`
+	Addrs        []string `json:"addrs,omitempty"`
+}
+
+// NetworkStatus is GET /api/network/status (seed 000).
+type NetworkStatus struct {
+	Success   bool           `json:"success"`
+	Timestamp string         `json:"timestamp"`
+	Network   map[string]any `json:"network"`
+	Nodes     []NodeView     `json:"nodes"`
+}
+
+// ServiceHealth is GET /health (seed 000).
+type ServiceHealth struct {
+	Status      string         `json:"status"` // OK or DEGRADED
+	Service     string         `json:"service"`
+	Version     string         `json:"version"`
+	Environment string         `json:"environment"`
+	Timestamp   string         `json:"timestamp"`
+	Uptime      int64          `json:"uptime"`
+	UptimeHuman string         `json:"uptime_human"`
+	Memory      map[string]any `json:"memory"`
+	Network     map[string]any `json:"network"`
+}
+
+// AnalyticsWindow is what the node's own tasks and inference show over a time window.
+type AnalyticsWindow struct {
+	Since            string       `json:"since"`
+	TasksCreated     int          `json:"tasks_created"`
+	TasksCompleted   int          `json:"tasks_completed"`
+	TasksFailed      int          `json:"tasks_failed"`
+	TasksCancelled   int          `json:"tasks_cancelled"`
+	SuccessRate      float64      `json:"success_rate"` // completed / finished, percent
+	TokensGenerated  int          `json:"tokens_generated"`
+	TotalCost        neuro.Amount `json:"total_cost"`
+	ComputeSeconds   float64      `json:"compute_seconds"`
+	AvgResponseTime  float64      `json:"average_response_time"` // seconds, completed tasks
+	P50ResponseTime  float64      `json:"p50_response_time"`
+	P95ResponseTime  float64      `json:"p95_response_time"`
+	TotalNodes       int          `json:"total_nodes"`
+	ActiveNodes      int          `json:"active_nodes"`
+	InferenceMetrics Metrics      `json:"inference"`
+}
