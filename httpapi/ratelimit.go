@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"golang.org/x/time/rate"
 )
 
 // Class groups endpoints that share a rate limit (seed 003).
@@ -24,8 +25,9 @@ const (
 // DefaultLimits are seed 003's budgets, requests per minute per client.
 var DefaultLimits = map[Class]int{ClassStatus: 100, ClassInference: 60, ClassWallet: 10}
 
-// limiter is a token bucket per (class, client): a full bucket holds a minute's budget and
-// refills continuously, so a burst up to the budget passes and then one request per 60/N s.
+// limiter keeps a token bucket (x/time/rate) per (class, client): a full bucket holds a
+// minute's budget and refills continuously, so a burst up to the budget passes and then one
+// request per 60/N s.
 type limiter struct {
 	mu      sync.Mutex
 	perMin  map[Class]int
@@ -35,8 +37,8 @@ type limiter struct {
 }
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	lim  *rate.Limiter
+	last time.Time
 }
 
 func newLimiter(perMin map[Class]int) *limiter {
@@ -49,7 +51,7 @@ func (l *limiter) take(class Class, client string) (ok bool, retryAfter time.Dur
 	if limit <= 0 {
 		return true, 0
 	}
-	rate := float64(limit) / 60 // tokens per second
+	perSec := rate.Limit(float64(limit) / 60)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -57,16 +59,15 @@ func (l *limiter) take(class Class, client string) (ok bool, retryAfter time.Dur
 	key := string(class) + "|" + client
 	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{tokens: float64(limit), last: now}
+		b = &bucket{lim: rate.NewLimiter(perSec, limit)}
+		b.lim.SetLimitAt(now, perSec) // the bucket's clock starts now (full)
 		l.buckets[key] = b
 	}
-	b.tokens = math.Min(float64(limit), b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.lim.AllowN(now, 1) {
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	return false, time.Duration((1 - b.lim.TokensAt(now)) / float64(perSec) * float64(time.Second))
 }
 
 // gc drops buckets idle long enough to be full again, bounding memory to active clients.

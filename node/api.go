@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
@@ -97,10 +98,10 @@ func (n *Node) Health(ctx context.Context) apitypes.Health {
 
 // Peers implements httpapi.Backend: connected peers, with the layers the DHT says they hold.
 func (n *Node) Peers(ctx context.Context) apitypes.PeerList {
-	held := layersByPeer(n.Coverage(ctx))
+	held := n.cov.Get(ctx).ByPeer()
 	list := apitypes.PeerList{Peers: []apitypes.Peer{}}
 	for _, p := range n.host.Peers() {
-		ls := held[p.ID.String()]
+		ls := held[p.ID]
 		if ls == nil {
 			ls = []int{}
 		}
@@ -147,9 +148,9 @@ func (n *Node) Layers(ctx context.Context) apitypes.LayerList {
 
 // Network implements httpapi.Backend: node counts come from the DHT's coverage view.
 func (n *Node) Network(ctx context.Context) apitypes.Network {
-	cov := n.Coverage(ctx)
+	view := n.cov.Get(ctx)
 	var counts apitypes.NodeCounts
-	for _, ls := range layersByPeer(cov) {
+	for _, ls := range view.ByPeer() {
 		counts.Total++
 		switch roleOf(ls, n.model.Layers) {
 		case RoleDriver:
@@ -170,7 +171,7 @@ func (n *Node) Network(ctx context.Context) apitypes.Network {
 		Nodes:    counts,
 		Architecture: apitypes.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
 			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
-		Coverage: cov,
+		Coverage: apiCoverage(view),
 		Ledger:   n.ledgerView(),
 	}
 }
@@ -227,8 +228,8 @@ func (n *Node) Providers(ctx context.Context, layer int) (apitypes.Providers, er
 		return apitypes.Providers{}, apitypes.NotFound(fmt.Sprintf("layer %d does not exist: %s has layers 0-%d", layer, n.model.Name, n.model.Layers-1),
 			map[string]any{"layer": layer, "total_layers": n.model.Layers})
 	}
-	key := LayerKey(n.model.Name, layer)
-	provs, err := n.providersOf(ctx, layer)
+	key := coverage.LayerKey(n.model.Name, layer)
+	provs, err := n.cov.Providers(ctx, layer)
 	if err != nil {
 		return apitypes.Providers{}, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "provider lookup failed: "+err.Error(), nil)
 	}

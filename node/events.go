@@ -102,7 +102,7 @@ func (n *Node) statusLoop() {
 	for {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		st := n.Status(ctx)
-		cov := n.Coverage(ctx)
+		cov := n.cov.Get(ctx)
 		cancel()
 		n.publish("node.status", map[string]any{"node_id": st.NodeID, "status": st.Status, "role": st.Role, "layers": st.Layers,
 			"peers": st.PeerCount, "training": st.Training, "resources": st.Resources})

@@ -21,7 +21,7 @@ import (
 
 // Nodes implements httpapi.Insights.
 func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
-	held := layersByPeer(n.Coverage(ctx))
+	held := n.cov.Get(ctx).ByPeer()
 	connected := map[peer.ID]bool{}
 	views := map[string]*apitypes.NodeView{}
 	view := func(id string) *apitypes.NodeView {
@@ -34,7 +34,7 @@ func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
 	}
 	now := time.Now().UTC()
 	for id, ls := range held {
-		v := view(id)
+		v := view(id.String())
 		v.Layers = ls
 	}
 	for _, p := range n.host.Peers() {
@@ -115,7 +115,7 @@ func (n *Node) NetworkStatus(ctx context.Context) apitypes.NetworkStatus {
 		Network: map[string]any{"nodes_online": online(nodes), "nodes_known": len(nodes), "total_tasks": st.Created,
 			"completed_tasks": st.Completed, "queued_tasks": counts.Queued, "running_tasks": counts.Running,
 			"success_rate": w.SuccessRate, "avg_response_time": fmt.Sprintf("%.1fs", w.AvgResponseTime),
-			"model": n.model.Name, "coverage_complete": n.Coverage(ctx).Complete}}
+			"model": n.model.Name, "coverage_complete": n.cov.Get(ctx).Complete}}
 }
 
 // ServiceHealth implements httpapi.Insights.

@@ -14,7 +14,7 @@ func (n *Node) Models(ctx context.Context) apitypes.ModelList {
 	n.mu.Lock()
 	started := n.started
 	n.mu.Unlock()
-	cov := n.Coverage(ctx)
+	cov := n.cov.Get(ctx)
 	held := 0
 	for _, l := range cov.Layers {
 		if l.Replicas > 0 {

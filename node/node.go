@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
@@ -39,7 +40,7 @@ type Node struct {
 	host           *p2p.Host
 	api            *httpapi.Server
 	cpu            cpuSampler
-	coverage       coverageCache
+	cov            *coverage.Cache
 	subs           subStages
 	served         atomic.Int64  // forward sessions served to peers
 	servedBy       sessionCounts // ... by peer
@@ -166,6 +167,7 @@ func New(cfg Config) (*Node, error) {
 		lg.Close()
 		return nil, err
 	}
+	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
 	var apiOpts []httpapi.Option
 	if cfg.RateLimits != nil {
 		apiOpts = append(apiOpts, httpapi.WithRateLimits(cfg.RateLimits))
@@ -260,7 +262,7 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 	replicas := make([]int, n.model.Layers)
 	if len(n.host.RoutingTable()) > 0 {
 		cctx, cancel := context.WithTimeout(ctx, joinCoverageTimeout)
-		cov := n.lookupCoverage(cctx)
+		cov := n.cov.Lookup(cctx)
 		cancel()
 		for i, lc := range cov.Layers {
 			replicas[i] = lc.Replicas
@@ -328,10 +330,7 @@ func (n *Node) APIURL() string {
 func (n *Node) layerKeys(s layers.Span) []string {
 	keys := make([]string, 0, s.Len())
 	for _, i := range s.Indices() {
-		keys = append(keys, LayerKey(n.model.Name, i))
+		keys = append(keys, coverage.LayerKey(n.model.Name, i))
 	}
 	return keys
 }
-
-// LayerKey is the DHT content key of one layer of a model: "<model>/<layer>".
-func LayerKey(model string, layer int) string { return model + "/" + strconv.Itoa(layer) }

@@ -342,15 +342,24 @@ func TestStatusRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	n := startNode(t, testConfig(t))
 	c := apiClient(n)
 	ctx := context.Background()
-	for i := 0; i < httpapi.DefaultLimits[httpapi.ClassStatus]; i++ {
-		if _, err := c.Status(ctx); err != nil {
-			t.Fatalf("request %d: %v", i+1, err)
+	// The bucket refills while the burst runs (100/min: one token per 0.6 s), so the refusal
+	// comes after the budget plus what refilled meanwhile, never before the budget.
+	budget := httpapi.DefaultLimits[httpapi.ClassStatus]
+	start := time.Now()
+	var err error
+	passed := 0
+	for ; passed < 2*budget; passed++ {
+		if _, err = c.Status(ctx); err != nil {
+			break
 		}
 	}
-	_, err := c.Status(ctx)
+	refilled := int(time.Since(start).Seconds()*float64(budget)/60) + 1
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.Code != apitypes.CodeRateLimited {
 		t.Fatalf("request past the budget: %v", err)
+	}
+	if passed < budget || passed > budget+refilled {
+		t.Fatalf("%d requests passed, want %d-%d (the budget and what refilled)", passed, budget, budget+refilled)
 	}
 	if ra, ok := ae.Details["retry_after"].(float64); !ok || ra < 1 {
 		t.Fatalf("retry_after: %v", ae.Details)

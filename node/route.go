@@ -27,19 +27,9 @@ type hop struct {
 // spans it holds.
 func (n *Node) holdings(ctx context.Context) map[peer.ID][]layers.Span {
 	out := map[peer.ID][]layers.Span{}
-	for id, ls := range layersByPeer(n.Coverage(ctx)) {
-		pid, err := peer.Decode(id)
-		if err != nil || pid == n.host.ID() {
-			continue
-		}
-		slices.Sort(ls)
-		for i := 0; i < len(ls); {
-			j := i
-			for j+1 < len(ls) && ls[j+1] == ls[j]+1 {
-				j++
-			}
-			out[pid] = append(out[pid], layers.Span{First: ls[i], Last: ls[j]})
-			i = j + 1
+	for p, spans := range n.cov.Get(ctx).Spans() {
+		if p != n.host.ID() {
+			out[p] = spans
 		}
 	}
 	if n.Stage() != nil {

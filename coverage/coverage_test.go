@@ -1,0 +1,104 @@
+package coverage
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/layers"
+)
+
+// table answers provider lookups from a fixed map, optionally slowly, and counts them.
+type table struct {
+	self    peer.ID
+	holders map[string][]peer.ID
+	delay   time.Duration
+	calls   atomic.Int64
+}
+
+func (t *table) ID() peer.ID { return t.self }
+
+func (t *table) FindProviders(ctx context.Context, key string, _ int) ([]peer.AddrInfo, error) {
+	t.calls.Add(1)
+	select {
+	case <-time.After(t.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var out []peer.AddrInfo
+	for _, p := range t.holders[key] {
+		out = append(out, peer.AddrInfo{ID: p})
+	}
+	return out, nil
+}
+
+func TestLookupCountsOtherHoldersAndMissingLayers(t *testing.T) {
+	a, b, me := peer.ID("a"), peer.ID("b"), peer.ID("me")
+	f := &table{self: me, holders: map[string][]peer.ID{
+		LayerKey("m", 0): {b, a, me, a}, // a duplicate record counts once
+		LayerKey("m", 1): {a},
+		LayerKey("m", 3): {a},
+	}}
+	v := New(f, "m", 4, time.Minute).Lookup(context.Background())
+	if !slices.Equal(v.Layers[0].Providers, []peer.ID{a, b, me}) || v.Layers[0].Replicas != 2 {
+		t.Fatalf("layer 0: %+v", v.Layers[0])
+	}
+	if !slices.Equal(v.Missing, []int{2}) || v.Complete {
+		t.Fatalf("missing %v complete %v", v.Missing, v.Complete)
+	}
+	spans := v.Spans()
+	if want := []layers.Span{{First: 0, Last: 1}, {First: 3, Last: 3}}; !slices.Equal(spans[a], want) {
+		t.Fatalf("spans of a: %v, want %v", spans[a], want)
+	}
+	if by := v.ByPeer(); !slices.Equal(by[me], []int{0}) {
+		t.Fatalf("layers of me: %v", by[me])
+	}
+}
+
+func TestGetSharesOneRefreshAndNeverWaitsOnAnother(t *testing.T) {
+	f := &table{self: "me", holders: map[string][]peer.ID{LayerKey("m", 0): {"a"}}, delay: 200 * time.Millisecond}
+	c := New(f, "m", 1, time.Hour)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if v := c.Get(context.Background()); !v.Complete {
+				t.Error("a shared refresh returned an incomplete view")
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("8 concurrent readers made %d lookups, want 1", n)
+	}
+	c.Get(context.Background())
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("a fresh view was looked up again (%d lookups)", n)
+	}
+
+	// A stale view is refreshed, but a reader that cannot wait gets the last view at once.
+	c.interval = 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	v := c.Get(ctx)
+	if took := time.Since(start); took > 150*time.Millisecond {
+		t.Fatalf("an impatient reader waited %v for the refresh", took)
+	}
+	if !v.Complete {
+		t.Fatal("the impatient reader did not get the last view")
+	}
+}
+
+func TestGetBeforeAnyViewIsEmptyNotNil(t *testing.T) {
+	f := &table{self: "me", delay: time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	v := New(f, "m", 3, time.Minute).Get(ctx)
+	if len(v.Layers) != 3 || !slices.Equal(v.Missing, []int{0, 1, 2}) || v.Complete || v.Layers[1].Providers == nil {
+		t.Fatalf("view before the first lookup: %+v", v)
+	}
+}
