@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // lyingSession answers every step with a tensor of its choice.
@@ -34,15 +35,11 @@ func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}
 
 	run := func(tail peer.ID) ([]int32, error) {
-		r := &routeRunner{n: a, ctx: ctx, failed: map[peer.ID]bool{}}
-		defer r.Close()
-		for _, h := range []hop{{peer: a.host.ID(), span: layers.Span{First: 0, Last: 3}, self: true}, {peer: tail, span: layers.Span{First: 4, Last: 7}}} {
-			hr := &hopRunner{hop: h}
-			if err := r.open(hr); err != nil {
-				return nil, err
-			}
-			r.hops = append(r.hops, hr)
+		r, err := a.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true}, {Peer: tail, Span: layers.Span{First: 4, Last: 7}}})
+		if err != nil {
+			return nil, err
 		}
+		defer r.Close()
 		out, _, err := layers.Generate(r, a.model.Context, prompt, s, nil)
 		return out, err
 	}

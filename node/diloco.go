@@ -83,7 +83,7 @@ func (n *Node) outerSettings() (lr, momentum float32) {
 func (n *Node) replicas(ctx context.Context) []peer.ID {
 	span := n.Span()
 	var out []peer.ID
-	for p, spans := range n.holdings(ctx) {
+	for p, spans := range n.pipe.Holdings(ctx) {
 		if slices.Contains(spans, span) {
 			out = append(out, p)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // driverRetry is how long the driver waits before trying again after a failed route.
@@ -34,58 +35,58 @@ type trainHop interface {
 type localTrainHop struct{ s *servedTrain }
 
 func (h localTrainHop) Forward(_ context.Context, id uint64, in *layers.Tensor) (*layers.Tensor, error) {
-	out, err := h.s.Forward(id, toWire(in))
+	out, err := h.s.Forward(id, pipeline.ToWire(in))
 	if err != nil {
 		return nil, err
 	}
-	return toLayers(out), nil
+	return pipeline.FromWire(out), nil
 }
 
 func (h localTrainHop) Loss(_ context.Context, id uint64, in, targets *layers.Tensor) (float32, *layers.Tensor, error) {
-	loss, g, err := h.s.Loss(id, toWire(in), toWire(targets))
+	loss, g, err := h.s.Loss(id, pipeline.ToWire(in), pipeline.ToWire(targets))
 	if err != nil || g == nil {
 		return loss, nil, err
 	}
-	return loss, toLayers(g), nil
+	return loss, pipeline.FromWire(g), nil
 }
 
 func (h localTrainHop) Backward(_ context.Context, id uint64, loss float32, gradOut *layers.Tensor) (*layers.Tensor, error) {
-	g, err := h.s.Backward(id, loss, toWire(gradOut))
+	g, err := h.s.Backward(id, loss, pipeline.ToWire(gradOut))
 	if err != nil || g == nil {
 		return nil, err
 	}
-	return toLayers(g), nil
+	return pipeline.FromWire(g), nil
 }
 
 func (h localTrainHop) Close() {}
 
 type remoteTrainHop struct {
 	c   *p2p.TrainClient
-	hop hop
+	hop pipeline.Hop
 }
 
 func (h remoteTrainHop) Forward(ctx context.Context, id uint64, in *layers.Tensor) (*layers.Tensor, error) {
-	out, err := h.c.Forward(ctx, id, toWire(in))
+	out, err := h.c.Forward(ctx, id, pipeline.ToWire(in))
 	if err != nil {
 		return nil, err
 	}
-	return toLayers(out), nil
+	return pipeline.FromWire(out), nil
 }
 
 func (h remoteTrainHop) Loss(ctx context.Context, id uint64, in, targets *layers.Tensor) (float32, *layers.Tensor, error) {
-	loss, g, err := h.c.Loss(ctx, id, toWire(in), toWire(targets))
+	loss, g, err := h.c.Loss(ctx, id, pipeline.ToWire(in), pipeline.ToWire(targets))
 	if err != nil || g == nil {
 		return loss, nil, err
 	}
-	return loss, toLayers(g), nil
+	return loss, pipeline.FromWire(g), nil
 }
 
 func (h remoteTrainHop) Backward(ctx context.Context, id uint64, loss float32, gradOut *layers.Tensor) (*layers.Tensor, error) {
-	g, err := h.c.Backward(ctx, id, loss, toWire(gradOut))
+	g, err := h.c.Backward(ctx, id, loss, pipeline.ToWire(gradOut))
 	if err != nil || g == nil {
 		return nil, err
 	}
-	return toLayers(g), nil
+	return pipeline.FromWire(g), nil
 }
 
 func (h remoteTrainHop) Close() { h.c.Close() }
@@ -94,16 +95,16 @@ func (h remoteTrainHop) Close() { h.c.Close() }
 // only). Drivers spread over the replicas of each span: the driver ranked k among the holders
 // of its own span takes the (k mod r)-th of the r holders of the next, by peer ID, so two
 // drivers and two replicas pair up instead of crowding one.
-func (n *Node) planTrainRoute(ctx context.Context) ([]hop, error) {
-	hold := n.holdings(ctx)
+func (n *Node) planTrainRoute(ctx context.Context) ([]pipeline.Hop, error) {
+	hold := n.pipe.Holdings(ctx)
 	rank := slices.Index(n.replicas(ctx), n.host.ID())
-	var route []hop
+	var route []pipeline.Hop
 	for l := 0; l < n.model.Layers; {
-		var cands []hop
+		var cands []pipeline.Hop
 		for p, spans := range hold {
 			for _, sp := range spans {
 				if sp.First == l {
-					cands = append(cands, hop{peer: p, span: sp, self: p == n.host.ID()})
+					cands = append(cands, pipeline.Hop{Peer: p, Span: sp, Self: p == n.host.ID()})
 				}
 			}
 		}
@@ -111,13 +112,13 @@ func (n *Node) planTrainRoute(ctx context.Context) ([]hop, error) {
 			return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable,
 				fmt.Sprintf("no peer holds a span starting at layer %d", l), map[string]any{"layer": l})
 		}
-		slices.SortFunc(cands, func(a, b hop) int { return strings.Compare(string(a.peer), string(b.peer)) })
+		slices.SortFunc(cands, func(a, b pipeline.Hop) int { return strings.Compare(string(a.Peer), string(b.Peer)) })
 		pick := cands[max(rank, 0)%len(cands)]
 		if l == 0 {
-			pick = hop{peer: n.host.ID(), span: n.Span(), self: true}
+			pick = pipeline.Hop{Peer: n.host.ID(), Span: n.Span(), Self: true}
 		}
 		route = append(route, pick)
-		l = pick.span.Last + 1
+		l = pick.Span.Last + 1
 	}
 	return route, nil
 }
@@ -134,11 +135,11 @@ func (n *Node) openTrainRoute(ctx context.Context) ([]trainHop, error) {
 		}
 	}
 	for _, h := range route {
-		if h.self {
+		if h.Self {
 			hops = append(hops, localTrainHop{&servedTrain{n: n, stage: n.Stage(), inputs: map[uint64]pendingInput{}}})
 			continue
 		}
-		c, err := n.host.OpenTrain(ctx, h.peer, p2p.ForwardOpen{Model: n.model.Name, First: h.span.First, Last: h.span.Last, Batch: 1})
+		c, err := n.host.OpenTrain(ctx, h.Peer, p2p.ForwardOpen{Model: n.model.Name, First: h.Span.First, Last: h.Span.Last, Batch: 1})
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -249,7 +250,7 @@ const receiptEvery = 10
 func (n *Node) trainReceipts(hops []trainHop, tokens int) {
 	for _, h := range hops {
 		if r, ok := h.(remoteTrainHop); ok {
-			n.sendReceipt(r.hop.peer, ledger.ProofBackward, r.hop.span.First, tokens)
+			n.sendReceipt(r.hop.Peer, ledger.ProofBackward, r.hop.Span.First, tokens)
 		}
 	}
 }

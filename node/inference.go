@@ -11,14 +11,8 @@ import (
 
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
-
-// generationSlots is how many generations run at once; the rest wait in the queue. Each runs
-// its stages' ops sequentially, so two keep two cores busy without oversubscribing them.
-const generationSlots = 2
-
-// maxQueued bounds the requests waiting for a slot; past it the node answers 503 at once.
-const maxQueued = 64
 
 // Limits of an inference request.
 const (
@@ -127,18 +121,23 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		return nil, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", len(ids), n.model.Context),
 			map[string]any{"field": "prompt", "prompt_tokens": len(ids), "context": n.model.Context})
 	}
-	if err := n.acquire(ctx); err != nil {
-		return nil, err
+	release, err := n.pipe.Acquire(ctx)
+	if errors.Is(err, pipeline.ErrBusy) {
+		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error()+"; try again later",
+			map[string]any{"retry_after": 5})
 	}
-	defer func() { <-n.queue }()
-	queued := time.Since(start)
-
-	r, err := n.openRoute(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
+	queued := time.Since(start)
+
+	r, err := n.pipe.Open(ctx)
+	if err != nil {
+		return nil, routeError(err)
+	}
 	defer r.Close()
-	if err := n.canAfford(r.hops, len(ids)+s.MaxTokens); err != nil {
+	if err := n.canAfford(r.Hops(), len(ids)+s.MaxTokens); err != nil {
 		return nil, err
 	}
 	holdback := 0
@@ -160,6 +159,9 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		if errors.As(err, &apiErr) {
 			return nil, err
 		}
+		if errors.Is(err, pipeline.ErrNoRoute) {
+			return nil, routeError(err)
+		}
 		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "generation failed: "+err.Error(), nil)
 	}
 	text, _ := s.StopAt(layers.Decode(out))
@@ -175,37 +177,23 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		TokensGenerated: len(out),
 		FinishReason:    reason,
 		Usage:           apitypes.Usage{PromptTokens: len(ids), CompletionTokens: len(out), TotalTokens: len(ids) + len(out)},
-		Cost:            n.settle(n.ctx, r.hops, len(ids)+len(out)), // paid even if the client left
+		Cost:            n.settle(n.ctx, r.Hops(), len(ids)+len(out)), // paid even if the client left
 		Timing:          apitypes.Timing{QueueMS: queued.Milliseconds(), InferenceMS: (total - queued).Milliseconds(), TotalMS: total.Milliseconds()},
 	}
-	for _, h := range r.hops {
-		resp.Route = append(resp.Route, apitypes.RouteHop{Peer: h.hop.peer.String(), Layers: h.hop.span.String()})
+	for _, h := range r.Hops() {
+		resp.Route = append(resp.Route, apitypes.RouteHop{Peer: h.Peer.String(), Layers: h.Span.String()})
 	}
 	return resp, nil
 }
 
-// acquire waits for a generation slot, or answers 503 when the queue is full.
-func (n *Node) acquire(ctx context.Context) error {
-	select {
-	case n.queue <- struct{}{}:
-		return nil
-	default:
+// routeError is a failed route plan as the API's error: 503, with the layers nobody holds.
+func routeError(err error) error {
+	var nr *pipeline.NoRouteError
+	if errors.As(err, &nr) {
+		return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, nr.Error(),
+			map[string]any{"missing_layers": nr.Missing, "model": nr.Model})
 	}
-	n.metrics.mu.Lock()
-	full := n.metrics.waiting >= maxQueued
-	n.metrics.mu.Unlock()
-	if full {
-		return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable,
-			fmt.Sprintf("%d requests already waiting; try again later", maxQueued), map[string]any{"retry_after": 5})
-	}
-	n.metrics.queued(1)
-	defer n.metrics.queued(-1)
-	select {
-	case n.queue <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
 func randomHex(n int) string {

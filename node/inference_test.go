@@ -94,7 +94,7 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 		text.WriteString(ev.Token)
 		if ev.Index == 8 {
 			for _, n := range nodes[1:3] {
-				if n.served.Load() > 0 {
+				if n.pipe.Served() > 0 {
 					killed = n
 					n.Close()
 				}
@@ -162,8 +162,8 @@ func TestDisconnectFreesStageSessions(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	_, err := apiClient(nodes[0]).InferenceStream(ctx, greedy("Once", 200), func(ev apitypes.TokenEvent) error {
 		if ev.Index == 3 {
-			if nodes[1].served.Load() != 1 {
-				t.Errorf("remote stage holds %d sessions mid-stream", nodes[1].served.Load())
+			if nodes[1].pipe.Served() != 1 {
+				t.Errorf("remote stage holds %d sessions mid-stream", nodes[1].pipe.Served())
 			}
 			cancel()
 		}
@@ -172,8 +172,8 @@ func TestDisconnectFreesStageSessions(t *testing.T) {
 	if err == nil {
 		t.Fatal("the stream went on after the client left")
 	}
-	eventually(t, 10*time.Second, "the remote stage to free the session", func() bool { return nodes[1].served.Load() == 0 })
-	if len(nodes[0].queue) != 0 {
+	eventually(t, 10*time.Second, "the remote stage to free the session", func() bool { return nodes[1].pipe.Served() == 0 })
+	if nodes[0].pipe.Running() != 0 {
 		t.Fatal("the generation slot was not released")
 	}
 }
@@ -192,20 +192,20 @@ func TestRoutesSpreadOverHolders(t *testing.T) {
 		return true
 	})
 	ctx := context.Background()
-	r1, err := nodes[0].openRoute(ctx)
+	r1, err := nodes[0].pipe.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r1.Close()
-	r2, err := nodes[0].openRoute(ctx)
+	r2, err := nodes[0].pipe.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r2.Close()
-	if len(r1.hops) != 2 || len(r2.hops) != 2 {
-		t.Fatalf("routes of %d and %d hops, want 2 each", len(r1.hops), len(r2.hops))
+	if len(r1.Hops()) != 2 || len(r2.Hops()) != 2 {
+		t.Fatalf("routes of %d and %d hops, want 2 each", len(r1.Hops()), len(r2.Hops()))
 	}
-	if r1.hops[1].hop.peer == r2.hops[1].hop.peer {
-		t.Fatalf("both routes use the same tail holder: %v / %v", r1.hops[1].hop.peer, r2.hops[1].hop.peer)
+	if r1.Hops()[1].Peer == r2.Hops()[1].Peer {
+		t.Fatalf("both routes use the same tail holder: %v / %v", r1.Hops()[1].Peer, r2.Hops()[1].Peer)
 	}
 }

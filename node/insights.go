@@ -63,16 +63,13 @@ func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
 		self.Layers = n.Span().Indices()
 	}
 	totalSessions := 0
-	n.using.mu.Lock()
-	for _, c := range n.using.by {
+	using := n.pipe.Using()
+	for _, c := range using {
 		totalSessions += c
 	}
-	for p, c := range n.using.by {
-		if totalSessions > 0 {
-			view(p.String()).Load = float64(c) / float64(totalSessions)
-		}
+	for p, c := range using {
+		view(p.String()).Load = float64(c) / float64(totalSessions)
 	}
-	n.using.mu.Unlock()
 
 	out := make([]apitypes.NodeView, 0, len(views))
 	ps := n.host.Libp2p().Peerstore()

@@ -17,7 +17,6 @@ type inferenceMetrics struct {
 	total     int64
 	tokens    int64
 	failovers int64
-	waiting   int
 	recent    []time.Time // request completions in the last minute
 	lat       []float64   // ring of recent latencies, ms
 	next      int
@@ -45,12 +44,6 @@ func (m *inferenceMetrics) failover() {
 	m.mu.Unlock()
 }
 
-func (m *inferenceMetrics) queued(d int) {
-	m.mu.Lock()
-	m.waiting += d
-	m.mu.Unlock()
-}
-
 // Metrics implements httpapi.Backend.
 func (n *Node) Metrics(ctx context.Context) apitypes.Metrics {
 	m := &n.metrics
@@ -62,7 +55,7 @@ func (n *Node) Metrics(ctx context.Context) apitypes.Metrics {
 	}
 	m.recent = m.recent[i:]
 	inf := apitypes.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
-		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: m.waiting}
+		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: n.pipe.Waiting()}
 	if len(m.lat) > 0 {
 		sorted := slices.Clone(m.lat)
 		slices.Sort(sorted)

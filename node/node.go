@@ -19,6 +19,7 @@ import (
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -41,11 +42,7 @@ type Node struct {
 	api            *httpapi.Server
 	cpu            cpuSampler
 	cov            *coverage.Cache
-	subs           subStages
-	served         atomic.Int64  // forward sessions served to peers
-	servedBy       sessionCounts // ... by peer
-	using          sessionCounts // forward sessions this node has open, by serving peer
-	queue          chan struct{} // one slot per concurrent generation
+	pipe           *pipeline.Pipeline
 	metrics        inferenceMetrics
 	train          trainState
 	sync           syncState
@@ -140,8 +137,7 @@ func New(cfg Config) (*Node, error) {
 	if held, err := lg.Audit(); err != nil {
 		logger().Error("ledger audit failed", "held", held, "err", err)
 	}
-	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings,
-		queue: make(chan struct{}, generationSlots), ledger: lg, wallet: wallet, ledgerKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings, ledger: lg, wallet: wallet, ledgerKick: make(chan struct{}, 1)}
 	n.state.Store("created")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -168,6 +164,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
+	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Stage, OnFailover: n.metrics.failover})
 	var apiOpts []httpapi.Option
 	if cfg.RateLimits != nil {
 		apiOpts = append(apiOpts, httpapi.WithRateLimits(cfg.RateLimits))
@@ -219,7 +216,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startLedger(); err != nil {
 		return err
 	}
-	n.host.ServeForward(n.serveForward)
+	n.host.ServeForward(n.pipe.ServeForward)
 	n.host.ServeTrain(n.serveTrain)
 	n.host.ServeExchange(n.serveExchange)
 	n.host.ServeCheckpoints(n.serveCheckpoint)

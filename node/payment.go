@@ -12,6 +12,7 @@ import (
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // Paying for inference: the node that takes a request pays each remote stage of its route its
@@ -68,18 +69,18 @@ func (n *Node) payee(ctx context.Context, p peer.ID) (ledger.Address, error) {
 }
 
 // stageShare is what one stage of a route earns for tokens: its layers' part of the price.
-func (n *Node) stageShare(h hop, tokens int) neuro.Amount {
+func (n *Node) stageShare(h pipeline.Hop, tokens int) neuro.Amount {
 	p := n.ledger.Params()
-	return p.PricePerToken * neuro.Amount(tokens) * neuro.Amount(h.span.Len()) / neuro.Amount(n.model.Layers)
+	return p.PricePerToken * neuro.Amount(tokens) * neuro.Amount(h.Span.Len()) / neuro.Amount(n.model.Layers)
 }
 
 // canAfford refuses, before any work, a request whose most expensive outcome (every token up
 // to maxTokens generated) the wallet cannot pay.
-func (n *Node) canAfford(hops []*hopRunner, maxTokens int) error {
+func (n *Node) canAfford(hops []pipeline.Hop, maxTokens int) error {
 	var need neuro.Amount
 	for _, h := range hops {
-		if !h.hop.self {
-			if s := n.stageShare(h.hop, maxTokens); s > 0 {
+		if !h.Self {
+			if s := n.stageShare(h, maxTokens); s > 0 {
 				need += s + n.ledger.Params().Fee(s)
 			}
 		}
@@ -98,28 +99,28 @@ func (n *Node) canAfford(hops []*hopRunner, maxTokens int) error {
 }
 
 // settle pays the remote stages of a finished request and sends their receipts.
-func (n *Node) settle(ctx context.Context, hops []*hopRunner, tokens int) apitypes.Cost {
+func (n *Node) settle(ctx context.Context, hops []pipeline.Hop, tokens int) apitypes.Cost {
 	cost := apitypes.Cost{Currency: "NEURO"}
 	for _, h := range hops {
-		if h.hop.self {
+		if h.Self {
 			continue
 		}
-		addr, err := n.payee(ctx, h.hop.peer)
+		addr, err := n.payee(ctx, h.Peer)
 		if err != nil {
-			logger().Warn("cannot pay a stage: no wallet address", "peer", h.hop.peer, "err", err)
+			logger().Warn("cannot pay a stage: no wallet address", "peer", h.Peer, "err", err)
 			continue
 		}
-		if share := n.stageShare(h.hop, tokens); share > 0 {
+		if share := n.stageShare(h, tokens); share > 0 {
 			tx, err := n.submit(ledger.Tx{Type: ledger.TxPayment, To: addr, Amount: share, Fee: n.ledger.Params().Fee(share),
-				Memo: fmt.Sprintf("inference layers %s", h.hop.span)})
+				Memo: fmt.Sprintf("inference layers %s", h.Span)})
 			if err != nil {
-				logger().Warn("inference payment failed", "peer", h.hop.peer, "amount", share, "err", err)
+				logger().Warn("inference payment failed", "peer", h.Peer, "amount", share, "err", err)
 			} else {
 				cost.Amount += tx.Amount + tx.Fee
 				cost.Transactions = append(cost.Transactions, tx.ID())
 			}
 		}
-		n.sendReceipt(h.hop.peer, ledger.ProofForward, h.hop.span.First, tokens)
+		n.sendReceipt(h.Peer, ledger.ProofForward, h.Span.First, tokens)
 	}
 	return cost
 }

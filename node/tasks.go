@@ -12,6 +12,7 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
+	"github.com/neuroshard/neuroshard/pipeline"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -20,7 +21,7 @@ import (
 
 const (
 	tasksDir         = "tasks"
-	taskWorkers      = generationSlots // the generation queue runs this many at once anyway
+	taskWorkers      = pipeline.DefaultSlots // the generation queue runs this many at once anyway
 	defaultTaskLimit = 100
 )
 

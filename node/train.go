@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // maxPendingInputs bounds the micro-batch inputs one training session keeps for backwards.
@@ -92,7 +93,7 @@ func (s *servedTrain) take(id uint64) (*layers.Tensor, bool) {
 func badInput(err error) error { return &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()} }
 
 func (s *servedTrain) Forward(id uint64, in *p2p.Tensor) (*p2p.Tensor, error) {
-	x := toLayers(in)
+	x := pipeline.FromWire(in)
 	out, err := s.stage.Forward(x)
 	if err != nil {
 		return nil, badInput(err)
@@ -100,11 +101,11 @@ func (s *servedTrain) Forward(id uint64, in *p2p.Tensor) (*p2p.Tensor, error) {
 	if err := s.keep(id, x); err != nil {
 		return nil, err
 	}
-	return toWire(out), nil
+	return pipeline.ToWire(out), nil
 }
 
 func (s *servedTrain) Loss(id uint64, in, targets *p2p.Tensor) (float32, *p2p.Tensor, error) {
-	g, err := s.stage.BackwardLoss(toLayers(in), toLayers(targets))
+	g, err := s.stage.BackwardLoss(pipeline.FromWire(in), pipeline.FromWire(targets))
 	if err != nil {
 		return 0, nil, badInput(err)
 	}
@@ -113,7 +114,7 @@ func (s *servedTrain) Loss(id uint64, in, targets *p2p.Tensor) (float32, *p2p.Te
 	}
 	var gi *p2p.Tensor
 	if g.Input != nil {
-		gi = toWire(g.Input)
+		gi = pipeline.ToWire(g.Input)
 	}
 	return g.Loss, gi, nil
 }
@@ -123,7 +124,7 @@ func (s *servedTrain) Backward(id uint64, loss float32, gradOut *p2p.Tensor) (*p
 	if !ok {
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: fmt.Sprintf("no forward of micro-batch %d on this stream", id)}
 	}
-	g, err := s.stage.Backward(in, toLayers(gradOut))
+	g, err := s.stage.Backward(in, pipeline.FromWire(gradOut))
 	if err != nil {
 		return nil, badInput(err)
 	}
@@ -133,7 +134,7 @@ func (s *servedTrain) Backward(id uint64, loss float32, gradOut *p2p.Tensor) (*p
 	if g.Input == nil {
 		return nil, nil
 	}
-	return toWire(g.Input), nil
+	return pipeline.ToWire(g.Input), nil
 }
 
 func (s *servedTrain) Close() {}

@@ -1,4 +1,4 @@
-package node
+package pipeline
 
 import (
 	"fmt"
@@ -46,10 +46,13 @@ func (c *sessionCounts) get(p peer.ID) int {
 	return c.by[p]
 }
 
-func toLayers(t *p2p.Tensor) *layers.Tensor {
+// FromWire is a wire tensor as a model tensor (sharing its data).
+func FromWire(t *p2p.Tensor) *layers.Tensor {
 	return &layers.Tensor{Dims: t.Dims, F32: t.F32, I32: t.I32}
 }
-func toWire(t *layers.Tensor) *p2p.Tensor { return &p2p.Tensor{Dims: t.Dims, F32: t.F32, I32: t.I32} }
+
+// ToWire is a model tensor as a wire tensor (sharing its data).
+func ToWire(t *layers.Tensor) *p2p.Tensor { return &p2p.Tensor{Dims: t.Dims, F32: t.F32, I32: t.I32} }
 
 // servedSession runs one peer's forward session on a local stage.
 type servedSession struct {
@@ -59,11 +62,11 @@ type servedSession struct {
 }
 
 func (s *servedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
-	out, err := s.sess.Step(toLayers(in))
+	out, err := s.sess.Step(FromWire(in))
 	if err != nil {
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
-	return toWire(out), nil
+	return ToWire(out), nil
 }
 
 func (s *servedSession) Close() {
@@ -73,29 +76,29 @@ func (s *servedSession) Close() {
 	})
 }
 
-// serveForward answers a peer's forward request for a span within the node's own.
-func (n *Node) serveForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardSession, error) {
-	if req.Model != n.model.Name {
-		return nil, &p2p.RemoteError{Code: "UNKNOWN_MODEL", Message: fmt.Sprintf("this node serves %s, not %q", n.model.Name, req.Model)}
+// ServeForward answers a peer's forward request for a span within the node's own.
+func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardSession, error) {
+	if req.Model != p.model.Name {
+		return nil, &p2p.RemoteError{Code: "UNKNOWN_MODEL", Message: fmt.Sprintf("this node serves %s, not %q", p.model.Name, req.Model)}
 	}
 	want := layers.Span{First: req.First, Last: req.Last}
-	held := n.Span()
+	held := p.localSpan()
 	if want.First < held.First || want.Last > held.Last || want.Last < want.First {
 		return nil, &p2p.RemoteError{Code: "NOT_HELD", Message: fmt.Sprintf("layers %s requested, this node holds %s", want, held)}
 	}
-	st, err := n.stageFor(want)
+	st, err := p.stageFor(want)
 	if err != nil {
 		return nil, &p2p.RemoteError{Code: "UNAVAILABLE", Message: err.Error()}
 	}
-	if !n.servedBy.add(from, 1, maxSessionsPerPeer) {
+	if !p.servedBy.add(from, 1, maxSessionsPerPeer) {
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions already open for this peer", maxSessionsPerPeer)}
 	}
-	if n.served.Add(1) > maxServedSessions {
-		n.served.Add(-1)
-		n.servedBy.add(from, -1, 0)
+	if p.served.Add(1) > maxServedSessions {
+		p.served.Add(-1)
+		p.servedBy.add(from, -1, 0)
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open", maxServedSessions)}
 	}
-	release := func() { n.served.Add(-1); n.servedBy.add(from, -1, 0) }
+	release := func() { p.served.Add(-1); p.servedBy.add(from, -1, 0) }
 	sess, err := st.NewSession(req.Batch)
 	if err != nil {
 		release()
@@ -117,33 +120,33 @@ type subStage struct {
 }
 
 // stageFor returns a stage running exactly span, which lies within the held span.
-func (n *Node) stageFor(span layers.Span) (*layers.Stage, error) {
-	st := n.Stage()
+func (p *Pipeline) stageFor(span layers.Span) (*layers.Stage, error) {
+	st := p.local()
 	if st == nil {
-		return nil, fmt.Errorf("node: no layers loaded yet")
+		return nil, fmt.Errorf("pipeline: no layers loaded yet")
 	}
 	if span == st.Span() {
 		return st, nil
 	}
 	hash := st.Hash()
-	n.subs.mu.Lock()
-	defer n.subs.mu.Unlock()
-	if c, ok := n.subs.byKey[span]; ok && c.hash == hash {
+	p.subs.mu.Lock()
+	defer p.subs.mu.Unlock()
+	if c, ok := p.subs.byKey[span]; ok && c.hash == hash {
 		return c.stage, nil
 	}
 	all := st.Params()
-	specs := n.model.ParamSpecs(span)
+	specs := p.model.ParamSpecs(span)
 	sub := &layers.Params{Specs: specs, Values: make([][]float32, len(specs))}
 	for i, s := range specs {
 		sub.Values[i] = all.Get(s.Name)
 	}
-	stage, err := layers.NewStage(n.model, span, sub)
+	stage, err := layers.NewStage(p.model, span, sub)
 	if err != nil {
 		return nil, err
 	}
-	if n.subs.byKey == nil {
-		n.subs.byKey = map[layers.Span]subStage{}
+	if p.subs.byKey == nil {
+		p.subs.byKey = map[layers.Span]subStage{}
 	}
-	n.subs.byKey[span] = subStage{hash: hash, stage: stage}
+	p.subs.byKey[span] = subStage{hash: hash, stage: stage}
 	return stage, nil
 }

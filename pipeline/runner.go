@@ -1,4 +1,4 @@
-package node
+package pipeline
 
 import (
 	"context"
@@ -17,15 +17,15 @@ const maxFailovers = 4
 // hopRunner is one stage of a running route, local or remote, with every input it was sent so
 // far: if its peer fails, a replacement is opened and fed this history to rebuild its cache.
 type hopRunner struct {
-	hop     hop
+	hop     Hop
 	local   *layers.Session
 	remote  *p2p.ForwardClient
 	history *layers.Tensor
 }
 
-// routeRunner runs one sequence through a route, replacing failed stages.
-type routeRunner struct {
-	n         *Node
+// Route runs one sequence through a planned route of stages, replacing failed ones.
+type Route struct {
+	p         *Pipeline
 	ctx       context.Context
 	hops      []*hopRunner
 	failed    map[peer.ID]bool
@@ -33,10 +33,10 @@ type routeRunner struct {
 }
 
 // openRoute plans a route and opens a session on every stage of it.
-func (n *Node) openRoute(ctx context.Context) (*routeRunner, error) {
-	r := &routeRunner{n: n, ctx: ctx, failed: map[peer.ID]bool{}}
+func (p *Pipeline) openRoute(ctx context.Context) (*Route, error) {
+	r := &Route{p: p, ctx: ctx, failed: map[peer.ID]bool{}}
 	for {
-		route, err := n.planRoute(ctx, r.failed)
+		route, err := p.planRoute(ctx, r.failed)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -46,8 +46,8 @@ func (n *Node) openRoute(ctx context.Context) (*routeRunner, error) {
 		for _, h := range route {
 			hr := &hopRunner{hop: h}
 			if err := r.open(hr); err != nil {
-				logger().Warn("stage unavailable; planning around it", "peer", h.peer, "span", h.span.String(), "err", err)
-				r.failed[h.peer] = true
+				logger().Warn("stage unavailable; planning around it", "peer", h.Peer, "span", h.Span.String(), "err", err)
+				r.failed[h.Peer] = true
 				ok = false
 				break
 			}
@@ -58,38 +58,38 @@ func (n *Node) openRoute(ctx context.Context) (*routeRunner, error) {
 		}
 		r.Close()
 		if len(r.failed) > maxFailovers {
-			return nil, fmt.Errorf("node: no working route after %d failed peers", len(r.failed))
+			return nil, fmt.Errorf("pipeline: no working route after %d failed peers", len(r.failed))
 		}
 	}
 }
 
-func (r *routeRunner) open(hr *hopRunner) error {
-	if hr.hop.self {
-		st, err := r.n.stageFor(hr.hop.span)
+func (r *Route) open(hr *hopRunner) error {
+	if hr.hop.Self {
+		st, err := r.p.stageFor(hr.hop.Span)
 		if err != nil {
 			return err
 		}
 		hr.local, err = st.NewSession(1)
 		return err
 	}
-	c, err := r.n.host.OpenForward(r.ctx, hr.hop.peer, p2p.ForwardOpen{Model: r.n.model.Name, First: hr.hop.span.First, Last: hr.hop.span.Last, Batch: 1})
+	c, err := r.p.host.OpenForward(r.ctx, hr.hop.Peer, p2p.ForwardOpen{Model: r.p.model.Name, First: hr.hop.Span.First, Last: hr.hop.Span.Last, Batch: 1})
 	if err != nil {
 		return err
 	}
 	hr.remote = c
-	r.n.using.add(hr.hop.peer, 1, 0)
+	r.p.using.add(hr.hop.Peer, 1, 0)
 	return nil
 }
 
-func (r *routeRunner) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, error) {
+func (r *Route) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, error) {
 	if hr.local != nil {
 		return hr.local.Step(x)
 	}
-	out, err := hr.remote.Step(r.ctx, toWire(x))
+	out, err := hr.remote.Step(r.ctx, ToWire(x))
 	if err != nil {
 		return nil, err
 	}
-	y := toLayers(out)
+	y := FromWire(out)
 	if err := r.checkOutput(hr, x, y); err != nil {
 		return nil, err
 	}
@@ -98,30 +98,30 @@ func (r *routeRunner) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, err
 
 // ErrBadStageOutput marks a stage answer of the wrong dtype or shape: the stage is treated as
 // failed (another holder takes over) and nothing of its answer is used.
-var ErrBadStageOutput = errors.New("node: malformed stage output")
+var ErrBadStageOutput = errors.New("pipeline: malformed stage output")
 
 // checkOutput verifies a remote stage's answer before anything reads it: float32, finite
 // (checked by the decoder), and shaped [batch, positions, width] for the input it was sent,
 // width the model's activation or, on the last stage, its vocabulary.
-func (r *routeRunner) checkOutput(hr *hopRunner, in, out *layers.Tensor) error {
-	width := r.n.model.DModel
-	if hr.hop.span.Last == r.n.model.Layers-1 {
-		width = r.n.model.Vocab
+func (r *Route) checkOutput(hr *hopRunner, in, out *layers.Tensor) error {
+	width := r.p.model.DModel
+	if hr.hop.Span.Last == r.p.model.Layers-1 {
+		width = r.p.model.Vocab
 	}
 	want := []int{in.Dims[0], in.Dims[1], width}
 	switch {
 	case out.F32 == nil || out.I32 != nil:
-		return fmt.Errorf("%w from %s: not float32", ErrBadStageOutput, hr.hop.peer)
+		return fmt.Errorf("%w from %s: not float32", ErrBadStageOutput, hr.hop.Peer)
 	case !slices.Equal(out.Dims, want):
-		return fmt.Errorf("%w from %s: shape %v, want %v", ErrBadStageOutput, hr.hop.peer, out.Dims, want)
+		return fmt.Errorf("%w from %s: shape %v, want %v", ErrBadStageOutput, hr.hop.Peer, out.Dims, want)
 	case len(out.F32) != out.Size():
-		return fmt.Errorf("%w from %s: %d values for shape %v", ErrBadStageOutput, hr.hop.peer, len(out.F32), out.Dims)
+		return fmt.Errorf("%w from %s: %d values for shape %v", ErrBadStageOutput, hr.hop.Peer, len(out.F32), out.Dims)
 	}
 	return nil
 }
 
 // Step sends new tokens through every stage and returns the logits of the last one.
-func (r *routeRunner) Step(tokens []int32) ([]float32, error) {
+func (r *Route) Step(tokens []int32) ([]float32, error) {
 	x := layers.NewI32(tokens, 1, len(tokens))
 	for _, hr := range r.hops {
 		out, err := r.step(hr, x)
@@ -141,20 +141,20 @@ func (r *routeRunner) Step(tokens []int32) ([]float32, error) {
 
 // failover replaces a failed stage with another holder of its span, replays the history to
 // rebuild its cache, and runs the current input on it.
-func (r *routeRunner) failover(hr *hopRunner, x *layers.Tensor, cause error) (*layers.Tensor, error) {
-	r.failed[hr.hop.peer] = true
+func (r *Route) failover(hr *hopRunner, x *layers.Tensor, cause error) (*layers.Tensor, error) {
+	r.failed[hr.hop.Peer] = true
 	r.failovers++
-	r.n.metrics.failover()
+	r.p.onFailover()
 	if hr.remote != nil {
 		hr.remote.Close()
-		r.n.using.add(hr.hop.peer, -1, 0)
+		r.p.using.add(hr.hop.Peer, -1, 0)
 		hr.remote = nil
 	}
-	next, ok := r.n.replacementFor(r.ctx, hr.hop.span, r.failed)
+	next, ok := r.p.replacementFor(r.ctx, hr.hop.Span, r.failed)
 	if !ok {
-		return nil, fmt.Errorf("node: stage %s failed (%v) and no other peer holds it", hr.hop.span, cause)
+		return nil, fmt.Errorf("pipeline: stage %s failed (%v) and no other peer holds it", hr.hop.Span, cause)
 	}
-	logger().Warn("stage failed; switching peer", "span", hr.hop.span.String(), "from", hr.hop.peer, "to", next.peer, "err", cause)
+	logger().Warn("stage failed; switching peer", "span", hr.hop.Span.String(), "from", hr.hop.Peer, "to", next.Peer, "err", cause)
 	hr.hop = next
 	if err := r.open(hr); err != nil {
 		return nil, err
@@ -168,14 +168,14 @@ func (r *routeRunner) failover(hr *hopRunner, x *layers.Tensor, cause error) (*l
 }
 
 // Close ends every stage's session.
-func (r *routeRunner) Close() {
+func (r *Route) Close() {
 	for _, hr := range r.hops {
 		if hr.local != nil {
 			hr.local.Close()
 		}
 		if hr.remote != nil {
 			hr.remote.Close()
-			r.n.using.add(hr.hop.peer, -1, 0)
+			r.p.using.add(hr.hop.Peer, -1, 0)
 		}
 	}
 	r.hops = nil
@@ -193,4 +193,29 @@ func appendSeq(acc, x *layers.Tensor) *layers.Tensor {
 	acc.F32 = append(acc.F32, x.F32...)
 	acc.I32 = append(acc.I32, x.I32...)
 	return acc
+}
+
+// Hops is the route as it stands (after any failover).
+func (r *Route) Hops() []Hop {
+	out := make([]Hop, len(r.hops))
+	for i, hr := range r.hops {
+		out[i] = hr.hop
+	}
+	return out
+}
+
+// OpenRoute opens a session on each of the given hops, in order: a route the caller chose
+// (an audit runs a span on one given peer). A stage that fails later is replaced as on a
+// planned route.
+func (p *Pipeline) OpenRoute(ctx context.Context, hops []Hop) (*Route, error) {
+	r := &Route{p: p, ctx: ctx, failed: map[peer.ID]bool{}}
+	for _, h := range hops {
+		hr := &hopRunner{hop: h}
+		if err := r.open(hr); err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.hops = append(r.hops, hr)
+	}
+	return r, nil
 }

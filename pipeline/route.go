@@ -1,14 +1,11 @@
-package node
+package pipeline
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -16,34 +13,34 @@ import (
 // peers are preferred.
 const unmeasuredLatency = 50 * time.Millisecond
 
-// hop is one stage of a route: a peer (or this node) running a span.
-type hop struct {
-	peer peer.ID
-	span layers.Span
-	self bool
+// Hop is one stage of a route: a peer (or this node) running a span.
+type Hop struct {
+	Peer peer.ID
+	Span layers.Span
+	Self bool
 }
 
 // holdings lists, for each peer the coverage view knows (this node included), the contiguous
 // spans it holds.
-func (n *Node) holdings(ctx context.Context) map[peer.ID][]layers.Span {
+func (p *Pipeline) holdings(ctx context.Context) map[peer.ID][]layers.Span {
 	out := map[peer.ID][]layers.Span{}
-	for p, spans := range n.cov.Get(ctx).Spans() {
-		if p != n.host.ID() {
-			out[p] = spans
+	for id, spans := range p.cov.Get(ctx).Spans() {
+		if id != p.host.ID() {
+			out[id] = spans
 		}
 	}
-	if n.Stage() != nil {
-		out[n.host.ID()] = []layers.Span{n.Span()}
+	if p.local() != nil {
+		out[p.host.ID()] = []layers.Span{p.localSpan()}
 	}
 	return out
 }
 
 // latency is the measured round trip to a peer (0 for this node).
-func (n *Node) latency(p peer.ID) time.Duration {
-	if p == n.host.ID() {
+func (p *Pipeline) latency(id peer.ID) time.Duration {
+	if id == p.host.ID() {
 		return 0
 	}
-	if l := n.host.Latency(p); l > 0 {
+	if l := p.host.Latency(id); l > 0 {
 		return l
 	}
 	return unmeasuredLatency
@@ -55,7 +52,7 @@ type best struct {
 	load int
 	lat  time.Duration
 	prev int
-	via  hop
+	via  Hop
 	ok   bool
 }
 
@@ -68,24 +65,24 @@ func (a best) better(c best) bool {
 	case a.lat != c.lat:
 		return a.lat < c.lat
 	}
-	return a.via.peer < c.via.peer
+	return a.via.Peer < c.via.Peer
 }
 
 // planRoute covers layers 0..L-1 with the fewest hops, then the fewest sessions this node
 // already has open on the route's peers (a busy peer costs a whole step of its compute per
 // token, far more than loopback or LAN latency, so concurrent requests spread over the
 // holders of a span), then the lowest summed latency. Peers in exclude are not used.
-func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, error) {
-	hold := n.holdings(ctx)
-	L := n.model.Layers
+func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]Hop, error) {
+	hold := p.holdings(ctx)
+	L := p.model.Layers
 	b := make([]best, L+1)
 	b[0].ok = true
 	for l := 0; l < L; l++ {
 		if !b[l].ok {
 			continue
 		}
-		for p, spans := range hold {
-			if exclude[p] {
+		for id, spans := range hold {
+			if exclude[id] {
 				continue
 			}
 			for _, sp := range spans {
@@ -93,8 +90,8 @@ func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, 
 					continue
 				}
 				next := sp.Last + 1
-				cand := best{hops: b[l].hops + 1, load: b[l].load + n.using.get(p), lat: b[l].lat + n.latency(p), prev: l, ok: true,
-					via: hop{peer: p, span: layers.Span{First: l, Last: sp.Last}, self: p == n.host.ID()}}
+				cand := best{hops: b[l].hops + 1, load: b[l].load + p.using.get(id), lat: b[l].lat + p.latency(id), prev: l, ok: true,
+					via: Hop{Peer: id, Span: layers.Span{First: l, Last: sp.Last}, Self: id == p.host.ID()}}
 				if cur := b[next]; !cur.ok || cand.better(cur) {
 					b[next] = cand
 				}
@@ -105,20 +102,18 @@ func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, 
 		var missing []int
 		for l := 0; l < L; l++ {
 			held := false
-			for p, spans := range hold {
+			for id, spans := range hold {
 				for _, sp := range spans {
-					held = held || (!exclude[p] && sp.Contains(l))
+					held = held || (!exclude[id] && sp.Contains(l))
 				}
 			}
 			if !held {
 				missing = append(missing, l)
 			}
 		}
-		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable,
-			fmt.Sprintf("no reachable peer holds layers %v of %s", missing, n.model.Name),
-			map[string]any{"missing_layers": missing, "model": n.model.Name})
+		return nil, &NoRouteError{Model: p.model.Name, Missing: missing}
 	}
-	var route []hop
+	var route []Hop
 	for l := L; l > 0; l = b[l].prev {
 		route = append(route, b[l].via)
 	}
@@ -127,18 +122,18 @@ func (n *Node) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]hop, 
 }
 
 // replacementFor finds another holder of a whole hop span, for failover.
-func (n *Node) replacementFor(ctx context.Context, span layers.Span, exclude map[peer.ID]bool) (hop, bool) {
-	var bestHop hop
+func (p *Pipeline) replacementFor(ctx context.Context, span layers.Span, exclude map[peer.ID]bool) (Hop, bool) {
+	var bestHop Hop
 	found := false
-	for p, spans := range n.holdings(ctx) {
-		if exclude[p] {
+	for id, spans := range p.holdings(ctx) {
+		if exclude[id] {
 			continue
 		}
 		for _, sp := range spans {
 			if sp.First <= span.First && sp.Last >= span.Last {
-				if !found || n.using.get(p) < n.using.get(bestHop.peer) ||
-					n.using.get(p) == n.using.get(bestHop.peer) && n.latency(p) < n.latency(bestHop.peer) {
-					bestHop, found = hop{peer: p, span: span, self: p == n.host.ID()}, true
+				if !found || p.using.get(id) < p.using.get(bestHop.Peer) ||
+					p.using.get(id) == p.using.get(bestHop.Peer) && p.latency(id) < p.latency(bestHop.Peer) {
+					bestHop, found = Hop{Peer: id, Span: span, Self: id == p.host.ID()}, true
 				}
 			}
 		}

@@ -1,0 +1,155 @@
+// Package pipeline runs the model across peers: it plans a route of stages over the layers'
+// holders (coverage), opens a forward session on each (local or over libp2p), streams the
+// activations through them, checks every remote answer before use, and replaces a stage that
+// fails with another holder of its span, replaying the history to rebuild its cache. It also
+// serves this node's span to other peers' routes, within per-peer and total session bounds.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/coverage"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+func logger() *slog.Logger { return slog.Default().With("pkg", "pipeline") }
+
+// Host is what the pipeline needs of the p2p host.
+type Host interface {
+	ID() peer.ID
+	Latency(peer.ID) time.Duration
+	OpenForward(ctx context.Context, p peer.ID, req p2p.ForwardOpen) (*p2p.ForwardClient, error)
+}
+
+// Config builds a Pipeline.
+type Config struct {
+	Model    layers.Config
+	Host     Host
+	Coverage *coverage.Cache
+	// Local is the stage this node holds (nil before it has one).
+	Local func() *layers.Stage
+	// OnFailover, when set, is called each time a route replaces a failed stage.
+	OnFailover func()
+	// Slots is how many generations run at once (the rest wait); 0: DefaultSlots.
+	Slots int
+}
+
+// DefaultSlots is how many generations run at once: each runs its stages' ops one after the
+// other, so two keep two cores busy without oversubscribing them.
+const DefaultSlots = 2
+
+// MaxQueued bounds the requests waiting for a slot; past it Acquire refuses at once.
+const MaxQueued = 64
+
+// ErrNoRoute is matched by a *NoRouteError: no reachable peers cover every layer.
+var ErrNoRoute = errors.New("pipeline: no route")
+
+// NoRouteError says which layers no reachable peer holds.
+type NoRouteError struct {
+	Model   string
+	Missing []int
+}
+
+func (e *NoRouteError) Error() string {
+	return fmt.Sprintf("no reachable peer holds layers %v of %s", e.Missing, e.Model)
+}
+
+// Is makes errors.Is(err, ErrNoRoute) hold.
+func (e *NoRouteError) Is(target error) bool { return target == ErrNoRoute }
+
+// ErrBusy is returned by Acquire when MaxQueued requests already wait.
+var ErrBusy = errors.New("pipeline: too many requests waiting")
+
+// Pipeline plans and runs routes for this node and serves its span to other peers.
+type Pipeline struct {
+	model      layers.Config
+	host       Host
+	cov        *coverage.Cache
+	local      func() *layers.Stage
+	onFailover func()
+
+	slots   chan struct{}
+	waiting atomic.Int64
+
+	subs     subStages
+	served   atomic.Int64  // forward sessions served to peers
+	servedBy sessionCounts // ... by peer
+	using    sessionCounts // forward sessions this node has open, by serving peer
+}
+
+// New builds a pipeline.
+func New(cfg Config) *Pipeline {
+	slots := cfg.Slots
+	if slots <= 0 {
+		slots = DefaultSlots
+	}
+	onFailover := cfg.OnFailover
+	if onFailover == nil {
+		onFailover = func() {}
+	}
+	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, onFailover: onFailover,
+		slots: make(chan struct{}, slots)}
+}
+
+func (p *Pipeline) localSpan() layers.Span {
+	if st := p.local(); st != nil {
+		return st.Span()
+	}
+	return layers.Span{First: -1, Last: -2}
+}
+
+// Served is how many forward sessions this node serves to peers now.
+func (p *Pipeline) Served() int64 { return p.served.Load() }
+
+// Waiting is how many requests wait for a generation slot.
+func (p *Pipeline) Waiting() int { return int(p.waiting.Load()) }
+
+// Running is how many generations hold a slot now.
+func (p *Pipeline) Running() int { return len(p.slots) }
+
+// Acquire waits for a generation slot (or ctx), refusing at once with ErrBusy when MaxQueued
+// requests wait already; release gives the slot back.
+func (p *Pipeline) Acquire(ctx context.Context) (release func(), err error) {
+	release = func() { <-p.slots }
+	select {
+	case p.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if p.waiting.Add(1) > MaxQueued {
+		p.waiting.Add(-1)
+		return nil, fmt.Errorf("%w: %d requests already waiting", ErrBusy, MaxQueued)
+	}
+	defer p.waiting.Add(-1)
+	select {
+	case p.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Holdings lists, for each peer the coverage view knows (this node included), the
+// contiguous spans it holds.
+func (p *Pipeline) Holdings(ctx context.Context) map[peer.ID][]layers.Span { return p.holdings(ctx) }
+
+// Open plans a route over the layers' holders and opens a session on every stage of it.
+func (p *Pipeline) Open(ctx context.Context) (*Route, error) { return p.openRoute(ctx) }
+
+// StageFor returns a stage running exactly span, which lies within the held span.
+func (p *Pipeline) StageFor(span layers.Span) (*layers.Stage, error) { return p.stageFor(span) }
+
+// Using is how many forward sessions this node has open on each serving peer now.
+func (p *Pipeline) Using() map[peer.ID]int {
+	p.using.mu.Lock()
+	defer p.using.mu.Unlock()
+	return maps.Clone(p.using.by)
+}

@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/coverage"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// static answers provider lookups from a fixed table: route planning's input, without a DHT.
+// Remote stages are never opened by these tests (real hosts run them in the node's tests).
+type static struct {
+	self    peer.ID
+	holders map[int][]peer.ID
+	model   string
+	latency map[peer.ID]time.Duration
+}
+
+func (s *static) ID() peer.ID                     { return s.self }
+func (s *static) Latency(p peer.ID) time.Duration { return s.latency[p] }
+func (s *static) OpenForward(context.Context, peer.ID, p2p.ForwardOpen) (*p2p.ForwardClient, error) {
+	return nil, errors.New("no network in this test")
+}
+func (s *static) FindProviders(_ context.Context, key string, _ int) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for l, ps := range s.holders {
+		if coverage.LayerKey(s.model, l) == key {
+			for _, p := range ps {
+				out = append(out, peer.AddrInfo{ID: p})
+			}
+		}
+	}
+	return out, nil
+}
+
+func tiny(t *testing.T) layers.Config {
+	m, err := layers.Preset("neuroshard-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newPipeline(t *testing.T, h *static, local *layers.Stage) *Pipeline {
+	m := tiny(t)
+	h.model = m.Name
+	return New(Config{Model: m, Host: h, Coverage: coverage.New(h, m.Name, m.Layers, time.Hour),
+		Local: func() *layers.Stage { return local }})
+}
+
+func TestPlanTakesFewestHopsThenLowestLatency(t *testing.T) {
+	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	h := &static{self: "me", holders: map[int][]peer.ID{0: {a, b}, 1: {a, b}, 2: {b, c}, 3: {b, c}},
+		latency: map[peer.ID]time.Duration{a: time.Millisecond, b: 9 * time.Millisecond, c: time.Millisecond}}
+	p := newPipeline(t, h, nil)
+	route, err := p.planRoute(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(route) != 1 || route[0].Peer != b {
+		t.Fatalf("route %v, want b alone (one hop beats two faster ones)", route)
+	}
+	route, err = p.planRoute(context.Background(), map[peer.ID]bool{b: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Hop{{Peer: a, Span: layers.Span{First: 0, Last: 1}}, {Peer: c, Span: layers.Span{First: 2, Last: 3}}}
+	if !slices.Equal(route, want) {
+		t.Fatalf("route without b: %v, want %v", route, want)
+	}
+}
+
+func TestPlanNamesTheLayersNobodyHolds(t *testing.T) {
+	h := &static{self: "me", holders: map[int][]peer.ID{0: {"a"}, 1: {"a"}, 3: {"c"}}}
+	_, err := newPipeline(t, h, nil).planRoute(context.Background(), nil)
+	var nr *NoRouteError
+	if !errors.Is(err, ErrNoRoute) || !errors.As(err, &nr) || !slices.Equal(nr.Missing, []int{2}) {
+		t.Fatalf("error %v, want a NoRouteError missing layer 2", err)
+	}
+}
+
+// A route on this node's own stage runs exactly as the stage does alone.
+func TestLocalRouteMatchesTheStage(t *testing.T) {
+	m := tiny(t)
+	span := layers.Span{First: 0, Last: m.Layers - 1}
+	st, err := layers.NewStage(m, span, m.InitParams(span, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &static{self: "me"}
+	p := newPipeline(t, h, st)
+	r, err := p.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if hops := r.Hops(); len(hops) != 1 || !hops[0].Self {
+		t.Fatalf("hops %v, want this node alone", hops)
+	}
+	prompt := layers.Encode("ROMEO:")
+	s := layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 8}
+	got, _, err := layers.Generate(r, m.Context, prompt, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := st.NewSession(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	want, _, err := layers.Generate(stageRunner{sess}, m.Context, prompt, s, nil)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("route %q, stage %q (%v)", layers.Decode(got), layers.Decode(want), err)
+	}
+}
+
+type stageRunner struct{ s *layers.Session }
+
+func (r stageRunner) Step(tokens []int32) ([]float32, error) {
+	out, err := r.s.Step(layers.NewI32(tokens, 1, len(tokens)))
+	if err != nil {
+		return nil, err
+	}
+	return out.F32[(len(tokens)-1)*out.Dims[2]:], nil
+}
+
+func TestAcquireBoundsTheQueue(t *testing.T) {
+	p := New(Config{Model: tiny(t), Slots: 1})
+	release, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, MaxQueued+1)
+	for range MaxQueued {
+		go func() {
+			rel, err := p.Acquire(ctx)
+			if err == nil {
+				rel()
+			}
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); p.Waiting() < MaxQueued; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiting, want %d", p.Waiting(), MaxQueued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrBusy) {
+		t.Fatalf("request past the queue: %v, want ErrBusy", err)
+	}
+	cancel()
+	for range MaxQueued {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a waiter whose request was cancelled: %v", err)
+		}
+	}
+	release()
+	if rel, err := p.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	} else {
+		rel()
+	}
+}
