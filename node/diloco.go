@@ -404,7 +404,7 @@ aggregate:
 	c.res = p2p.ExchangeResult{Round: round, Status: "ok", Used: r.Used, Excluded: r.Excluded, NewHash: after.Hash(), Contributions: refs}
 	for _, p := range r.Used { // the aggregator consumed each contribution it used
 		if id, err := peer.Decode(p); err == nil {
-			n.sendReceipt(id, ledger.ProofRound, first, 1)
+			n.lsync.SendReceipt(id, ledger.ProofRound, first, 1)
 		}
 	}
 	c.agg = r.Grad

@@ -250,7 +250,7 @@ const receiptEvery = 10
 func (n *Node) trainReceipts(hops []trainHop, tokens int) {
 	for _, h := range hops {
 		if r, ok := h.(remoteTrainHop); ok {
-			n.sendReceipt(r.hop.Peer, ledger.ProofBackward, r.hop.Span.First, tokens)
+			n.lsync.SendReceipt(r.hop.Peer, ledger.ProofBackward, r.hop.Span.First, tokens)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/ledger/ledgersync"
 	"github.com/neuroshard/neuroshard/pipeline"
 )
 
@@ -137,8 +138,8 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		return nil, routeError(err)
 	}
 	defer r.Close()
-	if err := n.canAfford(r.Hops(), len(ids)+s.MaxTokens); err != nil {
-		return nil, err
+	if err := n.lsync.CanAfford(remoteStages(r.Hops()), len(ids)+s.MaxTokens); err != nil {
+		return nil, ledgerError(err)
 	}
 	holdback := 0
 	for _, st := range s.Stop {
@@ -177,13 +178,30 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		TokensGenerated: len(out),
 		FinishReason:    reason,
 		Usage:           apitypes.Usage{PromptTokens: len(ids), CompletionTokens: len(out), TotalTokens: len(ids) + len(out)},
-		Cost:            n.settle(n.ctx, r.Hops(), len(ids)+len(out)), // paid even if the client left
+		Cost:            n.settle(r.Hops(), len(ids)+len(out)), // paid even if the client left
 		Timing:          apitypes.Timing{QueueMS: queued.Milliseconds(), InferenceMS: (total - queued).Milliseconds(), TotalMS: total.Milliseconds()},
 	}
 	for _, h := range r.Hops() {
 		resp.Route = append(resp.Route, apitypes.RouteHop{Peer: h.Peer.String(), Layers: h.Span.String()})
 	}
 	return resp, nil
+}
+
+// remoteStages are the hops of a route that another peer ran: those the request pays.
+func remoteStages(hops []pipeline.Hop) []ledgersync.Stage {
+	var out []ledgersync.Stage
+	for _, h := range hops {
+		if !h.Self {
+			out = append(out, ledgersync.Stage{Peer: h.Peer, First: h.Span.First, Layers: h.Span.Len()})
+		}
+	}
+	return out
+}
+
+// settle pays the route's remote stages, even if the client left meanwhile.
+func (n *Node) settle(hops []pipeline.Hop, tokens int) apitypes.Cost {
+	paid := n.lsync.Settle(n.ctx, remoteStages(hops), tokens)
+	return apitypes.Cost{Amount: paid.Amount, Currency: "NEURO", Transactions: paid.Transactions}
 }
 
 // routeError is a failed route plan as the API's error: 503, with the layers nobody holds.

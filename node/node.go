@@ -18,6 +18,7 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/ledgersync"
 	"github.com/neuroshard/neuroshard/p2p"
 	"github.com/neuroshard/neuroshard/pipeline"
 	"github.com/neuroshard/neuroshard/tasks"
@@ -51,11 +52,7 @@ type Node struct {
 	topic          *p2p.Topic
 	ledger         *ledger.Ledger
 	wallet         *ledger.Wallet
-	ledgerTopic    *p2p.Topic
-	ledgerKick     chan struct{}
-	ledgerSyncMu   sync.Mutex
-	refusedClaims  atomic.Int64 // reward claims the ledger refused since start
-	payees         payees       // wallet addresses of peers, for inference payments
+	lsync          *ledgersync.Sync
 	tasks          *tasks.Queue
 	events         eventBus
 
@@ -137,7 +134,7 @@ func New(cfg Config) (*Node, error) {
 	if held, err := lg.Audit(); err != nil {
 		logger().Error("ledger audit failed", "held", held, "err", err)
 	}
-	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings, ledger: lg, wallet: wallet, ledgerKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings, ledger: lg, wallet: wallet}
 	n.state.Store("created")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -162,6 +159,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		lg.Close()
 		return nil, err
+	}
+	n.lsync, err = ledgersync.New(ledgersync.Config{Host: n.host, Ledger: lg, Wallet: wallet, ModelLayers: model.Layers, Interval: cfg.LedgerSyncInterval})
+	if err != nil {
+		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
 	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Stage, OnFailover: n.metrics.failover})
@@ -213,7 +214,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startGossip(); err != nil {
 		return err
 	}
-	if err := n.startLedger(); err != nil {
+	if err := n.lsync.Start(); err != nil {
 		return err
 	}
 	n.host.ServeForward(n.pipe.ServeForward)
@@ -279,7 +280,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.state.Store("stopping")
 	n.cancel()
-	err := errors.Join(n.api.Close(), n.tasks.Close(), n.host.Close())
+	err := errors.Join(n.api.Close(), n.tasks.Close(), n.lsync.Close(), n.host.Close())
 	n.wg.Wait()
 	n.closeEvents()
 	err = errors.Join(err, n.ledger.Close())

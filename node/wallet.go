@@ -170,7 +170,7 @@ func (n *Node) Proofs(ctx context.Context, limit, offset int) (apitypes.ProofLis
 		return apitypes.ProofList{}, ledgerError(err)
 	}
 	out := apitypes.ProofList{Proofs: make([]apitypes.Proof, 0, len(entries)), Limit: limit, Offset: offset,
-		Stats: apitypes.ProofStats{TotalSubmitted: total + int(n.refusedClaims.Load()), TotalVerified: total, TotalReward: acct.Rewarded}}
+		Stats: apitypes.ProofStats{TotalSubmitted: total + int(n.lsync.RefusedClaims()), TotalVerified: total, TotalReward: acct.Rewarded}}
 	for _, e := range entries {
 		p := e.Tx.Proof
 		out.Proofs = append(out.Proofs, apitypes.Proof{ID: p.ID(), Type: string(p.Kind), Layer: int(p.Layer), Units: int(p.Units),
@@ -182,12 +182,11 @@ func (n *Node) Proofs(ctx context.Context, limit, offset int) (apitypes.ProofLis
 
 // submit signs, applies and gossips a transaction of the node's wallet.
 func (n *Node) submit(tx ledger.Tx) (*ledger.Tx, error) {
-	r := n.ledger.Submit(n.wallet, tx)
-	if r.Err != nil {
-		return r.Tx, ledgerError(r.Err)
+	done, err := n.lsync.Submit(tx)
+	if err != nil {
+		return done, ledgerError(err)
 	}
-	n.publishTx(r.Tx)
-	return r.Tx, nil
+	return done, nil
 }
 
 // ledgerError turns a ledger refusal into the API's error.

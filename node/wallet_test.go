@@ -75,7 +75,7 @@ func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
 	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 1000))
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
-	eventually(t, 10*time.Second, "the nodes to share the ledger topic", func() bool { return len(a.ledgerTopic.Peers()) > 0 })
+	eventually(t, 10*time.Second, "the nodes to share the ledger topic", func() bool { return len(a.lsync.Topic().Peers()) > 0 })
 	res, err := apiClient(a).Send(ctx, apitypes.SendRequest{To: b.WalletAddress().String(), Amount: 25 * neuro.Micro, Memo: "for layers"})
 	if err != nil {
 		t.Fatal(err)
@@ -106,10 +106,10 @@ func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
 		}
 	}
 	// Gossip is validated too: a forged transaction is not even published.
-	if err := a.ledgerTopic.Publish(ctx, forged.Encode()); err == nil {
+	if err := a.lsync.Topic().Publish(ctx, forged.Encode()); err == nil {
 		t.Fatal("gossip accepted a forged transaction")
 	}
-	a.ledgerTopic.Publish(ctx, entry.Tx.Encode()) // a replay passes the stateless check, and is a no-op
+	a.lsync.Topic().Publish(ctx, entry.Tx.Encode()) // a replay passes the stateless check, and is a no-op
 	time.Sleep(300 * time.Millisecond)
 	for _, n := range nodes {
 		if _, _, seq := n.Ledger().Supply(); seq != 1 {

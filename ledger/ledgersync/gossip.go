@@ -1,4 +1,4 @@
-package node
+package ledgersync
 
 import (
 	"context"
@@ -19,82 +19,82 @@ import (
 // rules, so networks with different rules never mix.
 func ledgerTopic(p ledger.Params) string { return "/neuroshard/ledger/1.0.0/" + p.ID() }
 
-func (n *Node) startLedger() error {
-	params := n.ledger.Params()
-	t, err := n.host.JoinTopic(ledgerTopic(params), func(_ peer.ID, data []byte) bool {
+func (s *Sync) start() error {
+	params := s.ledger.Params()
+	t, err := s.host.JoinTopic(ledgerTopic(params), func(_ peer.ID, data []byte) bool {
 		tx, err := ledger.DecodeTx(data)
 		return err == nil && tx.Check(params) == nil // a forged or malformed transaction never spreads
-	}, n.onGossipTx)
+	}, s.onGossipTx)
 	if err != nil {
 		return err
 	}
-	n.ledgerTopic = t
-	n.host.ServeLedger(ledgerService{n})
-	n.wg.Add(1)
-	go n.ledgerSyncLoop()
+	s.topic = t
+	s.host.ServeLedger(s)
+	s.wg.Add(1)
+	go s.syncLoop()
 	return nil
 }
 
-func (n *Node) onGossipTx(from peer.ID, data []byte) {
+func (s *Sync) onGossipTx(from peer.ID, data []byte) {
 	tx, err := ledger.DecodeTx(data)
 	if err != nil {
 		return
 	}
-	r := n.ledger.Apply(tx, true)
+	r := s.ledger.Apply(tx, true)
 	switch {
 	case r.Err == nil, errors.Is(r.Err, ledger.ErrDuplicate):
 	case errors.Is(r.Err, ledger.ErrQueued):
-		n.kickLedgerSync() // we missed something: fetch it
+		s.kickSync() // we missed something: fetch it
 	default:
 		logger().Debug("gossiped transaction refused", "tx", tx.ID(), "from", from, "err", r.Err)
 	}
 }
 
 // publishTx gossips a transaction this node applied.
-func (n *Node) publishTx(tx *ledger.Tx) {
-	if n.ledgerTopic == nil {
+func (s *Sync) publishTx(tx *ledger.Tx) {
+	if s.topic == nil {
 		return
 	}
-	if err := n.ledgerTopic.Publish(n.ctx, tx.Encode()); err != nil {
+	if err := s.topic.Publish(s.ctx, tx.Encode()); err != nil {
 		logger().Debug("gossip transaction", "tx", tx.ID(), "err", err)
 	}
 }
 
-func (n *Node) kickLedgerSync() {
+func (s *Sync) kickSync() {
 	select {
-	case n.ledgerKick <- struct{}{}:
+	case s.kick <- struct{}{}:
 	default:
 	}
 }
 
 // ledgerSyncLoop replays the log of each peer when it first connects, of every peer each
 // LedgerSyncInterval, and at once when gossip shows a gap.
-func (n *Node) ledgerSyncLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(min(newPeerCheck, n.cfg.LedgerSyncInterval))
+func (s *Sync) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(min(newPeerCheck, s.interval))
 	defer t.Stop()
 	synced := map[peer.ID]bool{}
 	var lastFull time.Time
 	full := true
 	for {
-		if full || time.Since(lastFull) >= n.cfg.LedgerSyncInterval {
+		if full || time.Since(lastFull) >= s.interval {
 			full, lastFull = true, time.Now()
 		}
-		for _, p := range n.host.Peers() {
+		for _, p := range s.host.Peers() {
 			if !full && synced[p.ID] {
 				continue
 			}
-			if _, err := n.syncLedgerFrom(n.ctx, p.ID); err != nil && !synced[p.ID] {
+			if _, err := s.SyncFrom(s.ctx, p.ID); err != nil && !synced[p.ID] {
 				logger().Debug("ledger catch-up", "peer", p.ID, "err", err)
 			}
 			synced[p.ID] = true
 		}
 		full = false
 		select {
-		case <-n.ctx.Done():
+		case <-s.ctx.Done():
 			return
 		case <-t.C:
-		case <-n.ledgerKick:
+		case <-s.kick:
 			full = true
 		}
 	}
@@ -105,19 +105,19 @@ const newPeerCheck = 2 * time.Second
 
 // syncLedgerFrom replays a peer's transaction log from where this node left it; it returns
 // how many transactions it applied.
-func (n *Node) syncLedgerFrom(ctx context.Context, p peer.ID) (int, error) {
-	n.ledgerSyncMu.Lock() // one replay at a time: cursors and the log stay in step
-	defer n.ledgerSyncMu.Unlock()
-	params := n.ledger.Params()
+func (s *Sync) SyncFrom(ctx context.Context, p peer.ID) (int, error) {
+	s.syncMu.Lock() // one replay at a time: cursors and the log stay in step
+	defer s.syncMu.Unlock()
+	params := s.ledger.Params()
 	name := p.String()
-	cur, err := n.ledger.Cursor(name)
+	cur, err := s.ledger.Cursor(name)
 	if err != nil {
 		return 0, err
 	}
 	applied := 0
 	start := time.Now()
 	for {
-		page, err := n.host.LedgerSync(ctx, p, p2p.LedgerSyncRequest{Network: params.ID(), After: cur, Max: p2p.MaxLedgerPage})
+		page, err := s.host.LedgerSync(ctx, p, p2p.LedgerSyncRequest{Network: params.ID(), After: cur, Max: p2p.MaxLedgerPage})
 		if err != nil {
 			return applied, err
 		}
@@ -139,7 +139,7 @@ func (n *Node) syncLedgerFrom(ctx context.Context, p peer.ID) (int, error) {
 			}
 			txs = append(txs, tx)
 		}
-		for _, r := range n.ledger.ApplyAll(txs) {
+		for _, r := range s.ledger.ApplyAll(txs) {
 			switch {
 			case r.Err == nil:
 				applied++
@@ -149,7 +149,7 @@ func (n *Node) syncLedgerFrom(ctx context.Context, p peer.ID) (int, error) {
 			}
 		}
 		cur += uint64(len(page.Txs))
-		if err := n.ledger.SetCursor(name, cur); err != nil {
+		if err := s.ledger.SetCursor(name, cur); err != nil {
 			return applied, err
 		}
 		if applied > 0 {
@@ -162,42 +162,40 @@ func (n *Node) syncLedgerFrom(ctx context.Context, p peer.ID) (int, error) {
 	return applied, nil
 }
 
-// ledgerService answers the ledger protocol.
-type ledgerService struct{ n *Node }
-
-func (s ledgerService) Page(_ peer.ID, req p2p.LedgerSyncRequest) (p2p.LedgerPage, error) {
-	if id := s.n.ledger.Params().ID(); req.Network != id {
+// Page answers the ledger protocol's log request: a page of this node's transaction log.
+func (s *Sync) Page(_ peer.ID, req p2p.LedgerSyncRequest) (p2p.LedgerPage, error) {
+	if id := s.ledger.Params().ID(); req.Network != id {
 		return p2p.LedgerPage{}, &p2p.RemoteError{Code: "WRONG_NETWORK", Message: fmt.Sprintf("this node runs ledger network %s, not %s", id, req.Network)}
 	}
-	txs, err := s.n.ledger.Since(req.After, req.Max, p2p.MaxLedgerPageBytes)
+	txs, err := s.ledger.Since(req.After, req.Max, p2p.MaxLedgerPageBytes)
 	if err != nil {
 		return p2p.LedgerPage{}, err
 	}
-	_, _, head := s.n.ledger.Supply()
+	_, _, head := s.ledger.Supply()
 	return p2p.LedgerPage{Head: max(head, req.After+uint64(len(txs))), Txs: txs}, nil
 }
 
-func (s ledgerService) Wallet(peer.ID) (p2p.WalletAnswer, error) {
-	return p2p.WalletAnswer{Network: s.n.ledger.Params().ID(), Address: s.n.wallet.Address().String()}, nil
+// Wallet answers where this node is paid.
+func (s *Sync) Wallet(peer.ID) (p2p.WalletAnswer, error) {
+	return p2p.WalletAnswer{Network: s.ledger.Params().ID(), Address: s.wallet.Address().String()}, nil
 }
 
 // Receipt takes a proof of work this node did, countersigned by the peer that used it, and
 // claims its reward.
-func (s ledgerService) Receipt(from peer.ID, b []byte) (p2p.ReceiptAnswer, error) {
-	n := s.n
+func (s *Sync) Receipt(from peer.ID, b []byte) (p2p.ReceiptAnswer, error) {
 	proof, err := ledger.DecodeProof(b)
 	if err == nil {
-		err = proof.Check(n.ledger.Params())
+		err = proof.Check(s.ledger.Params())
 	}
-	if err == nil && proof.Worker != n.wallet.Address() {
-		err = fmt.Errorf("%w: the proof names worker %s, this node is %s", ledger.ErrProof, proof.Worker, n.wallet.Address())
+	if err == nil && proof.Worker != s.wallet.Address() {
+		err = fmt.Errorf("%w: the proof names worker %s, this node is %s", ledger.ErrProof, proof.Worker, s.wallet.Address())
 	}
 	if err != nil {
 		return p2p.ReceiptAnswer{}, &p2p.RemoteError{Code: "BAD_PROOF", Message: err.Error()}
 	}
-	tx, err := n.submit(ledger.Tx{Type: ledger.TxReward, Amount: proof.Reward(n.ledger.Params()), Proof: proof})
+	tx, err := s.Submit(ledger.Tx{Type: ledger.TxReward, Amount: proof.Reward(s.ledger.Params()), Proof: proof})
 	if err != nil {
-		n.refusedClaims.Add(1)
+		s.refusedClaims.Add(1)
 		return p2p.ReceiptAnswer{}, &p2p.RemoteError{Code: "CLAIM_REFUSED", Message: err.Error()}
 	}
 	logger().Debug("reward claimed", "proof", proof.ID(), "kind", proof.Kind, "units", proof.Units, "from", from, "tx", tx.ID())
