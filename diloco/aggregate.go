@@ -25,7 +25,8 @@ type Aggregator struct {
 	// trimmed mean (at least one at each end when there are three or more).
 	TrimFraction float64
 	// OutlierFactor excludes a contribution whose L2 norm is more than this many times the
-	// median norm of the others (0 disables the check).
+	// median norm of the others; of two contributions, the larger when it is more than this many
+	// times the other (0 disables the check).
 	OutlierFactor float64
 }
 
@@ -104,6 +105,21 @@ func (a Aggregator) Aggregate(specs []layers.ParamSpec, cs []Contribution) (*Res
 			kept = append(kept, c)
 		}
 		ok = kept
+	}
+	if a.OutlierFactor > 0 && len(ok) == 2 {
+		// Two contributions have no majority to compare with; a scaled-up one is the harmful
+		// kind (it moves the weights), so the larger is left out when it is over the factor
+		// times the other. The rule looks at the contributions alone, not at who aggregates,
+		// so every replica that recomputes the round reaches the same set.
+		n0, n1 := Norm(ok[0].Grad), Norm(ok[1].Grad)
+		big, small, nb, ns := 0, 1, n0, n1
+		if n1 > n0 {
+			big, small, nb, ns = 1, 0, n1, n0
+		}
+		if ns > 0 && nb > a.OutlierFactor*ns {
+			res.Excluded[ok[big].Peer] = fmt.Sprintf("norm %.3g is over %gx the other contribution's (%.3g)", nb, a.OutlierFactor, ns)
+			ok = []Contribution{ok[small]}
+		}
 	}
 	if len(ok) == 0 {
 		return nil, fmt.Errorf("%w: no valid contribution among %d", ErrRejected, len(cs))

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/neuroshard/neuroshard/layers"
@@ -236,5 +238,29 @@ func TestOuterCopyBeforeFirstStep(t *testing.T) {
 	}
 	if pa.Hash() != pb.Hash() {
 		t.Fatal("copy diverged")
+	}
+}
+
+// Of two contributions, one scaled far past the other is left out, whichever order they come
+// in; two of similar size are both used.
+func TestAggregateOfTwoLeavesOutTheScaledOne(t *testing.T) {
+	specs := vecParams(0, 0, 0).Specs
+	agg := DefaultAggregator()
+	honest, big := Contribution{"z", vecParams(1, 2, 3)}, Contribution{"a", vecParams(1000, 2000, 3000)}
+	for _, cs := range [][]Contribution{{honest, big}, {big, honest}} {
+		r, err := agg.Aggregate(specs, cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.Used, []string{"z"}) || !strings.Contains(r.Excluded["a"], "norm") {
+			t.Fatalf("used %v, excluded %v", r.Used, r.Excluded)
+		}
+		if v := r.Grad.Values[0]; v[0] != 1 || v[2] != 3 {
+			t.Fatalf("aggregate %v, want the honest contribution", v)
+		}
+	}
+	r, err := agg.Aggregate(specs, []Contribution{honest, {"b", vecParams(2, 4, 6)}})
+	if err != nil || len(r.Used) != 2 || len(r.Excluded) != 0 {
+		t.Fatalf("two honest contributions: used %v, excluded %v, %v", r.Used, r.Excluded, err)
 	}
 }

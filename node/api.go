@@ -11,14 +11,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/neuroshard/neuroshard/coverage"
-	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
-// The node answers the REST API: these methods implement httpapi.Backend.
-var _ httpapi.Backend = (*Node)(nil)
+// The node answers the REST API: these methods implement httpapi.Backend (api_test.go holds
+// the node to it).
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -59,7 +58,10 @@ func (n *Node) modelHash() string {
 }
 
 func (n *Node) apiPort() int {
-	if a, ok := n.api.Addr().(*net.TCPAddr); ok {
+	if n.front == nil {
+		return n.cfg.Port
+	}
+	if a, ok := n.front.Addr().(*net.TCPAddr); ok {
 		return a.Port
 	}
 	return n.cfg.Port

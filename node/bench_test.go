@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
@@ -53,8 +52,7 @@ func hammer(b *testing.B, url, token string, workers int, d time.Duration) float
 func BenchmarkStatusVsBareEcho(b *testing.B) {
 	b.ReportAllocs()
 	cfg := testConfig(b)
-	cfg.RateLimits = map[httpapi.Class]int{} // unlimited: measure the handler, not the limiter's refusals
-	n := startNode(b, cfg)
+	n := startNode(b, cfg, unlimited) // measure the handler, not the limiter's refusals
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
@@ -52,9 +51,6 @@ type Config struct {
 	// OuterLR and OuterMomentum override the stored outer step for this run (nil: keep it).
 	OuterLR, OuterMomentum *float64
 
-	// RateLimits replaces the REST API's per-minute budgets (nil: seed 003's defaults; a class
-	// missing from a non-nil map is unlimited).
-	RateLimits map[httpapi.Class]int
 	// Network holds the ledger's rules (genesis, fees, reward rates); nil: the default network.
 	Network *ledger.Params
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/neuroshard/neuroshard/coverage"
-	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
@@ -40,7 +39,7 @@ type Node struct {
 	tokenGenerated bool
 	settings       *settingsStore
 	host           *p2p.Host
-	api            *httpapi.Server
+	front          Frontend // the REST API, attached by the caller
 	cpu            cpuSampler
 	cov            *coverage.Cache
 	pipe           *pipeline.Pipeline
@@ -79,6 +78,19 @@ type Node struct {
 	noPull      atomic.Bool
 	loadedRound int64 // DiLoCo rounds the loaded checkpoint had completed
 }
+
+// Frontend is what the node serves once its parts run and stops before them: its REST API
+// (httpapi.Server), built by the caller over the node (which answers the API's questions), so
+// the node links no HTTP server.
+type Frontend interface {
+	Start(addr string) error // listen on addr ("host:port") and serve in the background
+	Addr() net.Addr          // the listening address, nil before Start
+	Close() error
+}
+
+// Attach gives the node its frontend; call it before Start. The frontend listens on the
+// Config's API host and port once the node runs, and is closed first.
+func (n *Node) Attach(f Frontend) { n.front = f }
 
 // New prepares a node: it creates the data dir, loads or creates the identity and the token,
 // and opens the p2p host (which listens at once). Nothing is announced until Start.
@@ -166,16 +178,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
 	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Stage, OnFailover: n.metrics.failover})
-	var apiOpts []httpapi.Option
-	if cfg.RateLimits != nil {
-		apiOpts = append(apiOpts, httpapi.WithRateLimits(cfg.RateLimits))
-	}
-	n.api, err = httpapi.New(n, token, apiOpts...)
-	if err != nil {
-		return nil, errors.Join(err, n.host.Close(), lg.Close())
-	}
 	if err := n.openTasks(); err != nil {
-		return nil, errors.Join(err, n.api.Close(), n.host.Close(), lg.Close())
+		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	return n, nil
 }
@@ -223,8 +227,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.host.ServeCheckpoints(n.serveCheckpoint)
 	n.host.ServeCheckpointPut(n.admitCheckpoint, n.takeCheckpoint)
 	n.host.SetAnnounced(n.layerKeys(span))
-	if err := n.api.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
-		return err
+	if n.front != nil {
+		if err := n.front.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
+			return err
+		}
 	}
 	n.mu.Lock()
 	n.started = time.Now()
@@ -280,7 +286,11 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.state.Store("stopping")
 	n.cancel()
-	err := errors.Join(n.api.Close(), n.tasks.Close(), n.lsync.Close(), n.host.Close())
+	var err error
+	if n.front != nil {
+		err = n.front.Close()
+	}
+	err = errors.Join(err, n.tasks.Close(), n.lsync.Close(), n.host.Close())
 	n.wg.Wait()
 	n.closeEvents()
 	err = errors.Join(err, n.ledger.Close())
@@ -318,7 +328,10 @@ func (n *Node) Multiaddrs() []string { return n.host.Addrs() }
 
 // APIURL is the base URL of the REST API ("" before Start).
 func (n *Node) APIURL() string {
-	a := n.api.Addr()
+	if n.front == nil {
+		return ""
+	}
+	a := n.front.Addr()
 	if a == nil {
 		return ""
 	}

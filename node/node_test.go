@@ -32,13 +32,15 @@ func testConfig(t testing.TB) Config {
 	return cfg
 }
 
-// startNode starts a real node and closes it at cleanup.
-func startNode(t testing.TB, cfg Config) *Node {
+// startNode starts a real node with its REST API (opts configure the API) and closes it at
+// cleanup.
+func startNode(t testing.TB, cfg Config, opts ...httpapi.Option) *Node {
 	t.Helper()
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	attachAPI(t, n, opts...)
 	if err := n.Start(context.Background()); err != nil {
 		n.Close()
 		t.Fatal(err)
@@ -258,6 +260,7 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 	if !n1.TokenGenerated() || !strings.HasPrefix(n1.Token(), tokenPrefix) {
 		t.Fatalf("first start must generate a token, got %q", n1.Token())
 	}
+	attachAPI(t, n1)
 	if err := n1.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

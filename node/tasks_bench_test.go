@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/internal/par"
 )
@@ -16,8 +15,7 @@ import (
 func benchNode(b *testing.B) *Node {
 	cfg := testConfig(b)
 	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
-	cfg.RateLimits = map[httpapi.Class]int{}
-	return startNode(b, cfg)
+	return startNode(b, cfg, unlimited)
 }
 
 // BenchmarkTasksVsDirectInference: 40 generations of 8 tokens with the tiny model, as tasks

@@ -19,8 +19,7 @@ func TestTaskAPI(t *testing.T) {
 	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
 	// The test polls its task every 25 ms: under the race detector the task outlasts seed 003's
 	// 60 inference requests a minute, and the requests after the poll would be refused.
-	cfg.RateLimits = map[httpapi.Class]int{httpapi.ClassInference: 100000}
-	n := startNode(t, cfg)
+	n := startNode(t, cfg, httpapi.WithRateLimits(map[httpapi.Class]int{httpapi.ClassInference: 100000}))
 	c := apiClient(n)
 	ctx := context.Background()
 	prompt := "ROMEO:"

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/client"
-	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
@@ -25,7 +24,6 @@ func ledgerConfigs(t testing.TB, n int, fund neuro.Amount) []Config {
 		cfgs[i].Token = fmt.Sprintf("nst_ledger-test-%d", i)
 		cfgs[i].Model = "neuroshard-tiny"
 		cfgs[i].Layers = "0-3"
-		cfgs[i].RateLimits = map[httpapi.Class]int{}
 		cfgs[i].LedgerSyncInterval = 500 * time.Millisecond
 		w, err := ledger.WalletFromToken(cfgs[i].Token)
 		if err != nil {
@@ -45,7 +43,7 @@ func startLedgerNodes(t testing.TB, cfgs []Config) []*Node {
 		if i > 0 {
 			cfg.Bootstrap = nodes[0].Multiaddrs()
 		}
-		nodes = append(nodes, startNode(t, cfg))
+		nodes = append(nodes, startNode(t, cfg, unlimited))
 	}
 	return nodes
 }

@@ -136,12 +136,8 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 		}
 		cfg.Network = &p
 	}
-	if specs := c.StringSlice("rate-limit"); len(specs) > 0 {
-		limits, err := parseRateLimits(specs)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.RateLimits = limits
+	if _, err := apiOptions(c); err != nil {
+		return cfg, err
 	}
 	if s := c.String("max-memory"); s != "" {
 		m, err := node.ParseMemory(s)
@@ -151,6 +147,19 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 		cfg.MaxMemory = m
 	}
 	return cfg, cfg.Validate()
+}
+
+// apiOptions are the REST API's settings from the flags (--rate-limit).
+func apiOptions(c *cli.Context) ([]httpapi.Option, error) {
+	specs := c.StringSlice("rate-limit")
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	limits, err := parseRateLimits(specs)
+	if err != nil {
+		return nil, err
+	}
+	return []httpapi.Option{httpapi.WithRateLimits(limits)}, nil
 }
 
 // parseRateLimits reads CLASS=N pairs over seed 003's defaults; 0 lifts a class's limit.
@@ -182,10 +191,20 @@ func runNode(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	opts, err := apiOptions(c)
+	if err != nil {
+		return err
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
+	api, err := httpapi.New(n, n.Token(), opts...)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	n.Attach(api)
 	out := c.App.Writer
 	if n.TokenGenerated() {
 		fmt.Fprintf(out, "Generated a new API and wallet token, stored in %s (shown only this once):\n\n    %s\n\n",
