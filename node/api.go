@@ -188,7 +188,7 @@ func (n *Node) ledgerView() apitypes.NetworkLedger {
 
 // Config implements httpapi.Backend.
 func (n *Node) Config(ctx context.Context) apitypes.NodeConfig {
-	s := n.settings.get()
+	s := n.settings.Get()
 	boot := n.cfg.Bootstrap
 	if boot == nil {
 		boot = []string{}
@@ -207,7 +207,7 @@ func (n *Node) Config(ctx context.Context) apitypes.NodeConfig {
 
 // PatchConfig implements httpapi.Backend.
 func (n *Node) PatchConfig(ctx context.Context, p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
-	return n.settings.apply(p)
+	return n.settings.Apply(p)
 }
 
 // RoutingTable implements httpapi.Backend.
@@ -277,7 +277,7 @@ func (n *Node) trainingStatus() *apitypes.TrainingStatus {
 	if steps == 0 && rounds == 0 {
 		return nil
 	}
-	tr := n.settings.get().Training
+	tr := n.settings.Get().Training
 	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
 		Compression: tr.Compression, ExchangeBytesSent: sent}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/settings"
 )
 
 func logger() *slog.Logger { return slog.Default().With("pkg", "node") }
@@ -63,7 +64,7 @@ type Config struct {
 }
 
 // DefaultMaxMemory is the memory budget when neither a flag nor a stored setting gives one.
-const DefaultMaxMemory = 4 << 30
+const DefaultMaxMemory = settings.DefaultMaxMemory
 
 // DefaultConfig returns the configuration of `neuroshard` run with no flags.
 func DefaultConfig() Config {
@@ -148,7 +149,7 @@ func (c *Config) Validate() error {
 	if c.OuterMomentum != nil && !(*c.OuterMomentum >= 0 && *c.OuterMomentum < 1) {
 		return fmt.Errorf("%w: --diloco-outer-momentum %g (want a number in [0, 1))", ErrInvalidConfig, *c.OuterMomentum)
 	}
-	if c.Compression != "" && !validCompression(c.Compression) {
+	if c.Compression != "" && !settings.ValidCompression(c.Compression) {
 		return fmt.Errorf("%w: --diloco-compression %q (want none, fp16 or int8)", ErrInvalidConfig, c.Compression)
 	}
 	if c.Network != nil {

@@ -75,7 +75,7 @@ func (n *Node) newOuter() *diloco.Outer {
 // outerSettings are the outer step's learning rate and momentum as the node's settings say
 // now, in the float32 the step computes with.
 func (n *Node) outerSettings() (lr, momentum float32) {
-	t := n.settings.get().Training
+	t := n.settings.Get().Training
 	return float32(t.OuterLR), float32(t.OuterMomentum)
 }
 
@@ -127,7 +127,7 @@ func (n *Node) roundLoop() {
 		if n.ctx.Err() != nil { // select picks at random when both are ready
 			return
 		}
-		h := int64(n.settings.get().Training.DiLoCoSteps)
+		h := int64(n.settings.Get().Training.DiLoCoSteps)
 		n.train.mu.Lock()
 		steps := n.train.innerSteps
 		n.train.mu.Unlock()
@@ -237,7 +237,7 @@ func (n *Node) runRound(ctx context.Context, steps int64) error {
 	}
 	loss := n.recentLoss()
 	reps := n.aggregators(ctx, round)
-	comp := n.settings.get().Training.compression()
+	comp := n.settings.Get().Training.Codec()
 	blob, err := encodePG(comp, pg)
 	if err != nil {
 		return err

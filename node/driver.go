@@ -201,7 +201,7 @@ func (n *Node) driveLoop() {
 	batchSize := 0
 	var id uint64
 	for n.ctx.Err() == nil {
-		s := n.settings.get().Training
+		s := n.settings.Get().Training
 		if !s.Enabled {
 			n.sleep(driverRetry)
 			continue
@@ -221,7 +221,7 @@ func (n *Node) driveLoop() {
 		}
 		n.setDriving(true)
 		trained := 0 // tokens the route's stages processed since their last receipt
-		for n.ctx.Err() == nil && n.settings.get().Training.Enabled && n.settings.get().Training.BatchSize == batchSize {
+		for n.ctx.Err() == nil && n.settings.Get().Training.Enabled && n.settings.Get().Training.BatchSize == batchSize {
 			tokens, targets := batcher.Next()
 			id++
 			if _, err := trainBatch(n.ctx, hops, id, tokens, targets); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
 	"github.com/neuroshard/neuroshard/p2p"
 	"github.com/neuroshard/neuroshard/pipeline"
+	"github.com/neuroshard/neuroshard/settings"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -37,7 +38,7 @@ type Node struct {
 	key            crypto.PrivKey
 	token          string
 	tokenGenerated bool
-	settings       *settingsStore
+	settings       *settings.Store
 	host           *p2p.Host
 	front          Frontend // the REST API, attached by the caller
 	cpu            cpuSampler
@@ -110,25 +111,27 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	settings, err := loadSettings(filepath.Join(cfg.DataDir, settingsFile))
+	st, err := settings.Load(filepath.Join(cfg.DataDir, settingsFile))
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Train != nil { // flags for this run; PATCH /config persists, these do not
-		settings.cur.Training.Enabled = *cfg.Train
-	}
-	if cfg.DiLoCoSteps > 0 {
-		settings.cur.Training.DiLoCoSteps = cfg.DiLoCoSteps
-	}
-	if cfg.Compression != "" {
-		settings.cur.Training.Compression = cfg.Compression
-	}
-	if cfg.OuterLR != nil {
-		settings.cur.Training.OuterLR = *cfg.OuterLR
-	}
-	if cfg.OuterMomentum != nil {
-		settings.cur.Training.OuterMomentum = *cfg.OuterMomentum
-	}
+	st.Override(func(s *settings.Settings) { // flags for this run
+		if cfg.Train != nil {
+			s.Training.Enabled = *cfg.Train
+		}
+		if cfg.DiLoCoSteps > 0 {
+			s.Training.DiLoCoSteps = cfg.DiLoCoSteps
+		}
+		if cfg.Compression != "" {
+			s.Training.Compression = cfg.Compression
+		}
+		if cfg.OuterLR != nil {
+			s.Training.OuterLR = *cfg.OuterLR
+		}
+		if cfg.OuterMomentum != nil {
+			s.Training.OuterMomentum = *cfg.OuterMomentum
+		}
+	})
 	wallet, err := ledger.WalletFromToken(token)
 	if err != nil {
 		return nil, err
@@ -146,7 +149,7 @@ func New(cfg Config) (*Node, error) {
 	if held, err := lg.Audit(); err != nil {
 		logger().Error("ledger audit failed", "held", held, "err", err)
 	}
-	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: settings, ledger: lg, wallet: wallet}
+	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: st, ledger: lg, wallet: wallet}
 	n.state.Store("created")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -246,7 +249,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go n.statusLoop()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
-	if t := n.settings.get().Training; t.Enabled && t.DiLoCoSteps <= shortRound && t.OuterMomentum > 0 {
+	if t := n.settings.Get().Training; t.Enabled && t.DiLoCoSteps <= shortRound && t.OuterMomentum > 0 {
 		logger().Info("short DiLoCo rounds with outer momentum: plain averaging (outer_lr 1, outer_momentum 0 on every replica) trains better at this H",
 			"diloco_steps", t.DiLoCoSteps, "outer_lr", t.OuterLR, "outer_momentum", t.OuterMomentum)
 	}
@@ -261,7 +264,7 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 	}
 	budget := n.cfg.MaxMemory
 	if budget == 0 {
-		budget = n.settings.get().MaxMemoryBytes()
+		budget = n.settings.Get().MaxMemoryBytes()
 	}
 	replicas := make([]int, n.model.Layers)
 	if len(n.host.RoutingTable()) > 0 {

@@ -35,7 +35,7 @@ func (n *Node) applyInner(grads *layers.Params, loss float32, tokens int) error 
 	t := &n.train
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	lr := n.settings.get().Training.LearningRate
+	lr := n.settings.Get().Training.LearningRate
 	if t.opt == nil || t.lr != lr {
 		if t.opt == nil {
 			t.opt = layers.NewAdamW(lr)
@@ -149,7 +149,7 @@ func (n *Node) serveTrain(from peer.ID, req p2p.ForwardOpen) (p2p.TrainSession, 
 	if st == nil || (layers.Span{First: req.First, Last: req.Last}) != st.Span() {
 		return nil, &p2p.RemoteError{Code: "NOT_HELD", Message: fmt.Sprintf("training runs on whole spans; this node holds %s", n.Span())}
 	}
-	if !n.settings.get().Training.Enabled {
+	if !n.settings.Get().Training.Enabled {
 		return nil, &p2p.RemoteError{Code: "TRAINING_DISABLED", Message: "training is turned off on this node"}
 	}
 	return &servedTrain{n: n, stage: st, inputs: map[uint64]pendingInput{}}, nil

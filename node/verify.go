@@ -226,7 +226,7 @@ func (n *Node) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 	g.LossTrend = trend
 	g.IsConverging = total > 0 && g.HashAgreementRate == 1
 	g.TrainingVerified = g.IsConverging && trend == "improving" && rounds > 0
-	s := n.settings.get().Training
+	s := n.settings.Get().Training
 	n.train.mu.Lock()
 	inner, driving := n.train.innerSteps, n.train.driving
 	n.train.mu.Unlock()

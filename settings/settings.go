@@ -1,4 +1,7 @@
-package node
+// Package settings holds what PATCH /api/v1/config may change of a running node (training and
+// resource settings), stored in the data dir so a change survives a restart: validated as a
+// whole, written atomically, read under a lock.
+package settings
 
 import (
 	"encoding/json"
@@ -44,6 +47,9 @@ type ResourceSettings struct {
 	CPUThreads  int     `json:"cpu_threads"`
 }
 
+// DefaultMaxMemory is the memory budget when neither a flag nor a stored setting gives one.
+const DefaultMaxMemory = 4 << 30
+
 // DefaultSettings are seed 001's configuration defaults.
 func DefaultSettings() Settings {
 	return Settings{
@@ -64,7 +70,7 @@ func (s Settings) Validate() error {
 		{"training.batch_size", t.BatchSize >= 1 && t.BatchSize <= 4096, "an integer in 1-4096"},
 		{"training.learning_rate", t.LearningRate > 0 && t.LearningRate <= 1 && !math.IsNaN(t.LearningRate), "a number in (0, 1]"},
 		{"training.diloco_steps", t.DiLoCoSteps >= 1 && t.DiLoCoSteps <= 1_000_000, "an integer in 1-1000000"},
-		{"training.compression", validCompression(t.Compression), "none, fp16 or int8"},
+		{"training.compression", ValidCompression(t.Compression), "none, fp16 or int8"},
 		{"training.outer_lr", t.OuterLR > 0 && t.OuterLR <= 10, "a number in (0, 10]"},
 		{"training.outer_momentum", t.OuterMomentum >= 0 && t.OuterMomentum < 1, "a number in [0, 1)"},
 		{"resources.max_memory_gb", r.MaxMemoryGB > 0 && r.MaxMemoryGB <= 1<<20 && !math.IsNaN(r.MaxMemoryGB), "a number in (0, 1048576]"},
@@ -81,39 +87,48 @@ func (s Settings) Validate() error {
 // MaxMemoryBytes is the memory budget in bytes.
 func (s Settings) MaxMemoryBytes() int64 { return int64(s.Resources.MaxMemoryGB * (1 << 30)) }
 
-// settingsStore guards the settings and their file.
-type settingsStore struct {
+// Store guards the settings and their file.
+type Store struct {
 	mu   sync.Mutex
 	path string
 	cur  Settings
 }
 
-func loadSettings(path string) (*settingsStore, error) {
+// Load reads the settings stored at path, or the defaults when there are none.
+func Load(path string) (*Store, error) {
 	s := DefaultSettings()
 	raw, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("node: settings %s are corrupt: %w", path, err)
+			return nil, fmt.Errorf("settings: %s are corrupt: %w", path, err)
 		}
 		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("node: settings %s: %w", path, err)
+			return nil, fmt.Errorf("settings: %s: %w", path, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("node: read settings: %w", err)
+		return nil, fmt.Errorf("settings: read: %w", err)
 	}
-	return &settingsStore{path: path, cur: s}, nil
+	return &Store{path: path, cur: s}, nil
 }
 
-func (st *settingsStore) get() Settings {
+// Override changes the settings for this run only (flags): nothing is stored.
+func (st *Store) Override(f func(*Settings)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f(&st.cur)
+}
+
+// Get returns the current settings.
+func (st *Store) Get() Settings {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.cur
 }
 
-// apply validates a patch as a whole, stores it and returns the changed fields and whether
+// Apply validates a patch as a whole, stores it and returns the changed fields and whether
 // the node must restart for them to take effect. A patch that fails changes nothing.
-func (st *settingsStore) apply(p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
+func (st *Store) Apply(p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	next := st.cur
@@ -178,19 +193,20 @@ func (st *settingsStore) apply(p apitypes.ConfigPatch) (apitypes.ConfigPatchResu
 		return apitypes.ConfigPatchResult{}, err
 	}
 	if err := atomicfile.Write(st.path, raw, 0o600); err != nil {
-		return apitypes.ConfigPatchResult{}, fmt.Errorf("node: store settings: %w", err)
+		return apitypes.ConfigPatchResult{}, fmt.Errorf("settings: store: %w", err)
 	}
 	st.cur = next
 	return apitypes.ConfigPatchResult{Success: true, Updated: updated, RestartRequired: restart}, nil
 }
 
-func validCompression(s string) bool {
+// ValidCompression tells whether s names a pseudo-gradient compression.
+func ValidCompression(s string) bool {
 	_, err := diloco.ParseCompression(s)
 	return err == nil
 }
 
-// compression is the node's pseudo-gradient compression.
-func (t TrainingSettings) compression() diloco.Compression {
+// Codec is the pseudo-gradient compression the settings name.
+func (t TrainingSettings) Codec() diloco.Compression {
 	c, _ := diloco.ParseCompression(t.Compression) // checked by Validate
 	return c
 }
