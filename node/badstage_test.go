@@ -30,7 +30,7 @@ func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
 	a, honest, liar := nodes[0], nodes[1], nodes[2]
 	waitCoverage(t, a)
 	eventually(t, 10*time.Second, "both tail holders in the coverage", func() bool {
-		return len(a.Coverage(ctx).Layers[7].Providers) == 2
+		return len(a.api.Coverage(ctx).Layers[7].Providers) == 2
 	})
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}
 

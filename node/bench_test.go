@@ -109,7 +109,7 @@ func greedyBench(prompt string, n int) apitypes.InferenceRequest {
 func BenchmarkPipelineVsSingleNode(b *testing.B) {
 	b.ReportAllocs()
 	nodes := startNetwork(b, "0-2", "3-5", "6-7")
-	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].Coverage(context.Background()).Complete })
+	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].api.Coverage(context.Background()).Complete })
 	whole := startNode(b, testConfig(b))
 	const tokens = 128
 	genRate(b, nodes[0], 8) // compile every stage's graphs

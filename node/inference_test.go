@@ -19,7 +19,7 @@ func greedy(prompt string, maxTokens int) apitypes.InferenceRequest {
 
 func waitCoverage(t *testing.T, n *Node) {
 	t.Helper()
-	eventually(t, 15*time.Second, "complete coverage", func() bool { return n.Coverage(context.Background()).Complete })
+	eventually(t, 15*time.Second, "complete coverage", func() bool { return n.api.Coverage(context.Background()).Complete })
 }
 
 func TestPipelineInferenceMatchesOneNode(t *testing.T) {
@@ -81,7 +81,7 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 	nodes := startNetwork(t, "0-2", "3-5", "3-5", "6-7")
 	waitCoverage(t, nodes[0])
 	eventually(t, 10*time.Second, "both middle holders in the coverage", func() bool {
-		return len(nodes[0].Coverage(ctx).Layers[4].Providers) == 2
+		return len(nodes[0].api.Coverage(ctx).Layers[4].Providers) == 2
 	})
 	req := greedy("To be, or not", 30)
 	want, err := apiClient(nodes[0]).Inference(ctx, req)
@@ -183,7 +183,7 @@ func TestRoutesSpreadOverHolders(t *testing.T) {
 	nodes := startNetwork(t, "0-3", "4-7", "4-7")
 	waitCoverage(t, nodes[0])
 	eventually(t, 10*time.Second, "both tail holders in the coverage of every tail layer", func() bool {
-		cov := nodes[0].Coverage(context.Background())
+		cov := nodes[0].api.Coverage(context.Background())
 		for l := 4; l <= 7; l++ {
 			if len(cov.Layers[l].Providers) != 2 {
 				return false

@@ -18,10 +18,10 @@ import (
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
+	"github.com/neuroshard/neuroshard/nodeapi"
 	"github.com/neuroshard/neuroshard/p2p"
 	"github.com/neuroshard/neuroshard/pipeline"
 	"github.com/neuroshard/neuroshard/settings"
-	"github.com/neuroshard/neuroshard/tasks"
 )
 
 // ErrClosed is returned when starting a closed node.
@@ -41,10 +41,9 @@ type Node struct {
 	settings       *settings.Store
 	host           *p2p.Host
 	front          Frontend // the REST API, attached by the caller
-	cpu            cpuSampler
 	cov            *coverage.Cache
 	pipe           *pipeline.Pipeline
-	metrics        inferenceMetrics
+	api            *nodeapi.API // the REST API's backend
 	train          trainState
 	sync           syncState
 	catchingUp     atomic.Bool
@@ -53,8 +52,6 @@ type Node struct {
 	ledger         *ledger.Ledger
 	wallet         *ledger.Wallet
 	lsync          *ledgersync.Sync
-	tasks          *tasks.Queue
-	events         eventBus
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -87,6 +84,46 @@ type Frontend interface {
 	Start(addr string) error // listen on addr ("host:port") and serve in the background
 	Addr() net.Addr          // the listening address, nil before Start
 	Close() error
+}
+
+// WalletAddress is the node's wallet address.
+func (n *Node) WalletAddress() ledger.Address { return n.wallet.Address() }
+
+// Ledger is the node's ledger (for tests and tools).
+func (n *Node) Ledger() *ledger.Ledger { return n.ledger }
+
+// API is the REST API's backend over this node (httpapi serves it).
+func (n *Node) API() *nodeapi.API { return n.api }
+
+// State is where the node is in its life: created, starting, running, stopping or stopped.
+func (n *Node) State() string { return n.state.Load().(string) }
+
+// Started is when the node started running (zero before).
+func (n *Node) Started() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.started
+}
+
+// APIPort is the port the REST API listens on (the configured one before it listens).
+func (n *Node) APIPort() int {
+	if n.front != nil {
+		if a, ok := n.front.Addr().(*net.TCPAddr); ok {
+			return a.Port
+		}
+	}
+	return n.cfg.Port
+}
+
+// CheckDataDir reports whether the data dir can be written.
+func (n *Node) CheckDataDir() error { return checkWritable(n.cfg.DataDir) }
+
+// modelHash is the hash of the held span's weights ("" before Start).
+func (n *Node) modelHash() string {
+	if st := n.Stage(); st != nil {
+		return st.Hash()
+	}
+	return ""
 }
 
 // Attach gives the node its frontend; call it before Start. The frontend listens on the
@@ -180,8 +217,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
-	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Stage, OnFailover: n.metrics.failover})
-	if err := n.openTasks(); err != nil {
+	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Stage, OnFailover: func() { n.api.Failover() }})
+	n.api, err = nodeapi.New(nodeapi.Config{Node: n, Version: Version, DataDir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Model: model,
+		Host: n.host, Coverage: n.cov, Pipeline: n.pipe, Ledger: lg, Wallet: wallet, Sync: n.lsync, Settings: st})
+	if err != nil {
 		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	return n, nil
@@ -244,9 +283,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.wg.Add(1)
 	go n.roundLoop()
-	n.tasks.Start()
-	n.wg.Add(1)
-	go n.statusLoop()
+	n.api.Start()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
 	if t := n.settings.Get().Training; t.Enabled && t.DiLoCoSteps <= shortRound && t.OuterMomentum > 0 {
@@ -293,9 +330,8 @@ func (n *Node) Close() error {
 	if n.front != nil {
 		err = n.front.Close()
 	}
-	err = errors.Join(err, n.tasks.Close(), n.lsync.Close(), n.host.Close())
+	err = errors.Join(err, n.api.Close(), n.lsync.Close(), n.host.Close())
 	n.wg.Wait()
-	n.closeEvents()
 	err = errors.Join(err, n.ledger.Close())
 	n.state.Store("stopped")
 	if n.probeDir != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/nodeapi"
 )
 
 // testConfig is a node on 127.0.0.1 with free ports, its own data dir and short intervals.
@@ -106,7 +107,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 			t.Fatalf("peer address %q is not loopback", p.Address)
 		}
 	}
-	if byID[nodes[0].ID()].Role != RoleDriver || byID[nodes[1].ID()].Role != RoleWorker {
+	if byID[nodes[0].ID()].Role != nodeapi.RoleDriver || byID[nodes[1].ID()].Role != nodeapi.RoleWorker {
 		t.Fatalf("roles: %+v", peers)
 	}
 
@@ -114,7 +115,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.NodeID != nodes[2].ID() || st.Role != RoleValidator || !slices.Equal(st.Layers, []int{6, 7}) || st.Status != "running" {
+	if st.NodeID != nodes[2].ID() || st.Role != nodeapi.RoleValidator || !slices.Equal(st.Layers, []int{6, 7}) || st.Status != "running" {
 		t.Fatalf("status: %+v", st)
 	}
 	if st.PeerCount != 2 || len(st.Multiaddrs) == 0 || !strings.HasSuffix(st.Multiaddrs[0], "/p2p/"+st.NodeID) {
@@ -394,7 +395,7 @@ func TestEightNodesAndAFreshNodeSeesEveryLayer(t *testing.T) {
 	cfg.Layers = "0-7"
 	fresh := startNode(t, cfg)
 	eventually(t, 10*time.Second, "the fresh node to see every layer held by its node", func() bool {
-		cov := fresh.Coverage(context.Background())
+		cov := fresh.api.Coverage(context.Background())
 		for i, lc := range cov.Layers {
 			if !slices.Contains(lc.Providers, nodes[i].ID()) {
 				return false

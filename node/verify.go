@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/nodeapi"
 )
 
 // TrainingReport is what a replica gossips after each round (and every reportInterval): its
@@ -254,4 +255,46 @@ func (n *Node) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
 		return apitypes.TrainingVerify{Reason: "No DiLoCo round completed yet.", Metrics: m, Action: "Wait for the first outer step."}
 	}
 	return apitypes.TrainingVerify{Reason: fmt.Sprintf("Loss is %s, not improving.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
+}
+
+// TrainingStatus is the training section of /status: the node's rounds (epochs), inner steps
+// and recent loss; absent before the node has trained.
+func (n *Node) TrainingStatus() *apitypes.TrainingStatus {
+	n.train.mu.Lock()
+	steps := n.train.innerSteps
+	n.train.mu.Unlock()
+	n.sync.mu.Lock()
+	rounds, sent := n.sync.round, n.sync.sentBytes
+	n.sync.mu.Unlock()
+	if steps == 0 && rounds == 0 {
+		return nil
+	}
+	tr := n.settings.Get().Training
+	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
+		Compression: tr.Compression, ExchangeBytesSent: sent}
+}
+
+// NewestRound is the highest round any fresh report (this node's included) names.
+func (n *Node) NewestRound() int64 {
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	newest := int64(0)
+	for _, ra := range n.reports.by {
+		if time.Since(ra.at) < reportTTL {
+			newest = max(newest, ra.r.Round)
+		}
+	}
+	return newest
+}
+
+// PeerReports is the latest training report of each peer (this node's included) and when it
+// came.
+func (n *Node) PeerReports() map[peer.ID]nodeapi.PeerTraining {
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	out := make(map[peer.ID]nodeapi.PeerTraining, len(n.reports.by))
+	for p, ra := range n.reports.by {
+		out[p] = nodeapi.PeerTraining{Round: ra.r.Round, Loss: ra.r.Loss, At: ra.at, Fresh: time.Since(ra.at) < reportTTL}
+	}
+	return out
 }

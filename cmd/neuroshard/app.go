@@ -199,7 +199,7 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	api, err := httpapi.New(n, n.Token(), opts...)
+	api, err := httpapi.New(n.API(), n.Token(), opts...)
 	if err != nil {
 		n.Close()
 		return err

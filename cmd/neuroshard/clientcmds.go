@@ -136,16 +136,16 @@ type dhtSource interface {
 type probeSource struct{ n *node.Node }
 
 func (p probeSource) RoutingTable(ctx context.Context) (apitypes.RoutingTable, error) {
-	return p.n.RoutingTable(ctx), nil
+	return p.n.API().RoutingTable(ctx), nil
 }
 func (p probeSource) Providers(ctx context.Context, layer int) (apitypes.Providers, error) {
-	return p.n.Providers(ctx, layer)
+	return p.n.API().Providers(ctx, layer)
 }
 func (p probeSource) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error) {
-	return p.n.FindPeer(ctx, id)
+	return p.n.API().FindPeer(ctx, id)
 }
 func (p probeSource) Coverage(ctx context.Context) (apitypes.Coverage, error) {
-	return p.n.Coverage(ctx), nil
+	return p.n.API().Coverage(ctx), nil
 }
 
 func withDHT(c *cli.Context, fn func(ctx context.Context, src dhtSource) error) error {

@@ -1,4 +1,4 @@
-package node
+package nodeapi
 
 import (
 	"context"
@@ -111,18 +111,18 @@ func (ts *textStream) send(upto int) error {
 
 // Inference implements httpapi.Backend: it queues the request, plans a route over the peers
 // that hold the layers, and generates. emit, when not nil, receives text as it is generated.
-func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emit func(apitypes.TokenEvent) error) (*apitypes.InferenceResponse, error) {
+func (a *API) Inference(ctx context.Context, req apitypes.InferenceRequest, emit func(apitypes.TokenEvent) error) (*apitypes.InferenceResponse, error) {
 	start := time.Now()
 	prompt, s, err := sampling(req)
 	if err != nil {
 		return nil, err
 	}
 	ids := layers.Encode(prompt)
-	if len(ids) >= n.model.Context {
-		return nil, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", len(ids), n.model.Context),
-			map[string]any{"field": "prompt", "prompt_tokens": len(ids), "context": n.model.Context})
+	if len(ids) >= a.model.Context {
+		return nil, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", len(ids), a.model.Context),
+			map[string]any{"field": "prompt", "prompt_tokens": len(ids), "context": a.model.Context})
 	}
-	release, err := n.pipe.Acquire(ctx)
+	release, err := a.pipe.Acquire(ctx)
 	if errors.Is(err, pipeline.ErrBusy) {
 		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error()+"; try again later",
 			map[string]any{"retry_after": 5})
@@ -133,12 +133,12 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 	defer release()
 	queued := time.Since(start)
 
-	r, err := n.pipe.Open(ctx)
+	r, err := a.pipe.Open(ctx)
 	if err != nil {
 		return nil, routeError(err)
 	}
 	defer r.Close()
-	if err := n.lsync.CanAfford(remoteStages(r.Hops()), len(ids)+s.MaxTokens); err != nil {
+	if err := a.lsync.CanAfford(remoteStages(r.Hops()), len(ids)+s.MaxTokens); err != nil {
 		return nil, ledgerError(err)
 	}
 	holdback := 0
@@ -146,7 +146,7 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		holdback = max(holdback, len(st))
 	}
 	ts := &textStream{holdback: holdback, emit: emit}
-	out, reason, err := layers.Generate(r, n.model.Context, ids, s, func(id int32) error {
+	out, reason, err := layers.Generate(r, a.model.Context, ids, s, func(id int32) error {
 		if err := ctx.Err(); err != nil { // the client left or the task was cancelled
 			return err
 		}
@@ -171,14 +171,14 @@ func (n *Node) Inference(ctx context.Context, req apitypes.InferenceRequest, emi
 		return nil, err
 	}
 	total := time.Since(start)
-	n.metrics.record(total, len(out))
+	a.metrics.record(total, len(out))
 	resp := &apitypes.InferenceResponse{
 		ID:              "inf_" + randomHex(8),
 		Text:            text,
 		TokensGenerated: len(out),
 		FinishReason:    reason,
 		Usage:           apitypes.Usage{PromptTokens: len(ids), CompletionTokens: len(out), TotalTokens: len(ids) + len(out)},
-		Cost:            n.settle(r.Hops(), len(ids)+len(out)), // paid even if the client left
+		Cost:            a.settle(r.Hops(), len(ids)+len(out)), // paid even if the client left
 		Timing:          apitypes.Timing{QueueMS: queued.Milliseconds(), InferenceMS: (total - queued).Milliseconds(), TotalMS: total.Milliseconds()},
 	}
 	for _, h := range r.Hops() {
@@ -199,8 +199,8 @@ func remoteStages(hops []pipeline.Hop) []ledgersync.Stage {
 }
 
 // settle pays the route's remote stages, even if the client left meanwhile.
-func (n *Node) settle(hops []pipeline.Hop, tokens int) apitypes.Cost {
-	paid := n.lsync.Settle(n.ctx, remoteStages(hops), tokens)
+func (a *API) settle(hops []pipeline.Hop, tokens int) apitypes.Cost {
+	paid := a.lsync.Settle(a.ctx, remoteStages(hops), tokens)
 	return apitypes.Cost{Amount: paid.Amount, Currency: "NEURO", Transactions: paid.Transactions}
 }
 

@@ -1,4 +1,4 @@
-package node
+package nodeapi
 
 import (
 	"context"
@@ -30,8 +30,8 @@ func roleOf(layersHeld []int, total int) string {
 }
 
 // Coverage returns who holds each layer, refreshed at most every CoverageInterval.
-func (n *Node) Coverage(ctx context.Context) apitypes.Coverage {
-	return apiCoverage(n.cov.Get(ctx))
+func (a *API) Coverage(ctx context.Context) apitypes.Coverage {
+	return apiCoverage(a.cov.Get(ctx))
 }
 
 func apiCoverage(v coverage.View) apitypes.Coverage {

@@ -1,4 +1,4 @@
-package node
+package nodeapi
 
 import (
 	"context"
@@ -45,8 +45,8 @@ func (m *inferenceMetrics) failover() {
 }
 
 // Metrics implements httpapi.Backend.
-func (n *Node) Metrics(ctx context.Context) apitypes.Metrics {
-	m := &n.metrics
+func (a *API) Metrics(ctx context.Context) apitypes.Metrics {
+	m := &a.metrics
 	m.mu.Lock()
 	cut := time.Now().Add(-time.Minute)
 	i := 0
@@ -55,7 +55,7 @@ func (n *Node) Metrics(ctx context.Context) apitypes.Metrics {
 	}
 	m.recent = m.recent[i:]
 	inf := apitypes.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
-		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: n.pipe.Waiting()}
+		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: a.pipe.Waiting()}
 	if len(m.lat) > 0 {
 		sorted := slices.Clone(m.lat)
 		slices.Sort(sorted)
@@ -67,7 +67,7 @@ func (n *Node) Metrics(ctx context.Context) apitypes.Metrics {
 		inf.P99LatencyMS = sorted[min(len(sorted)-1, len(sorted)*99/100)]
 	}
 	m.mu.Unlock()
-	tr := n.host.Traffic()
+	tr := a.host.Traffic()
 	return apitypes.Metrics{
 		Timestamp: time.Now().UTC().Format(time.RFC3339),
 		Inference: inf,

@@ -1,11 +1,10 @@
-package node
+package nodeapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 // runs by priority through the same route as POST /inference, and keeps with its result.
 
 const (
-	tasksDir         = "tasks"
 	taskWorkers      = pipeline.DefaultSlots // the generation queue runs this many at once anyway
 	defaultTaskLimit = 100
 )
@@ -29,26 +27,17 @@ const (
 // peer of this network advertises them.
 var otherModalities = []string{"stable-diffusion", "sdxl", "whisper", "dall-e", "image", "audio"}
 
-func (n *Node) openTasks() error {
-	q, err := tasks.Open(filepath.Join(n.cfg.DataDir, tasksDir), n.runTask, tasks.Options{Workers: taskWorkers, OnEvent: n.taskEvent})
-	if err != nil {
-		return err
-	}
-	n.tasks = q
-	return nil
-}
-
 // taskRouteWait bounds how long a task waits for the network to cover the model (a node that
 // just started, or lost a peer) before it fails.
 const taskRouteWait = 2 * time.Minute
 
-func (n *Node) runTask(ctx context.Context, t tasks.Task, progress func(int)) (tasks.Outcome, error) {
+func (a *API) runTask(ctx context.Context, t tasks.Task, progress func(int)) (tasks.Outcome, error) {
 	prompt, maxTokens := t.Prompt, t.MaxTokens
 	deadline := time.Now().Add(taskRouteWait)
 	var resp *apitypes.InferenceResponse
 	var err error
 	for {
-		resp, err = n.Inference(ctx, apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens}, func(ev apitypes.TokenEvent) error {
+		resp, err = a.Inference(ctx, apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &maxTokens}, func(ev apitypes.TokenEvent) error {
 			progress(ev.Index + 1)
 			return nil
 		})
@@ -65,16 +54,16 @@ func (n *Node) runTask(ctx context.Context, t tasks.Task, progress func(int)) (t
 	if err != nil {
 		return tasks.Outcome{}, err
 	}
-	return tasks.Outcome{Text: resp.Text, TokensUsed: resp.Usage.TotalTokens, Cost: int64(resp.Cost.Amount), Node: n.ID()}, nil
+	return tasks.Outcome{Text: resp.Text, TokensUsed: resp.Usage.TotalTokens, Cost: int64(resp.Cost.Amount), Node: a.node.ID()}, nil
 }
 
 // SubmitTask implements httpapi.Tasks.
-func (n *Node) SubmitTask(ctx context.Context, req apitypes.TaskRequest) (apitypes.TaskSubmitted, error) {
+func (a *API) SubmitTask(ctx context.Context, req apitypes.TaskRequest) (apitypes.TaskSubmitted, error) {
 	var out apitypes.TaskSubmitted
 	if req.Prompt == nil || strings.TrimSpace(*req.Prompt) == "" {
 		return out, apitypes.InvalidRequest("The 'prompt' field is required", map[string]any{"field": "prompt"})
 	}
-	if err := n.checkModel(req.Model); err != nil {
+	if err := a.checkModel(req.Model); err != nil {
 		return out, err
 	}
 	prio, err := tasks.ParsePriority(req.Priority)
@@ -88,11 +77,11 @@ func (n *Node) SubmitTask(ctx context.Context, req apitypes.TaskRequest) (apityp
 	if maxTokens < 1 || maxTokens > maxMaxTokens {
 		return out, apitypes.InvalidRequest(fmt.Sprintf("max_tokens must be 1-%d", maxMaxTokens), map[string]any{"field": "max_tokens"})
 	}
-	if l := len(layers.Encode(*req.Prompt)); l >= n.model.Context {
-		return out, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", l, n.model.Context), map[string]any{"field": "prompt"})
+	if l := len(layers.Encode(*req.Prompt)); l >= a.model.Context {
+		return out, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", l, a.model.Context), map[string]any{"field": "prompt"})
 	}
-	ahead := n.tasks.Ahead(prio)
-	t, err := n.tasks.Submit(*req.Prompt, n.model.Name, prio, maxTokens)
+	ahead := a.tasks.Ahead(prio)
+	t, err := a.tasks.Submit(*req.Prompt, a.model.Name, prio, maxTokens)
 	if err != nil {
 		if errors.Is(err, tasks.ErrFull) {
 			return out, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error(), map[string]any{"retry_after": 30})
@@ -101,26 +90,26 @@ func (n *Node) SubmitTask(ctx context.Context, req apitypes.TaskRequest) (apityp
 	}
 	tokens := neuro.Amount(len(layers.Encode(*req.Prompt)) + maxTokens)
 	return apitypes.TaskSubmitted{Success: true, TaskID: t.ID, Status: string(t.Status), Position: ahead,
-		EstimatedTime: n.tasks.Estimate(ahead).Round(100 * time.Millisecond).String(),
-		Node:          apitypes.TaskNode{ID: n.ID()},
-		Cost:          apitypes.TaskCost{Estimated: n.ledger.Params().PricePerToken * tokens, Currency: "NEURO"},
+		EstimatedTime: a.tasks.Estimate(ahead).Round(100 * time.Millisecond).String(),
+		Node:          apitypes.TaskNode{ID: a.node.ID()},
+		Cost:          apitypes.TaskCost{Estimated: a.ledger.Params().PricePerToken * tokens, Currency: "NEURO"},
 		Message:       "Task queued for processing"}, nil
 }
 
 // checkModel accepts the network's model (or no model).
-func (n *Node) checkModel(m string) error {
-	if m == "" || m == n.model.Name {
+func (a *API) checkModel(m string) error {
+	if m == "" || m == a.model.Name {
 		return nil
 	}
 	for _, o := range otherModalities {
 		if strings.Contains(strings.ToLower(m), o) {
 			return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeModelUnavailable,
-				fmt.Sprintf("no peer of this network serves %q; it serves the text model %s", m, n.model.Name),
-				map[string]any{"model": m, "available": []string{n.model.Name}})
+				fmt.Sprintf("no peer of this network serves %q; it serves the text model %s", m, a.model.Name),
+				map[string]any{"model": m, "available": []string{a.model.Name}})
 		}
 	}
-	return apitypes.InvalidRequest(fmt.Sprintf("unknown model %q; this network serves %s", m, n.model.Name),
-		map[string]any{"field": "model", "available": []string{n.model.Name}})
+	return apitypes.InvalidRequest(fmt.Sprintf("unknown model %q; this network serves %s", m, a.model.Name),
+		map[string]any{"field": "model", "available": []string{a.model.Name}})
 }
 
 func taskView(t tasks.Task) apitypes.TaskView {
@@ -150,8 +139,8 @@ func taskError(err error, id string) error {
 }
 
 // GetTask implements httpapi.Tasks.
-func (n *Node) GetTask(ctx context.Context, id string) (apitypes.TaskView, error) {
-	t, err := n.tasks.Get(id)
+func (a *API) GetTask(ctx context.Context, id string) (apitypes.TaskView, error) {
+	t, err := a.tasks.Get(id)
 	if err != nil {
 		return apitypes.TaskView{}, taskError(err, id)
 	}
@@ -159,7 +148,7 @@ func (n *Node) GetTask(ctx context.Context, id string) (apitypes.TaskView, error
 }
 
 // ListTasks implements httpapi.Tasks.
-func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offset int) (apitypes.TaskList, error) {
+func (a *API) ListTasks(ctx context.Context, status, model string, limit, offset int) (apitypes.TaskList, error) {
 	st := tasks.Status(status)
 	if status == "pending" { // seed 002's word for queued
 		st = tasks.Queued
@@ -169,7 +158,7 @@ func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offse
 	default:
 		return apitypes.TaskList{}, apitypes.InvalidRequest("status must be pending, queued, running, completed, failed or cancelled", map[string]any{"status": status})
 	}
-	ts, total, err := n.tasks.List(tasks.Filter{Status: st, Model: model, Limit: limit, Offset: offset})
+	ts, total, err := a.tasks.List(tasks.Filter{Status: st, Model: model, Limit: limit, Offset: offset})
 	if err != nil {
 		return apitypes.TaskList{}, taskError(err, "")
 	}
@@ -181,8 +170,8 @@ func (n *Node) ListTasks(ctx context.Context, status, model string, limit, offse
 }
 
 // CancelTask implements httpapi.Tasks.
-func (n *Node) CancelTask(ctx context.Context, id string) (apitypes.TaskView, error) {
-	t, err := n.tasks.Cancel(id)
+func (a *API) CancelTask(ctx context.Context, id string) (apitypes.TaskView, error) {
+	t, err := a.tasks.Cancel(id)
 	if err != nil {
 		return apitypes.TaskView{}, taskError(err, id)
 	}

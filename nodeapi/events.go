@@ -1,4 +1,4 @@
-package node
+package nodeapi
 
 import (
 	"context"
@@ -28,8 +28,8 @@ type eventBus struct {
 }
 
 // Subscribe implements httpapi.Events.
-func (n *Node) Subscribe() (<-chan apitypes.Event, func()) {
-	b := &n.events
+func (a *API) Subscribe() (<-chan apitypes.Event, func()) {
+	b := &a.events
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ch := make(chan apitypes.Event, subscriberBuf)
@@ -54,9 +54,9 @@ func (n *Node) Subscribe() (<-chan apitypes.Event, func()) {
 }
 
 // publish sends an event to every subscriber; one whose buffer is full is dropped.
-func (n *Node) publish(typ string, data any) {
+func (a *API) publish(typ string, data any) {
 	ev := apitypes.Event{Type: typ, Data: data, Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
-	b := &n.events
+	b := &a.events
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id, ch := range b.subs {
@@ -69,8 +69,8 @@ func (n *Node) publish(typ string, data any) {
 	}
 }
 
-func (n *Node) closeEvents() {
-	b := &n.events
+func (a *API) closeEvents() {
+	b := &a.events
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
@@ -81,48 +81,48 @@ func (n *Node) closeEvents() {
 }
 
 // taskEvent forwards the queue's events.
-func (n *Node) taskEvent(e tasks.Event) {
+func (a *API) taskEvent(e tasks.Event) {
 	if e.Type == "task.failed" {
 		logger().Warn("task failed", "task", e.Task.ID, "err", e.Task.Error)
 	}
 	if e.Type == "task.progress" {
-		n.publish(e.Type, map[string]any{"task_id": e.Task.ID, "tokens": e.Tokens, "max_tokens": e.Task.MaxTokens})
+		a.publish(e.Type, map[string]any{"task_id": e.Task.ID, "tokens": e.Tokens, "max_tokens": e.Task.MaxTokens})
 		return
 	}
-	n.publish(e.Type, taskView(e.Task))
+	a.publish(e.Type, taskView(e.Task))
 }
 
 // statusLoop publishes node.status and raises alerts on changes.
-func (n *Node) statusLoop() {
-	defer n.wg.Done()
+func (a *API) statusLoop() {
+	defer a.wg.Done()
 	t := time.NewTicker(statusInterval)
 	defer t.Stop()
 	var missing []int
 	equivocations := -1
 	for {
-		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-		st := n.Status(ctx)
-		cov := n.cov.Get(ctx)
+		ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+		st := a.Status(ctx)
+		cov := a.cov.Get(ctx)
 		cancel()
-		n.publish("node.status", map[string]any{"node_id": st.NodeID, "status": st.Status, "role": st.Role, "layers": st.Layers,
+		a.publish("node.status", map[string]any{"node_id": st.NodeID, "status": st.Status, "role": st.Role, "layers": st.Layers,
 			"peers": st.PeerCount, "training": st.Training, "resources": st.Resources})
 		switch {
 		case len(cov.Missing) > 0 && !slices.Equal(cov.Missing, missing):
-			n.publish("system.alert", map[string]any{"level": "warning", "code": "COVERAGE_INCOMPLETE",
-				"message": fmt.Sprintf("no reachable peer holds layers %v of %s: inference and training wait", cov.Missing, n.model.Name), "missing_layers": cov.Missing})
+			a.publish("system.alert", map[string]any{"level": "warning", "code": "COVERAGE_INCOMPLETE",
+				"message": fmt.Sprintf("no reachable peer holds layers %v of %s: inference and training wait", cov.Missing, a.model.Name), "missing_layers": cov.Missing})
 		case len(cov.Missing) == 0 && len(missing) > 0:
-			n.publish("system.alert", map[string]any{"level": "info", "code": "COVERAGE_RESTORED", "message": "every layer is held again"})
+			a.publish("system.alert", map[string]any{"level": "info", "code": "COVERAGE_RESTORED", "message": "every layer is held again"})
 		}
 		missing = cov.Missing
-		if eq := n.ledgerView().Equivocations; equivocations >= 0 && eq > equivocations {
-			n.publish("system.alert", map[string]any{"level": "warning", "code": "EQUIVOCATION",
+		if eq := a.ledgerView().Equivocations; equivocations >= 0 && eq > equivocations {
+			a.publish("system.alert", map[string]any{"level": "warning", "code": "EQUIVOCATION",
 				"message": fmt.Sprintf("%d new equivocating transactions refused by the ledger", eq-equivocations)})
 			equivocations = eq
 		} else if equivocations < 0 {
 			equivocations = eq
 		}
 		select {
-		case <-n.ctx.Done():
+		case <-a.ctx.Done():
 			return
 		case <-t.C:
 		}

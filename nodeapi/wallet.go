@@ -1,4 +1,4 @@
-package node
+package nodeapi
 
 import (
 	"context"
@@ -20,15 +20,9 @@ const dateLayout = "2006-01-02"
 
 func date(ms int64) string { return time.UnixMilli(ms).UTC().Format(dateLayout) }
 
-// WalletAddress is the node's wallet address.
-func (n *Node) WalletAddress() ledger.Address { return n.wallet.Address() }
-
-// Ledger is the node's ledger (for tests and tools).
-func (n *Node) Ledger() *ledger.Ledger { return n.ledger }
-
 // WalletBalance implements httpapi.Wallet.
-func (n *Node) WalletBalance(ctx context.Context) (apitypes.WalletBalance, error) {
-	acct, err := n.ledger.Account(n.wallet.Address())
+func (a *API) WalletBalance(ctx context.Context) (apitypes.WalletBalance, error) {
+	acct, err := a.ledger.Account(a.wallet.Address())
 	if err != nil {
 		return apitypes.WalletBalance{}, ledgerError(err)
 	}
@@ -37,7 +31,7 @@ func (n *Node) WalletBalance(ctx context.Context) (apitypes.WalletBalance, error
 	for _, u := range v.Pending {
 		pending += u.Amount
 	}
-	out := apitypes.WalletBalance{Address: n.wallet.Address().String(),
+	out := apitypes.WalletBalance{Address: a.wallet.Address().String(),
 		Balances: apitypes.Balances{Available: v.Available, Staked: v.Staked, Pending: pending, Total: v.Total()}}
 	if v.Staked > 0 {
 		s := stakeOf(v)
@@ -52,7 +46,7 @@ func stakeOf(a ledger.Account) apitypes.Stake {
 }
 
 // WalletSend implements httpapi.Wallet.
-func (n *Node) WalletSend(ctx context.Context, req apitypes.SendRequest) (apitypes.SendResult, error) {
+func (a *API) WalletSend(ctx context.Context, req apitypes.SendRequest) (apitypes.SendResult, error) {
 	to, err := ledger.ParseAddress(req.To)
 	if err != nil {
 		return apitypes.SendResult{}, apitypes.InvalidRequest("to must be a wallet address: 0x and 40 hex digits", map[string]any{"field": "to", "to": req.To})
@@ -63,11 +57,11 @@ func (n *Node) WalletSend(ctx context.Context, req apitypes.SendRequest) (apityp
 	if len(req.Memo) > ledger.MaxMemo {
 		return apitypes.SendResult{}, apitypes.InvalidRequest(fmt.Sprintf("memo is longer than %d bytes", ledger.MaxMemo), map[string]any{"field": "memo"})
 	}
-	if to == n.wallet.Address() {
+	if to == a.wallet.Address() {
 		return apitypes.SendResult{}, apitypes.InvalidRequest("to is this node's own wallet", map[string]any{"field": "to"})
 	}
-	fee := n.ledger.Params().Fee(req.Amount)
-	tx, err := n.submit(ledger.Tx{Type: ledger.TxSend, To: to, Amount: req.Amount, Fee: fee, Memo: req.Memo})
+	fee := a.ledger.Params().Fee(req.Amount)
+	tx, err := a.submit(ledger.Tx{Type: ledger.TxSend, To: to, Amount: req.Amount, Fee: fee, Memo: req.Memo})
 	if err != nil {
 		return apitypes.SendResult{}, err
 	}
@@ -83,20 +77,20 @@ func checkAmount(a neuro.Amount) error {
 }
 
 // WalletStake implements httpapi.Wallet.
-func (n *Node) WalletStake(ctx context.Context, req apitypes.StakeRequest) (apitypes.StakeResult, error) {
+func (a *API) WalletStake(ctx context.Context, req apitypes.StakeRequest) (apitypes.StakeResult, error) {
 	var out apitypes.StakeResult
 	if err := checkAmount(req.Amount); err != nil {
 		return out, err
 	}
-	maxDays := n.ledger.Params().MaxStakeDays
+	maxDays := a.ledger.Params().MaxStakeDays
 	if req.DurationDays < 1 || req.DurationDays > maxDays {
 		return out, apitypes.InvalidRequest(fmt.Sprintf("duration_days must be 1-%d", maxDays), map[string]any{"field": "duration_days", "duration_days": req.DurationDays})
 	}
-	tx, err := n.submit(ledger.Tx{Type: ledger.TxStake, Amount: req.Amount, Days: uint16(req.DurationDays)})
+	tx, err := a.submit(ledger.Tx{Type: ledger.TxStake, Amount: req.Amount, Days: uint16(req.DurationDays)})
 	if err != nil {
 		return out, err
 	}
-	acct, err := n.ledger.Account(n.wallet.Address())
+	acct, err := a.ledger.Account(a.wallet.Address())
 	if err != nil {
 		return out, ledgerError(err)
 	}
@@ -107,16 +101,16 @@ func (n *Node) WalletStake(ctx context.Context, req apitypes.StakeRequest) (apit
 }
 
 // WalletUnstake implements httpapi.Wallet.
-func (n *Node) WalletUnstake(ctx context.Context, req apitypes.UnstakeRequest) (apitypes.UnstakeResult, error) {
+func (a *API) WalletUnstake(ctx context.Context, req apitypes.UnstakeRequest) (apitypes.UnstakeResult, error) {
 	var out apitypes.UnstakeResult
 	if err := checkAmount(req.Amount); err != nil {
 		return out, err
 	}
-	tx, err := n.submit(ledger.Tx{Type: ledger.TxUnstake, Amount: req.Amount})
+	tx, err := a.submit(ledger.Tx{Type: ledger.TxUnstake, Amount: req.Amount})
 	if err != nil {
 		return out, err
 	}
-	days := n.ledger.Params().CooldownDays
+	days := a.ledger.Params().CooldownDays
 	out.Success, out.TransactionID = true, tx.ID()
 	out.Unstake.Amount, out.Unstake.CooldownDays = tx.Amount, days
 	out.Unstake.AvailableDate = date(tx.Time + int64(days)*int64(24*time.Hour/time.Millisecond))
@@ -124,9 +118,9 @@ func (n *Node) WalletUnstake(ctx context.Context, req apitypes.UnstakeRequest) (
 }
 
 // WalletTransactions implements httpapi.Wallet.
-func (n *Node) WalletTransactions(ctx context.Context, limit, offset int) (apitypes.TransactionList, error) {
-	me := n.wallet.Address()
-	entries, total, err := n.ledger.History(me, limit, offset)
+func (a *API) WalletTransactions(ctx context.Context, limit, offset int) (apitypes.TransactionList, error) {
+	me := a.wallet.Address()
+	entries, total, err := a.ledger.History(me, limit, offset)
 	if err != nil {
 		return apitypes.TransactionList{}, ledgerError(err)
 	}
@@ -159,18 +153,18 @@ func historyEntry(me ledger.Address, tx *ledger.Tx) apitypes.Transaction {
 }
 
 // Proofs implements httpapi.Wallet: the proofs this node's wallet was rewarded for.
-func (n *Node) Proofs(ctx context.Context, limit, offset int) (apitypes.ProofList, error) {
-	me := n.wallet.Address()
-	entries, total, err := n.ledger.Rewards(me, limit, offset)
+func (a *API) Proofs(ctx context.Context, limit, offset int) (apitypes.ProofList, error) {
+	me := a.wallet.Address()
+	entries, total, err := a.ledger.Rewards(me, limit, offset)
 	if err != nil {
 		return apitypes.ProofList{}, ledgerError(err)
 	}
-	acct, err := n.ledger.Account(me)
+	acct, err := a.ledger.Account(me)
 	if err != nil {
 		return apitypes.ProofList{}, ledgerError(err)
 	}
 	out := apitypes.ProofList{Proofs: make([]apitypes.Proof, 0, len(entries)), Limit: limit, Offset: offset,
-		Stats: apitypes.ProofStats{TotalSubmitted: total + int(n.lsync.RefusedClaims()), TotalVerified: total, TotalReward: acct.Rewarded}}
+		Stats: apitypes.ProofStats{TotalSubmitted: total + int(a.lsync.RefusedClaims()), TotalVerified: total, TotalReward: acct.Rewarded}}
 	for _, e := range entries {
 		p := e.Tx.Proof
 		out.Proofs = append(out.Proofs, apitypes.Proof{ID: p.ID(), Type: string(p.Kind), Layer: int(p.Layer), Units: int(p.Units),
@@ -181,8 +175,8 @@ func (n *Node) Proofs(ctx context.Context, limit, offset int) (apitypes.ProofLis
 }
 
 // submit signs, applies and gossips a transaction of the node's wallet.
-func (n *Node) submit(tx ledger.Tx) (*ledger.Tx, error) {
-	done, err := n.lsync.Submit(tx)
+func (a *API) submit(tx ledger.Tx) (*ledger.Tx, error) {
+	done, err := a.lsync.Submit(tx)
 	if err != nil {
 		return done, ledgerError(err)
 	}

@@ -1,4 +1,4 @@
-package node
+package nodeapi
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 // tasks. Nothing a peer does not report (GPU, region, earnings) is shown.
 
 // Nodes implements httpapi.Insights.
-func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
-	held := n.cov.Get(ctx).ByPeer()
+func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
+	held := a.cov.Get(ctx).ByPeer()
 	connected := map[peer.ID]bool{}
 	views := map[string]*apitypes.NodeView{}
 	view := func(id string) *apitypes.NodeView {
@@ -37,33 +37,31 @@ func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
 		v := view(id.String())
 		v.Layers = ls
 	}
-	for _, p := range n.host.Peers() {
+	for _, p := range a.host.Peers() {
 		connected[p.ID] = true
 		v := view(p.ID.String())
 		v.Status, v.LastSeen, v.AgentVersion = "online", now.Format(time.RFC3339), p.AgentVersion
 		v.LatencyMS = float64(p.Latency.Microseconds()) / 1000
 	}
-	n.reports.mu.Lock()
-	for p, ra := range n.reports.by {
+	for p, pt := range a.node.PeerReports() {
 		v := view(p.String())
-		v.Round, v.Loss = ra.r.Round, ra.r.Loss
-		if time.Since(ra.at) < reportTTL {
+		v.Round, v.Loss = pt.Round, pt.Loss
+		if pt.Fresh {
 			v.Status = "online"
 			if v.LastSeen == "" {
-				v.LastSeen = ra.at.UTC().Format(time.RFC3339)
+				v.LastSeen = pt.At.UTC().Format(time.RFC3339)
 			}
 		}
 		v.Capabilities = append(v.Capabilities, "training")
 	}
-	n.reports.mu.Unlock()
 
-	self := view(n.ID())
-	self.Self, self.Status, self.LastSeen, self.AgentVersion = true, "online", now.Format(time.RFC3339), "neuroshard/"+Version
-	if n.Stage() != nil {
-		self.Layers = n.Span().Indices()
+	self := view(a.node.ID())
+	self.Self, self.Status, self.LastSeen, self.AgentVersion = true, "online", now.Format(time.RFC3339), "neuroshard/"+a.version
+	if a.node.Stage() != nil {
+		self.Layers = a.node.Span().Indices()
 	}
 	totalSessions := 0
-	using := n.pipe.Using()
+	using := a.pipe.Using()
 	for _, c := range using {
 		totalSessions += c
 	}
@@ -72,7 +70,7 @@ func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
 	}
 
 	out := make([]apitypes.NodeView, 0, len(views))
-	ps := n.host.Libp2p().Peerstore()
+	ps := a.host.Libp2p().Peerstore()
 	for id, v := range views {
 		if len(v.Layers) > 0 {
 			v.Capabilities = append([]string{"text-generation"}, v.Capabilities...)
@@ -80,7 +78,7 @@ func (n *Node) Nodes(ctx context.Context) []apitypes.NodeView {
 		slices.Sort(v.Capabilities)
 		v.Capabilities = slices.Compact(v.Capabilities)
 		if v.Self {
-			v.Addrs = n.Multiaddrs()
+			v.Addrs = a.host.Addrs()
 		} else if pid, err := peer.Decode(id); err == nil {
 			for _, a := range ps.Addrs(pid) {
 				v.Addrs = append(v.Addrs, a.String())
@@ -103,38 +101,37 @@ func online(nodes []apitypes.NodeView) int {
 }
 
 // NetworkStatus implements httpapi.Insights.
-func (n *Node) NetworkStatus(ctx context.Context) apitypes.NetworkStatus {
-	nodes := n.Nodes(ctx)
-	st, _ := n.tasks.Stats(time.Time{})
-	counts := n.tasks.Counts()
+func (a *API) NetworkStatus(ctx context.Context) apitypes.NetworkStatus {
+	nodes := a.Nodes(ctx)
+	st, _ := a.tasks.Stats(time.Time{})
+	counts := a.tasks.Counts()
 	w := windowOf(st)
 	return apitypes.NetworkStatus{Success: true, Timestamp: time.Now().UTC().Format(time.RFC3339), Nodes: nodes,
 		Network: map[string]any{"nodes_online": online(nodes), "nodes_known": len(nodes), "total_tasks": st.Created,
 			"completed_tasks": st.Completed, "queued_tasks": counts.Queued, "running_tasks": counts.Running,
 			"success_rate": w.SuccessRate, "avg_response_time": fmt.Sprintf("%.1fs", w.AvgResponseTime),
-			"model": n.model.Name, "coverage_complete": n.cov.Get(ctx).Complete}}
+			"model": a.model.Name, "coverage_complete": a.cov.Get(ctx).Complete}}
 }
 
 // ServiceHealth implements httpapi.Insights.
-func (n *Node) ServiceHealth(ctx context.Context) apitypes.ServiceHealth {
-	h := n.Health(ctx)
+func (a *API) ServiceHealth(ctx context.Context) apitypes.ServiceHealth {
+	h := a.Health(ctx)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	n.mu.Lock()
-	up := time.Since(n.started)
-	if n.started.IsZero() {
+	started := a.node.Started()
+	up := time.Since(started)
+	if started.IsZero() {
 		up = 0
 	}
-	n.mu.Unlock()
-	st, _ := n.tasks.Stats(time.Time{})
+	st, _ := a.tasks.Stats(time.Time{})
 	status := "OK"
 	if !h.Healthy {
 		status = "DEGRADED"
 	}
-	return apitypes.ServiceHealth{Status: status, Service: "NeuroShard", Version: Version, Environment: string(n.host.Config().Profile),
+	return apitypes.ServiceHealth{Status: status, Service: "NeuroShard", Version: a.version, Environment: string(a.host.Config().Profile),
 		Timestamp: time.Now().UTC().Format(time.RFC3339), Uptime: int64(up.Seconds()), UptimeHuman: up.Round(time.Second).String(),
 		Memory:  map[string]any{"used": fmt.Sprintf("%dMB", ms.HeapAlloc>>20), "total": fmt.Sprintf("%dMB", ms.Sys>>20)},
-		Network: map[string]any{"nodes_online": online(n.Nodes(ctx)), "total_tasks": st.Created, "peers": len(n.host.Peers())}}
+		Network: map[string]any{"nodes_online": online(a.Nodes(ctx)), "total_tasks": st.Created, "peers": len(a.host.Peers())}}
 }
 
 // windowOf summarises task stats.
@@ -160,14 +157,14 @@ func windowOf(st tasks.Stats) apitypes.AnalyticsWindow {
 }
 
 // Analytics implements httpapi.Insights.
-func (n *Node) Analytics(ctx context.Context, since time.Time) (apitypes.AnalyticsWindow, error) {
-	st, err := n.tasks.Stats(since)
+func (a *API) Analytics(ctx context.Context, since time.Time) (apitypes.AnalyticsWindow, error) {
+	st, err := a.tasks.Stats(since)
 	if err != nil {
 		return apitypes.AnalyticsWindow{}, taskError(err, "")
 	}
 	w := windowOf(st)
-	nodes := n.Nodes(ctx)
+	nodes := a.Nodes(ctx)
 	w.Since, w.TotalNodes, w.ActiveNodes = since.UTC().Format(time.RFC3339), len(nodes), online(nodes)
-	w.InferenceMetrics = n.Metrics(ctx)
+	w.InferenceMetrics = a.Metrics(ctx)
 	return w, nil
 }

@@ -1,9 +1,8 @@
-package node
+package nodeapi
 
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,53 +21,43 @@ import (
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Status implements httpapi.Backend.
-func (n *Node) Status(ctx context.Context) apitypes.Status {
-	span := n.Span()
-	n.mu.Lock()
-	started := n.started
-	n.mu.Unlock()
+func (a *API) Status(ctx context.Context) apitypes.Status {
+	span := a.node.Span()
+	started := a.node.Started()
 	uptime := int64(0)
 	if !started.IsZero() {
 		uptime = int64(time.Since(started).Seconds())
 	}
 	return apitypes.Status{
-		NodeID:        n.ID(),
-		Version:       Version,
+		NodeID:        a.node.ID(),
+		Version:       a.version,
 		UptimeSeconds: uptime,
-		Status:        n.state.Load().(string),
-		Role:          roleOf(span.Indices(), n.model.Layers),
+		Status:        a.node.State(),
+		Role:          roleOf(span.Indices(), a.model.Layers),
 		Layers:        span.Indices(),
-		PeerCount:     len(n.host.Peers()),
-		Training:      n.trainingStatus(),
-		Resources:     apitypes.Resources{CPUPercent: n.cpu.percent(), RAMUsed: residentBytes()},
-		Multiaddrs:    n.Multiaddrs(),
-		Model:         n.model.Name,
-		ModelHash:     n.modelHash(),
-		APIPort:       n.apiPort(),
-		P2PPort:       n.p2pPort(),
+		PeerCount:     len(a.host.Peers()),
+		Training:      a.node.TrainingStatus(),
+		Resources:     apitypes.Resources{CPUPercent: a.cpu.percent(), RAMUsed: residentBytes()},
+		Multiaddrs:    a.host.Addrs(),
+		Model:         a.model.Name,
+		ModelHash:     a.modelHash(),
+		APIPort:       a.apiPort(),
+		P2PPort:       a.p2pPort(),
 	}
 }
 
 // modelHash is the hash of the held span's weights ("" before Start).
-func (n *Node) modelHash() string {
-	if st := n.Stage(); st != nil {
+func (a *API) modelHash() string {
+	if st := a.node.Stage(); st != nil {
 		return st.Hash()
 	}
 	return ""
 }
 
-func (n *Node) apiPort() int {
-	if n.front == nil {
-		return n.cfg.Port
-	}
-	if a, ok := n.front.Addr().(*net.TCPAddr); ok {
-		return a.Port
-	}
-	return n.cfg.Port
-}
+func (a *API) apiPort() int { return a.node.APIPort() }
 
-func (n *Node) p2pPort() int {
-	for _, a := range n.host.Libp2p().Addrs() {
+func (a *API) p2pPort() int {
+	for _, a := range a.host.Libp2p().Addrs() {
 		if v, err := a.ValueForProtocol(ma.P_TCP); err == nil {
 			if port, err := strconv.Atoi(v); err == nil {
 				return port
@@ -80,29 +69,29 @@ func (n *Node) p2pPort() int {
 
 // Health implements httpapi.Backend: the node is healthy when it listens and can write its
 // data dir; having no peers is reported but is not unhealthy (a standalone node is fine).
-func (n *Node) Health(ctx context.Context) apitypes.Health {
+func (a *API) Health(ctx context.Context) apitypes.Health {
 	checks := map[string]string{"gpu": "not used (CPU backend)", "network": "ok", "storage": "ok", "peers": "ok"}
 	healthy := true
-	if len(n.host.Libp2p().Addrs()) == 0 {
+	if len(a.host.Libp2p().Addrs()) == 0 {
 		checks["network"], healthy = "not listening", false
 	}
-	if err := checkWritable(n.cfg.DataDir); err != nil {
+	if err := a.node.CheckDataDir(); err != nil {
 		checks["storage"], healthy = err.Error(), false
 	}
-	if len(n.host.Peers()) == 0 {
+	if len(a.host.Peers()) == 0 {
 		checks["peers"] = "no peers connected"
 	}
-	if s := n.state.Load().(string); s != "running" {
+	if s := a.node.State(); s != "running" {
 		checks["node"], healthy = s, false
 	}
 	return apitypes.Health{Healthy: healthy, Checks: checks}
 }
 
 // Peers implements httpapi.Backend: connected peers, with the layers the DHT says they hold.
-func (n *Node) Peers(ctx context.Context) apitypes.PeerList {
-	held := n.cov.Get(ctx).ByPeer()
+func (a *API) Peers(ctx context.Context) apitypes.PeerList {
+	held := a.cov.Get(ctx).ByPeer()
 	list := apitypes.PeerList{Peers: []apitypes.Peer{}}
-	for _, p := range n.host.Peers() {
+	for _, p := range a.host.Peers() {
 		ls := held[p.ID]
 		if ls == nil {
 			ls = []int{}
@@ -116,7 +105,7 @@ func (n *Node) Peers(ctx context.Context) apitypes.PeerList {
 			AgentVersion:   p.AgentVersion,
 		}
 		if len(ls) > 0 {
-			e.Role = roleOf(ls, n.model.Layers)
+			e.Role = roleOf(ls, a.model.Layers)
 		}
 		list.Peers = append(list.Peers, e)
 	}
@@ -125,36 +114,36 @@ func (n *Node) Peers(ctx context.Context) apitypes.PeerList {
 }
 
 // Layers implements httpapi.Backend.
-func (n *Node) Layers(ctx context.Context) apitypes.LayerList {
-	span := n.Span()
-	out := apitypes.LayerList{Layers: []apitypes.Layer{}, TotalLayers: n.model.Layers, MyLayerCount: span.Len()}
-	if n.state.Load().(string) != "running" {
+func (a *API) Layers(ctx context.Context) apitypes.LayerList {
+	span := a.node.Span()
+	out := apitypes.LayerList{Layers: []apitypes.Layer{}, TotalLayers: a.model.Layers, MyLayerCount: span.Len()}
+	if a.node.State() != "running" {
 		out.MyLayerCount = 0
 		return out
 	}
 	for _, i := range span.Indices() {
 		typ := "transformer"
 		switch {
-		case i == 0 && i == n.model.Layers-1:
+		case i == 0 && i == a.model.Layers-1:
 			typ = "embedding+transformer+lm_head"
 		case i == 0:
 			typ = "embedding+transformer"
-		case i == n.model.Layers-1:
+		case i == a.model.Layers-1:
 			typ = "transformer+lm_head"
 		}
-		mem := n.model.SpanMemoryBytes(layers.Span{First: i, Last: i}) // the embedding or head included
+		mem := a.model.SpanMemoryBytes(layers.Span{First: i, Last: i}) // the embedding or head included
 		out.Layers = append(out.Layers, apitypes.Layer{Index: i, Type: typ, MemoryMB: (mem + (1 << 20) - 1) >> 20, Status: "active"})
 	}
 	return out
 }
 
 // Network implements httpapi.Backend: node counts come from the DHT's coverage view.
-func (n *Node) Network(ctx context.Context) apitypes.Network {
-	view := n.cov.Get(ctx)
+func (a *API) Network(ctx context.Context) apitypes.Network {
+	view := a.cov.Get(ctx)
 	var counts apitypes.NodeCounts
 	for _, ls := range view.ByPeer() {
 		counts.Total++
-		switch roleOf(ls, n.model.Layers) {
+		switch roleOf(ls, a.model.Layers) {
 		case RoleDriver:
 			counts.Drivers++
 		case RoleValidator:
@@ -163,10 +152,10 @@ func (n *Node) Network(ctx context.Context) apitypes.Network {
 			counts.Workers++
 		}
 	}
-	m := n.model
+	m := a.model
 	var tr *apitypes.NetworkTraining
-	if g := n.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
-		tr = &apitypes.NetworkTraining{Epoch: n.newestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
+	if g := a.node.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
+		tr = &apitypes.NetworkTraining{Epoch: a.node.NewestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
 	}
 	return apitypes.Network{
 		Training: tr,
@@ -174,29 +163,29 @@ func (n *Node) Network(ctx context.Context) apitypes.Network {
 		Architecture: apitypes.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
 			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
 		Coverage: apiCoverage(view),
-		Ledger:   n.ledgerView(),
+		Ledger:   a.ledgerView(),
 	}
 }
 
-func (n *Node) ledgerView() apitypes.NetworkLedger {
-	minted, burned, seq := n.ledger.Supply()
-	eq, _ := n.ledger.Equivocations(1000)
-	p := n.ledger.Params()
+func (a *API) ledgerView() apitypes.NetworkLedger {
+	minted, burned, seq := a.ledger.Supply()
+	eq, _ := a.ledger.Equivocations(1000)
+	p := a.ledger.Params()
 	return apitypes.NetworkLedger{NetworkID: p.ID(), Transactions: seq, Minted: minted, Burned: burned,
 		Circulating: minted - burned, Equivocations: len(eq), PricePerToken: p.PricePerToken}
 }
 
 // Config implements httpapi.Backend.
-func (n *Node) Config(ctx context.Context) apitypes.NodeConfig {
-	s := n.settings.Get()
-	boot := n.cfg.Bootstrap
+func (a *API) Config(ctx context.Context) apitypes.NodeConfig {
+	s := a.settings.Get()
+	boot := a.bootstrap
 	if boot == nil {
 		boot = []string{}
 	}
 	return apitypes.NodeConfig{
-		NodeID:    n.ID(),
-		Port:      n.apiPort(),
-		GRPCPort:  n.p2pPort(),
+		NodeID:    a.node.ID(),
+		Port:      a.apiPort(),
+		GRPCPort:  a.p2pPort(),
 		Bootstrap: boot,
 		Training: apitypes.TrainingConfig{Enabled: s.Training.Enabled, BatchSize: s.Training.BatchSize,
 			LearningRate: s.Training.LearningRate, DiLoCoSteps: s.Training.DiLoCoSteps, Compression: s.Training.Compression,
@@ -206,32 +195,32 @@ func (n *Node) Config(ctx context.Context) apitypes.NodeConfig {
 }
 
 // PatchConfig implements httpapi.Backend.
-func (n *Node) PatchConfig(ctx context.Context, p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
-	return n.settings.Apply(p)
+func (a *API) PatchConfig(ctx context.Context, p apitypes.ConfigPatch) (apitypes.ConfigPatchResult, error) {
+	return a.settings.Apply(p)
 }
 
 // RoutingTable implements httpapi.Backend.
-func (n *Node) RoutingTable(ctx context.Context) apitypes.RoutingTable {
+func (a *API) RoutingTable(ctx context.Context) apitypes.RoutingTable {
 	connected := map[peer.ID]bool{}
-	for _, p := range n.host.Peers() {
+	for _, p := range a.host.Peers() {
 		connected[p.ID] = true
 	}
 	rt := apitypes.RoutingTable{Peers: []apitypes.DHTPeer{}}
-	for _, id := range n.host.RoutingTable() {
-		rt.Peers = append(rt.Peers, apitypes.DHTPeer{ID: id.String(), Connected: connected[id], LatencyMS: ms(n.host.Latency(id))})
+	for _, id := range a.host.RoutingTable() {
+		rt.Peers = append(rt.Peers, apitypes.DHTPeer{ID: id.String(), Connected: connected[id], LatencyMS: ms(a.host.Latency(id))})
 	}
 	rt.Size = len(rt.Peers)
 	return rt
 }
 
 // Providers implements httpapi.Backend.
-func (n *Node) Providers(ctx context.Context, layer int) (apitypes.Providers, error) {
-	if layer < 0 || layer >= n.model.Layers {
-		return apitypes.Providers{}, apitypes.NotFound(fmt.Sprintf("layer %d does not exist: %s has layers 0-%d", layer, n.model.Name, n.model.Layers-1),
-			map[string]any{"layer": layer, "total_layers": n.model.Layers})
+func (a *API) Providers(ctx context.Context, layer int) (apitypes.Providers, error) {
+	if layer < 0 || layer >= a.model.Layers {
+		return apitypes.Providers{}, apitypes.NotFound(fmt.Sprintf("layer %d does not exist: %s has layers 0-%d", layer, a.model.Name, a.model.Layers-1),
+			map[string]any{"layer": layer, "total_layers": a.model.Layers})
 	}
-	key := coverage.LayerKey(n.model.Name, layer)
-	provs, err := n.cov.Providers(ctx, layer)
+	key := coverage.LayerKey(a.model.Name, layer)
+	provs, err := a.cov.Providers(ctx, layer)
 	if err != nil {
 		return apitypes.Providers{}, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "provider lookup failed: "+err.Error(), nil)
 	}
@@ -241,20 +230,20 @@ func (n *Node) Providers(ctx context.Context, layer int) (apitypes.Providers, er
 		for _, a := range p.Addrs {
 			addrs = append(addrs, a.String())
 		}
-		out.Providers = append(out.Providers, apitypes.Provider{ID: p.ID.String(), Addrs: addrs, Self: p.ID == n.host.ID()})
+		out.Providers = append(out.Providers, apitypes.Provider{ID: p.ID.String(), Addrs: addrs, Self: p.ID == a.host.ID()})
 	}
 	return out, nil
 }
 
 // FindPeer implements httpapi.Backend.
-func (n *Node) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error) {
+func (a *API) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, error) {
 	pid, err := peer.Decode(id)
 	if err != nil {
 		return apitypes.PeerAddrs{}, apitypes.InvalidRequest("not a peer ID: "+err.Error(), map[string]any{"id": id})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ai, err := n.host.FindPeer(ctx, pid)
+	ai, err := a.host.FindPeer(ctx, pid)
 	if err != nil {
 		return apitypes.PeerAddrs{}, apitypes.NotFound("peer not found in the DHT: "+err.Error(), map[string]any{"id": id})
 	}
@@ -263,34 +252,4 @@ func (n *Node) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, err
 		out.Addrs = append(out.Addrs, a.String())
 	}
 	return out, nil
-}
-
-// trainingStatus is the training section of /status: the node's rounds (epochs), inner steps
-// and recent loss; absent before the node has trained.
-func (n *Node) trainingStatus() *apitypes.TrainingStatus {
-	n.train.mu.Lock()
-	steps := n.train.innerSteps
-	n.train.mu.Unlock()
-	n.sync.mu.Lock()
-	rounds, sent := n.sync.round, n.sync.sentBytes
-	n.sync.mu.Unlock()
-	if steps == 0 && rounds == 0 {
-		return nil
-	}
-	tr := n.settings.Get().Training
-	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
-		Compression: tr.Compression, ExchangeBytesSent: sent}
-}
-
-// newestRound is the highest round any fresh report (this node's included) names.
-func (n *Node) newestRound() int64 {
-	n.reports.mu.Lock()
-	defer n.reports.mu.Unlock()
-	newest := int64(0)
-	for _, ra := range n.reports.by {
-		if time.Since(ra.at) < reportTTL {
-			newest = max(newest, ra.r.Round)
-		}
-	}
-	return newest
 }
