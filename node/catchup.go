@@ -18,9 +18,7 @@ import (
 // newerReplica returns a replica that gossips a newer round of the node's span, if any.
 func (n *Node) newerReplica() (peer.ID, bool) {
 	span := n.Span()
-	n.sync.mu.Lock()
-	newest := n.sync.round
-	n.sync.mu.Unlock()
+	newest := n.roundState().Round
 	var from peer.ID
 	n.reports.mu.Lock()
 	defer n.reports.mu.Unlock()
@@ -89,10 +87,11 @@ func (n *Node) serveCheckpoint(from peer.ID, req p2p.CheckpointRequest) (p2p.Che
 	if st == nil || req.Model != n.model.Name || (layers.Span{First: req.First, Last: req.Last}) != st.Span() {
 		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
 	}
-	n.sync.mu.Lock()
-	theta0, round := n.sync.theta0.Clone(), n.sync.round
-	vel := &layers.Params{Specs: theta0.Specs, Values: n.sync.outer.Velocity()}
-	n.sync.mu.Unlock()
+	if n.replica == nil {
+		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span yet"}
+	}
+	round, theta0, velocity := n.replica.Snapshot()
+	vel := &layers.Params{Specs: theta0.Specs, Values: velocity}
 	if len(vel.Values) == 0 {
 		vel = n.model.InitParams(st.Span(), 0)
 		for _, v := range vel.Values {
@@ -124,9 +123,7 @@ func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
 // hash) and makes it theta_0, the outer momentum and the stage's weights.
 func (n *Node) adoptCheckpoint(p peer.ID, head p2p.CheckpointHead, data []byte, steps int64) error {
 	span := n.Span()
-	n.sync.mu.Lock()
-	mine := n.sync.round
-	n.sync.mu.Unlock()
+	mine := n.roundState().Round
 	if head.Round < mine {
 		return fmt.Errorf("node: %s is at round %d, behind this replica's %d; not syncing backwards", p, head.Round, mine)
 	}
@@ -144,14 +141,9 @@ func (n *Node) adoptCheckpoint(p peer.ID, head p2p.CheckpointHead, data []byte, 
 	if err != nil {
 		return err
 	}
-	if err := n.Stage().SetParams(theta0); err != nil {
+	if err := n.replica.Adopt(head.Round, theta0, vel.Values, steps); err != nil {
 		return err
 	}
-	n.sync.mu.Lock()
-	n.sync.theta0, n.sync.round, n.sync.stepsAtEnd = theta0, head.Round, steps
-	n.sync.outer = n.newOuter()
-	n.sync.outer.SetVelocity(vel.Values)
-	n.sync.mu.Unlock()
 	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", short12(head.Hash))
 	return nil
 }
@@ -166,16 +158,16 @@ func (n *Node) maybePush(p peer.ID, r TrainingReport) {
 	if r.First != span.First || r.Last != span.Last || p == n.host.ID() {
 		return
 	}
-	n.sync.mu.Lock()
-	mine := n.sync.round
-	due := r.Round < mine && time.Since(n.sync.pushedAt[p]) > pushInterval
+	mine := n.roundState().Round
+	n.pushMu.Lock()
+	due := r.Round < mine && time.Since(n.pushedAt[p]) > pushInterval
 	if due {
-		if n.sync.pushedAt == nil {
-			n.sync.pushedAt = map[peer.ID]time.Time{}
+		if n.pushedAt == nil {
+			n.pushedAt = map[peer.ID]time.Time{}
 		}
-		n.sync.pushedAt[p] = time.Now()
+		n.pushedAt[p] = time.Now()
 	}
-	n.sync.mu.Unlock()
+	n.pushMu.Unlock()
 	if !due {
 		return
 	}
@@ -225,9 +217,7 @@ func (n *Node) admitCheckpoint(from peer.ID, put p2p.CheckpointPut) error {
 	if put.Model != n.model.Name || (layers.Span{First: put.First, Last: put.Last}) != span {
 		return &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
 	}
-	n.sync.mu.Lock()
-	mine := n.sync.round
-	n.sync.mu.Unlock()
+	mine := n.roundState().Round
 	if put.Round <= mine {
 		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
 	}

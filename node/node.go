@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/coverage"
+	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
@@ -45,7 +47,10 @@ type Node struct {
 	pipe           *pipeline.Pipeline
 	api            *nodeapi.API // the REST API's backend
 	train          trainState
-	sync           syncState
+	replica        *diloco.Replica // the span's DiLoCo round (after Start)
+	roundWake      chan struct{}   // an inner step or a report: the round loop looks again
+	pushMu         sync.Mutex
+	pushedAt       map[peer.ID]time.Time // when this node last offered its checkpoint to a replica behind
 	catchingUp     atomic.Bool
 	reports        reports
 	topic          *p2p.Topic
@@ -68,9 +73,6 @@ type Node struct {
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
 	// a dishonest replica.
 	tamper func(*layers.Params)
-	// tamperResult, when set (tests only, under sync.mu), rewrites the contributions an
-	// aggregator sends back: a dishonest aggregator.
-	tamperResult func([]byte) []byte
 	// noPull, when set (tests only), stops the node from fetching checkpoints on its own, so a
 	// test can offer it one.
 	noPull      atomic.Bool
@@ -186,7 +188,7 @@ func New(cfg Config) (*Node, error) {
 	if held, err := lg.Audit(); err != nil {
 		logger().Error("ledger audit failed", "held", held, "err", err)
 	}
-	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: st, ledger: lg, wallet: wallet}
+	n := &Node{cfg: cfg, model: model, key: key, token: token, tokenGenerated: generated, settings: st, roundWake: make(chan struct{}, 1), ledger: lg, wallet: wallet}
 	n.state.Store("created")
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 

@@ -46,6 +46,7 @@ func (n *Node) applyInner(grads *layers.Params, loss float32, tokens int) error 
 		return err
 	}
 	t.innerSteps++
+	n.wake()
 	t.tokens += int64(tokens)
 	t.losses = append(t.losses, loss)
 	if len(t.losses) > lossHistory {

@@ -90,9 +90,8 @@ func startTrainingNetworkOf(t *testing.T, model string, h int, spans ...string) 
 }
 
 func rounds(n *Node) (int64, string) {
-	n.sync.mu.Lock()
-	defer n.sync.mu.Unlock()
-	return n.sync.round, n.sync.theta0.Hash()
+	st := n.roundState()
+	return st.Round, st.Hash
 }
 
 // Four nodes, two spans of the small model with two replicas each: after every round the
@@ -334,16 +333,13 @@ func TestReplicasRecomputeTheAggregate(t *testing.T) {
 	if other.host.ID() < agg.host.ID() {
 		agg, other = other, agg
 	}
-	agg.sync.mu.Lock()
-	agg.tamperResult = func(b []byte) []byte {
+	agg.replica.SetTamperResult(func(b []byte) []byte {
 		b[len(b)/2] ^= 0x40
 		return b
-	}
-	agg.sync.mu.Unlock()
+	})
 	eventually(t, 3*time.Minute, "the aggregator to finish two rounds", func() bool { r, _ := rounds(agg); return r >= 2 })
-	other.sync.mu.Lock()
-	failed, ok := other.sync.failed, other.sync.ok
-	other.sync.mu.Unlock()
+	st := other.roundState()
+	failed, ok := st.Failed, st.OK
 	if failed == 0 || ok != 0 {
 		t.Fatalf("the replica took %d rounds from a lying aggregator (%d refused)", ok, failed)
 	}
@@ -471,9 +467,7 @@ func aggregatorWaiting(t *testing.T, roundTimeout time.Duration) *Node {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Minute, "the aggregator to wait for the other replica", func() bool {
-		agg.sync.mu.Lock()
-		defer agg.sync.mu.Unlock()
-		return agg.sync.collect != nil && agg.sync.collect.busy
+		return agg.roundState().Collecting
 	})
 	return agg
 }
@@ -497,17 +491,14 @@ func TestCloseWhileAggregatingReturns(t *testing.T) {
 // the old weights to the new ones.
 func TestRoundFailsWhenCaughtUpMeanwhile(t *testing.T) {
 	agg := aggregatorWaiting(t, 3*time.Second)
-	agg.sync.mu.Lock()
-	caught := agg.sync.theta0.Clone()
+	before, caught, vel := agg.replica.Snapshot()
 	caught.Values[0][0] += 0.5
-	agg.sync.theta0, agg.sync.round = caught, agg.sync.round+1
-	want, round, failed := caught.Hash(), agg.sync.round, agg.sync.failed
-	agg.sync.mu.Unlock()
-	eventually(t, 30*time.Second, "the round to fail", func() bool {
-		agg.sync.mu.Lock()
-		defer agg.sync.mu.Unlock()
-		return agg.sync.failed > failed
-	})
+	st := agg.roundState()
+	if err := agg.replica.Adopt(before+1, caught, vel, st.StepsAtEnd); err != nil { // what a catch-up does
+		t.Fatal(err)
+	}
+	want, round, failed := caught.Hash(), before+1, st.Failed
+	eventually(t, 30*time.Second, "the round to fail", func() bool { return agg.roundState().Failed > failed })
 	r, h := rounds(agg)
 	if r != round || h != want {
 		t.Fatalf("after the moot round: round %d hash %s, want the caught-up round %d hash %s", r, short12(h), round, short12(want))
@@ -521,9 +512,8 @@ func TestShortRoundsStillAverageBothReplicas(t *testing.T) {
 	nodes := startTrainingNetwork(t, 5, "0-3", "0-3")
 	eventually(t, 3*time.Minute, "30 rounds", func() bool { r, _ := rounds(nodes[0]); return r >= 30 })
 	for _, n := range nodes {
-		n.sync.mu.Lock()
-		ok, shared := n.sync.ok, n.sync.shared
-		n.sync.mu.Unlock()
+		st := n.roundState()
+		ok, shared := st.OK, st.Shared
 		if shared < ok*8/10 {
 			t.Fatalf("%s: %d of %d rounds averaged both replicas", n.ID(), shared, ok)
 		}

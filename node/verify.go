@@ -70,6 +70,7 @@ func (n *Node) startGossip() error {
 			n.reports.by[from] = reportAt{r, time.Now()}
 			n.reports.mu.Unlock()
 			n.maybePush(from, r)
+			n.wake()
 		}
 	})
 	if err != nil {
@@ -101,12 +102,8 @@ func (n *Node) startGossip() error {
 // myReport is the node's current report.
 func (n *Node) myReport() TrainingReport {
 	span := n.Span()
-	n.sync.mu.Lock()
-	round, hash := n.sync.round, ""
-	if n.sync.theta0 != nil {
-		hash = n.sync.theta0.Hash()
-	}
-	n.sync.mu.Unlock()
+	rs := n.roundState()
+	round, hash := rs.Round, rs.Hash
 	n.train.mu.Lock()
 	steps, tokens := n.train.innerSteps, n.train.tokens
 	n.train.mu.Unlock()
@@ -217,10 +214,9 @@ func (n *Node) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 	}
 	slices.Sort(g.DataShardsCovered)
 	g.TotalNodesTraining = len(current)
-	n.sync.mu.Lock()
-	g.SuccessfulSyncs, g.FailedSyncs = n.sync.ok, n.sync.failed
-	rounds, stepsAtEnd := n.sync.round, n.sync.stepsAtEnd
-	n.sync.mu.Unlock()
+	rs := n.roundState()
+	g.SuccessfulSyncs, g.FailedSyncs = rs.OK, rs.Failed
+	rounds, stepsAtEnd := rs.Round, rs.StepsAtEnd
 	if g.SuccessfulSyncs+g.FailedSyncs > 0 {
 		g.SyncSuccessRate = float64(g.SuccessfulSyncs) / float64(g.SuccessfulSyncs+g.FailedSyncs)
 	}
@@ -263,9 +259,8 @@ func (n *Node) TrainingStatus() *apitypes.TrainingStatus {
 	n.train.mu.Lock()
 	steps := n.train.innerSteps
 	n.train.mu.Unlock()
-	n.sync.mu.Lock()
-	rounds, sent := n.sync.round, n.sync.sentBytes
-	n.sync.mu.Unlock()
+	rs := n.roundState()
+	rounds, sent := rs.Round, rs.SentBytes
 	if steps == 0 && rounds == 0 {
 		return nil
 	}

@@ -1,0 +1,701 @@
+package diloco
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/neuroshard/neuroshard/layers"
+)
+
+func logger() *slog.Logger { return slog.Default().With("pkg", "diloco") }
+
+// A replica's round. Every replica of a span computes its pseudo-gradient (theta_0 minus its
+// weights after H inner steps), signs it and sends it to the round's aggregator: the replica
+// with the lowest ID among those not known to be behind. The aggregator waits for every
+// replica at its round or the round deadline, aggregates, and answers each contributor with
+// every signed contribution it used; each replica checks the signatures, finds its own
+// contribution unaltered, recomputes the aggregate itself and applies the outer step, so an
+// aggregator can leave a contribution out (its owner notices) but cannot forge or alter one.
+//
+// The replica knows the network only through three small interfaces: a Transport for the
+// exchange, a Membership view (who holds the span, at which round, connected or not) and a
+// Signer. Waiting is event-driven: an arriving contribution wakes the aggregator at once.
+
+// Submission is one replica's signed pseudo-gradient for a round.
+type Submission struct {
+	Round       int64
+	Base        string // hash of the theta_0 the pseudo-gradient is relative to
+	Compression Compression
+	Loss        float32
+	Sig         []byte
+	Blob        []byte // the encoded pseudo-gradient (EncodePseudoGradient)
+	// OuterLR and OuterMomentum are the outer step the contributor will apply: replicas that
+	// disagree on it would end the round with different weights.
+	OuterLR, OuterMomentum float32
+}
+
+// Ref describes one signed contribution inside an Outcome's data.
+type Ref struct {
+	Peer        string
+	Compression Compression
+	Sig         []byte
+	Size        int
+}
+
+// Outcome statuses.
+const (
+	StatusOK       = "ok"
+	StatusExcluded = "excluded"
+	StatusResync   = "resync"
+)
+
+// Outcome is a round's result for one contributor.
+type Outcome struct {
+	Round    int64
+	Status   string // StatusOK, StatusExcluded or StatusResync
+	Reason   string
+	Used     []string
+	Excluded map[string]string
+	NewHash  string // hash of theta_0 after the outer step
+	// Contributions are the signed contributions the aggregate was made of, in peer order;
+	// their blobs follow one another in the outcome's data.
+	Contributions []Ref
+}
+
+// Transport carries a contribution to a round's aggregator and its outcome back.
+type Transport interface {
+	Contribute(ctx context.Context, to string, s Submission) (Outcome, []byte, error)
+}
+
+// Membership is the replica's view of its span's replicas.
+type Membership interface {
+	// Replicas lists the holders of exactly this span, this replica included, sorted.
+	Replicas(ctx context.Context) []string
+	// Round is the round a replica last said it stands at, if it said so recently.
+	Round(peer string) (int64, bool)
+	// Connected tells whether a replica can be reached now.
+	Connected(peer string) bool
+}
+
+// Signer signs with this replica's key and checks the signatures of others.
+type Signer interface {
+	Sign(msg []byte) ([]byte, error)
+	Verify(peer string, msg, sig []byte) error
+}
+
+// Weights are the trained weights of the span (the stage).
+type Weights interface {
+	Params() *layers.Params
+	SetParams(*layers.Params) error
+}
+
+// Settings are a round's knobs, read when it starts.
+type Settings struct {
+	Compression            Compression
+	OuterLR, OuterMomentum float32
+}
+
+// Round is what the replica reports of a round it finished.
+type Round struct {
+	Round    int64 // the round finished (the replica now stands at Round+1)
+	Steps    int64 // inner steps taken when it finished
+	Hash     string
+	Theta0   *layers.Params
+	Used     []string
+	Excluded map[string]string
+}
+
+// ReplicaConfig builds a Replica.
+type ReplicaConfig struct {
+	Self       string
+	Specs      []layers.ParamSpec
+	Weights    Weights
+	Transport  Transport
+	Membership Membership
+	Signer     Signer
+	Settings   func() Settings
+	// Loss is the replica's recent training loss, sent with its contribution.
+	Loss func() float32
+	// RoundTimeout is how long an aggregator waits for late replicas.
+	RoundTimeout time.Duration
+	// Round is the number of rounds the loaded weights had completed.
+	Round int64
+	// Finished is called after every round the replica applied (to save and announce it),
+	// outside the replica's lock.
+	Finished func(Round)
+	// Consumed is called on the aggregator for every replica whose contribution it used.
+	Consumed func(peer string)
+	// Tamper, when set (tests only), rewrites the pseudo-gradient before it is encoded: a
+	// dishonest replica.
+	Tamper func(*layers.Params)
+}
+
+// ErrResync is wrapped by RunRound when the aggregator says this replica's weights are behind
+// the round: the caller fetches the span's state from that aggregator.
+var ErrResync = errors.New("diloco: behind the round")
+
+// ResyncError names the replica to resync from.
+type ResyncError struct {
+	From   string
+	Reason string
+}
+
+func (e *ResyncError) Error() string {
+	return fmt.Sprintf("diloco: behind the round (%s): resync from %s", e.Reason, e.From)
+}
+
+// Is makes errors.Is(err, ErrResync) hold.
+func (e *ResyncError) Is(t error) bool { return t == ErrResync }
+
+// ErrBehind is returned by Accept when the contributor is at a newer round than this
+// replica: this replica should catch up, and the contributor asks another aggregator.
+var ErrBehind = errors.New("diloco: this replica is behind the contributor's round")
+
+// maxExclusions is how many exclusions a replica remembers: rounds can follow each other
+// within a second, so the last round's alone would hide most of them.
+const maxExclusions = 32
+
+// Exclusion is one replica left out of one round, and why.
+type Exclusion struct {
+	Round  int64
+	Peer   string
+	Reason string
+}
+
+// State is a snapshot of a replica's progress.
+type State struct {
+	Round      int64 // rounds completed
+	Hash       string
+	StepsAtEnd int64 // inner steps taken when the last round ended
+	OK, Failed int64 // rounds that synced, and rounds that failed
+	Shared     int64 // rounds that averaged more than one replica
+	SentBytes  int64 // pseudo-gradient bytes sent (contributions and results)
+	LastUsed   []string
+	Collecting bool // aggregating a round now
+}
+
+// Replica is one replica's DiLoCo state for its span: theta_0 (the weights every replica
+// agreed on at the end of the last round), the outer optimizer, and the round it aggregates.
+type Replica struct {
+	cfg ReplicaConfig
+
+	mu         sync.Mutex
+	theta0     *layers.Params
+	hash       string // theta0's hash, kept with it (hashing a span costs milliseconds)
+	outer      *Outer
+	round      int64
+	stepsAtEnd int64
+	collect    *collection
+	ok, failed int64
+	shared     int64
+	sentBytes  int64
+	lastUsed   []string
+	exclusions []Exclusion
+	// tamperResult, when set (tests only), rewrites the contributions this aggregator sends
+	// back: a dishonest aggregator.
+	tamperResult func([]byte) []byte
+}
+
+// NewReplica starts a replica from the weights it holds now.
+func NewReplica(cfg ReplicaConfig) *Replica {
+	s := cfg.Settings()
+	theta0 := cfg.Weights.Params()
+	return &Replica{cfg: cfg, theta0: theta0, hash: theta0.Hash(), outer: NewOuter(s.OuterLR, s.OuterMomentum), round: cfg.Round}
+}
+
+// collection gathers a round's contributions on its aggregator.
+type collection struct {
+	round    int64
+	base     string
+	expected []string
+	got      map[string]Contribution
+	rejected map[string]string // contributions refused on arrival (malformed, NaN), flagged in the result
+	blobs    map[string]Submission
+	busy     bool          // the aggregator is collecting or has aggregated this round
+	arrived  chan struct{} // signalled (without blocking) on every arrival or refusal
+	done     chan struct{} // closed (once) when the round is aggregated
+	res      Outcome
+	agg      *layers.Params
+	result   []byte // the contributions' blobs as sent back to every replica
+	err      error
+}
+
+func (c *collection) signal() {
+	select {
+	case c.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// State is a snapshot of the replica's progress.
+func (r *Replica) State() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return State{Round: r.round, Hash: r.hash, StepsAtEnd: r.stepsAtEnd, OK: r.ok, Failed: r.failed, Shared: r.shared,
+		SentBytes: r.sentBytes, LastUsed: slices.Clone(r.lastUsed), Collecting: r.collect != nil && r.collect.busy}
+}
+
+// Exclusions lists the remembered exclusions, newest first.
+func (r *Replica) Exclusions() []Exclusion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.exclusions)
+	slices.Reverse(out)
+	return out
+}
+
+// Snapshot is what a replica behind needs to catch up: the round, theta_0 and the outer
+// momentum (nil before the first outer step).
+func (r *Replica) Snapshot() (round int64, theta0 *layers.Params, velocity [][]float32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.round, r.theta0.Clone(), r.outer.Velocity()
+}
+
+// Adopt replaces theta_0, the round and the outer momentum with another replica's (a
+// checkpoint the caller checked) and makes them the weights; steps is the inner step count
+// the next round counts from.
+func (r *Replica) Adopt(round int64, theta0 *layers.Params, velocity [][]float32, steps int64) error {
+	if err := r.cfg.Weights.SetParams(theta0); err != nil {
+		return err
+	}
+	s := r.cfg.Settings()
+	h := theta0.Hash()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.theta0, r.hash, r.round, r.stepsAtEnd = theta0, h, round, steps
+	r.outer = NewOuter(s.OuterLR, s.OuterMomentum)
+	r.outer.SetVelocity(velocity)
+	return nil
+}
+
+// Skip counts a round that failed (or that a catch-up made moot): the next is due H inner
+// steps after steps.
+func (r *Replica) Skip(steps int64, failed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stepsAtEnd = steps
+	if failed {
+		r.failed++
+	}
+}
+
+// SetTamperResult (tests only) makes this aggregator rewrite the contributions it returns.
+func (r *Replica) SetTamperResult(f func([]byte) []byte) {
+	r.mu.Lock()
+	r.tamperResult = f
+	r.mu.Unlock()
+}
+
+// finishing tells whether p, one round behind round, took part in the previous round
+// (lastUsed): then it is still checking and applying that round's result and is about to be at
+// round. With rounds shorter than that, treating it as behind made the replicas of a span run
+// alternately alone instead of together.
+func finishing(p string, at, round int64, lastUsed []string) bool {
+	return at == round-1 && slices.Contains(lastUsed, p)
+}
+
+// aggregators lists, in the order to try them, the replicas that may aggregate round: those
+// not known to be behind it, lowest ID first. A replica that just joined (round 0) is never
+// asked by replicas further along, so it cannot roll them back.
+func (r *Replica) aggregators(reps []string, round int64) []string {
+	r.mu.Lock()
+	lastUsed := r.lastUsed
+	r.mu.Unlock()
+	var out []string
+	for _, p := range reps {
+		if p != r.cfg.Self {
+			if at, known := r.cfg.Membership.Round(p); known && at < round && !finishing(p, at, round, lastUsed) {
+				continue
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// roundPeers is who the aggregator of round waits for: the replicas not known to be at
+// another round, except one finishing the previous round. The membership view is asked
+// without r.mu held (it may take locks of its own).
+func (r *Replica) roundPeers(reps []string, round int64) []string {
+	r.mu.Lock()
+	lastUsed := r.lastUsed
+	r.mu.Unlock()
+	var out []string
+	for _, p := range reps {
+		if p == r.cfg.Self {
+			out = append(out, p)
+			continue
+		}
+		at, ok := r.cfg.Membership.Round(p)
+		if ok && at != round && !finishing(p, at, round, lastUsed) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// RunRound takes part in the round the replica stands at, as its aggregator or as a
+// contributor, and applies the agreed outer step; steps is the inner step count now. A
+// *ResyncError means the aggregator found this replica's weights behind.
+func (r *Replica) RunRound(ctx context.Context, steps int64) error {
+	s := r.cfg.Settings()
+	r.mu.Lock()
+	theta0, round, base := r.theta0.Clone(), r.round, r.hash
+	// The round's outer step uses the settings of its start, whatever changes meanwhile.
+	r.outer.LR, r.outer.Momentum = s.OuterLR, s.OuterMomentum
+	r.mu.Unlock()
+	pg, err := PseudoGradient(theta0, r.cfg.Weights.Params())
+	if err != nil {
+		return err
+	}
+	if r.cfg.Tamper != nil {
+		r.cfg.Tamper(pg)
+	}
+	blob, err := EncodePseudoGradient(s.Compression, pg)
+	if err != nil {
+		return err
+	}
+	sig, err := r.cfg.Signer.Sign(ContributionMessage(round, base, blob))
+	if err != nil {
+		return err
+	}
+	loss := float32(0)
+	if r.cfg.Loss != nil {
+		loss = r.cfg.Loss()
+	}
+	mine := Submission{Round: round, Base: base, Compression: s.Compression, Loss: loss, Sig: sig, Blob: blob,
+		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum}
+	reps := r.aggregators(r.cfg.Membership.Replicas(ctx), round)
+	for _, agg := range reps {
+		if agg == r.cfg.Self {
+			res, aggPG, err := r.aggregate(ctx, mine, reps)
+			if err != nil {
+				return err
+			}
+			return r.finish(res, aggPG, base, steps)
+		}
+		r.mu.Lock()
+		r.sentBytes += int64(len(blob))
+		r.mu.Unlock()
+		ectx, cancel := context.WithTimeout(ctx, 2*r.cfg.RoundTimeout+30*time.Second)
+		res, out, err := r.cfg.Transport.Contribute(ectx, agg, mine)
+		cancel()
+		if err != nil {
+			logger().Warn("aggregator unreachable; trying the next replica", "aggregator", agg, "err", err)
+			continue
+		}
+		switch res.Status {
+		case StatusResync:
+			return &ResyncError{From: agg, Reason: res.Reason}
+		case StatusOK:
+		default:
+			return fmt.Errorf("diloco: excluded from round %d: %s", round, res.Reason)
+		}
+		aggPG, err := r.verify(res, out, round, base, blob)
+		if err != nil {
+			return fmt.Errorf("diloco: round %d from %s does not verify: %w", round, agg, err)
+		}
+		return r.finish(res, aggPG, base, steps)
+	}
+	return errors.New("diloco: no aggregator answered")
+}
+
+// finish applies the aggregated pseudo-gradient to theta_0 with the outer step, checks the
+// result against the aggregator's, and makes it the weights. base is the hash of the theta_0
+// the round started from: if a catch-up replaced theta_0 meanwhile, the aggregate no longer
+// applies to it.
+func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps int64) error {
+	r.mu.Lock()
+	if err := r.sameRound(res.Round, base); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	if err := r.outer.Step(r.theta0, aggPG); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	h := r.theta0.Hash()
+	r.hash = h
+	if h != res.NewHash {
+		// theta0 took a step the others did not: this replica's state no longer matches any
+		// round; it stays at the round and resyncs (its next contribution is refused).
+		r.mu.Unlock()
+		return fmt.Errorf("diloco: after round %d my weights hash to %s, the aggregator's to %s", res.Round, short(h), short(res.NewHash))
+	}
+	if err := r.cfg.Weights.SetParams(r.theta0); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	r.round = res.Round + 1
+	r.stepsAtEnd = steps
+	r.ok++
+	r.noteExclusions(res.Round, res.Excluded)
+	r.lastUsed = res.Used
+	if len(res.Used) > 1 {
+		r.shared++
+	}
+	done := Round{Round: res.Round, Steps: steps, Hash: h, Theta0: r.theta0.Clone(), Used: res.Used, Excluded: res.Excluded}
+	r.mu.Unlock()
+	logger().Info("DiLoCo round done", "round", res.Round, "replicas", len(res.Used), "excluded", len(res.Excluded), "hash", short(h))
+	if r.cfg.Finished != nil {
+		r.cfg.Finished(done)
+	}
+	return nil
+}
+
+// noteExclusions records the replicas a round left out; the caller holds r.mu.
+func (r *Replica) noteExclusions(round int64, excluded map[string]string) {
+	for _, p := range slices.Sorted(maps.Keys(excluded)) {
+		r.exclusions = append(r.exclusions, Exclusion{Round: round, Peer: p, Reason: excluded[p]})
+	}
+	if len(r.exclusions) > maxExclusions {
+		r.exclusions = slices.Clone(r.exclusions[len(r.exclusions)-maxExclusions:])
+	}
+}
+
+// sameRound checks that theta_0 is still the one the round started from: a catch-up may have
+// replaced it while the round ran. The caller holds r.mu.
+func (r *Replica) sameRound(round int64, base string) error {
+	if r.round != round || r.hash != base {
+		return fmt.Errorf("diloco: round %d: theta_0 changed while the round ran (caught up to round %d meanwhile)", round, r.round)
+	}
+	return nil
+}
+
+// connectedWait is how often an aggregator looks again at whether the replicas it waits for
+// are still connected (arrivals wake it at once; a disconnect has no event of its own).
+const connectedWait = 250 * time.Millisecond
+
+// aggregate runs a round as its aggregator: it adds its own contribution, waits for every
+// replica's or the round deadline, aggregates, and releases the waiting contributors.
+func (r *Replica) aggregate(ctx context.Context, mine Submission, reps []string) (Outcome, *layers.Params, error) {
+	// Its own contribution enters as the others see it: decoded from the bytes it shows them.
+	pg, err := DecodePseudoGradient(mine.Compression, r.cfg.Specs, mine.Blob)
+	if err != nil {
+		return Outcome{}, nil, err
+	}
+	c := r.collection(mine.Round, mine.Base)
+	r.mu.Lock()
+	if c.busy {
+		// This round was aggregated already (a retry after its outer step failed here): the
+		// contributors were answered with that result, so it stands. Waiting is bounded: a
+		// collection that never closes must not stop this replica's rounds for good.
+		r.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.res, c.agg, c.err
+		case <-ctx.Done():
+			return Outcome{}, nil, ctx.Err()
+		case <-time.After(2 * r.cfg.RoundTimeout):
+			logger().Warn("round's earlier aggregation never finished; dropping it", "round", mine.Round)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.failRound(c, fmt.Errorf("diloco: round %d: an earlier aggregation of it never finished", mine.Round))
+		}
+	}
+	c.busy = true
+	c.got[r.cfg.Self] = Contribution{Peer: r.cfg.Self, Grad: pg}
+	c.blobs[r.cfg.Self] = mine
+	r.mu.Unlock()
+	expected := r.roundPeers(reps, mine.Round)
+	r.mu.Lock()
+	c.expected = expected
+	r.mu.Unlock()
+	deadline := time.NewTimer(r.cfg.RoundTimeout)
+	defer deadline.Stop()
+	recheck := time.NewTicker(connectedWait)
+	defer recheck.Stop()
+wait:
+	for !r.collected(c) {
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.failRound(c, ctx.Err()) // releases the contributors waiting on it
+		case <-deadline.C:
+			logger().Warn("round deadline passed; aggregating without the late replicas", "round", mine.Round)
+			break wait
+		case <-c.arrived:
+		case <-recheck.C:
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.sameRound(mine.Round, mine.Base); err != nil {
+		return r.failRound(c, err)
+	}
+	var cs []Contribution
+	for _, x := range c.got {
+		cs = append(cs, x)
+	}
+	res, err := DefaultAggregator().Aggregate(r.theta0.Specs, cs)
+	if err != nil {
+		return r.failRound(c, err)
+	}
+	// Every replica recomputes this aggregate from the same signed contributions.
+	shown := map[string]Submission{}
+	for p := range c.got {
+		shown[p] = c.blobs[p]
+	}
+	var refs []Ref
+	refs, c.result = resultBlobs(shown)
+	after := r.theta0.Clone()
+	tmp := NewOuter(r.outer.LR, r.outer.Momentum)
+	tmp.SetVelocity(r.outer.Velocity())
+	if err := tmp.Step(after, res.Grad); err != nil {
+		return r.failRound(c, err)
+	}
+	for p, why := range c.rejected {
+		if _, ok := c.got[p]; !ok {
+			res.Excluded[p] = why
+		}
+	}
+	for p, why := range res.Excluded {
+		logger().Warn("replica excluded from the round", "round", mine.Round, "peer", p, "reason", why)
+	}
+	c.res = Outcome{Round: mine.Round, Status: StatusOK, Used: res.Used, Excluded: res.Excluded, NewHash: after.Hash(), Contributions: refs}
+	if r.cfg.Consumed != nil {
+		for _, p := range res.Used { // the aggregator consumed each contribution it used
+			if p != r.cfg.Self {
+				r.cfg.Consumed(p)
+			}
+		}
+	}
+	c.agg = res.Grad
+	r.closeCollection(c)
+	return c.res, c.agg, nil
+}
+
+// failRound ends a collection with an error, releasing the waiting contributors; the caller
+// holds r.mu.
+func (r *Replica) failRound(c *collection, err error) (Outcome, *layers.Params, error) {
+	c.err = err
+	r.closeCollection(c)
+	return Outcome{}, nil, err
+}
+
+// closeCollection releases c's waiting contributors (once) and forgets it, unless a newer
+// round's collection took its place meanwhile; the caller holds r.mu.
+func (r *Replica) closeCollection(c *collection) {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	if r.collect == c {
+		r.collect = nil
+	}
+}
+
+// collected tells whether every expected replica has answered (or cannot be reached).
+func (r *Replica) collected(c *collection) bool {
+	r.mu.Lock()
+	var missing []string
+	for _, p := range c.expected {
+		_, got := c.got[p]
+		_, refused := c.rejected[p]
+		if !got && !refused {
+			missing = append(missing, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range missing {
+		if r.cfg.Membership.Connected(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// collection returns the round's collection, making it on first use.
+func (r *Replica) collection(round int64, base string) *collection {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.collect; c != nil && c.round == round && c.base == base {
+		return c
+	}
+	c := &collection{round: round, base: base, got: map[string]Contribution{}, rejected: map[string]string{},
+		blobs: map[string]Submission{}, arrived: make(chan struct{}, 1), done: make(chan struct{})}
+	r.collect = c
+	return c
+}
+
+// Accept takes a replica's contribution when this replica aggregates the round, and waits for
+// the round's outcome. ErrBehind: the contributor is at a newer round than this replica.
+func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcome, []byte, error) {
+	r.mu.Lock()
+	round, base := r.round, r.hash
+	r.mu.Unlock()
+	if s.Round > round {
+		return Outcome{}, nil, fmt.Errorf("%w: at round %d, the contribution is for %d", ErrBehind, round, s.Round)
+	}
+	if s.Round != round || s.Base != base {
+		// Answered for this round: the aggregator stops waiting for it.
+		c := r.collection(round, base)
+		r.mu.Lock()
+		if _, ok := c.got[from]; !ok {
+			c.rejected[from] = "behind: resyncing"
+			c.signal()
+		}
+		r.mu.Unlock()
+		return Outcome{Round: round, Status: StatusResync,
+			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", s.Round, short(s.Base), round, short(base))}, nil, nil
+	}
+	c := r.collection(round, base)
+	pg, err := DecodePseudoGradient(s.Compression, r.cfg.Specs, s.Blob)
+	if set := r.cfg.Settings(); err == nil && (s.OuterLR != set.OuterLR || s.OuterMomentum != set.OuterMomentum) {
+		err = fmt.Errorf("%w: made for an outer step of lr %g, momentum %g; this span's replicas use lr %g, momentum %g",
+			ErrRejected, s.OuterLR, s.OuterMomentum, set.OuterLR, set.OuterMomentum)
+	}
+	if err == nil {
+		err = r.checkSigned(from, round, base, s.Blob, s.Sig)
+	}
+	if err != nil {
+		r.mu.Lock()
+		c.rejected[from] = err.Error()
+		c.signal()
+		r.mu.Unlock()
+		logger().Warn("replica's pseudo-gradient refused", "round", round, "peer", from, "reason", err)
+		return Outcome{Round: round, Status: StatusExcluded, Reason: err.Error()}, nil, nil
+	}
+	r.mu.Lock()
+	c.got[from] = Contribution{Peer: from, Grad: pg}
+	c.blobs[from] = s
+	c.signal()
+	r.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return Outcome{}, nil, ctx.Err()
+	}
+	if c.err != nil {
+		return Outcome{}, nil, c.err
+	}
+	res := c.res
+	if why, out := res.Excluded[from]; out {
+		res.Status, res.Reason = StatusResync, "excluded: "+why
+		return res, nil, nil
+	}
+	if !slices.Contains(res.Used, from) {
+		res.Status, res.Reason = StatusResync, "arrived after the round closed"
+		return res, nil, nil
+	}
+	r.mu.Lock()
+	r.sentBytes += int64(len(c.result))
+	tamper := r.tamperResult
+	r.mu.Unlock()
+	if tamper != nil {
+		return res, tamper(slices.Clone(c.result)), nil
+	}
+	return res, c.result, nil
+}
+
+func short(h string) string { return h[:min(12, len(h))] }
