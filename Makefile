@@ -8,9 +8,10 @@ RACE_PKGS := ./p2p/... ./coverage/... ./pipeline/... ./node/... ./nodeapi/... ./
 PLAIN_PKGS := ./layers/... ./diloco/...
 # The model-training test of diloco runs without it too (its round logic runs under it).
 RACE_SKIP := TestReplicasAgreeAfterEveryRound
-# Long training tests whose code paths the race-run DiLoCo and late-joiner tests already cover:
-# under the race detector the pure-Go backend runs about 20x slower, so these run without it.
-SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas
+# Long training tests through real hosts: the round's logic runs under the race detector in
+# diloco's in-memory tests, and the node's concurrent glue in the node tests that stay, so
+# these run without it (under it the model trains about 20x slower).
+SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas
 FUZZTIME ?= 20s
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)

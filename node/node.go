@@ -120,14 +120,6 @@ func (n *Node) APIPort() int {
 // CheckDataDir reports whether the data dir can be written.
 func (n *Node) CheckDataDir() error { return checkWritable(n.cfg.DataDir) }
 
-// modelHash is the hash of the held span's weights ("" before Start).
-func (n *Node) modelHash() string {
-	if st := n.Stage(); st != nil {
-		return st.Hash()
-	}
-	return ""
-}
-
 // Attach gives the node its frontend; call it before Start. The frontend listens on the
 // Config's API host and port once the node runs, and is closed first.
 func (n *Node) Attach(f Frontend) { n.front = f }

@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
-	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/p2p"
@@ -136,18 +135,6 @@ func (n *Node) roundLoop() {
 			n.replica.Skip(steps, true) // try again after H more steps
 		}
 	}
-}
-
-// recentExclusions lists the replicas rounds left out, newest first.
-func (n *Node) recentExclusions() []apitypes.Exclusion {
-	if n.replica == nil {
-		return nil
-	}
-	var out []apitypes.Exclusion
-	for _, e := range n.replica.Exclusions() {
-		out = append(out, apitypes.Exclusion{Round: e.Round, Peer: e.Peer, Reason: e.Reason})
-	}
-	return out
 }
 
 // exchange carries contributions over /neuroshard/exchange-gradient/1.0.0.

@@ -519,3 +519,15 @@ func TestShortRoundsStillAverageBothReplicas(t *testing.T) {
 		}
 	}
 }
+
+// recentExclusions lists the replicas rounds left out, newest first.
+func (n *Node) recentExclusions() []apitypes.Exclusion {
+	if n.replica == nil {
+		return nil
+	}
+	var out []apitypes.Exclusion
+	for _, e := range n.replica.Exclusions() {
+		out = append(out, apitypes.Exclusion{Round: e.Round, Peer: e.Peer, Reason: e.Reason})
+	}
+	return out
+}

@@ -2,33 +2,18 @@ package node
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/nodeapi"
 )
 
-// TrainingReport is what a replica gossips after each round (and every reportInterval): its
-// span, round, weights hash and loss, so anyone can check that training works.
-type TrainingReport struct {
-	Model  string  `json:"model"`
-	First  int     `json:"first"`
-	Last   int     `json:"last"`
-	Round  int64   `json:"round"`
-	Hash   string  `json:"hash"`
-	Loss   float64 `json:"loss"`
-	Steps  int64   `json:"steps"`
-	Tokens int64   `json:"tokens"`
-	Shard  int     `json:"shard"`
-	Time   int64   `json:"time"` // unix seconds
-}
+// TrainingReport is what a replica gossips after each round (and every reportInterval).
+type TrainingReport = diloco.Report
 
 // reportInterval republishes the node's report so late joiners learn it.
 const reportInterval = 10 * time.Second
@@ -41,13 +26,7 @@ func (n *Node) trainingTopic() string { return "/neuroshard/training/1.0.0/" + n
 // validReport is the topic's validator: a well-formed report for this model.
 func (n *Node) validReport(from peer.ID, data []byte) bool {
 	var r TrainingReport
-	if len(data) > 4096 || json.Unmarshal(data, &r) != nil {
-		return false
-	}
-	h, err := hex.DecodeString(r.Hash)
-	return err == nil && len(h) == 32 && r.Model == n.model.Name && r.First >= 0 && r.Last >= r.First &&
-		r.Last < n.model.Layers && r.Round >= 0 && r.Steps >= 0 && r.Tokens >= 0 && r.Shard >= 0 &&
-		!math.IsNaN(r.Loss) && r.Loss >= 0 && r.Loss < 1e3
+	return len(data) <= 4096 && json.Unmarshal(data, &r) == nil && r.Valid(n.model.Name, n.model.Layers)
 }
 
 type reports struct {
@@ -131,165 +110,21 @@ func (n *Node) publishTraining() {
 	}
 }
 
-// lossTrend compares the first and second halves of a loss history.
-func lossTrend(ls []float64) string {
-	if len(ls) < 4 {
-		return "unknown"
+// Training is the node's training as the API shows it: the gossiped reports, the round, the
+// inner steps.
+func (n *Node) Training() nodeapi.TrainingView {
+	v := nodeapi.TrainingView{Reports: map[peer.ID]nodeapi.ReportSeen{}, Round: n.roundState(), Loss: float64(n.recentLoss())}
+	if n.replica != nil {
+		v.Exclusions = n.replica.Exclusions()
 	}
-	a, b := 0.0, 0.0
-	half := len(ls) / 2
-	for _, x := range ls[:half] {
-		a += x
-	}
-	for _, x := range ls[half:] {
-		b += x
-	}
-	a, b = a/float64(half), b/float64(len(ls)-half)
-	switch {
-	case b < a*0.99:
-		return "improving"
-	case b > a*1.01:
-		return "worsening"
-	}
-	return "stable"
-}
-
-// TrainingGlobal implements httpapi.Backend from the gossiped reports and the node's state.
-func (n *Node) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
-	g := apitypes.TrainingGlobal{DataShardsCovered: []int{}, GlobalMinLoss: math.Inf(1)}
 	n.reports.mu.Lock()
-	current := map[peer.ID]TrainingReport{}
 	for p, ra := range n.reports.by {
-		if time.Since(ra.at) < reportTTL {
-			current[p] = ra.r
-		}
+		v.Reports[p] = nodeapi.ReportSeen{Report: ra.r, At: ra.at, Fresh: time.Since(ra.at) < reportTTL}
 	}
-	trend := lossTrend(n.reports.mine)
+	v.MyLosses = slices.Clone(n.reports.mine)
 	n.reports.mu.Unlock()
-	// Hash agreement: within each span, replicas at the span's newest round that share the
-	// most common hash, over all replicas at that round.
-	type key struct{ first, last int }
-	bySpan := map[key][]TrainingReport{}
-	shards := map[int]bool{}
-	sum := 0.0
-	for _, r := range current {
-		bySpan[key{r.First, r.Last}] = append(bySpan[key{r.First, r.Last}], r)
-		sum += r.Loss
-		g.GlobalMinLoss = math.Min(g.GlobalMinLoss, r.Loss)
-		g.GlobalSteps += r.Steps
-		g.GlobalTokens += r.Tokens
-		shards[r.Shard] = true
-	}
-	agree, total := 0, 0
-	for _, rs := range bySpan {
-		newest := int64(-1)
-		for _, r := range rs {
-			newest = max(newest, r.Round)
-		}
-		counts := map[string]int{}
-		n := 0
-		for _, r := range rs {
-			if r.Round == newest {
-				counts[r.Hash]++
-				n++
-			}
-		}
-		best := 0
-		for _, c := range counts {
-			best = max(best, c)
-		}
-		agree += best
-		total += n
-	}
-	if len(current) > 0 {
-		g.GlobalAvgLoss = sum / float64(len(current))
-	} else {
-		g.GlobalMinLoss = 0
-	}
-	if total > 0 {
-		g.HashAgreementRate = float64(agree) / float64(total)
-	}
-	for s := range shards {
-		g.DataShardsCovered = append(g.DataShardsCovered, s)
-	}
-	slices.Sort(g.DataShardsCovered)
-	g.TotalNodesTraining = len(current)
-	rs := n.roundState()
-	g.SuccessfulSyncs, g.FailedSyncs = rs.OK, rs.Failed
-	rounds, stepsAtEnd := rs.Round, rs.StepsAtEnd
-	if g.SuccessfulSyncs+g.FailedSyncs > 0 {
-		g.SyncSuccessRate = float64(g.SuccessfulSyncs) / float64(g.SuccessfulSyncs+g.FailedSyncs)
-	}
-	g.LossTrend = trend
-	g.IsConverging = total > 0 && g.HashAgreementRate == 1
-	g.TrainingVerified = g.IsConverging && trend == "improving" && rounds > 0
-	s := n.settings.Get().Training
 	n.train.mu.Lock()
-	inner, driving := n.train.innerSteps, n.train.driving
+	v.InnerSteps, v.Driving = n.train.innerSteps, n.train.driving
 	n.train.mu.Unlock()
-	g.Local = apitypes.TrainingLocal{NodeID: n.ID(), TrainingRounds: rounds, CurrentLoss: float64(n.recentLoss()),
-		IsTraining: s.Enabled && (driving || inner > 0), ModelHash: n.modelHash()}
-	g.DiLoCo = apitypes.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
-		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds,
-		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, RecentExclusions: n.recentExclusions()}
-	return g
-}
-
-// TrainingVerify implements httpapi.Backend: a yes/no answer with the reason.
-func (n *Node) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
-	g := n.TrainingGlobal(ctx)
-	m := map[string]any{"loss_trend": g.LossTrend, "hash_agreement": fmt.Sprintf("%.1f%%", 100*g.HashAgreementRate), "global_loss": g.GlobalAvgLoss}
-	switch {
-	case g.TrainingVerified:
-		return apitypes.TrainingVerify{IsWorking: true, Reason: "Training verified! Loss is decreasing and network is converging.", Metrics: m}
-	case g.TotalNodesTraining == 0:
-		return apitypes.TrainingVerify{Reason: "No training reports yet.", Metrics: m, Action: "Wait for the first DiLoCo round, or check that training is enabled (PATCH /api/v1/config)."}
-	case !g.IsConverging:
-		return apitypes.TrainingVerify{Reason: fmt.Sprintf("Network NOT converging! Only %.1f%% hash agreement.", 100*g.HashAgreementRate), Metrics: m,
-			Action: "Nodes have diverged. Check gradient sync is working."}
-	case g.Local.TrainingRounds == 0:
-		return apitypes.TrainingVerify{Reason: "No DiLoCo round completed yet.", Metrics: m, Action: "Wait for the first outer step."}
-	}
-	return apitypes.TrainingVerify{Reason: fmt.Sprintf("Loss is %s, not improving.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
-}
-
-// TrainingStatus is the training section of /status: the node's rounds (epochs), inner steps
-// and recent loss; absent before the node has trained.
-func (n *Node) TrainingStatus() *apitypes.TrainingStatus {
-	n.train.mu.Lock()
-	steps := n.train.innerSteps
-	n.train.mu.Unlock()
-	rs := n.roundState()
-	rounds, sent := rs.Round, rs.SentBytes
-	if steps == 0 && rounds == 0 {
-		return nil
-	}
-	tr := n.settings.Get().Training
-	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: rounds, Step: steps, Loss: float64(n.recentLoss()),
-		Compression: tr.Compression, ExchangeBytesSent: sent}
-}
-
-// NewestRound is the highest round any fresh report (this node's included) names.
-func (n *Node) NewestRound() int64 {
-	n.reports.mu.Lock()
-	defer n.reports.mu.Unlock()
-	newest := int64(0)
-	for _, ra := range n.reports.by {
-		if time.Since(ra.at) < reportTTL {
-			newest = max(newest, ra.r.Round)
-		}
-	}
-	return newest
-}
-
-// PeerReports is the latest training report of each peer (this node's included) and when it
-// came.
-func (n *Node) PeerReports() map[peer.ID]nodeapi.PeerTraining {
-	n.reports.mu.Lock()
-	defer n.reports.mu.Unlock()
-	out := make(map[peer.ID]nodeapi.PeerTraining, len(n.reports.by))
-	for p, ra := range n.reports.by {
-		out[p] = nodeapi.PeerTraining{Round: ra.r.Round, Loss: ra.r.Loss, At: ra.at, Fresh: time.Since(ra.at) < reportTTL}
-	}
-	return out
+	return v
 }

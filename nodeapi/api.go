@@ -36,7 +36,7 @@ func (a *API) Status(ctx context.Context) apitypes.Status {
 		Role:          roleOf(span.Indices(), a.model.Layers),
 		Layers:        span.Indices(),
 		PeerCount:     len(a.host.Peers()),
-		Training:      a.node.TrainingStatus(),
+		Training:      a.trainingStatus(),
 		Resources:     apitypes.Resources{CPUPercent: a.cpu.percent(), RAMUsed: residentBytes()},
 		Multiaddrs:    a.host.Addrs(),
 		Model:         a.model.Name,
@@ -154,8 +154,8 @@ func (a *API) Network(ctx context.Context) apitypes.Network {
 	}
 	m := a.model
 	var tr *apitypes.NetworkTraining
-	if g := a.node.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
-		tr = &apitypes.NetworkTraining{Epoch: a.node.NewestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
+	if g := a.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
+		tr = &apitypes.NetworkTraining{Epoch: a.newestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
 	}
 	return apitypes.Network{
 		Training: tr,

@@ -43,9 +43,9 @@ func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
 		v.Status, v.LastSeen, v.AgentVersion = "online", now.Format(time.RFC3339), p.AgentVersion
 		v.LatencyMS = float64(p.Latency.Microseconds()) / 1000
 	}
-	for p, pt := range a.node.PeerReports() {
+	for p, pt := range a.node.Training().Reports {
 		v := view(p.String())
-		v.Round, v.Loss = pt.Round, pt.Loss
+		v.Round, v.Loss = pt.Report.Round, pt.Report.Loss
 		if pt.Fresh {
 			v.Status = "online"
 			if v.LastSeen == "" {

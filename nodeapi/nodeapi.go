@@ -14,9 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/coverage"
-	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
@@ -28,8 +26,8 @@ import (
 
 func logger() *slog.Logger { return slog.Default().With("pkg", "nodeapi") }
 
-// Node is what the API asks of the node itself: who it is, its state, and its training (the
-// DiLoCo round still lives in the node). node.Node implements it.
+// Node is what the API asks of the node itself: who it is, its state, and its training.
+// node.Node implements it.
 type Node interface {
 	ID() string
 	State() string      // created, starting, running, stopping, stopped
@@ -38,19 +36,7 @@ type Node interface {
 	Stage() *layers.Stage // nil before Start
 	APIPort() int
 	CheckDataDir() error // nil when the data dir is writable
-	TrainingStatus() *apitypes.TrainingStatus
-	TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal
-	TrainingVerify(ctx context.Context) apitypes.TrainingVerify
-	NewestRound() int64
-	PeerReports() map[peer.ID]PeerTraining
-}
-
-// PeerTraining is the latest training report heard from one peer.
-type PeerTraining struct {
-	Round int64
-	Loss  float64
-	At    time.Time
-	Fresh bool // recent enough to count the peer as training
+	Training() TrainingView
 }
 
 // Config is the node and the parts the API answers from.
@@ -134,13 +120,3 @@ func (a *API) Close() error {
 
 // Failover counts a stage replaced mid-request (the pipeline calls it).
 func (a *API) Failover() { a.metrics.failover() }
-
-// TrainingGlobal implements httpapi.Backend: the network's training, from the node's view.
-func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
-	return a.node.TrainingGlobal(ctx)
-}
-
-// TrainingVerify implements httpapi.Backend: whether training works, and why (not).
-func (a *API) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
-	return a.node.TrainingVerify(ctx)
-}

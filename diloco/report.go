@@ -1,0 +1,53 @@
+package diloco
+
+import (
+	"encoding/hex"
+	"math"
+)
+
+// Report is what a replica gossips after each round (and every few seconds): its span, round,
+// weights hash and loss, so anyone can check that training works: replicas of a span at one
+// round share a hash, and the loss falls.
+type Report struct {
+	Model  string  `json:"model"`
+	First  int     `json:"first"`
+	Last   int     `json:"last"`
+	Round  int64   `json:"round"`
+	Hash   string  `json:"hash"`
+	Loss   float64 `json:"loss"`
+	Steps  int64   `json:"steps"`
+	Tokens int64   `json:"tokens"`
+	Shard  int     `json:"shard"`
+	Time   int64   `json:"time"` // unix seconds
+}
+
+// Valid tells whether a report is well formed for a model of the given layer count.
+func (r Report) Valid(model string, layers int) bool {
+	h, err := hex.DecodeString(r.Hash)
+	return err == nil && len(h) == 32 && r.Model == model && r.First >= 0 && r.Last >= r.First &&
+		r.Last < layers && r.Round >= 0 && r.Steps >= 0 && r.Tokens >= 0 && r.Shard >= 0 &&
+		!math.IsNaN(r.Loss) && r.Loss >= 0 && r.Loss < 1e3
+}
+
+// LossTrend compares the first and second halves of a loss history.
+func LossTrend(ls []float64) string {
+	if len(ls) < 4 {
+		return "unknown"
+	}
+	a, b := 0.0, 0.0
+	half := len(ls) / 2
+	for _, x := range ls[:half] {
+		a += x
+	}
+	for _, x := range ls[half:] {
+		b += x
+	}
+	a, b = a/float64(half), b/float64(len(ls)-half)
+	switch {
+	case b < a*0.99:
+		return "improving"
+	case b > a*1.01:
+		return "worsening"
+	}
+	return "stable"
+}

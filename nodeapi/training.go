@@ -1,0 +1,159 @@
+package nodeapi
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+)
+
+// TrainingGlobal implements httpapi.Backend from the gossiped reports and the node's state.
+func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
+	v := a.node.Training()
+	g := apitypes.TrainingGlobal{DataShardsCovered: []int{}, GlobalMinLoss: math.Inf(1)}
+	current := map[peer.ID]diloco.Report{}
+	for p, rs := range v.Reports {
+		if rs.Fresh {
+			current[p] = rs.Report
+		}
+	}
+	trend := diloco.LossTrend(v.MyLosses)
+	// Hash agreement: within each span, replicas at the span's newest round that share the
+	// most common hash, over all replicas at that round.
+	type key struct{ first, last int }
+	bySpan := map[key][]diloco.Report{}
+	shards := map[int]bool{}
+	sum := 0.0
+	for _, r := range current {
+		bySpan[key{r.First, r.Last}] = append(bySpan[key{r.First, r.Last}], r)
+		sum += r.Loss
+		g.GlobalMinLoss = math.Min(g.GlobalMinLoss, r.Loss)
+		g.GlobalSteps += r.Steps
+		g.GlobalTokens += r.Tokens
+		shards[r.Shard] = true
+	}
+	agree, total := 0, 0
+	for _, rs := range bySpan {
+		newest := int64(-1)
+		for _, r := range rs {
+			newest = max(newest, r.Round)
+		}
+		counts := map[string]int{}
+		n := 0
+		for _, r := range rs {
+			if r.Round == newest {
+				counts[r.Hash]++
+				n++
+			}
+		}
+		best := 0
+		for _, c := range counts {
+			best = max(best, c)
+		}
+		agree += best
+		total += n
+	}
+	if len(current) > 0 {
+		g.GlobalAvgLoss = sum / float64(len(current))
+	} else {
+		g.GlobalMinLoss = 0
+	}
+	if total > 0 {
+		g.HashAgreementRate = float64(agree) / float64(total)
+	}
+	for s := range shards {
+		g.DataShardsCovered = append(g.DataShardsCovered, s)
+	}
+	slices.Sort(g.DataShardsCovered)
+	g.TotalNodesTraining = len(current)
+	rs := v.Round
+	g.SuccessfulSyncs, g.FailedSyncs = rs.OK, rs.Failed
+	rounds, stepsAtEnd := rs.Round, rs.StepsAtEnd
+	if g.SuccessfulSyncs+g.FailedSyncs > 0 {
+		g.SyncSuccessRate = float64(g.SuccessfulSyncs) / float64(g.SuccessfulSyncs+g.FailedSyncs)
+	}
+	g.LossTrend = trend
+	g.IsConverging = total > 0 && g.HashAgreementRate == 1
+	g.TrainingVerified = g.IsConverging && trend == "improving" && rounds > 0
+	s := a.settings.Get().Training
+	inner, driving := v.InnerSteps, v.Driving
+	g.Local = apitypes.TrainingLocal{NodeID: a.node.ID(), TrainingRounds: rounds, CurrentLoss: v.Loss,
+		IsTraining: s.Enabled && (driving || inner > 0), ModelHash: a.modelHash()}
+	g.DiLoCo = apitypes.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
+		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds,
+		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, RecentExclusions: exclusions(v.Exclusions)}
+	return g
+}
+
+// TrainingVerify implements httpapi.Backend: a yes/no answer with the reason.
+func (a *API) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
+	g := a.TrainingGlobal(ctx)
+	m := map[string]any{"loss_trend": g.LossTrend, "hash_agreement": fmt.Sprintf("%.1f%%", 100*g.HashAgreementRate), "global_loss": g.GlobalAvgLoss}
+	switch {
+	case g.TrainingVerified:
+		return apitypes.TrainingVerify{IsWorking: true, Reason: "Training verified! Loss is decreasing and network is converging.", Metrics: m}
+	case g.TotalNodesTraining == 0:
+		return apitypes.TrainingVerify{Reason: "No training reports yet.", Metrics: m, Action: "Wait for the first DiLoCo round, or check that training is enabled (PATCH /api/v1/config)."}
+	case !g.IsConverging:
+		return apitypes.TrainingVerify{Reason: fmt.Sprintf("Network NOT converging! Only %.1f%% hash agreement.", 100*g.HashAgreementRate), Metrics: m,
+			Action: "Nodes have diverged. Check gradient sync is working."}
+	case g.Local.TrainingRounds == 0:
+		return apitypes.TrainingVerify{Reason: "No DiLoCo round completed yet.", Metrics: m, Action: "Wait for the first outer step."}
+	}
+	return apitypes.TrainingVerify{Reason: fmt.Sprintf("Loss is %s, not improving.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
+}
+
+// exclusions are the replicas rounds left out, for the API.
+func exclusions(ex []diloco.Exclusion) []apitypes.Exclusion {
+	out := make([]apitypes.Exclusion, 0, len(ex))
+	for _, e := range ex {
+		out = append(out, apitypes.Exclusion{Round: e.Round, Peer: e.Peer, Reason: e.Reason})
+	}
+	return out
+}
+
+// TrainingView is the node's training as the API shows it.
+type TrainingView struct {
+	Reports    map[peer.ID]ReportSeen // the latest report of each peer, this node's included
+	MyLosses   []float64              // the losses this node reported, oldest first
+	Round      diloco.State
+	Exclusions []diloco.Exclusion // newest first
+	InnerSteps int64
+	Driving    bool // this node runs training micro-batches through a route now
+	Loss       float64
+}
+
+// ReportSeen is one peer's latest training report and when it came.
+type ReportSeen struct {
+	Report diloco.Report
+	At     time.Time
+	Fresh  bool // recent enough to count the peer as training
+}
+
+// trainingStatus is the training section of /status: the node's rounds (epochs), inner steps
+// and recent loss; absent before the node has trained.
+func (a *API) trainingStatus() *apitypes.TrainingStatus {
+	v := a.node.Training()
+	if v.InnerSteps == 0 && v.Round.Round == 0 {
+		return nil
+	}
+	tr := a.settings.Get().Training
+	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: v.Round.Round, Step: v.InnerSteps, Loss: v.Loss,
+		Compression: tr.Compression, ExchangeBytesSent: v.Round.SentBytes}
+}
+
+// newestRound is the highest round any fresh report (this node's included) names.
+func (a *API) newestRound() int64 {
+	newest := int64(0)
+	for _, rs := range a.node.Training().Reports {
+		if rs.Fresh {
+			newest = max(newest, rs.Report.Round)
+		}
+	}
+	return newest
+}
