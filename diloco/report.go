@@ -51,3 +51,24 @@ func LossTrend(ls []float64) string {
 	}
 	return "stable"
 }
+
+// Majority is the weights hash most of the reports name for a span's round, each report one
+// vote; ok is false when no report names that round, or when the top hashes tie.
+func Majority(reports []Report, first, last int, round int64) (hash string, votes int, ok bool) {
+	count := map[string]int{}
+	for _, r := range reports {
+		if r.First == first && r.Last == last && r.Round == round {
+			count[r.Hash]++
+		}
+	}
+	tie := false
+	for h, c := range count {
+		switch {
+		case c > votes:
+			hash, votes, tie = h, c, false
+		case c == votes:
+			tie = true
+		}
+	}
+	return hash, votes, votes > 0 && !tie
+}

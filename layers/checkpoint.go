@@ -140,3 +140,14 @@ func LoadCheckpoint(path string, cfg Config, span Span) (CheckpointMeta, *Params
 	defer f.Close()
 	return DecodeParams(bufio.NewReaderSize(f, 1<<16), cfg, span)
 }
+
+// MaxCheckpointBytes bounds a span's encoded checkpoint: its float32 weights twice over (the
+// encoding with its names and dims stays well under that) plus room for the header. A peer
+// offering more is refused before any of it is read.
+func (c Config) MaxCheckpointBytes(span Span) int64 {
+	var n int64
+	for _, s := range c.ParamSpecs(span) {
+		n += int64(s.Size())
+	}
+	return 8*n + 1<<20
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
@@ -31,30 +32,20 @@ func (n *Node) newerReplica() (peer.ID, bool) {
 	return from, from != ""
 }
 
-// majorityHash is the weights hash most replicas of the span gossip for a round; each
-// replica's latest report is one vote, the checkpoint's sender included. ok is false when no
-// replica reported that round, or when the top hashes tie. A joiner trusts a checkpoint only
-// if its hash is the majority's, so one lying replica cannot hand it bad weights.
+// majorityHash is the weights hash most replicas of the span gossip for a round (each
+// replica's latest fresh report is one vote, the checkpoint's sender included); ok is false
+// with no vote or a tie. A joiner trusts a checkpoint only if its hash is the majority's, so
+// one lying replica cannot hand it bad weights.
 func (n *Node) majorityHash(span layers.Span, round int64) (hash string, votes int, ok bool) {
-	count := map[string]int{}
+	var rs []diloco.Report
 	n.reports.mu.Lock()
 	for p, ra := range n.reports.by {
-		r := ra.r
-		if p != n.host.ID() && r.First == span.First && r.Last == span.Last && r.Round == round && time.Since(ra.at) < reportTTL {
-			count[r.Hash]++
+		if p != n.host.ID() && time.Since(ra.at) < reportTTL {
+			rs = append(rs, ra.r)
 		}
 	}
 	n.reports.mu.Unlock()
-	tie := false
-	for h, c := range count {
-		switch {
-		case c > votes:
-			hash, votes, tie = h, c, false
-		case c == votes:
-			tie = true
-		}
-	}
-	return hash, votes, votes > 0 && !tie
+	return diloco.Majority(rs, span.First, span.Last, round)
 }
 
 // catchUp resyncs from a replica that gossips a newer round of the node's span: the node
@@ -224,18 +215,8 @@ func (n *Node) admitCheckpoint(from peer.ID, put p2p.CheckpointPut) error {
 	if want, _, ok := n.majorityHash(span, put.Round); !ok || want != put.Hash {
 		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %s for round %d", short12(put.Hash), put.Round)}
 	}
-	if limit := maxCheckpointSize(n.model, span); put.Size > limit {
+	if limit := n.model.MaxCheckpointBytes(span); put.Size > limit {
 		return &p2p.RemoteError{Code: "TOO_LARGE", Message: fmt.Sprintf("a checkpoint of layers %s is at most %d bytes, %d offered", span, limit, put.Size)}
 	}
 	return nil
-}
-
-// maxCheckpointSize bounds a span's checkpoint: its float32 weights twice over (the encoding
-// with its names and dims stays well under that) plus room for the header.
-func maxCheckpointSize(cfg layers.Config, span layers.Span) int64 {
-	var n int64
-	for _, s := range cfg.ParamSpecs(span) {
-		n += int64(s.Size())
-	}
-	return 8*n + 1<<20
 }

@@ -1,5 +1,3 @@
-// Package node is the NeuroShard node: it builds every part (p2p host, model, API) from a
-// Config, owns their lifecycle, assigns the layers the node holds and wires the parts together.
 package node
 
 import (

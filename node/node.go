@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/diloco/replicanet"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
@@ -259,7 +260,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.host.ServeForward(n.pipe.ServeForward)
 	n.host.ServeTrain(n.serveTrain)
-	n.host.ServeExchange(n.serveExchange)
+	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, n.catchUpFrom))
 	n.host.ServeCheckpoints(n.serveCheckpoint)
 	n.host.ServeCheckpointPut(n.admitCheckpoint, n.takeCheckpoint)
 	n.host.SetAnnounced(n.layerKeys(span))
@@ -306,7 +307,11 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 			replicas[i] = lc.Replicas
 		}
 	}
-	return ChooseSpan(n.model, replicas, budget)
+	span, err := coverage.ChooseSpan(n.model, replicas, budget)
+	if errors.Is(err, coverage.ErrNoSpanFits) {
+		err = fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return span, err
 }
 
 // Close stops the API, the p2p host and every background loop.

@@ -3,17 +3,14 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/diloco/replicanet"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
-	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // The node's part of the DiLoCo round: the round itself is diloco.Replica; the node gives it
@@ -29,8 +26,10 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 	first := st.Span().First
 	n.replica = diloco.NewReplica(diloco.ReplicaConfig{
 		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: st,
-		Transport: exchange{n}, Membership: members{n}, Signer: keySigner{n.key},
-		Settings: n.roundSettings, Loss: n.recentLoss, RoundTimeout: n.cfg.RoundTimeout, Round: round,
+		Transport:  replicanet.Transport{Host: n.host, Span: n.heldSpan},
+		Membership: replicanet.Members{Host: n.host, Holders: n.replicas, RoundOf: n.gossipedRound},
+		Signer:     replicanet.Signer{Key: n.key},
+		Settings:   n.roundSettings, Loss: n.recentLoss, RoundTimeout: n.cfg.RoundTimeout, Round: round,
 		Finished: n.roundFinished,
 		Consumed: func(p string) {
 			if id, err := peer.Decode(p); err == nil {
@@ -43,6 +42,22 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 			}
 		},
 	})
+}
+
+// heldSpan is the model and span this node's replica trains.
+func (n *Node) heldSpan() replicanet.Span {
+	return replicanet.Span{Model: n.model.Name, Span: n.Span()}
+}
+
+// gossipedRound is the round a peer last gossiped, if it did within reportTTL.
+func (n *Node) gossipedRound(p peer.ID) (int64, bool) {
+	n.reports.mu.Lock()
+	defer n.reports.mu.Unlock()
+	ra, ok := n.reports.by[p]
+	if !ok || time.Since(ra.at) >= reportTTL {
+		return 0, false
+	}
+	return ra.r.Round, true
 }
 
 // roundState is the replica's progress (zero before the node holds a span).
@@ -135,102 +150,6 @@ func (n *Node) roundLoop() {
 			n.replica.Skip(steps, true) // try again after H more steps
 		}
 	}
-}
-
-// exchange carries contributions over /neuroshard/exchange-gradient/1.0.0.
-type exchange struct{ n *Node }
-
-func (x exchange) Contribute(ctx context.Context, to string, s diloco.Submission) (diloco.Outcome, []byte, error) {
-	id, err := peer.Decode(to)
-	if err != nil {
-		return diloco.Outcome{}, nil, err
-	}
-	span := x.n.Span()
-	req := p2p.ExchangeRequest{Model: x.n.model.Name, First: span.First, Last: span.Last, Round: s.Round, BaseHash: s.Base,
-		Compression: byte(s.Compression), Loss: s.Loss, Sig: s.Sig, OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum}
-	res, data, err := x.n.host.Exchange(ctx, id, req, s.Blob)
-	if err != nil {
-		return diloco.Outcome{}, nil, err
-	}
-	out := diloco.Outcome{Round: res.Round, Status: res.Status, Reason: res.Reason, Used: res.Used, Excluded: res.Excluded, NewHash: res.NewHash}
-	for _, c := range res.Contributions {
-		out.Contributions = append(out.Contributions, diloco.Ref{Peer: c.Peer, Compression: diloco.Compression(c.Compression), Sig: c.Sig, Size: c.Size})
-	}
-	return out, data, nil
-}
-
-// serveExchange receives a replica's contribution when this node aggregates the round.
-func (n *Node) serveExchange(ctx context.Context, from peer.ID, req p2p.ExchangeRequest, blob []byte) (p2p.ExchangeResult, []byte, error) {
-	st := n.Stage()
-	if st == nil || n.replica == nil || req.Model != n.model.Name || (layers.Span{First: req.First, Last: req.Last}) != st.Span() {
-		return p2p.ExchangeResult{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
-	}
-	sub := diloco.Submission{Round: req.Round, Base: req.BaseHash, Compression: diloco.Compression(req.Compression), Loss: req.Loss,
-		Sig: req.Sig, Blob: blob, OuterLR: req.OuterLR, OuterMomentum: req.OuterMomentum}
-	res, data, err := n.replica.Accept(ctx, from.String(), sub)
-	if errors.Is(err, diloco.ErrBehind) {
-		// This node is the one behind: it catches up, and the contributor asks another.
-		go n.catchUpFrom(from)
-		return p2p.ExchangeResult{}, nil, &p2p.RemoteError{Code: "BEHIND", Message: err.Error()}
-	}
-	if err != nil {
-		return p2p.ExchangeResult{}, nil, err
-	}
-	out := p2p.ExchangeResult{Round: res.Round, Status: res.Status, Reason: res.Reason, Used: res.Used, Excluded: res.Excluded, NewHash: res.NewHash}
-	for _, c := range res.Contributions {
-		out.Contributions = append(out.Contributions, p2p.ContributionRef{Peer: c.Peer, Compression: byte(c.Compression), Sig: c.Sig, Size: c.Size})
-	}
-	return out, data, nil
-}
-
-// members is the span's replicas as coverage and gossip show them.
-type members struct{ n *Node }
-
-func (m members) Replicas(ctx context.Context) []string {
-	var out []string
-	for _, p := range m.n.replicas(ctx) {
-		out = append(out, p.String())
-	}
-	return out
-}
-
-func (m members) Round(p string) (int64, bool) {
-	id, err := peer.Decode(p)
-	if err != nil {
-		return 0, false
-	}
-	m.n.reports.mu.Lock()
-	defer m.n.reports.mu.Unlock()
-	ra, ok := m.n.reports.by[id]
-	if !ok || time.Since(ra.at) >= reportTTL {
-		return 0, false
-	}
-	return ra.r.Round, true
-}
-
-func (m members) Connected(p string) bool {
-	id, err := peer.Decode(p)
-	return err == nil && m.n.host.Libp2p().Network().Connectedness(id) == network.Connected
-}
-
-// keySigner signs contributions with the node's libp2p key; a peer's key is in its ID.
-type keySigner struct{ key crypto.PrivKey }
-
-func (s keySigner) Sign(msg []byte) ([]byte, error) { return s.key.Sign(msg) }
-
-func (s keySigner) Verify(p string, msg, sig []byte) error {
-	id, err := peer.Decode(p)
-	if err != nil {
-		return fmt.Errorf("bad peer ID %q", p)
-	}
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return fmt.Errorf("no public key in peer ID %s", p)
-	}
-	if ok, err := pub.Verify(msg, sig); err != nil || !ok {
-		return errors.New("signature does not verify")
-	}
-	return nil
 }
 
 func short12(h string) string { return h[:min(12, len(h))] }

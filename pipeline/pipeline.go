@@ -27,6 +27,7 @@ type Host interface {
 	ID() peer.ID
 	Latency(peer.ID) time.Duration
 	OpenForward(ctx context.Context, p peer.ID, req p2p.ForwardOpen) (*p2p.ForwardClient, error)
+	OpenTrain(ctx context.Context, p peer.ID, req p2p.ForwardOpen) (*p2p.TrainClient, error)
 }
 
 // Config builds a Pipeline.

@@ -27,6 +27,9 @@ func (s *static) Latency(p peer.ID) time.Duration { return s.latency[p] }
 func (s *static) OpenForward(context.Context, peer.ID, p2p.ForwardOpen) (*p2p.ForwardClient, error) {
 	return nil, errors.New("no network in this test")
 }
+func (s *static) OpenTrain(context.Context, peer.ID, p2p.ForwardOpen) (*p2p.TrainClient, error) {
+	return nil, errors.New("no network in this test")
+}
 func (s *static) FindProviders(_ context.Context, key string, _ int) ([]peer.AddrInfo, error) {
 	var out []peer.AddrInfo
 	for l, ps := range s.holders {

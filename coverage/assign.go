@@ -1,11 +1,15 @@
-package node
+package coverage
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/neuroshard/neuroshard/layers"
 )
+
+// ErrNoSpanFits is returned by ChooseSpan when the memory budget holds no layer.
+var ErrNoSpanFits = errors.New("coverage: no span fits the memory budget")
 
 // ChooseSpan picks the layer span a node should hold: the longest span that fits the memory
 // budget, and among those the least-replicated one. replicas[i] is how many other peers hold
@@ -15,7 +19,7 @@ import (
 // identical spans that can train together), then to the lowest start.
 func ChooseSpan(model layers.Config, replicas []int, budget int64) (layers.Span, error) {
 	if len(replicas) != model.Layers {
-		return layers.Span{}, fmt.Errorf("node: %d replica counts for %d layers", len(replicas), model.Layers)
+		return layers.Span{}, fmt.Errorf("coverage: %d replica counts for %d layers", len(replicas), model.Layers)
 	}
 	for k := model.Layers; k >= 1; k-- {
 		var best layers.Span
@@ -46,5 +50,5 @@ func ChooseSpan(model layers.Config, replicas []int, budget int64) (layers.Span,
 		need = model.SpanMemoryBytes(layers.Span{})
 	}
 	return layers.Span{}, fmt.Errorf("%w: --max-memory %d bytes holds no layer of %s (one layer needs about %d)",
-		ErrInvalidConfig, budget, model.Name, need)
+		ErrNoSpanFits, budget, model.Name, need)
 }

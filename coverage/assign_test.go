@@ -1,4 +1,4 @@
-package node
+package coverage
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func TestChooseSpan(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ChooseSpan(m, make([]int, 8), 10); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := ChooseSpan(m, make([]int, 8), 10); !errors.Is(err, ErrNoSpanFits) {
 		t.Fatalf("tiny budget: %v", err)
 	}
 	if _, err := ChooseSpan(m, make([]int, 3), 1<<40); err == nil {
