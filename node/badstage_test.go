@@ -18,10 +18,16 @@ type lyingSession struct {
 	answer func(in *p2p.Tensor) *p2p.Tensor
 }
 
-func (s lyingSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) { return s.answer(in), nil }
-func (s lyingSession) Close()                                   {}
+func (s lyingSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
+	if s.answer == nil {
+		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: "a lie about a good input"}
+	}
+	return s.answer(in), nil
+}
+func (s lyingSession) Close() {}
 
-// A stage that answers malformed tensors (wrong rank, dtype, width, length) is a failed stage:
+// A stage that answers malformed tensors (wrong rank, dtype, width, length) or refuses a good
+// input (BAD_INPUT) is a failed stage:
 // the requester never panics on it, fails over to an honest holder of the span and gives the
 // honest answer.
 func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
@@ -58,6 +64,7 @@ func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
 		},
 		"positions": func(in *p2p.Tensor) *p2p.Tensor { return &p2p.Tensor{Dims: []int{1, 0, v}, F32: []float32{}} },
 		"empty":     func(in *p2p.Tensor) *p2p.Tensor { return &p2p.Tensor{Dims: []int{}, F32: []float32{7}} },
+		"refuses":   nil, // answers BAD_INPUT to a good input
 	} {
 		var served atomic.Int32
 		liar.host.ServeForward(func(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardSession, error) {

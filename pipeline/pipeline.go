@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
+	"golang.org/x/sync/semaphore"
 )
 
 func logger() *slog.Logger { return slog.Default().With("pkg", "pipeline") }
@@ -77,7 +79,8 @@ type Pipeline struct {
 	local      func() *layers.Stage
 	onFailover func()
 
-	slots   chan struct{}
+	slots   *semaphore.Weighted
+	running atomic.Int64
 	waiting atomic.Int64
 
 	subs     subStages
@@ -97,7 +100,7 @@ func New(cfg Config) *Pipeline {
 		onFailover = func() {}
 	}
 	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, onFailover: onFailover,
-		slots: make(chan struct{}, slots)}
+		slots: semaphore.NewWeighted(int64(slots))}
 }
 
 func (p *Pipeline) localSpan() layers.Span {
@@ -114,28 +117,32 @@ func (p *Pipeline) Served() int64 { return p.served.Load() }
 func (p *Pipeline) Waiting() int { return int(p.waiting.Load()) }
 
 // Running is how many generations hold a slot now.
-func (p *Pipeline) Running() int { return len(p.slots) }
+func (p *Pipeline) Running() int { return int(p.running.Load()) }
 
 // Acquire waits for a generation slot (or ctx), refusing at once with ErrBusy when MaxQueued
 // requests wait already; release gives the slot back.
 func (p *Pipeline) Acquire(ctx context.Context) (release func(), err error) {
-	release = func() { <-p.slots }
-	select {
-	case p.slots <- struct{}{}:
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			p.running.Add(-1)
+			p.slots.Release(1)
+		})
+	}
+	if p.slots.TryAcquire(1) {
+		p.running.Add(1)
 		return release, nil
-	default:
 	}
 	if p.waiting.Add(1) > MaxQueued {
 		p.waiting.Add(-1)
 		return nil, fmt.Errorf("%w: %d requests already waiting", ErrBusy, MaxQueued)
 	}
 	defer p.waiting.Add(-1)
-	select {
-	case p.slots <- struct{}{}:
-		return release, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := p.slots.Acquire(ctx, 1); err != nil {
+		return nil, err
 	}
+	p.running.Add(1)
+	return release, nil
 }
 
 // Holdings lists, for each peer the coverage view knows (this node included), the

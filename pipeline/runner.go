@@ -126,8 +126,10 @@ func (r *Route) Step(tokens []int32) ([]float32, error) {
 	for _, hr := range r.hops {
 		out, err := r.step(hr, x)
 		for err != nil {
-			var re *p2p.RemoteError
-			if r.ctx.Err() != nil || hr.local != nil || errors.As(err, &re) && re.Code == "BAD_INPUT" || r.failovers >= maxFailovers {
+			// A remote stage's refusal (BAD_INPUT included: a stage that lies about our input
+			// must not stop the request) is failed over like any failure; the failovers are
+			// bounded, so an input every holder refuses still ends in an error.
+			if r.ctx.Err() != nil || hr.local != nil || r.failovers >= maxFailovers {
 				return nil, err
 			}
 			out, err = r.failover(hr, x, err)

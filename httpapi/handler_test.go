@@ -1,0 +1,122 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neuroshard/neuroshard/httpapi"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/node"
+)
+
+// The handlers against the real backend: a real node (tiny model, every layer, 127.0.0.1),
+// its nodeapi backend, and echo's handler driven with httptest's recorder: no listener.
+
+func realNode(t *testing.T) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.DataDir, cfg.Port, cfg.Host, cfg.Model = t.TempDir(), 0, "127.0.0.1", "neuroshard-tiny"
+	cfg.BootstrapInterval, cfg.CoverageInterval = 200*time.Millisecond, 100*time.Millisecond
+	off := false
+	cfg.Train = &off
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		n.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+type call struct {
+	method, path, body string
+	token              bool
+}
+
+func do(t *testing.T, h http.Handler, token string, c call) (*httptest.ResponseRecorder, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("%s %s: not JSON (%v): %q", c.method, c.path, err, rec.Body.String())
+	}
+	return rec, body
+}
+
+func TestHandlersAnswerFromTheRealBackend(t *testing.T) {
+	n := realNode(t)
+	srv, err := httpapi.New(n.API(), n.Token(), httpapi.WithRateLimits(map[httpapi.Class]int{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+
+	rec, body := do(t, h, n.Token(), call{method: http.MethodGet, path: "/api/v1/status", token: true})
+	if rec.Code != http.StatusOK || body["node_id"] != n.ID() || body["model"] != "neuroshard-tiny" || body["status"] != "running" {
+		t.Fatalf("status: %d %v", rec.Code, body)
+	}
+	rec, body = do(t, h, n.Token(), call{method: http.MethodGet, path: "/api/v1/layers", token: true})
+	if rec.Code != http.StatusOK || body["my_layer_count"] != float64(4) || body["total_layers"] != float64(4) {
+		t.Fatalf("layers: %d %v", rec.Code, body)
+	}
+
+	// Every refusal is the seed's error format, with the status and code the error calls for.
+	for _, tc := range []struct {
+		call   call
+		status int
+		code   string
+		field  string
+	}{
+		{call{method: http.MethodGet, path: "/api/v1/status"}, http.StatusUnauthorized, apitypes.CodeUnauthorized, ""},
+		{call{method: http.MethodGet, path: "/api/v1/dht/providers/99", token: true}, http.StatusNotFound, apitypes.CodeNotFound, ""},
+		{call{method: http.MethodGet, path: "/api/v1/dht/peers/not-a-peer", token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, ""},
+		{call{method: http.MethodPatch, path: "/api/v1/config", body: `{"training":{"batch_size":0}}`, token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, "training.batch_size"},
+		{call{method: http.MethodPatch, path: "/api/v1/config", body: `{"training":{"batch_sise":8}}`, token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, ""},
+		{call{method: http.MethodPost, path: "/api/v1/inference", body: `{"prompt":"ROMEO:","temperature":3}`, token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, "temperature"},
+		{call{method: http.MethodPost, path: "/api/v1/inference", body: `{"max_tokens":4}`, token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, "prompt"},
+		{call{method: http.MethodPost, path: "/api/v1/wallet/send", body: `{"to":"0x12","amount":1}`, token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, "to"},
+		{call{method: http.MethodGet, path: "/api/tasks/task_missing", token: true}, http.StatusNotFound, apitypes.CodeNotFound, ""},
+		{call{method: http.MethodGet, path: "/api/v1/nowhere", token: true}, http.StatusNotFound, apitypes.CodeNotFound, ""},
+	} {
+		rec, body := do(t, h, n.Token(), tc.call)
+		e, _ := body["error"].(map[string]any)
+		if msg, ok := body["error"].(string); ok { // the task API's format (seed 002)
+			e = map[string]any{"code": body["code"], "message": msg, "details": body["details"]}
+		}
+		if rec.Code != tc.status || e == nil || e["code"] != tc.code || e["message"] == "" {
+			t.Errorf("%s %s: %d %v, want %d %s", tc.call.method, tc.call.path, rec.Code, body, tc.status, tc.code)
+			continue
+		}
+		if d, _ := e["details"].(map[string]any); tc.field != "" && (d == nil || d["field"] != tc.field) {
+			t.Errorf("%s %s: details %v, want field %s", tc.call.method, tc.call.path, e["details"], tc.field)
+		}
+	}
+	// A refused patch changed nothing.
+	rec, body = do(t, h, n.Token(), call{method: http.MethodGet, path: "/api/v1/config", token: true})
+	if tr, _ := body["training"].(map[string]any); rec.Code != http.StatusOK || tr["batch_size"] != float64(8) {
+		t.Fatalf("config after refused patches: %d %v", rec.Code, body)
+	}
+
+	// A generation through the handler, the whole model on this node.
+	rec, body = do(t, h, n.Token(), call{method: http.MethodPost, path: "/api/v1/inference",
+		body: `{"prompt":"ROMEO:","max_tokens":6,"temperature":0}`, token: true})
+	if rec.Code != http.StatusOK || body["tokens_generated"] != float64(6) || body["finish_reason"] != "length" {
+		t.Fatalf("inference: %d %v", rec.Code, body)
+	}
+}
