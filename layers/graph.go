@@ -22,10 +22,11 @@ type stageNodes struct {
 	mask     *Node // [T, S]: 0 where attention is allowed, a large negative number elsewhere
 
 	// KV-cache mode (nil otherwise): per layer of the span, the cache buffers [B,H,C,hd] in and
-	// out, and write [T,C], the one-hot positions the T new keys and values go to.
+	// out, and where the T new keys and values go: pos, the first position (an int32 scalar),
+	// on a backend with DynamicUpdateSlice; else write [T,C], the one-hot positions.
 	cacheK, cacheV []*Node
 	newK, newV     []*Node
-	write          *Node
+	pos, write     *Node
 }
 
 // forward runs the stage's layers; the last stage returns logits [B,T,V], others the
@@ -97,28 +98,46 @@ func (n *stageNodes) attention(x *Node, i int) *Node {
 	q := n.rope(n.heads(linear(x, p("wq"))))
 	k := n.rope(n.heads(linear(x, p("wk"))))
 	v := n.heads(linear(x, p("wv")))
-	if n.cacheK != nil {
-		j := i - n.span.First
-		k, v = n.place(n.cacheK[j], k), n.place(n.cacheV[j], v)
-		n.newK[j], n.newV[j] = k, v
+	if n.cacheK == nil {
+		scores := dot(q, []int{3}, []int{0, 1}, k, []int{3}, []int{0, 1}) // [B,H,T,S]
+		return n.attend(q, scores, v, x.Shape().Dimensions, p("wo"))
 	}
-	return n.attend(q, k, v, x.Shape().Dimensions, p("wo"))
+	// The key cache is kept transposed, [B,H,hd,C]: the scores of one new position read it
+	// row by row, as the GEMM reads a matrix in place, instead of packing the whole cache
+	// on every step. Each score is the same FMA chain over hd either way.
+	j := i - n.span.First
+	kT := n.place(n.cacheK[j], TransposeAllAxes(k, 0, 1, 3, 2), 3)
+	v = n.place(n.cacheV[j], v, 2)
+	n.newK[j], n.newV[j] = kT, v
+	scores := dot(q, []int{3}, []int{0, 1}, kT, []int{2}, []int{0, 1}) // [B,H,T,C]
+	return n.attend(q, scores, v, x.Shape().Dimensions, p("wo"))
 }
 
-// place writes the new keys or values [B,H,T,hd] into a cache buffer [B,H,C,hd] at the
-// positions of n.write, with elementwise ops only: the pure-Go backend has no
-// DynamicUpdateSlice, and a fixed-size buffer keeps one compiled graph for every position.
-func (n *stageNodes) place(cache, fresh *Node) *Node {
+// place writes new keys [B,H,hd,T] or values [B,H,T,hd] into their cache buffer ([B,H,hd,C]
+// or [B,H,C,hd]) along axis, from position n.pos: in place on the project's backend (the
+// cache is donated). gomlx's pure-Go backend has no DynamicUpdateSlice, so there the
+// positions of n.write [T,C] are placed with a product and elementwise ops. Either way one
+// compiled graph serves every position of a cache size, and the values placed are the same.
+func (n *stageNodes) place(cache, fresh *Node, axis int) *Node {
+	if n.pos != nil {
+		zero := ScalarZero(n.pos.Graph(), n.pos.DType())
+		starts := []*Node{zero, zero, zero, zero}
+		starts[axis] = n.pos
+		return DynamicUpdateSlice(cache, fresh, starts)
+	}
+	c := n.write.Shape().Dimensions[1]
+	keep := Reshape(OneMinus(ReduceSum(n.write, 0)), c) // 1 where the buffer keeps its value
+	if axis == 3 {
+		placed := DotGeneral(fresh, []int{3}, nil, n.write, []int{0}, nil) // [B,H,hd,C]
+		return Add(Mul(cache, Reshape(keep, 1, 1, 1, c)), placed)
+	}
 	placed := DotGeneral(n.write, []int{0}, nil, fresh, []int{2}, nil) // [C,B,H,hd]
 	placed = TransposeAllAxes(placed, 1, 2, 0, 3)
-	keep := OneMinus(ReduceSum(n.write, 0)) // [C]: 1 where the buffer keeps its value
-	keep = Reshape(keep, 1, 1, keep.Shape().Dimensions[0], 1)
-	return Add(Mul(cache, keep), placed)
+	return Add(Mul(cache, Reshape(keep, 1, 1, c, 1)), placed)
 }
 
-// attend is softmax(q·kᵀ/√hd + mask)·v, merged back to [B,T,D] and projected by wo.
-func (n *stageNodes) attend(q, k, v *Node, outDims []int, wo *Node) *Node {
-	scores := dot(q, []int{3}, []int{0, 1}, k, []int{3}, []int{0, 1}) // [B,H,T,S]
+// attend is softmax(scores/√hd + mask)·v, merged back to [B,T,D] and projected by wo.
+func (n *stageNodes) attend(q, scores, v *Node, outDims []int, wo *Node) *Node {
 	scores = MulScalar(scores, 1/math.Sqrt(float64(n.cfg.HeadDim())))
 	scores = Add(scores, ExpandLeftToRank(n.mask, 4))
 	probs := Softmax(scores, -1)

@@ -3,7 +3,9 @@ package layers
 import (
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
@@ -21,12 +23,13 @@ var ErrSessionClosed = errors.New("layers: session closed")
 // used and attention runs over the filled part of the cache rounded up, not the whole context.
 // A session is not safe for concurrent use; different sessions are.
 type Session struct {
-	st     *Stage
-	batch  int
-	pos    int
-	cap    int // positions the buffers hold
-	k, v   []*tensors.Tensor
-	closed bool
+	st      *Stage
+	inPlace bool // the backend writes the cache in place (DynamicUpdateSlice)
+	batch   int
+	pos     int
+	cap     int // positions the buffers hold
+	k, v    []*tensors.Tensor
+	closed  bool
 }
 
 // minCache is the smallest cache a used session holds, in positions.
@@ -48,7 +51,7 @@ func (s *Stage) NewSession(batch int) (*Session, error) {
 		s.dec.SetMaxCache(maxCompiled)
 	}
 	s.mu.Unlock()
-	return &Session{st: s, batch: batch}, nil
+	return &Session{st: s, batch: batch, inPlace: s.updatesInPlace()}, nil
 }
 
 // CacheBytes is what the session's KV cache holds now, in bytes.
@@ -68,29 +71,35 @@ func (ss *Session) grow(n int) {
 	}
 	c = min(c, ss.st.cfg.Context)
 	h, hd := ss.st.cfg.Heads, ss.st.cfg.HeadDim()
-	resize := func(old []*tensors.Tensor) []*tensors.Tensor {
+	// Keys are [B,H,hd,C] (rows of positions), values [B,H,C,hd] (blocks of positions).
+	resize := func(old []*tensors.Tensor, rows, unit int, dims ...int) []*tensors.Tensor {
 		out := make([]*tensors.Tensor, ss.st.span.Len())
 		for i := range out {
-			data := make([]float32, ss.batch*h*c*hd)
+			data := make([]float32, rows*c*unit)
 			if old != nil {
 				prev := tensors.MustCopyFlatData[float32](old[i])
 				old[i].FinalizeAll()
-				for r := 0; r < ss.batch*h; r++ {
-					copy(data[r*c*hd:], prev[r*ss.cap*hd:(r+1)*ss.cap*hd])
+				for r := 0; r < rows; r++ {
+					copy(data[r*c*unit:], prev[r*ss.cap*unit:(r+1)*ss.cap*unit])
 				}
 			}
-			out[i] = tensors.FromFlatDataAndDimensions(data, ss.batch, h, c, hd)
+			out[i] = tensors.FromFlatDataAndDimensions(data, dims...)
 		}
 		return out
 	}
-	ss.k, ss.v = resize(ss.k), resize(ss.v)
+	ss.k = resize(ss.k, ss.batch*h*hd, 1, ss.batch, h, hd, c)
+	ss.v = resize(ss.v, ss.batch*h, hd, ss.batch, h, c, hd)
 	ss.cap = c
 }
 
 // decodeGraph: inputs params..., in, cos, sin, mask, write, K..., V...; outputs out, K'..., V'...
 func (s *Stage) decodeGraph(in []*Node, nParams, nLayers int) []*Node {
 	n := s.nodes(in, nParams)
-	n.write = in[nParams+4]
+	if s.updatesInPlace() {
+		n.pos = in[nParams+4]
+	} else {
+		n.write = in[nParams+4]
+	}
 	base := nParams + 5
 	n.cacheK, n.cacheV = in[base:base+nLayers], in[base+nLayers:base+2*nLayers]
 	n.newK, n.newV = make([]*Node, nLayers), make([]*Node, nLayers)
@@ -132,12 +141,19 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 	c = ss.cap
 	padded := padSeq(in, tb)
 	cos, sin := ropeTables(st.cfg.HeadDim(), ss.pos, tb)
-	mask, write := make([]float32, tb*c), make([]float32, tb*c)
+	mask := make([]float32, tb*c)
 	for i := 0; i < tb; i++ {
 		for j := ss.pos + i + 1; j < c; j++ {
 			mask[i*c+j] = maskedOut
 		}
-		write[i*c+ss.pos+i] = 1
+	}
+	where := NewI32([]int32{int32(ss.pos)})
+	if !ss.inPlace {
+		write := make([]float32, tb*c)
+		for i := 0; i < tb; i++ {
+			write[i*c+ss.pos+i] = 1
+		}
+		where = NewF32(write, tb, c)
 	}
 	st.mu.Lock()
 	args := make([]any, 0, len(st.params.Values)+5+2*len(ss.k))
@@ -145,22 +161,46 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 		args = append(args, pt)
 	}
 	args = append(args, toBackend(padded), toBackend(cos), toBackend(sin),
-		toBackend(NewF32(mask, tb, c)), toBackend(NewF32(write, tb, c)))
-	for _, k := range ss.k {
-		args = append(args, k)
-	}
-	for _, v := range ss.v {
-		args = append(args, v)
+		toBackend(NewF32(mask, tb, c)), toBackend(where))
+	for _, t := range append(slices.Clip(ss.k), ss.v...) {
+		if !ss.inPlace {
+			args = append(args, t)
+			continue
+		}
+		// The cache is handed over: the computation writes the new positions into it.
+		d, err := DonateTensorBuffer(t, st.be, 0)
+		if err != nil {
+			st.mu.Unlock()
+			ss.broken()
+			return nil, err
+		}
+		args = append(args, d)
 	}
 	outs, err := st.run(st.dec, args)
 	st.mu.Unlock()
 	if err != nil {
+		if ss.inPlace {
+			ss.broken() // the donated cache may be half written
+		}
 		return nil, err
 	}
 	l := len(ss.k)
 	ss.k, ss.v = outs[1:1+l], outs[1+l:1+2*l]
 	ss.pos += t
 	return trimSeq(fromBackend(outs[0]), t), nil
+}
+
+// broken ends a session whose cache can no longer be trusted.
+func (ss *Session) broken() {
+	for _, t := range append(ss.k, ss.v...) {
+		t.FinalizeAll()
+	}
+	ss.k, ss.v, ss.closed = nil, nil, true
+}
+
+// updatesInPlace tells whether the stage's backend writes the KV cache in place.
+func (s *Stage) updatesInPlace() bool {
+	return s.be.Capabilities().Operations[backends.OpTypeDynamicUpdateSlice]
 }
 
 // Close frees the session's buffers.

@@ -26,7 +26,7 @@ func init() {
 		backends.OpTypeRsqrt, backends.OpTypeLogistic, backends.OpTypeTanh,
 		backends.OpTypeBroadcast, backends.OpTypeBroadcastInDim, backends.OpTypeConvertDType, backends.OpTypeDotGeneral,
 		backends.OpTypeIota, backends.OpTypeReduceMax, backends.OpTypeReduceSum, backends.OpTypeReshape,
-		backends.OpTypeTranspose, backends.OpTypeWhere,
+		backends.OpTypeTranspose, backends.OpTypeWhere, backends.OpTypeDynamicUpdateSlice,
 	} {
 		supported[op] = true
 	}

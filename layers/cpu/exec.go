@@ -16,6 +16,8 @@ type Executable struct {
 	order   []*node
 	slot    map[*node]int
 	release [][]int // per order position: the values whose last use it is
+	// soleUse marks the parameters one op alone reads: a donated one may be written in place.
+	soleUse map[*node]bool
 }
 
 func newExecutable(b *Builder, outputs []*node) *Executable {
@@ -35,9 +37,17 @@ func newExecutable(b *Builder, outputs []*node) *Executable {
 		visit(o)
 	}
 	last := make([]int, len(e.order))
+	uses := make([]int, len(e.order))
 	for i, n := range e.order {
 		for _, in := range n.inputs {
 			last[e.slot[in]] = i
+			uses[e.slot[in]]++
+		}
+	}
+	e.soleUse = map[*node]bool{}
+	for _, p := range e.params {
+		if s, ok := e.slot[p]; ok && uses[s] == 1 {
+			e.soleUse[p] = true
 		}
 	}
 	isOut := map[*node]bool{}
@@ -73,9 +83,19 @@ func (e *Executable) Outputs() []shapes.Shape {
 
 // Execute runs the computation. Inputs are never changed (donation is not used); outputs are
 // new buffers.
-func (e *Executable) Execute(inputs []backends.Buffer, _ []bool, _ backends.DeviceNum) ([]backends.Buffer, error) {
+func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends.DeviceNum) ([]backends.Buffer, error) {
 	if len(inputs) != len(e.params) {
 		return nil, fmt.Errorf("cpu backend: %d inputs for %d parameters", len(inputs), len(e.params))
+	}
+	// The donated inputs that one op alone reads: that op may write into them.
+	var writable map[*node]bool
+	for i, p := range e.params {
+		if i < len(donate) && donate[i] && e.soleUse[p] && p.shape.Size() > 0 {
+			if writable == nil {
+				writable = map[*node]bool{}
+			}
+			writable[p] = true
+		}
 	}
 	vals := make([]*Buffer, len(e.order))
 	for i, p := range e.params {
@@ -98,7 +118,7 @@ func (e *Executable) Execute(inputs []backends.Buffer, _ []bool, _ backends.Devi
 		for j, x := range n.inputs {
 			in[j] = vals[e.slot[x]]
 		}
-		flat, err := e.run(n, in)
+		flat, err := e.run(n, in, writable)
 		if err != nil {
 			return nil, err
 		}
@@ -125,8 +145,17 @@ func (e *Executable) Execute(inputs []backends.Buffer, _ []bool, _ backends.Devi
 }
 
 // run computes one op.
-func (e *Executable) run(n *node, in []*Buffer) (any, error) {
+func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, error) {
 	switch n.op {
+	case backends.OpTypeDynamicUpdateSlice:
+		dst := in[0].flat
+		if !writable[n.inputs[0]] {
+			c := newBuffer(in[0].shape)
+			copyFlat(c.flat, in[0].flat)
+			dst = c.flat
+		}
+		updateSlice(dst, in[0].shape.Dimensions, in[1], in[2:])
+		return dst, nil
 	case backends.OpTypeConstant:
 		return n.value.flat, nil
 	case backends.OpTypeIdentity, backends.OpTypeReshape:

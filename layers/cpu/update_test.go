@@ -1,0 +1,87 @@
+package cpu_test
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/neuroshard/neuroshard/layers/cpu"
+)
+
+// DynamicUpdateSlice against the definition (a loop over the update's elements, start indices
+// clamped so the update fits), with the operand donated (written in place) and not (copied):
+// both give the same values, and a not-donated operand is left as it was.
+func TestDynamicUpdateSlice(t *testing.T) {
+	be, err := backends.NewWithConfig(cpu.BackendName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		op, up []int
+		start  []int32
+	}{
+		{[]int{2, 3, 16, 4}, []int{2, 3, 1, 4}, []int32{0, 0, 7, 0}},
+		{[]int{2, 3, 4, 16}, []int{2, 3, 4, 3}, []int32{0, 0, 0, 5}},
+		{[]int{5, 7}, []int{2, 3}, []int32{4, 6}},  // clamped to (3, 4)
+		{[]int{5, 7}, []int{2, 3}, []int32{-3, 1}}, // clamped to (0, 1)
+		{[]int{9}, []int{9}, []int32{2}},           // clamped to 0
+		{[]int{3, 1, 5}, []int{1, 1, 2}, []int32{1, 0, 3}},
+	} {
+		base := randTensor(r, tc.op...)
+		upd := randTensor(r, tc.up...)
+		want := tensors.MustCopyFlatData[float32](base)
+		u := tensors.MustCopyFlatData[float32](upd)
+		start := make([]int, len(tc.op))
+		for i, s := range tc.start {
+			start[i] = min(max(int(s), 0), tc.op[i]-tc.up[i])
+		}
+		idx := make([]int, len(tc.up))
+		for n := range u {
+			off, rem := 0, n
+			for i := len(tc.up) - 1; i >= 0; i-- {
+				idx[i] = rem % tc.up[i]
+				rem /= tc.up[i]
+			}
+			for i := range tc.op {
+				off = off*tc.op[i] + start[i] + idx[i]
+			}
+			want[off] = u[n]
+		}
+		e, err := NewExec(be, func(in []*Node) *Node {
+			starts := make([]*Node, len(tc.start))
+			for i, s := range tc.start {
+				starts[i] = Const(in[0].Graph(), s)
+			}
+			return DynamicUpdateSlice(in[0], in[1], starts)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := tensors.MustCopyFlatData[float32](base)
+		out, err := e.Exec(base, upd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tensors.MustCopyFlatData[float32](out[0]); !slices.Equal(got, want) {
+			t.Fatalf("%v into %v at %v: got %v, want %v", tc.up, tc.op, tc.start, got, want)
+		}
+		if got := tensors.MustCopyFlatData[float32](base); !slices.Equal(got, before) {
+			t.Fatalf("%v into %v: the operand changed though it was not donated", tc.up, tc.op)
+		}
+		d, err := DonateTensorBuffer(base, be, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err = e.Exec(d, upd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tensors.MustCopyFlatData[float32](out[0]); !slices.Equal(got, want) {
+			t.Fatalf("donated, %v into %v at %v: got %v, want %v", tc.up, tc.op, tc.start, got, want)
+		}
+	}
+}
