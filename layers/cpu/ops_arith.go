@@ -315,6 +315,13 @@ func binaryF32Broadcast(op backends.OpType, l, r []float32, ls, rs shapes.Shape)
 // rowOp computes one row: lr and rr are the operands' rows, or nil where that operand is the
 // single value lv or rv along the row.
 func rowOp(op backends.OpType, row, lr, rr []float32, lv, rv float32) {
+	if !vecRow(op, row, lr, rr, lv, rv) {
+		rowOpGo(op, row, lr, rr, lv, rv)
+	}
+}
+
+// rowOpGo is rowOp in plain Go: the reference of the row kernels, and their fallback.
+func rowOpGo(op backends.OpType, row, lr, rr []float32, lv, rv float32) {
 	switch {
 	case lr != nil && rr != nil:
 		switch op {
