@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // AdamW is the inner optimizer, in plain Go over float32 slices in a fixed order, so every peer
@@ -70,13 +72,21 @@ func (o *AdamW) Step(params, grads *Params) error {
 
 // Step applies an optimizer step to the stage's parameters from gradients it computed or
 // received.
+// The update is in place (AdamW checks every gradient before it changes anything), and the
+// backend's copies of the parameters are overwritten rather than made anew: a step of the
+// base model would otherwise allocate and copy its 200 MB of weights twice.
 func (s *Stage) Step(opt *AdamW, grads *Params) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := s.params.Clone()
-	if err := opt.Step(next, grads); err != nil {
+	if err := opt.Step(s.params, grads); err != nil {
 		return err
 	}
-	s.params, s.tensors, s.hash = next, nil, ""
+	s.hash = ""
+	for i, t := range s.tensors {
+		if err := tensors.MutableFlatData(t, func(flat []float32) { copy(flat, s.params.Values[i]) }); err != nil {
+			s.tensors = nil // made anew from the parameters on the next use
+			break
+		}
+	}
 	return nil
 }

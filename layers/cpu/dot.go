@@ -126,9 +126,11 @@ func permuted(dims, perm []int) []int {
 func runDot(d *dotAxes, lhs, rhs []float32, lhsDims, rhsDims []int, out []float32, threads int) error {
 	if d.lhsPerm != nil {
 		lhs = transposeF32(lhs, lhsDims, d.lhsPerm)
+		defer putF32(lhs)
 	}
 	if d.rhsPerm != nil {
 		rhs = transposeF32(rhs, rhsDims, d.rhsPerm)
+		defer putF32(rhs)
 	}
 	mn := d.m * d.n
 	view := func(data []float32, b, rows, cols int, t bool) Mat {

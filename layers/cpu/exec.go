@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -98,6 +99,9 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		}
 	}
 	vals := make([]*Buffer, len(e.order))
+	// live counts, for each float32 array an op of this execution made, the values that hold
+	// it: when the last is released, the array goes back to the pool.
+	live := map[*float32]int{}
 	for i, p := range e.params {
 		buf, err := asBuffer(inputs[i])
 		if err != nil {
@@ -123,7 +127,24 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			return nil, err
 		}
 		vals[i] = &Buffer{shape: n.shape, flat: flat}
+		if p := poolable(flat); p != nil {
+			if _, ok := live[p]; ok {
+				live[p]++ // a view of an array this execution made (Reshape, Identity)
+			} else if n.op != backends.OpTypeConstant && !slices.ContainsFunc(in, func(b *Buffer) bool { return poolable(b.flat) == p }) {
+				live[p] = 1 // a new array, not an input's or a constant's
+			}
+		}
 		for _, v := range e.release[i] {
+			if p := poolable(vals[v].flat); p != nil {
+				if c, ok := live[p]; ok {
+					if c == 1 {
+						delete(live, p)
+						putF32(vals[v].flat.([]float32))
+					} else {
+						live[p] = c - 1
+					}
+				}
+			}
 			vals[v] = nil
 		}
 	}
@@ -142,6 +163,14 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		out[i] = v
 	}
 	return out, nil
+}
+
+// poolable is the identity of a float32 array worth pooling, or nil.
+func poolable(flat any) *float32 {
+	if s, ok := flat.([]float32); ok && len(s) >= poolMin && cap(s) == len(s) {
+		return &s[0]
+	}
+	return nil
 }
 
 // run computes one op.
@@ -180,7 +209,7 @@ func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, e
 	case backends.OpTypeWhere:
 		return whereAny(in[0], in[1], in[2], n.shape)
 	case backends.OpTypeDotGeneral:
-		out := make([]float32, n.shape.Size())
+		out := getF32(n.shape.Size()) // the product writes every element
 		err := runDot(n.dot, in[0].flat.([]float32), in[1].flat.([]float32), in[0].shape.Dimensions, in[1].shape.Dimensions, out, e.be.threads)
 		return out, err
 	}

@@ -53,8 +53,10 @@ func forIndex(dims, inStrides []int, f func(out, in int)) {
 	}
 }
 
-func transposeT[T any](x []T, dims, perm []int) []T {
-	out := make([]T, len(x))
+func transposeT[T any](x []T, dims, perm []int) []T { return transposeInto(make([]T, len(x)), x, dims, perm) }
+
+// transposeInto writes every element of out.
+func transposeInto[T any](out, x []T, dims, perm []int) []T {
 	st := strides(dims)
 	r := len(perm)
 	outDims, inStr := make([]int, r), make([]int, r)
@@ -71,12 +73,14 @@ func transposeT[T any](x []T, dims, perm []int) []T {
 	return out
 }
 
-func transposeF32(x []float32, dims, perm []int) []float32 { return transposeT(x, dims, perm) }
+func transposeF32(x []float32, dims, perm []int) []float32 {
+	return transposeInto(getF32(len(x)), x, dims, perm)
+}
 
 func transposeAny(x any, dims, perm []int) any {
 	switch v := x.(type) {
 	case []float32:
-		return transposeT(v, dims, perm)
+		return transposeF32(v, dims, perm)
 	case []float64:
 		return transposeT(v, dims, perm)
 	case []int32:
@@ -91,7 +95,11 @@ func transposeAny(x any, dims, perm []int) any {
 
 // broadcastT maps input axis i to output axis axes[i] (its size 1 or the output's).
 func broadcastT[T any](x []T, inDims []int, out shapes.Shape, axes []int) []T {
-	res := make([]T, out.Size())
+	return broadcastInto(make([]T, out.Size()), x, inDims, out, axes)
+}
+
+// broadcastInto writes every element of res.
+func broadcastInto[T any](res, x []T, inDims []int, out shapes.Shape, axes []int) []T {
 	st := strides(inDims)
 	inStr := make([]int, out.Rank())
 	for i, a := range axes {
@@ -123,7 +131,7 @@ func broadcastT[T any](x []T, inDims []int, out shapes.Shape, axes []int) []T {
 func broadcastAny(x any, inDims []int, out shapes.Shape, axes []int) any {
 	switch v := x.(type) {
 	case []float32:
-		return broadcastT(v, inDims, out, axes)
+		return broadcastInto(getF32(out.Size()), v, inDims, out, axes)
 	case []float64:
 		return broadcastT(v, inDims, out, axes)
 	case []int32:

@@ -172,7 +172,7 @@ func unaryFloat(op backends.OpType) func(x float64) float64 {
 func unaryAny(op backends.OpType, x *Buffer) (any, error) {
 	switch v := x.flat.(type) {
 	case []float32:
-		out := make([]float32, len(v))
+		out := getF32(len(v))
 		switch op {
 		case backends.OpTypeNeg:
 			for i, a := range v {
@@ -236,15 +236,15 @@ func binaryF32(op backends.OpType, l, r []float32, ls, rs shapes.Shape) ([]float
 	}
 	switch {
 	case len(l) == len(r) && ls.Equal(rs):
-		out := make([]float32, len(l))
+		out := getF32(len(l))
 		rowOp(op, out, l, r, 0, 0)
 		return out, true
 	case ls.IsScalar():
-		out := make([]float32, len(r))
+		out := getF32(len(r))
 		rowOp(op, out, nil, r, l[0], 0)
 		return out, true
 	case rs.IsScalar():
-		out := make([]float32, len(l))
+		out := getF32(len(l))
 		rowOp(op, out, l, nil, 0, r[0])
 		return out, true
 	}
@@ -279,7 +279,7 @@ func binaryF32Broadcast(op backends.OpType, l, r []float32, ls, rs shapes.Shape)
 	for _, d := range dims {
 		size *= d
 	}
-	out := make([]float32, size)
+	out := getF32(size)
 	if size == 0 {
 		return out, true
 	}
