@@ -53,7 +53,9 @@ func forIndex(dims, inStrides []int, f func(out, in int)) {
 	}
 }
 
-func transposeT[T any](x []T, dims, perm []int) []T { return transposeInto(make([]T, len(x)), x, dims, perm) }
+func transposeT[T any](x []T, dims, perm []int) []T {
+	return transposeInto(make([]T, len(x)), x, dims, perm)
+}
 
 // transposeInto writes every element of out.
 func transposeInto[T any](out, x []T, dims, perm []int) []T {
