@@ -1,12 +1,12 @@
 package cpu
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"golang.org/x/sync/errgroup"
 )
 
 // dotAxes is a DotGeneral reduced to batched matrix products: each operand seen as
@@ -153,10 +153,18 @@ func runDot(d *dotAxes, lhs, rhs []float32, lhsDims, rhsDims []int, out []float3
 		}
 		return nil
 	}
-	var g errgroup.Group
-	g.SetLimit(threads)
-	for b := 0; b < d.batch; b++ {
-		g.Go(func() error { return one(b, 1) })
+	// Contiguous runs of the batch, one per thread.
+	var parts []func()
+	errs := make([]error, threads)
+	per := (d.batch + threads - 1) / threads
+	for t, b0 := 0, 0; b0 < d.batch; t, b0 = t+1, b0+per {
+		b1 := min(b0+per, d.batch)
+		parts = append(parts, func() {
+			for b := b0; b < b1 && errs[t] == nil; b++ {
+				errs[t] = one(b, 1)
+			}
+		})
 	}
-	return g.Wait()
+	helpers.run(parts)
+	return errors.Join(errs...)
 }

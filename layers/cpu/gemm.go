@@ -88,16 +88,24 @@ func gemmWith(kern *kernel, m, n, k int, a, b Mat, c []float32, ldc, threads int
 		kern.block(m, n, k, a, b, c, ldc, 0, panels)
 		return nil
 	}
-	var wg sync.WaitGroup
-	per := (panels + threads - 1) / threads
-	for p0 := 0; p0 < panels; p0 += per {
-		wg.Add(1)
-		go func(p0, p1 int) {
-			defer wg.Done()
-			kern.block(m, n, k, a, b, c, ldc, p0, p1)
-		}(p0, min(p0+per, panels))
+	// Few column panels and many rows (a narrow product in training): the threads take bands
+	// of rows instead of panels of columns. Either way each output is the same chain.
+	var parts []func()
+	if panels <= 2*threads && m >= 4*kern.mr*threads {
+		band := (m/threads + kern.mr - 1) / kern.mr * kern.mr
+		for i0 := 0; i0 < m; i0 += band {
+			rows := min(band, m-i0)
+			sub := Mat{Data: a.Data[a.at(i0, 0):], RowStride: a.RowStride, ColStride: a.ColStride}
+			parts = append(parts, func() { kern.block(rows, n, k, sub, b, c[i0*ldc:], ldc, 0, panels) })
+		}
+	} else {
+		per := (panels + threads - 1) / threads
+		for p0 := 0; p0 < panels; p0 += per {
+			p1 := min(p0+per, panels)
+			parts = append(parts, func() { kern.block(m, n, k, a, b, c, ldc, p0, p1) })
+		}
 	}
-	wg.Wait()
+	helpers.run(parts)
 	return nil
 }
 
