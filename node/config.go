@@ -50,6 +50,10 @@ type Config struct {
 	// OuterLR and OuterMomentum override the stored outer step for this run (nil: keep it).
 	OuterLR, OuterMomentum *float64
 
+	// Bench measures the machine's throughput: BenchFirst (the command's default) once per
+	// preset and backend, BenchAgain at this start, BenchOff never.
+	Bench string
+
 	// Network holds the ledger's rules (genesis, fees, reward rates); nil: the default network.
 	Network *ledger.Params
 

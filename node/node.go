@@ -70,6 +70,8 @@ type Node struct {
 	started time.Time
 	closed  bool
 
+	bench benchState
+
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
 	// a dishonest replica.
@@ -272,10 +274,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.started = time.Now()
 	n.mu.Unlock()
-	if span.First == 0 {
-		n.wg.Add(1)
-		go n.driveLoop()
-	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.measure() // before training takes the cores
+		if span.First == 0 {
+			n.wg.Add(1)
+			n.driveLoop()
+		}
+	}()
 	n.wg.Add(1)
 	go n.roundLoop()
 	n.api.Start()

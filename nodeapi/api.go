@@ -43,7 +43,16 @@ func (a *API) Status(ctx context.Context) apitypes.Status {
 		ModelHash:     a.modelHash(),
 		APIPort:       a.apiPort(),
 		P2PPort:       a.p2pPort(),
+		Benchmark:     benchmark(a.node.Benchmark()),
 	}
+}
+
+func benchmark(r *layers.BenchResult) *apitypes.Benchmark {
+	if r == nil {
+		return nil
+	}
+	b := apitypes.Benchmark(*r)
+	return &b
 }
 
 // modelHash is the hash of the held span's weights ("" before Start).

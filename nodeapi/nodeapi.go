@@ -37,6 +37,7 @@ type Node interface {
 	APIPort() int
 	CheckDataDir() error // nil when the data dir is writable
 	Training() TrainingView
+	Benchmark() *layers.BenchResult // nil until measured
 }
 
 // Config is the node and the parts the API answers from.

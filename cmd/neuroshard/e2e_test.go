@@ -105,7 +105,7 @@ func freeAPIPort(t *testing.T) int {
 // until its API answers.
 func startNode(t *testing.T, dataDir string, port int, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--log-level", "debug", "--train=false"}, args...)
+	all := append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--log-level", "debug", "--train=false", "--bench=false"}, args...)
 	cmd := exec.Command(binary(t), all...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -314,5 +314,25 @@ func TestCLIRejectsBadFlags(t *testing.T) {
 		if !strings.Contains(string(out), "neuroshard:") {
 			t.Fatalf("neuroshard %v: no error message:\n%s", args, out)
 		}
+	}
+}
+
+// `neuroshard bench --json` prints the documented object.
+func TestBenchCommand(t *testing.T) {
+	out := runCLI(t, "bench", "--preset", "neuroshard-tiny", "--short", "--json")
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"forward_tokens_per_s", "train_tokens_per_s", "decode_tokens_per_s", "decode_batch8_tokens_per_s", "prefill_tokens_per_s"} {
+		if v, _ := r[k].(float64); v <= 0 {
+			t.Errorf("%s = %v in %s", k, r[k], out)
+		}
+	}
+	if r["preset"] != "neuroshard-tiny" || r["backend"] != "cpu" {
+		t.Errorf("preset/backend: %s", out)
+	}
+	if !strings.Contains(runCLI(t, "bench", "--preset", "neuroshard-tiny", "--short"), "decode, batch 8") {
+		t.Error("table lacks the batch-8 row")
 	}
 }

@@ -1,6 +1,10 @@
 package apitypes
 
-import "github.com/neuroshard/neuroshard/ledger/neuro"
+import (
+	"time"
+
+	"github.com/neuroshard/neuroshard/ledger/neuro"
+)
 
 // Status is GET /api/v1/status.
 type Status struct {
@@ -19,6 +23,24 @@ type Status struct {
 	ModelHash  string   `json:"model_hash,omitempty"` // sha256 of the held span's weights
 	APIPort    int      `json:"api_port"`
 	P2PPort    int      `json:"p2p_port"`
+	// Benchmark is this machine's measured throughput on the node's preset and backend (the
+	// short run of its first start); null until measured or when measuring is off.
+	Benchmark *Benchmark `json:"benchmark"`
+}
+
+// Benchmark is a node's throughput in tokens per second (`neuroshard bench` measures the same
+// workloads at full length).
+type Benchmark struct {
+	Preset       string    `json:"preset"`
+	Backend      string    `json:"backend"`
+	Threads      int       `json:"threads"`
+	Forward      float64   `json:"forward_tokens_per_s"`
+	Train        float64   `json:"train_tokens_per_s"`
+	Decode       float64   `json:"decode_tokens_per_s"`
+	DecodeBatch8 float64   `json:"decode_batch8_tokens_per_s"`
+	Prefill      float64   `json:"prefill_tokens_per_s"`
+	Short        bool      `json:"short,omitempty"`
+	MeasuredAt   time.Time `json:"measured_at"`
 }
 
 // TrainingStatus is the training section of Status.
