@@ -2,43 +2,127 @@ package node
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
-// A node measures its throughput at its first start, shows it in its status and stores it;
-// the next start reuses it, and --rebench (BenchAgain) measures again.
-func TestNodeMeasuresItsThroughputOnce(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Model, cfg.Bench = "neuroshard-tiny", BenchFirst
-	n1 := startNode(t, cfg)
-	eventually(t, 90*time.Second, "a benchmark in the status", func() bool {
-		st, err := apiClient(n1).Status(context.Background())
-		return err == nil && st.Benchmark != nil
-	})
-	st, _ := apiClient(n1).Status(context.Background())
-	b := st.Benchmark
-	if b.Preset != "neuroshard-tiny" || b.Backend != "cpu" || b.Threads < 1 || !b.Short ||
-		b.Forward <= 0 || b.Train <= 0 || b.Decode <= 0 || b.DecodeBatch8 <= 0 || b.Prefill <= 0 {
-		t.Fatalf("benchmark: %+v", b)
+// hammer sends GET url from `workers` keep-alive clients for d and returns requests per second.
+func hammer(b *testing.B, url, token string, workers int, d time.Duration) float64 {
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			for time.Now().Before(stop) {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				count.Add(1)
+			}
+		}()
 	}
-	if err := n1.Close(); err != nil {
-		t.Fatal(err)
-	}
+	wg.Wait()
+	return float64(count.Load()) / d.Seconds()
+}
 
-	n2 := startNode(t, cfg)
-	eventually(t, 10*time.Second, "the stored benchmark", func() bool { return n2.Benchmark() != nil })
-	if got := n2.Benchmark(); !got.MeasuredAt.Equal(b.MeasuredAt) {
-		t.Fatalf("second start measured again (%v, first %v)", got.MeasuredAt, b.MeasuredAt)
-	}
-	if err := n2.Close(); err != nil {
-		t.Fatal(err)
-	}
+// BenchmarkStatusVsBareEcho: requests per second of the node's GET /api/v1/status (auth,
+// rate-limit bookkeeping, the node's real status) against a bare echo handler returning a
+// constant JSON body, both over real HTTP on loopback, same clients, same run.
+func BenchmarkStatusVsBareEcho(b *testing.B) {
+	b.ReportAllocs()
+	cfg := testConfig(b)
+	n := startNode(b, cfg, unlimited) // measure the handler, not the limiter's refusals
 
-	cfg.Bench = BenchAgain
-	n3 := startNode(t, cfg)
-	eventually(t, 90*time.Second, "a new benchmark", func() bool {
-		r := n3.Benchmark()
-		return r != nil && r.MeasuredAt.After(b.MeasuredAt)
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.GET("/status", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]any{"ok": true}) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: e}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	const workers, d = 4, 2 * time.Second
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bare := hammer(b, "http://"+ln.Addr().String()+"/status", "", workers, d)
+		node := hammer(b, n.APIURL()+"/api/v1/status", n.Token(), workers, d)
+		b.ReportMetric(node, "status-req/s")
+		b.ReportMetric(bare, "bare-echo-req/s")
+		b.ReportMetric(node/bare, "status/bare")
+	}
+}
+
+// genRate streams a greedy generation and returns tokens/s, time to first token, and the
+// node's traffic (sent + received) during it.
+func genRate(b *testing.B, n *Node, tokens int) (rate float64, ttft time.Duration, wire int64) {
+	req := greedyBench("First Citizen:", tokens)
+	before := n.host.Traffic()
+	start := time.Now()
+	var first time.Duration
+	last, err := apiClient(n).InferenceStream(context.Background(), req, func(ev apitypes.TokenEvent) error {
+		if ev.Index == 0 {
+			first = time.Since(start)
+		}
+		return nil
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start)
+	after := n.host.Traffic()
+	return float64(last.Usage.CompletionTokens) / el.Seconds(), first,
+		(after.BytesSent - before.BytesSent) + (after.BytesReceived - before.BytesReceived)
+}
+
+func greedyBench(prompt string, n int) apitypes.InferenceRequest {
+	temp := 0.0
+	return apitypes.InferenceRequest{Prompt: &prompt, MaxTokens: &n, Temperature: &temp}
+}
+
+// BenchmarkPipelineVsSingleNode: greedy generation of 128 tokens through three in-process nodes
+// (a third of the layers each, libp2p over loopback) against one node holding the whole model;
+// bytes on the wire per generated token; time to first token of both.
+func BenchmarkPipelineVsSingleNode(b *testing.B) {
+	b.ReportAllocs()
+	nodes := startNetwork(b, "0-2", "3-5", "6-7")
+	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].api.Coverage(context.Background()).Complete })
+	whole := startNode(b, testConfig(b))
+	const tokens = 128
+	genRate(b, nodes[0], 8) // compile every stage's graphs
+	genRate(b, whole, 8)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pipe, pipeTTFT, wire := genRate(b, nodes[0], tokens)
+		single, singleTTFT, _ := genRate(b, whole, tokens)
+		b.ReportMetric(pipe, "pipeline-tok/s")
+		b.ReportMetric(single, "single-tok/s")
+		b.ReportMetric(pipe/single, "pipeline/single")
+		b.ReportMetric(float64(wire)/tokens, "wire-B/token")
+		b.ReportMetric(float64(pipeTTFT.Microseconds())/1000, "pipeline-ttft-ms")
+		b.ReportMetric(float64(singleTTFT.Microseconds())/1000, "single-ttft-ms")
+	}
 }
