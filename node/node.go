@@ -70,7 +70,10 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	bench benchState
+	bench  benchState
+	// storeFailure is the last failed write of the node's state, nil once one succeeds.
+	storeFailure atomic.Pointer[error]
+	served served
 
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
@@ -121,7 +124,28 @@ func (n *Node) APIPort() int {
 }
 
 // CheckDataDir reports whether the data dir can be written.
-func (n *Node) CheckDataDir() error { return checkWritable(n.cfg.DataDir) }
+// A write the node could not make (the last checkpoint) counts too, until one succeeds.
+func (n *Node) CheckDataDir() error {
+	if f := n.storeFailure.Load(); f != nil {
+		return *f
+	}
+	return checkWritable(n.cfg.DataDir)
+}
+
+// stored records whether a write the node depends on succeeded: a failure is logged once and
+// shown in the health check until a later write succeeds.
+func (n *Node) stored(what string, err error) {
+	if err == nil {
+		if n.storeFailure.Swap(nil) != nil {
+			logger().Info("storage writable again", "what", what)
+		}
+		return
+	}
+	err = fmt.Errorf("node: could not save the %s: %w", what, err)
+	if n.storeFailure.Swap(&err) == nil {
+		logger().Error("storage failing (health degraded until a write succeeds)", "what", what, "err", err)
+	}
+}
 
 // Attach gives the node its frontend; call it before Start. The frontend listens on the
 // Config's API host and port once the node runs, and is closed first.
@@ -214,7 +238,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
-	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Stage, OnFailover: func() { n.api.Failover() }})
+	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Serving, OnFailover: func() { n.api.Failover() }})
 	n.api, err = nodeapi.New(nodeapi.Config{Node: n, Version: Version, DataDir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Model: model,
 		Host: n.host, Coverage: n.cov, Pipeline: n.pipe, Ledger: lg, Wallet: wallet, Sync: n.lsync, Settings: st})
 	if err != nil {
@@ -248,6 +272,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	stage, err := n.loadStage(span)
 	if err != nil {
+		return err
+	}
+	if err := n.publishServing(span, stage.Params()); err != nil {
 		return err
 	}
 	n.mu.Lock()

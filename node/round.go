@@ -25,7 +25,7 @@ const shortRound = 50
 func (n *Node) initSync(st *layers.Stage, round int64) {
 	first := st.Span().First
 	n.replica = diloco.NewReplica(diloco.ReplicaConfig{
-		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: st,
+		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: roundWeights{n: n, st: st},
 		Transport:  replicanet.Transport{Host: n.host, Span: n.heldSpan},
 		Membership: replicanet.Members{Host: n.host, Holders: n.replicas, RoundOf: n.gossipedRound},
 		Signer:     replicanet.Signer{Key: n.key},
@@ -77,9 +77,7 @@ func (n *Node) roundSettings() diloco.Settings {
 // roundFinished saves the agreed weights and tells the network.
 func (n *Node) roundFinished(r diloco.Round) {
 	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: r.Steps, Round: r.Round + 1}
-	if err := layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, r.Theta0); err != nil {
-		logger().Warn("could not save the checkpoint", "err", err)
-	}
+	n.stored("checkpoint", layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, r.Theta0))
 	n.publishTraining()
 }
 

@@ -55,13 +55,9 @@ func benchmark(r *layers.BenchResult) *apitypes.Benchmark {
 	return &b
 }
 
-// modelHash is the hash of the held span's weights ("" before Start).
-func (a *API) modelHash() string {
-	if st := a.node.Stage(); st != nil {
-		return st.Hash()
-	}
-	return ""
-}
+// modelHash is the hash of the weights the node serves ("" before Start): a snapshot, so the
+// status never waits on a computation.
+func (a *API) modelHash() string { return a.node.ServedHash() }
 
 func (a *API) apiPort() int { return a.node.APIPort() }
 

@@ -34,6 +34,7 @@ type Node interface {
 	Started() time.Time // zero before Start
 	Span() layers.Span
 	Stage() *layers.Stage // nil before Start
+	ServedHash() string   // hash of the weights inference runs on; "" before Start
 	APIPort() int
 	CheckDataDir() error // nil when the data dir is writable
 	Training() TrainingView

@@ -22,6 +22,9 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("p2p: identity %s is corrupt (remove it to make a new peer ID): %w", path, err)
 		}
+		if err := checkKeyPair(k); err != nil {
+			return nil, fmt.Errorf("p2p: identity %s is damaged: %w (its peer ID cannot be kept; remove the file to make a new one)", path, err)
+		}
 		return k, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("p2p: read identity: %w", err)
@@ -38,4 +41,20 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("p2p: store identity: %w", err)
 	}
 	return k, nil
+}
+
+// checkKeyPair signs with the private key and verifies with the public half it carries: an
+// ed25519 key whose private half was damaged keeps its public half, so its peer ID, but
+// every signature it makes fails, and the node would run cut off while looking healthy.
+func checkKeyPair(k crypto.PrivKey) error {
+	msg := []byte("neuroshard identity check")
+	sig, err := k.Sign(msg)
+	if err != nil {
+		return fmt.Errorf("cannot sign: %w", err)
+	}
+	ok, err := k.GetPublic().Verify(msg, sig)
+	if err != nil || !ok {
+		return errors.New("its private half does not match its public half")
+	}
+	return nil
 }

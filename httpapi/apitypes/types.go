@@ -20,7 +20,7 @@ type Status struct {
 	// Beyond the seed: what scripts need to reach and bootstrap from this node.
 	Multiaddrs []string `json:"multiaddrs"`
 	Model      string   `json:"model"`
-	ModelHash  string   `json:"model_hash,omitempty"` // sha256 of the held span's weights
+	ModelHash  string   `json:"model_hash,omitempty"` // sha256 of the weights served: theta_0 of the last DiLoCo round
 	APIPort    int      `json:"api_port"`
 	P2PPort    int      `json:"p2p_port"`
 	// Benchmark is this machine's measured throughput on the node's preset and backend (the

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+)
+
+// Inference runs on a pinned version: while inner steps change the training weights, the
+// served weights (and the status's model_hash) stay theta_0 of the last round; when a round
+// ends, they become its theta_0.
+func TestServedWeightsArePinnedToTheLastRound(t *testing.T) {
+	n := startTrainingNetwork(t, 1000, "0-3")[0] // rounds far apart: the steps stay inner
+	initial := n.ServedHash()
+	if initial == "" || initial != n.Stage().Params().Hash() {
+		t.Fatalf("served %q before training", initial)
+	}
+	eventually(t, 2*time.Minute, "inner steps", func() bool {
+		n.train.mu.Lock()
+		defer n.train.mu.Unlock()
+		return n.train.innerSteps >= 3
+	})
+	if n.Stage().Hash() == initial {
+		t.Fatal("training did not change the training weights")
+	}
+	if n.ServedHash() != initial || n.Serving().Params().Hash() != initial {
+		t.Fatal("the served weights moved with the inner steps")
+	}
+	st, err := apiClient(n).Status(context.Background())
+	if err != nil || st.ModelHash != initial {
+		t.Fatalf("status model_hash %q, want the served %q (%v)", st.ModelHash, initial, err)
+	}
+	// A new theta_0 (what a round's end or a catch-up sets) becomes the served version.
+	theta := n.Stage().Params()
+	if err := (roundWeights{n: n, st: n.Stage()}).SetParams(theta); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.ServedHash(); got != theta.Hash() || got == initial {
+		t.Fatalf("served %q after a new theta_0 %q", got, theta.Hash())
+	}
+}
+
+// A checkpoint the node cannot write degrades /api/v1/health (once, not a log line a round)
+// until a write succeeds.
+func TestFailedCheckpointWriteDegradesHealth(t *testing.T) {
+	n := startNode(t, testConfig(t))
+	health := func() (bool, string) { // 503 when unhealthy: read the body either way
+		resp, err := http.Get(n.APIURL() + "/api/v1/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h apitypes.Health
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h.Healthy, h.Checks["storage"]
+	}
+	if ok, s := health(); !ok || s != "ok" {
+		t.Fatalf("healthy at start: %v %q", ok, s)
+	}
+	path := n.checkpointPath(n.Span())
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "in-the-way"), 0o700); err != nil { // a directory where the file goes
+		t.Fatal(err)
+	}
+	round := diloco.Round{Round: 1, Steps: 10, Theta0: n.Stage().Params()}
+	n.roundFinished(round)
+	if ok, s := health(); ok || !strings.Contains(s, "checkpoint") {
+		t.Fatalf("after a failed checkpoint write: healthy %v, storage %q", ok, s)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	n.roundFinished(round)
+	if ok, s := health(); !ok || s != "ok" {
+		t.Fatalf("after a good write: %v %q", ok, s)
+	}
+}
