@@ -70,10 +70,10 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	bench  benchState
+	bench benchState
 	// storeFailure is the last failed write of the node's state, nil once one succeeds.
 	storeFailure atomic.Pointer[error]
-	served served
+	served       served
 
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
