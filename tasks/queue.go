@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/neuroshard/neuroshard/internal/badgercheck"
 )
 
 // Runner runs a task; progress reports the tokens produced so far. It must return promptly
@@ -78,9 +81,28 @@ func Open(dir string, run Runner, o Options) (*Queue, error) {
 	if lg == nil {
 		lg = slog.Default().With("pkg", "tasks")
 	}
-	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil).
-		WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(8 << 20).WithNumCompactors(2).
-		WithValueLogFileSize(32 << 20).WithMetricsEnabled(false))
+	q, err := load(dir, run, o, lg)
+	if err != nil && isDamage(err) {
+		aside := fmt.Sprintf("%s.damaged-%s", dir, time.Now().UTC().Format("20060102T150405"))
+		if rerr := os.Rename(dir, aside); rerr != nil {
+			return nil, fmt.Errorf("tasks: %s is damaged (%v) and could not be moved aside: %w; move it away and restart", dir, err, rerr)
+		}
+		// Tasks are this node's work in progress, not state the network shares: a node that
+		// cannot start because of them serves nobody, so the damaged store is kept for
+		// inspection and the queue starts empty, with the reason in the log.
+		lg.Error("task store damaged: moved aside, starting with an empty queue", "reason", err, "kept_at", aside)
+		q, err = load(dir, run, o, lg)
+	}
+	return q, err
+}
+
+// load opens the store in dir and re-queues what a previous run left unfinished.
+func load(dir string, run Runner, o Options, lg *slog.Logger) (*Queue, error) {
+	so := storeOptions(dir)
+	if err := badgercheck.Check(dir, so); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	db, err := badgercheck.Open(so)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: open %s: %w", dir, err)
 	}
@@ -96,7 +118,8 @@ func Open(dir string, run Runner, o Options) (*Queue, error) {
 		}
 	})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("tasks: load: %w", err), db.Close())
+		q.cancel()
+		return nil, errors.Join(fmt.Errorf("tasks: load %s: %w", dir, err), db.Close())
 	}
 	if requeued > 0 {
 		lg.Info("tasks from the previous run re-queued", "count", requeued)
@@ -448,4 +471,26 @@ func (q *Queue) each(f func(Task)) error {
 		}
 		return nil
 	})
+}
+
+func storeOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil).
+		WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(8 << 20).WithNumCompactors(2).
+		WithValueLogFileSize(32 << 20).WithMetricsEnabled(false).WithVerifyValueChecksum(true)
+}
+
+// isDamage tells damaged files (found by badgercheck, or reported by badger or the decoder)
+// from other failures (a directory another process holds, permissions), which must not move
+// the store aside.
+func isDamage(err error) bool {
+	if errors.Is(err, badgercheck.ErrDamaged) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"checksum", "corrupt", "manifest", "magic", "truncat", "unexpected eof", "invalid"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
