@@ -12,11 +12,11 @@ func TestNodeMeasuresItsThroughputOnce(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Model, cfg.Bench = "neuroshard-tiny", BenchFirst
 	n1 := startNode(t, cfg)
-	eventually(t, 90*time.Second, "a benchmark in the status", func() bool {
-		st, err := apiClient(n1).Status(context.Background())
-		return err == nil && st.Benchmark != nil
-	})
-	st, _ := apiClient(n1).Status(context.Background())
+	eventually(t, 90*time.Second, "a benchmark", func() bool { return n1.Benchmark() != nil })
+	st, err := apiClient(n1).Status(context.Background())
+	if err != nil || st.Benchmark == nil {
+		t.Fatalf("status: %+v %v", st, err)
+	}
 	b := st.Benchmark
 	if b.Preset != "neuroshard-tiny" || b.Backend != "cpu" || b.Threads < 1 || !b.Short ||
 		b.Forward <= 0 || b.Train <= 0 || b.Decode <= 0 || b.DecodeBatch8 <= 0 || b.Prefill <= 0 {
