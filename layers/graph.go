@@ -27,6 +27,8 @@ type stageNodes struct {
 	cacheK, cacheV []*Node
 	newK, newV     []*Node
 	pos, write     *Node
+
+	rows *rowNodes // a batched decoding step (nil otherwise)
 }
 
 // forward runs the stage's layers; the last stage returns logits [B,T,V], others the
@@ -95,6 +97,9 @@ func rotateHalfMatrix(hd int) []float32 {
 
 func (n *stageNodes) attention(x *Node, i int) *Node {
 	p := func(name string) *Node { return n.p[layerName(i, name)] }
+	if n.rows != nil {
+		return n.attentionRows(x, i)
+	}
 	q := n.rope(n.heads(linear(x, p("wq"))))
 	k := n.rope(n.heads(linear(x, p("wk"))))
 	v := n.heads(linear(x, p("wv")))

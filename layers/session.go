@@ -133,6 +133,17 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 	if ss.pos+t > c {
 		return nil, fmt.Errorf("%w: %d positions held, %d more do not fit in %d", ErrContextFull, ss.pos, t, c)
 	}
+	if t == 1 && ss.batch == 1 && ss.inPlace {
+		// One position of one sequence: stepped together with the stage's other sessions.
+		return st.stepRow(ss, in)
+	}
+	return ss.stepAlone(in, t)
+}
+
+// stepAlone runs t positions of the session in a computation of its own.
+func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
+	st := ss.st
+	c := st.cfg.Context
 	// Pad the chunk to a bucket length so a few compiled graphs serve every prompt length; the
 	// padded rows write past the sequence, where later steps overwrite them before the mask
 	// lets anyone see them.

@@ -87,6 +87,8 @@ type Stage struct {
 	fwd     *Exec
 	bwd     *Exec
 	dec     *Exec // KV-cache decoding, built by the first session
+	rows    *Exec // batched single-position steps of several sessions, built by the first
+	batch   batcher
 }
 
 // NewStage builds a stage for a span with the given parameters (InitParams for a fresh model).

@@ -27,6 +27,7 @@ func init() {
 		backends.OpTypeBroadcast, backends.OpTypeBroadcastInDim, backends.OpTypeConvertDType, backends.OpTypeDotGeneral,
 		backends.OpTypeIota, backends.OpTypeReduceMax, backends.OpTypeReduceSum, backends.OpTypeReshape,
 		backends.OpTypeTranspose, backends.OpTypeWhere, backends.OpTypeDynamicUpdateSlice,
+		backends.OpTypeSlice, backends.OpTypeConcatenate,
 	} {
 		supported[op] = true
 	}
@@ -39,7 +40,8 @@ type node struct {
 	shape  shapes.Shape
 	inputs []*node
 
-	axes     []int        // reductions, transposes (permutation), broadcasts (axes map)
+	axes     []int        // reductions, transposes (permutation), broadcasts (axes map), slice starts, the concatenation axis
+	strides  []int        // slices
 	dot      *dotAxes     // DotGeneral
 	value    *Buffer      // constants
 	param    int          // parameters: their position

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
@@ -165,6 +166,14 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 	return out, nil
 }
 
+// dirtyBuffer is a buffer for an op that writes every element: float32 from the pool.
+func dirtyBuffer(s shapes.Shape) *Buffer {
+	if s.DType == dtypes.Float32 {
+		return &Buffer{shape: s, flat: getF32(s.Size())}
+	}
+	return newBuffer(s)
+}
+
 // poolable is the identity of a float32 array worth pooling, or nil.
 func poolable(flat any) *float32 {
 	if s, ok := flat.([]float32); ok && len(s) >= poolMin && cap(s) == len(s) {
@@ -176,6 +185,13 @@ func poolable(flat any) *float32 {
 // run computes one op.
 func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, error) {
 	switch n.op {
+	case backends.OpTypeSlice:
+		out := dirtyBuffer(n.shape)
+		return out.flat, sliceAny(in[0], n.axes, n.strides, out)
+	case backends.OpTypeConcatenate:
+		out := dirtyBuffer(n.shape)
+		concatAny(in, n.axes[0], out)
+		return out.flat, nil
 	case backends.OpTypeDynamicUpdateSlice:
 		dst := in[0].flat
 		if !writable[n.inputs[0]] {

@@ -85,3 +85,24 @@ func TestDynamicUpdateSlice(t *testing.T) {
 		}
 	}
 }
+
+// Slice (with strides) and Concatenate against simplego.
+func TestSliceAndConcatenateMatchSimpleGo(t *testing.T) {
+	ours, ref := backendsUnderTest(t)
+	r := rand.New(rand.NewPCG(8, 9))
+	x, y := randTensor(r, 4, 5, 6), randTensor(r, 4, 2, 6)
+	fn := func(in []*Node) []*Node {
+		return []*Node{
+			Slice(in[0], AxisRange(1, 3)),
+			Slice(in[0], AxisRange(0, 4).Stride(2), AxisRange(), AxisRange(1, 6).Stride(3)),
+			Concatenate([]*Node{in[0], in[1], in[0]}, 1),
+			Concatenate([]*Node{Slice(in[0], AxisRange(3, 4)), Slice(in[0], AxisRange(0, 1))}, 0),
+		}
+	}
+	got, want := run(t, ours, fn, x, y), run(t, ref, fn, x, y)
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Fatalf("output %d: %v, simplego %v", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package layers
+
+import (
+	"math"
+	"sync"
+	"testing"
+)
+
+// Sessions stepped together in batched steps get the bits they get alone: six sequences of
+// different prompt lengths (so different positions and cache sizes in every batch), decoded
+// concurrently on two stages, against each decoded on its own.
+func TestBatchedStepsGiveEachSessionItsOwnBits(t *testing.T) {
+	withBackend(t, BackendCPU)
+	cfg := tinyConfig()
+	cfg.Context = 128
+	var stages []*Stage
+	for _, sp := range []Span{{0, 1}, {2, 3}} {
+		st, err := NewStage(cfg, sp, cfg.InitParams(sp, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages = append(stages, st)
+	}
+	const seqs, steps = 6, 40
+	decode := func(i int) [][]float32 {
+		pipe, err := NewPipeline(stages)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer pipe.Close()
+		prompt := Encode("To be or not"[:3+i]) // 3..8 tokens
+		logits, err := pipe.Step(prompt)
+		var out [][]float32
+		for s := 0; s < steps && err == nil; s++ {
+			out = append(out, logits)
+			best := 0
+			for j, x := range logits {
+				if x > logits[best] {
+					best = j
+				}
+			}
+			logits, err = pipe.Step([]int32{int32(best)})
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		return out
+	}
+	alone := make([][][]float32, seqs)
+	for i := range alone {
+		alone[i] = decode(i)
+	}
+	together := make([][][]float32, seqs)
+	var wg sync.WaitGroup
+	for i := range together {
+		wg.Add(1)
+		go func() { defer wg.Done(); together[i] = decode(i) }()
+	}
+	wg.Wait()
+	for i := range alone {
+		if len(together[i]) != steps || len(alone[i]) != steps {
+			t.Fatalf("sequence %d: %d and %d steps", i, len(alone[i]), len(together[i]))
+		}
+		for s := range alone[i] {
+			for j := range alone[i][s] {
+				if math.Float32bits(alone[i][s][j]) != math.Float32bits(together[i][s][j]) {
+					t.Fatalf("sequence %d, step %d, logit %d: alone %v, batched %v", i, s, j, alone[i][s][j], together[i][s][j])
+				}
+			}
+		}
+	}
+	w0, w1 := stages[0].BatchedWidest(), stages[1].BatchedWidest()
+	t.Logf("widest batched step: %d and %d sessions", w0, w1)
+	if w0 < 2 && w1 < 2 {
+		t.Fatal("no step was batched: the test compared nothing")
+	}
+}
