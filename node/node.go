@@ -238,7 +238,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
-	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Serving, OnFailover: func() { n.api.Failover() }})
+	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Serving, OnFailover: func() { n.api.Failover() },
+		KVBudget: n.kvBudget()})
 	n.api, err = nodeapi.New(nodeapi.Config{Node: n, Version: Version, DataDir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Model: model,
 		Host: n.host, Coverage: n.cov, Pipeline: n.pipe, Ledger: lg, Wallet: wallet, Sync: n.lsync, Settings: st})
 	if err != nil {
@@ -346,6 +347,16 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 		err = fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	return span, err
+}
+
+// kvBudget is the memory the KV caches of the node's sessions may reserve: a quarter of the
+// memory budget (the rest holds the weights, their served copy and the optimizer state).
+func (n *Node) kvBudget() int64 {
+	budget := n.cfg.MaxMemory
+	if budget == 0 {
+		budget = n.settings.Get().MaxMemoryBytes()
+	}
+	return max(64<<20, budget/4)
 }
 
 // Close stops the API, the p2p host and every background loop.

@@ -122,10 +122,10 @@ func (a *API) Inference(ctx context.Context, req apitypes.InferenceRequest, emit
 		return nil, apitypes.InvalidRequest(fmt.Sprintf("prompt is %d tokens; the model's context is %d", len(ids), a.model.Context),
 			map[string]any{"field": "prompt", "prompt_tokens": len(ids), "context": a.model.Context})
 	}
-	release, err := a.pipe.Acquire(ctx)
+	release, err := a.pipe.Acquire(len(ids) + s.MaxTokens)
 	if errors.Is(err, pipeline.ErrBusy) {
-		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error()+"; try again later",
-			map[string]any{"retry_after": 5})
+		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, err.Error(),
+			map[string]any{"retry_after": pipeline.RetryAfter})
 	}
 	if err != nil {
 		return nil, err

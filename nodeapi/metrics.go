@@ -55,7 +55,7 @@ func (a *API) Metrics(ctx context.Context) apitypes.Metrics {
 	}
 	m.recent = m.recent[i:]
 	inf := apitypes.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
-		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: a.pipe.Waiting()}
+		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: a.tasks.Counts().Queued}
 	if len(m.lat) > 0 {
 		sorted := slices.Clone(m.lat)
 		slices.Sort(sorted)

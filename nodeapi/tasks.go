@@ -11,7 +11,6 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
-	"github.com/neuroshard/neuroshard/pipeline"
 	"github.com/neuroshard/neuroshard/tasks"
 )
 
@@ -19,7 +18,7 @@ import (
 // runs by priority through the same route as POST /inference, and keeps with its result.
 
 const (
-	taskWorkers      = pipeline.DefaultSlots // the generation queue runs this many at once anyway
+	taskWorkers      = 4 // generations at once: a stage steps them together
 	defaultTaskLimit = 100
 )
 

@@ -14,6 +14,7 @@ import (
 const (
 	maxServedSessions  = 64
 	maxSessionsPerPeer = 16
+	maxBatch           = 64 // sequences in one session (layers.NewSession's bound)
 )
 
 // sessionCounts counts open sessions by peer: those this node serves, or those it opened.
@@ -96,9 +97,20 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 	if p.served.Add(1) > maxServedSessions {
 		p.served.Add(-1)
 		p.servedBy.add(from, -1, 0)
-		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open", maxServedSessions)}
+		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open; retry in %d s", maxServedSessions, RetryAfter)}
 	}
-	release := func() { p.served.Add(-1); p.servedBy.add(from, -1, 0) }
+	if req.Batch < 1 || req.Batch > maxBatch {
+		p.served.Add(-1)
+		p.servedBy.add(from, -1, 0)
+		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: fmt.Sprintf("session batch %d (want 1-%d)", req.Batch, maxBatch)}
+	}
+	kv := sessionBytes(p.model, want, req.Batch, p.model.Context)
+	if err := p.budget.reserve(from, kv); err != nil {
+		p.served.Add(-1)
+		p.servedBy.add(from, -1, 0)
+		return nil, &p2p.RemoteError{Code: "BUSY", Message: err.Error()}
+	}
+	release := func() { p.served.Add(-1); p.servedBy.add(from, -1, 0); p.budget.release(from, kv) }
 	sess, err := st.NewSession(req.Batch)
 	if err != nil {
 		release()

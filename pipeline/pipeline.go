@@ -19,7 +19,6 @@ import (
 	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
-	"golang.org/x/sync/semaphore"
 )
 
 func logger() *slog.Logger { return slog.Default().With("pkg", "pipeline") }
@@ -41,16 +40,10 @@ type Config struct {
 	Local func() *layers.Stage
 	// OnFailover, when set, is called each time a route replaces a failed stage.
 	OnFailover func()
-	// Slots is how many generations run at once (the rest wait); 0: DefaultSlots.
-	Slots int
+	// KVBudget is the bytes of KV cache the node's sessions may reserve, its own generations
+	// and the sessions it serves to peers together; 0: DefaultKVBudget.
+	KVBudget int64
 }
-
-// DefaultSlots is how many generations run at once: each runs its stages' ops one after the
-// other, so two keep two cores busy without oversubscribing them.
-const DefaultSlots = 2
-
-// MaxQueued bounds the requests waiting for a slot; past it Acquire refuses at once.
-const MaxQueued = 64
 
 // ErrNoRoute is matched by a *NoRouteError: no reachable peers cover every layer.
 var ErrNoRoute = errors.New("pipeline: no route")
@@ -68,8 +61,6 @@ func (e *NoRouteError) Error() string {
 // Is makes errors.Is(err, ErrNoRoute) hold.
 func (e *NoRouteError) Is(target error) bool { return target == ErrNoRoute }
 
-// ErrBusy is returned by Acquire when MaxQueued requests already wait.
-var ErrBusy = errors.New("pipeline: too many requests waiting")
 
 // Pipeline plans and runs routes for this node and serves its span to other peers.
 type Pipeline struct {
@@ -79,9 +70,8 @@ type Pipeline struct {
 	local      func() *layers.Stage
 	onFailover func()
 
-	slots   *semaphore.Weighted
+	budget  kvBudget
 	running atomic.Int64
-	waiting atomic.Int64
 
 	subs     subStages
 	served   atomic.Int64  // forward sessions served to peers
@@ -91,16 +81,16 @@ type Pipeline struct {
 
 // New builds a pipeline.
 func New(cfg Config) *Pipeline {
-	slots := cfg.Slots
-	if slots <= 0 {
-		slots = DefaultSlots
+	budget := cfg.KVBudget
+	if budget <= 0 {
+		budget = DefaultKVBudget
 	}
 	onFailover := cfg.OnFailover
 	if onFailover == nil {
 		onFailover = func() {}
 	}
 	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, onFailover: onFailover,
-		slots: semaphore.NewWeighted(int64(slots))}
+		budget: kvBudget{limit: budget}}
 }
 
 func (p *Pipeline) localSpan() layers.Span {
@@ -113,36 +103,29 @@ func (p *Pipeline) localSpan() layers.Span {
 // Served is how many forward sessions this node serves to peers now.
 func (p *Pipeline) Served() int64 { return p.served.Load() }
 
-// Waiting is how many requests wait for a generation slot.
-func (p *Pipeline) Waiting() int { return int(p.waiting.Load()) }
-
-// Running is how many generations hold a slot now.
+// Running is how many of the node's own generations hold a reservation now.
 func (p *Pipeline) Running() int { return int(p.running.Load()) }
 
-// Acquire waits for a generation slot (or ctx), refusing at once with ErrBusy when MaxQueued
-// requests wait already; release gives the slot back.
-func (p *Pipeline) Acquire(ctx context.Context) (release func(), err error) {
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			p.running.Add(-1)
-			p.slots.Release(1)
-		})
-	}
-	if p.slots.TryAcquire(1) {
-		p.running.Add(1)
-		return release, nil
-	}
-	if p.waiting.Add(1) > MaxQueued {
-		p.waiting.Add(-1)
-		return nil, fmt.Errorf("%w: %d requests already waiting", ErrBusy, MaxQueued)
-	}
-	defer p.waiting.Add(-1)
-	if err := p.slots.Acquire(ctx, 1); err != nil {
+// KVReserved is the bytes of KV cache reserved now, by the node's generations and the
+// sessions it serves.
+func (p *Pipeline) KVReserved() int64 { return p.budget.inUse() }
+
+// Acquire reserves the KV cache of one of the node's own generations over the held span
+// (positions long), refusing at once with a *BusyError when the budget is full; release
+// gives it back.
+func (p *Pipeline) Acquire(positions int) (release func(), err error) {
+	n := sessionBytes(p.model, p.localSpan(), 1, min(positions, p.model.Context))
+	if err := p.budget.reserve("", n); err != nil {
 		return nil, err
 	}
 	p.running.Add(1)
-	return release, nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.running.Add(-1)
+			p.budget.release("", n)
+		})
+	}, nil
 }
 
 // Holdings lists, for each peer the coverage view knows (this node included), the

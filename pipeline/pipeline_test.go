@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,42 +134,79 @@ func (r stageRunner) Step(tokens []int32) ([]float32, error) {
 	return out.F32[(len(tokens)-1)*out.Dims[2]:], nil
 }
 
-func TestAcquireBoundsTheQueue(t *testing.T) {
-	p := New(Config{Model: tiny(t), Slots: 1})
-	release, err := p.Acquire(context.Background())
+// The node's generations and the sessions it serves share one KV-cache budget, reserved at
+// open for what a cache can grow to: full is an immediate BusyError (with a retry time), one
+// peer holds at most a quarter of it, and every release gives back what was taken.
+func TestKVBudgetIsSharedAndBoundsEachPeer(t *testing.T) {
+	m := tiny(t)
+	span := layers.Span{First: 0, Last: m.Layers - 1}
+	st, err := layers.NewStage(m, span, m.InitParams(span, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, MaxQueued+1)
-	for range MaxQueued {
-		go func() {
-			rel, err := p.Acquire(ctx)
-			if err == nil {
-				rel()
-			}
-			errs <- err
-		}()
+	whole := sessionBytes(m, span, 1, m.Context) // one session of the whole context
+	p := New(Config{Model: m, KVBudget: 8 * whole, Local: func() *layers.Stage { return st }})
+
+	// A peer: at most a quarter of the budget (two whole-context sessions); another peer
+	// still gets its own.
+	open := func(from peer.ID) (p2p.ForwardSession, error) {
+		return p.ServeForward(from, p2p.ForwardOpen{Model: m.Name, First: 0, Last: m.Layers - 1, Batch: 1})
 	}
-	for deadline := time.Now().Add(5 * time.Second); p.Waiting() < MaxQueued; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiting, want %d", p.Waiting(), MaxQueued)
+	var held []p2p.ForwardSession
+	for range 2 {
+		s, err := open("a")
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		held = append(held, s)
 	}
-	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrBusy) {
-		t.Fatalf("request past the queue: %v, want ErrBusy", err)
+	var re *p2p.RemoteError
+	if _, err := open("a"); !errors.As(err, &re) || re.Code != "BUSY" || !strings.Contains(re.Message, "retry") {
+		t.Fatalf("a third session for one peer: %v, want BUSY", err)
 	}
-	cancel()
-	for range MaxQueued {
-		if err := <-errs; !errors.Is(err, context.Canceled) {
-			t.Fatalf("a waiter whose request was cancelled: %v", err)
+	if _, err := p.ServeForward("a", p2p.ForwardOpen{Model: m.Name, First: 0, Last: m.Layers - 1, Batch: 1000}); !errors.As(err, &re) || re.Code != "BAD_INPUT" {
+		t.Fatalf("batch 1000: %v", err)
+	}
+	for range 2 {
+		s, err := open("b")
+		if err != nil {
+			t.Fatal(err)
 		}
+		held = append(held, s)
 	}
-	release()
-	if rel, err := p.Acquire(context.Background()); err != nil {
-		t.Fatal(err)
+	if got := p.KVReserved(); got != 4*whole {
+		t.Fatalf("reserved %d, want %d", got, 4*whole)
+	}
+	// The node's own generations take the rest, then are refused at once.
+	var rels []func()
+	for range 4 {
+		rel, err := p.Acquire(m.Context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels = append(rels, rel)
+	}
+	var busy *BusyError
+	if _, err := p.Acquire(m.Context); !errors.Is(err, ErrBusy) || !errors.As(err, &busy) || busy.Limit != 8*whole {
+		t.Fatalf("a generation past the budget: %v", err)
+	}
+	if p.Running() != 4 {
+		t.Fatalf("running %d", p.Running())
+	}
+	rels[0]()
+	rels[0]() // twice is once
+	if rel, err := p.Acquire(m.Context); err != nil {
+		t.Fatalf("after a release: %v", err)
 	} else {
 		rel()
+	}
+	for _, rel := range rels {
+		rel()
+	}
+	for _, s := range held {
+		s.Close()
+	}
+	if got := p.KVReserved(); got != 0 || p.Running() != 0 {
+		t.Fatalf("after every release: %d bytes reserved, %d running", got, p.Running())
 	}
 }
