@@ -61,7 +61,6 @@ func (e *NoRouteError) Error() string {
 // Is makes errors.Is(err, ErrNoRoute) hold.
 func (e *NoRouteError) Is(target error) bool { return target == ErrNoRoute }
 
-
 // Pipeline plans and runs routes for this node and serves its span to other peers.
 type Pipeline struct {
 	model      layers.Config
