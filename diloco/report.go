@@ -21,11 +21,16 @@ type Report struct {
 	Time   int64   `json:"time"` // unix seconds
 }
 
+// maxCount bounds a report's counters (2^50: centuries of steps), so sums over many reports
+// cannot overflow.
+const maxCount = 1 << 50
+
 // Valid tells whether a report is well formed for a model of the given layer count.
 func (r Report) Valid(model string, layers int) bool {
 	h, err := hex.DecodeString(r.Hash)
 	return err == nil && len(h) == 32 && r.Model == model && r.First >= 0 && r.Last >= r.First &&
-		r.Last < layers && r.Round >= 0 && r.Steps >= 0 && r.Tokens >= 0 && r.Shard >= 0 &&
+		r.Last < layers && r.Round >= 0 && r.Round <= maxCount && r.Steps >= 0 && r.Steps <= maxCount &&
+		r.Tokens >= 0 && r.Tokens <= maxCount && r.Shard >= 0 && r.Shard <= maxCount && r.Time > 0 &&
 		!math.IsNaN(r.Loss) && r.Loss >= 0 && r.Loss < 1e3
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/layers"
 )
 
 // hammer sends GET url from `workers` keep-alive clients for d and returns requests per second.
@@ -124,5 +125,50 @@ func BenchmarkPipelineVsSingleNode(b *testing.B) {
 		b.ReportMetric(float64(wire)/tokens, "wire-B/token")
 		b.ReportMetric(float64(pipeTTFT.Microseconds())/1000, "pipeline-ttft-ms")
 		b.ReportMetric(float64(singleTTFT.Microseconds())/1000, "single-ttft-ms")
+	}
+}
+
+// BenchmarkConcurrentGenerationsTwoStages: 8 greedy generations at once through a real
+// 2-stage pipeline (two in-process nodes, libp2p over loopback; their stages batch the
+// sessions' steps) against one generation alone: aggregate tokens/s.
+func BenchmarkConcurrentGenerationsTwoStages(b *testing.B) {
+	nodes := startNetwork(b, "0-3", "4-7")
+	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].api.Coverage(context.Background()).Complete })
+	const tokens = 96
+	run := func(n int) float64 {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				genRate(b, nodes[0], tokens)
+			}()
+		}
+		wg.Wait()
+		return float64(n*tokens) / time.Since(start).Seconds()
+	}
+	run(2) // compile
+	for i := 0; i < b.N; i++ {
+		one, eight := run(1), run(8)
+		b.Logf("two stages: 1 generation %.1f tok/s, 8 at once %.1f tok/s in all (x%.2f)", one, eight, eight/one)
+		b.ReportMetric(eight/one, "8-vs-1")
+	}
+}
+
+// BenchmarkInferenceAPIVsEngine: POST /api/v1/inference (streamed, greedy, 200 tokens) on an
+// idle node holding the whole model, against the engine's own decode figure (layers.Bench) in
+// the same run.
+func BenchmarkInferenceAPIVsEngine(b *testing.B) {
+	n := startNode(b, testConfig(b), unlimited)
+	genRate(b, n, 16)
+	for i := 0; i < b.N; i++ {
+		api, _, _ := genRate(b, n, 200)
+		r, err := layers.Bench(n.model, layers.BenchOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("POST /api/v1/inference %.1f tok/s, engine decode %.1f tok/s: %.2f", api, r.Decode, api/r.Decode)
+		b.ReportMetric(api/r.Decode, "api/engine")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -16,20 +17,80 @@ import (
 // or missed a round) fetches theta_0, the round and the outer momentum from a replica that is
 // ahead, over the checkpoint protocol.
 
-// newerReplica returns a replica that gossips a newer round of the node's span, if any.
+// newerReplica finds a newer round of the span that a quorum of its other holders report
+// with one weights hash: more than half of the holders the coverage view knows (at least
+// one) name the same round and hash, and the round is the newest such. It returns one of
+// them to fetch the checkpoint from. A single report, however far ahead, moves nothing: a
+// liar (or a peer holding no layer) cannot make the node drop its rounds.
 func (n *Node) newerReplica() (peer.ID, bool) {
 	span := n.Span()
-	newest := n.roundState().Round
-	var from peer.ID
-	n.reports.mu.Lock()
-	defer n.reports.mu.Unlock()
-	for p, ra := range n.reports.by {
-		r := ra.r
-		if p != n.host.ID() && r.First == span.First && r.Last == span.Last && r.Round > newest && time.Since(ra.at) < reportTTL {
-			from, newest = p, r.Round
+	mine := n.roundState().Round
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	holders := map[peer.ID]bool{}
+	for _, p := range n.replicas(ctx) {
+		if p != n.host.ID() {
+			holders[p] = true
 		}
 	}
-	return from, from != ""
+	cancel()
+	type claim struct {
+		round int64
+		hash  string
+	}
+	votes := map[claim][]peer.ID{}
+	n.reports.mu.Lock()
+	for p, ra := range n.reports.by {
+		r := ra.r
+		if holders[p] && r.First == span.First && r.Last == span.Last && r.Round > mine && time.Since(ra.at) < reportTTL {
+			c := claim{r.Round, r.Hash}
+			votes[c] = append(votes[c], p)
+		}
+	}
+	n.reports.mu.Unlock()
+	var best claim
+	var from []peer.ID
+	for c, ps := range votes {
+		if 2*len(ps) > len(holders) && (from == nil || c.round > best.round) {
+			best, from = c, ps
+		}
+	}
+	for _, p := range from {
+		if n.backoff.ready(p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// backoff spaces out catch-ups from a peer that failed: 1 s after the first failure, doubling
+// to at most two minutes, reset by a success.
+type backoff struct {
+	mu    sync.Mutex
+	until map[peer.ID]time.Time
+	wait  map[peer.ID]time.Duration
+}
+
+func (b *backoff) ready(p peer.ID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Now().After(b.until[p])
+}
+
+func (b *backoff) failed(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.until == nil {
+		b.until, b.wait = map[peer.ID]time.Time{}, map[peer.ID]time.Duration{}
+	}
+	w := min(max(2*b.wait[p], time.Second), 2*time.Minute)
+	b.wait[p], b.until[p] = w, time.Now().Add(w)
+}
+
+func (b *backoff) succeeded(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.until, p)
+	delete(b.wait, p)
 }
 
 // majorityHash is the weights hash most replicas of the span gossip for a round (each
@@ -57,19 +118,23 @@ func (n *Node) catchUp() {
 }
 
 // catchUpFrom resyncs from one replica (serialised: a node catches up once at a time).
-func (n *Node) catchUpFrom(from peer.ID) {
+// It reports whether the node took the peer's checkpoint.
+func (n *Node) catchUpFrom(from peer.ID) bool {
 	if n.noPull.Load() || !n.catchingUp.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	defer n.catchingUp.Store(false)
 	n.train.mu.Lock()
 	steps := n.train.innerSteps
 	n.train.mu.Unlock()
 	if err := n.resyncFrom(n.ctx, from, steps); err != nil {
+		n.backoff.failed(from)
 		logger().Warn("catching up failed", "from", from, "err", err)
-		return
+		return false
 	}
+	n.backoff.succeeded(from)
 	n.publishTraining()
+	return true
 }
 
 // serveCheckpoint sends theta_0 of the span with the round and the outer momentum.
@@ -125,7 +190,11 @@ func (n *Node) adoptCheckpoint(p peer.ID, head p2p.CheckpointHead, data []byte, 
 	if theta0.Hash() != head.Hash {
 		return fmt.Errorf("node: checkpoint from %s hashes to %s, it announced %s", p, short12(theta0.Hash()), short12(head.Hash))
 	}
-	if want, votes, ok := n.majorityHash(span, head.Round); ok && want != head.Hash {
+	want, votes, ok := n.majorityHash(span, head.Round)
+	if !ok {
+		return fmt.Errorf("node: checkpoint from %s (round %d, %s) is not corroborated: no majority of the span's replicas gossips a hash for that round", p, head.Round, short12(head.Hash))
+	}
+	if want != head.Hash {
 		return fmt.Errorf("node: checkpoint from %s (round %d, %s) disagrees with %d replicas gossiping %s", p, head.Round, short12(head.Hash), votes, short12(want))
 	}
 	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), n.model, span)

@@ -74,6 +74,7 @@ type Node struct {
 	// storeFailure is the last failed write of the node's state, nil once one succeeds.
 	storeFailure atomic.Pointer[error]
 	served       served
+	backoff      backoff // of catch-ups from peers that failed
 
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
@@ -238,7 +239,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.host.Close(), lg.Close())
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
-	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Serving, OnFailover: func() { n.api.Failover() },
+	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Serving, Train: n.Stage, OnFailover: func() { n.api.Failover() },
 		KVBudget: n.kvBudget()})
 	n.api, err = nodeapi.New(nodeapi.Config{Node: n, Version: Version, DataDir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Model: model,
 		Host: n.host, Coverage: n.cov, Pipeline: n.pipe, Ledger: lg, Wallet: wallet, Sync: n.lsync, Settings: st})
@@ -290,7 +291,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.host.ServeForward(n.pipe.ServeForward)
 	n.host.ServeTrain(n.serveTrain)
-	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, n.catchUpFrom))
+	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, func(p peer.ID) { n.catchUpFrom(p) }))
 	n.host.ServeCheckpoints(n.serveCheckpoint)
 	n.host.ServeCheckpointPut(n.admitCheckpoint, n.takeCheckpoint)
 	n.host.SetAnnounced(n.layerKeys(span))

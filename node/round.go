@@ -128,9 +128,8 @@ func (n *Node) roundLoop() {
 			n.catchUp()
 			continue
 		}
-		if from, ahead := n.newerReplica(); ahead {
-			// Behind the others: this round's work is moot; take theirs.
-			n.catchUpFrom(from)
+		if from, ahead := n.newerReplica(); ahead && n.catchUpFrom(from) {
+			// Behind the others: this round's work is moot; their theta_0 is taken.
 			n.replica.Skip(steps, false)
 			continue
 		}

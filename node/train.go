@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
@@ -64,5 +66,26 @@ func (n *Node) serveTrain(from peer.ID, req p2p.ForwardOpen) (p2p.TrainSession, 
 	if !n.settings.Get().Training.Enabled {
 		return nil, &p2p.RemoteError{Code: "TRAINING_DISABLED", Message: "training is turned off on this node"}
 	}
+	// The stage holding layer 0 trains on its own data shard only: a peer's tokens are never
+	// trained on. Downstream stages take training steps only from a driver (a holder of
+	// layer 0, which feeds its shard), not from any peer that opens a stream.
+	if req.First == 0 {
+		return nil, &p2p.RemoteError{Code: "FORBIDDEN", Message: "the first stage trains on its own data shard only; it takes no training input from peers"}
+	}
+	if !n.isDriver(from) {
+		return nil, &p2p.RemoteError{Code: "FORBIDDEN", Message: "training steps are taken only from a holder of layer 0 (a driver)"}
+	}
 	return pipeline.NewTrainSession(st, n.applyInner), nil
+}
+
+// isDriver tells whether the coverage view shows p holding layer 0.
+func (n *Node) isDriver(p peer.ID) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+	defer cancel()
+	for _, sp := range n.pipe.Holdings(ctx)[p] {
+		if sp.First == 0 {
+			return true
+		}
+	}
+	return false
 }

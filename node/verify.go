@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/nodeapi"
 )
 
@@ -24,10 +25,18 @@ const reportTTL = 2 * time.Minute
 func (n *Node) trainingTopic() string { return "/neuroshard/training/1.0.0/" + n.model.Name }
 
 // validReport is the topic's validator: a well-formed report for this model.
+// Beyond its form, a report's time must be within reportSkew of this node's clock.
 func (n *Node) validReport(from peer.ID, data []byte) bool {
 	var r TrainingReport
-	return len(data) <= 4096 && json.Unmarshal(data, &r) == nil && r.Valid(n.model.Name, n.model.Layers)
+	if len(data) > 4096 || json.Unmarshal(data, &r) != nil || !r.Valid(n.model.Name, n.model.Layers) {
+		return false
+	}
+	at := time.Unix(r.Time, 0)
+	return at.After(time.Now().Add(-reportSkew)) && at.Before(time.Now().Add(reportSkew))
 }
+
+// reportSkew bounds how far a report's time may be from this node's clock.
+const reportSkew = 10 * time.Minute
 
 type reports struct {
 	mu   sync.Mutex
@@ -117,9 +126,15 @@ func (n *Node) Training() nodeapi.TrainingView {
 	if n.replica != nil {
 		v.Exclusions = n.replica.Exclusions()
 	}
+	// A report counts (is fresh) only from a peer the coverage view shows holding the span it
+	// reports on: a peer that announces no layers (or other ones) moves no figure.
+	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+	holdings := n.pipe.Holdings(ctx)
+	cancel()
 	n.reports.mu.Lock()
 	for p, ra := range n.reports.by {
-		v.Reports[p] = nodeapi.ReportSeen{Report: ra.r, At: ra.at, Fresh: time.Since(ra.at) < reportTTL}
+		holds := p == n.host.ID() || slices.Contains(holdings[p], layers.Span{First: ra.r.First, Last: ra.r.Last})
+		v.Reports[p] = nodeapi.ReportSeen{Report: ra.r, At: ra.at, Fresh: holds && time.Since(ra.at) < reportTTL}
 	}
 	v.MyLosses = slices.Clone(n.reports.mine)
 	n.reports.mu.Unlock()

@@ -12,6 +12,14 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
+// satAdd adds counters of peers' reports without overflowing.
+func satAdd(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
 // TrainingGlobal implements httpapi.Backend from the gossiped reports and the node's state.
 func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 	v := a.node.Training()
@@ -33,8 +41,8 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 		bySpan[key{r.First, r.Last}] = append(bySpan[key{r.First, r.Last}], r)
 		sum += r.Loss
 		g.GlobalMinLoss = math.Min(g.GlobalMinLoss, r.Loss)
-		g.GlobalSteps += r.Steps
-		g.GlobalTokens += r.Tokens
+		g.GlobalSteps = satAdd(g.GlobalSteps, r.Steps)
+		g.GlobalTokens = satAdd(g.GlobalTokens, r.Tokens)
 		shards[r.Shard] = true
 	}
 	agree, total := 0, 0

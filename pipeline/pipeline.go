@@ -36,8 +36,12 @@ type Config struct {
 	Model    layers.Config
 	Host     Host
 	Coverage *coverage.Cache
-	// Local is the stage this node holds (nil before it has one).
+	// Local is the stage this node serves inference from (nil before it has one): the pinned
+	// version of its weights.
 	Local func() *layers.Stage
+	// Train is the stage training steps run on (its weights move with every inner step);
+	// nil: Local.
+	Train func() *layers.Stage
 	// OnFailover, when set, is called each time a route replaces a failed stage.
 	OnFailover func()
 	// KVBudget is the bytes of KV cache the node's sessions may reserve, its own generations
@@ -67,6 +71,7 @@ type Pipeline struct {
 	host       Host
 	cov        *coverage.Cache
 	local      func() *layers.Stage
+	train      func() *layers.Stage
 	onFailover func()
 
 	budget  kvBudget
@@ -88,7 +93,11 @@ func New(cfg Config) *Pipeline {
 	if onFailover == nil {
 		onFailover = func() {}
 	}
-	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, onFailover: onFailover,
+	train := cfg.Train
+	if train == nil {
+		train = cfg.Local
+	}
+	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
 		budget: kvBudget{limit: budget}}
 }
 

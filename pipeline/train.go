@@ -235,7 +235,7 @@ func (p *Pipeline) OpenTrainRoute(ctx context.Context, rank int, apply Apply) ([
 	var hops []TrainHop
 	for _, h := range route {
 		if h.Self {
-			hops = append(hops, localTrainHop{hop: h, s: NewTrainSession(p.local(), apply)})
+			hops = append(hops, localTrainHop{hop: h, s: NewTrainSession(p.train(), apply)})
 			continue
 		}
 		c, err := p.host.OpenTrain(ctx, h.Peer, p2p.ForwardOpen{Model: p.model.Name, First: h.Span.First, Last: h.Span.Last, Batch: 1})

@@ -1,0 +1,88 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// A node never trains on what a peer sends it: the first stage takes no training input from
+// peers at all, and a downstream stage takes training steps only from a driver (a holder of
+// layer 0).
+func TestTrainingSessionsOnlyFromDrivers(t *testing.T) {
+	nodes := startTrainingNetwork(t, 1000, "0-1", "0-1", "2-3")
+	driver, first, down := nodes[0], nodes[1], nodes[2]
+	cfg := testConfig(t)
+	cfg.Model, cfg.Layers, cfg.Bootstrap = "neuroshard-tiny", "2-3", driver.Multiaddrs()
+	stranger := startNode(t, cfg) // holds layers, but not layer 0
+	eventually(t, 15*time.Second, "coverage of every node", func() bool {
+		h := down.pipe.Holdings(context.Background())
+		return len(h[driver.host.ID()]) > 0 && len(h[stranger.host.ID()]) > 0
+	})
+	ctx := context.Background()
+	refused := func(c *p2p.TrainClient, err error) bool {
+		if err == nil {
+			c.Close()
+			return false
+		}
+		var re *p2p.RemoteError
+		return errors.As(err, &re) && re.Code == "FORBIDDEN"
+	}
+	tokens := p2p.ForwardOpen{Model: "neuroshard-tiny", First: 0, Last: 1, Batch: 1}
+	if c, err := stranger.host.OpenTrain(ctx, first.host.ID(), tokens); !refused(c, err) {
+		t.Fatalf("a peer's tokens into the first stage: %v, want FORBIDDEN", err)
+	}
+	if c, err := driver.host.OpenTrain(ctx, first.host.ID(), tokens); !refused(c, err) {
+		t.Fatalf("even a driver's tokens into another first stage: %v, want FORBIDDEN", err)
+	}
+	acts := p2p.ForwardOpen{Model: "neuroshard-tiny", First: 2, Last: 3, Batch: 1}
+	if c, err := stranger.host.OpenTrain(ctx, down.host.ID(), acts); !refused(c, err) {
+		t.Fatalf("a non-driver's activations: %v, want FORBIDDEN", err)
+	}
+	c, err := driver.host.OpenTrain(ctx, down.host.ID(), acts)
+	if err != nil {
+		t.Fatalf("the driver's training session: %v", err)
+	}
+	c.Close()
+}
+
+// A report, however far ahead, moves a replica only when a majority of the span's other
+// holders make it with one hash: a peer that holds nothing (or a lone liar among several
+// replicas) cannot make a replica drop its rounds for a catch-up; training goes on.
+func TestCatchUpNeedsAQuorumOfHolders(t *testing.T) {
+	nodes := startTrainingNetwork(t, 1000, "0-3", "0-3")
+	a, b := nodes[0], nodes[1]
+	eventually(t, 15*time.Second, "each replica sees the other hold the span", func() bool {
+		return len(a.replicas(context.Background())) == 2
+	})
+	mine := a.roundState().Round
+	claim := func(id peer.ID, round int64, hash string) {
+		a.reports.mu.Lock()
+		a.reports.by[id] = reportAt{TrainingReport{Model: a.model.Name, First: 0, Last: 3, Round: round, Hash: hash}, time.Now()}
+		a.reports.mu.Unlock()
+	}
+	fake := strings.Repeat("ab", 32)
+	claim("12D3KooWNotAHolderOfAnything", mine+1000, fake)
+	if p, ok := a.newerReplica(); ok {
+		t.Fatalf("a non-holder's report made %s the source of a catch-up", p)
+	}
+	claim(b.host.ID(), mine+1, fake) // the only other holder: a quorum of one
+	if p, ok := a.newerReplica(); !ok || p != b.host.ID() {
+		t.Fatalf("the other holder's newer round: %s %v", p, ok)
+	}
+	// Its checkpoint does not hash to what it claimed: refused, and the next try waits.
+	if a.catchUpFrom(b.host.ID()) {
+		t.Fatal("took a checkpoint whose hash the gossip does not back")
+	}
+	if _, ok := a.newerReplica(); ok {
+		t.Fatal("no back-off after a failed catch-up")
+	}
+	before := a.innerSteps()
+	eventually(t, time.Minute, "inner steps go on", func() bool { return a.innerSteps() > before+2 })
+}
