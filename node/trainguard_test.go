@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +87,35 @@ func TestCatchUpNeedsAQuorumOfHolders(t *testing.T) {
 	}
 	before := a.innerSteps()
 	eventually(t, time.Minute, "inner steps go on", func() bool { return a.innerSteps() > before+2 })
+}
+
+// Reports from peers that do not hold the span they report on move no figure: 100 sybils
+// claiming the span's newest round with another hash and absurd counters leave the agreement
+// at 1 and the totals as the real replicas make them; a report with a time far from this
+// node's clock is refused by the topic's validator.
+func TestSybilReportsMoveNoFigure(t *testing.T) {
+	nodes := startTrainingNetwork(t, 1000, "0-3", "0-3")
+	a := nodes[0]
+	eventually(t, 30*time.Second, "both replicas' reports", func() bool {
+		g := a.api.TrainingGlobal(context.Background())
+		return g.TotalNodesTraining == 2
+	})
+	before := a.api.TrainingGlobal(context.Background())
+	round := a.roundState().Round
+	a.reports.mu.Lock()
+	for i := range 100 {
+		a.reports.by[peer.ID(fmt.Sprintf("sybil-%03d", i))] = reportAt{TrainingReport{Model: a.model.Name, First: 0, Last: 3,
+			Round: round, Hash: strings.Repeat("cd", 32), Loss: 0.01, Steps: 1 << 50, Tokens: 1 << 50, Time: time.Now().Unix()}, time.Now()}
+	}
+	a.reports.mu.Unlock()
+	g := a.api.TrainingGlobal(context.Background())
+	if g.TotalNodesTraining != 2 || g.HashAgreementRate != 1 || g.GlobalMinLoss < 0.5 || g.GlobalSteps < 0 || g.GlobalSteps > before.GlobalSteps*10+1000 {
+		t.Fatalf("sybils moved the figures: %+v (before %+v)", g, before)
+	}
+	r := a.myReport()
+	r.Time = time.Now().Add(-time.Hour).Unix()
+	data, _ := json.Marshal(r)
+	if a.validReport(a.host.ID(), data) {
+		t.Fatal("a report an hour old passed the validator")
+	}
 }
