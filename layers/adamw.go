@@ -82,6 +82,7 @@ func (s *Stage) Step(opt *AdamW, grads *Params) error {
 		return err
 	}
 	s.hash = ""
+	s.known.Store(nil)
 	for i, t := range s.tensors {
 		if err := tensors.MutableFlatData(t, func(flat []float32) { copy(flat, s.params.Values[i]) }); err != nil {
 			s.tensors = nil // made anew from the parameters on the next use

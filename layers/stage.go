@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // gomlx's pure-Go backend, the reference
@@ -82,8 +83,9 @@ type Stage struct {
 
 	mu      sync.Mutex
 	params  *Params
-	tensors []*tensors.Tensor // params as backend tensors; nil after the params change
-	hash    string            // hash of params; "" after the params change
+	tensors []*tensors.Tensor      // params as backend tensors; nil after the params change
+	hash    string                 // hash of params; "" after the params change
+	known   atomic.Pointer[string] // hash, readable without s.mu; nil after the params change
 	fwd     *Exec
 	bwd     *Exec
 	dec     *Exec // KV-cache decoding, built by the first session
@@ -140,14 +142,20 @@ func (s *Stage) Params() *Params {
 	return s.params.Clone()
 }
 
-// Hash is the hash of the stage's parameters, computed once per parameter version.
+// Hash is the hash of the stage's parameters, computed once per parameter version; a known
+// hash is read without waiting for a computation to finish.
 func (s *Stage) Hash() string {
+	if h := s.known.Load(); h != nil {
+		return *h
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hash == "" {
 		s.hash = s.params.Hash()
 	}
-	return s.hash
+	h := s.hash
+	s.known.Store(&h)
+	return h
 }
 
 // SetParams replaces the stage's parameters after checking names, shapes and values.
@@ -158,6 +166,7 @@ func (s *Stage) SetParams(p *Params) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.params, s.tensors, s.hash = p.Clone(), nil, ""
+	s.known.Store(nil)
 	return nil
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	// OuterLR and OuterMomentum override the stored outer step for this run (nil: keep it).
 	OuterLR, OuterMomentum *float64
 
+	// AuditRate is the chance each remote stage of a generation is audited (its answers
+	// recomputed by this node or another holder); 0: the default (0.25), negative: none.
+	AuditRate float64
+
 	// Bench measures the machine's throughput: BenchFirst (the command's default) once per
 	// preset and backend, BenchAgain at this start, BenchOff never.
 	Bench string

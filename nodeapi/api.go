@@ -95,6 +95,7 @@ func (a *API) Health(ctx context.Context) apitypes.Health {
 // Peers implements httpapi.Backend: connected peers, with the layers the DHT says they hold.
 func (a *API) Peers(ctx context.Context) apitypes.PeerList {
 	held := a.cov.Get(ctx).ByPeer()
+	excluded, passed := a.pipe.Excluded(), a.pipe.AuditsPassed()
 	list := apitypes.PeerList{Peers: []apitypes.Peer{}}
 	for _, p := range a.host.Peers() {
 		ls := held[p.ID]
@@ -112,7 +113,12 @@ func (a *API) Peers(ctx context.Context) apitypes.PeerList {
 		if len(ls) > 0 {
 			e.Role = roleOf(ls, a.model.Layers)
 		}
+		e.Excluded, e.AuditsPassed = excluded[p.ID].Reason, passed[p.ID]
+		delete(excluded, p.ID)
 		list.Peers = append(list.Peers, e)
+	}
+	for id, x := range excluded { // excluded and no longer connected: still shown, with why
+		list.Peers = append(list.Peers, apitypes.Peer{ID: id.String(), Layers: []int{}, Excluded: x.Reason, AuditsPassed: passed[id]})
 	}
 	list.Total = len(list.Peers)
 	return list

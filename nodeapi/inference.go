@@ -165,6 +165,7 @@ func (a *API) Inference(ctx context.Context, req apitypes.InferenceRequest, emit
 		}
 		return nil, apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "generation failed: "+err.Error(), nil)
 	}
+	a.audit(a.pipe.AuditCases(r))
 	text, _ := s.StopAt(layers.Decode(out))
 	ts.buf = []byte(text)
 	if err := ts.send(len(ts.buf)); err != nil {
@@ -219,3 +220,28 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// audit has some of the remote stages of a finished generation recomputed, in the background:
+// the answer is not held back, and a stage convicted of a wrong answer is excluded from this
+// node's routes.
+func (a *API) audit(cases []pipeline.AuditCase) {
+	if len(cases) == 0 {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		for _, c := range cases {
+			ctx, cancel := context.WithTimeout(a.ctx, auditTimeout)
+			res := a.pipe.Audit(ctx, c)
+			cancel()
+			a.metrics.audited(res.Verdict)
+			if res.Verdict != pipeline.VerdictPassed {
+				logger().Warn("audit", "peer", c.Peer, "layers", c.Span.String(), "verdict", res.Verdict, "verifier", res.Verifier, "reason", res.Reason)
+			}
+		}
+	}()
+}
+
+// auditTimeout bounds one audit's recomputation.
+const auditTimeout = time.Minute

@@ -2,6 +2,7 @@ package nodeapi
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -17,8 +18,9 @@ type inferenceMetrics struct {
 	total     int64
 	tokens    int64
 	failovers int64
-	recent    []time.Time // request completions in the last minute
-	lat       []float64   // ring of recent latencies, ms
+	audits    map[string]int64 // by verdict
+	recent    []time.Time      // request completions in the last minute
+	lat       []float64        // ring of recent latencies, ms
 	next      int
 }
 
@@ -38,6 +40,15 @@ func (m *inferenceMetrics) record(latency time.Duration, tokens int) {
 	}
 }
 
+func (m *inferenceMetrics) audited(verdict string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.audits == nil {
+		m.audits = map[string]int64{}
+	}
+	m.audits[verdict]++
+}
+
 func (m *inferenceMetrics) failover() {
 	m.mu.Lock()
 	m.failovers++
@@ -55,7 +66,10 @@ func (a *API) Metrics(ctx context.Context) apitypes.Metrics {
 	}
 	m.recent = m.recent[i:]
 	inf := apitypes.InferenceMetrics{RequestsTotal: m.total, RequestsPerMinute: float64(len(m.recent)),
-		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: a.tasks.Counts().Queued}
+		TokensGenerated: m.tokens, Failovers: m.failovers, QueueLength: a.tasks.Counts().Queued, Audits: maps.Clone(m.audits)}
+	if inf.Audits == nil {
+		inf.Audits = map[string]int64{}
+	}
 	if len(m.lat) > 0 {
 		sorted := slices.Clone(m.lat)
 		slices.Sort(sorted)

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,11 +47,17 @@ type ForwardOpen struct {
 	Batch int    `json:"batch"`
 }
 
-// ForwardOpened confirms a session.
+// ForwardOpened confirms a session. Weights names the version the stage runs: the sha256 (hex)
+// of the span's weights, pinned for the session's life, so that a requester can have the
+// stage's answers checked by another holder of the same version.
 type ForwardOpened struct {
-	First int `json:"first"`
-	Last  int `json:"last"`
+	First   int    `json:"first"`
+	Last    int    `json:"last"`
+	Weights string `json:"weights,omitempty"`
 }
+
+// Versioned is a session that names the weights it runs (ForwardOpened.Weights).
+type Versioned interface{ WeightsHash() string }
 
 // RemoteError is an error a peer reported; Code is machine-readable.
 type RemoteError struct {
@@ -119,37 +126,61 @@ func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
 
 // ForwardClient is the client side of one forward session.
 type ForwardClient struct {
-	s    network.Stream
-	peer peer.ID
+	s       network.Stream
+	peer    peer.ID
+	weights string
 }
+
+// Weights is the version of the weights the stage said it runs ("" if it named none).
+func (c *ForwardClient) Weights() string { return c.weights }
 
 // OpenForward opens a session on a peer.
 func (n *Host) OpenForward(ctx context.Context, p peer.ID, req ForwardOpen) (*ForwardClient, error) {
-	s, err := n.openSession(ctx, p, ProtocolForward, req)
+	s, opened, err := n.openSession(ctx, p, ProtocolForward, req)
 	if err != nil {
 		return nil, err
 	}
-	return &ForwardClient{s: s, peer: p}, nil
+	return &ForwardClient{s: s, peer: p, weights: opened.Weights}, nil
 }
 
 // openSession opens a session stream of a protocol: OPEN, then OPENED or a refusal. On any
 // failure the stream is closed.
-func (n *Host) openSession(ctx context.Context, p peer.ID, proto protocol.ID, req ForwardOpen) (network.Stream, error) {
+func (n *Host) openSession(ctx context.Context, p peer.ID, proto protocol.ID, req ForwardOpen) (network.Stream, ForwardOpened, error) {
+	var opened ForwardOpened
 	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
 	defer cancel()
 	s, err := n.h.NewStream(octx, p, proto)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: open %s stream to %s: %w", proto, p, err)
+		return nil, opened, fmt.Errorf("p2p: open %s stream to %s: %w", proto, p, err)
 	}
 	buf, err := jsonBytes(req)
+	var reply []byte
 	if err == nil {
-		_, err = call(s, time.Now().Add(ForwardOpenTimeout), frameOpen, buf, frameOpened)
+		reply, err = call(s, time.Now().Add(ForwardOpenTimeout), frameOpen, buf, frameOpened)
+	}
+	if err == nil {
+		err = decodeOpened(reply, &opened)
 	}
 	if err != nil {
 		s.Close() // call has reset it already on a transport failure
-		return nil, fmt.Errorf("p2p: session open on %s: %w", p, err)
+		return nil, opened, fmt.Errorf("p2p: session open on %s: %w", p, err)
 	}
-	return s, nil
+	return s, opened, nil
+}
+
+// decodeOpened reads an OPENED reply: a bounded JSON object whose weights, if named, are a
+// sha256 in hex.
+func decodeOpened(b []byte, o *ForwardOpened) error {
+	if len(b) > maxControlFrame {
+		return fmt.Errorf("%w: OPENED of %d bytes", ErrFrame, len(b))
+	}
+	if err := json.Unmarshal(b, o); err != nil {
+		return fmt.Errorf("%w: OPENED: %v", ErrFrame, err)
+	}
+	if h, err := hex.DecodeString(o.Weights); o.Weights != "" && (err != nil || len(h) != 32) {
+		return fmt.Errorf("%w: OPENED names weights %.80q, not a sha256", ErrFrame, o.Weights)
+	}
+	return nil
 }
 
 // Peer is the peer running the session.

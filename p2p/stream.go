@@ -29,15 +29,20 @@ func readOpen(s network.Stream) (ForwardOpen, error) {
 	return req, nil
 }
 
-// answerOpen confirms or refuses a session.
-func answerOpen(s network.Stream, req ForwardOpen, err error) error {
+// answerOpen confirms or refuses a session; a session that names its weights has them in the
+// OPENED reply.
+func answerOpen(s network.Stream, req ForwardOpen, sess any, err error) error {
 	s.SetWriteDeadline(time.Now().Add(ForwardOpenTimeout))
 	if err != nil {
 		writeJSONFrame(s, frameError, remoteErr(err))
 		s.Close()
 		return err
 	}
-	return writeJSONFrame(s, frameOpened, ForwardOpened{First: req.First, Last: req.Last})
+	opened := ForwardOpened{First: req.First, Last: req.Last}
+	if v, ok := sess.(Versioned); ok {
+		opened.Weights = v.WeightsHash()
+	}
+	return writeJSONFrame(s, frameOpened, opened)
 }
 
 // acceptSession reads a session stream's OPEN, asks open for the session and answers the
@@ -51,7 +56,7 @@ func acceptSession[S any](s network.Stream, open func(peer.ID, ForwardOpen) (S, 
 		return sess, false
 	}
 	sess, err = open(from, req)
-	if aerr := answerOpen(s, req, err); aerr != nil {
+	if aerr := answerOpen(s, req, sess, err); aerr != nil {
 		if err == nil {
 			// The session was opened but the client never learnt it (it reset the stream, or
 			// the write timed out): free it here, or its slot and cache would outlive the stream.

@@ -111,7 +111,7 @@ type TrainClient struct {
 
 // OpenTrain opens a training session on a peer.
 func (n *Host) OpenTrain(ctx context.Context, p peer.ID, req ForwardOpen) (*TrainClient, error) {
-	s, err := n.openSession(ctx, p, ProtocolBackward, req)
+	s, _, err := n.openSession(ctx, p, ProtocolBackward, req)
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,13 @@ func ToWire(t *layers.Tensor) *p2p.Tensor { return &p2p.Tensor{Dims: t.Dims, F32
 // servedSession runs one peer's forward session on a local stage.
 type servedSession struct {
 	sess    *layers.Session
+	weights string // the hash of the weights the session runs
 	release func()
 	once    sync.Once
 }
+
+// WeightsHash names the version the session runs (p2p.Versioned).
+func (s *servedSession) WeightsHash() string { return s.weights }
 
 func (s *servedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
 	out, err := s.sess.Step(FromWire(in))
@@ -116,7 +120,7 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 		release()
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
-	return &servedSession{sess: sess, release: release}, nil
+	return &servedSession{sess: sess, weights: st.Hash(), release: release}, nil
 }
 
 // subStages caches stages for parts of the held span (a route may need only its tail), keyed

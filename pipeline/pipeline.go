@@ -44,6 +44,9 @@ type Config struct {
 	Train func() *layers.Stage
 	// OnFailover, when set, is called each time a route replaces a failed stage.
 	OnFailover func()
+	// AuditRate is the chance each remote stage of a finished generation is audited; 0:
+	// DefaultAuditRate, negative: none.
+	AuditRate float64
 	// KVBudget is the bytes of KV cache the node's sessions may reserve, its own generations
 	// and the sessions it serves to peers together; 0: DefaultKVBudget.
 	KVBudget int64
@@ -75,6 +78,7 @@ type Pipeline struct {
 	onFailover func()
 
 	budget  kvBudget
+	audits  auditState
 	running atomic.Int64
 
 	subs     subStages
@@ -98,7 +102,7 @@ func New(cfg Config) *Pipeline {
 		train = cfg.Local
 	}
 	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
-		budget: kvBudget{limit: budget}}
+		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate)}}
 }
 
 func (p *Pipeline) localSpan() layers.Span {

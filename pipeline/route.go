@@ -25,7 +25,7 @@ type Hop struct {
 func (p *Pipeline) holdings(ctx context.Context) map[peer.ID][]layers.Span {
 	out := map[peer.ID][]layers.Span{}
 	for id, spans := range p.cov.Get(ctx).Spans() {
-		if id != p.host.ID() {
+		if id != p.host.ID() && !p.isExcluded(id) {
 			out[id] = spans
 		}
 	}

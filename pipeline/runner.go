@@ -21,6 +21,8 @@ type hopRunner struct {
 	local   *layers.Session
 	remote  *p2p.ForwardClient
 	history *layers.Tensor
+	outputs *layers.Tensor // what the current peer answered for history (audits)
+	weights string         // the version the current peer named
 }
 
 // Route runs one sequence through a planned route of stages, replacing failed ones.
@@ -76,7 +78,7 @@ func (r *Route) open(hr *hopRunner) error {
 	if err != nil {
 		return err
 	}
-	hr.remote = c
+	hr.remote, hr.weights = c, c.Weights()
 	r.p.using.add(hr.hop.Peer, 1, 0)
 	return nil
 }
@@ -135,6 +137,9 @@ func (r *Route) Step(tokens []int32) ([]float32, error) {
 			out, err = r.failover(hr, x, err)
 		}
 		hr.history = appendSeq(hr.history, x)
+		if hr.remote != nil {
+			hr.outputs = appendSeq(hr.outputs, out)
+		}
 		x = out
 	}
 	v := x.Dims[2]
@@ -161,10 +166,13 @@ func (r *Route) failover(hr *hopRunner, x *layers.Tensor, cause error) (*layers.
 	if err := r.open(hr); err != nil {
 		return nil, err
 	}
+	hr.outputs = nil
 	if hr.history != nil {
-		if _, err := r.step(hr, hr.history); err != nil {
+		out, err := r.step(hr, hr.history)
+		if err != nil {
 			return nil, err
 		}
+		hr.outputs = out // the new peer's answers for the history, for audits
 	}
 	return r.step(hr, x)
 }

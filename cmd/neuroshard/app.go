@@ -58,6 +58,7 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
 			&cli.StringFlag{Name: "network-config", Usage: "ledger rules of the network, a JSON `FILE` (genesis allocation, fees, reward rates; see README); every node of a network must use the same (default: the built-in network)", EnvVars: env("NETWORK_CONFIG")},
 			&cli.StringSliceFlag{Name: "rate-limit", Usage: "REST API budget per minute, `CLASS=N` for status, inference or wallet (0: unlimited; default seed 003's 100, 60, 10; repeatable)", EnvVars: env("RATE_LIMIT")},
+			&cli.Float64Flag{Name: "audit-rate", Value: 0.25, Usage: "chance that each remote stage of a generation is audited: its answers recomputed by this node or another holder of the same weights, a stage caught lying excluded from routes (0 turns audits off)", EnvVars: env("AUDIT_RATE")},
 			&cli.BoolFlag{Name: "bench", Value: true, Usage: "measure this machine's throughput at the first start on a preset and backend (a few seconds; kept in the data dir, shown in the status)", EnvVars: env("BENCH")},
 			&cli.BoolFlag{Name: "rebench", Usage: "measure the throughput again at this start", EnvVars: env("REBENCH")},
 			&cli.DurationFlag{Name: "reprovide-interval", Value: d.ReprovideInterval, Usage: "how often the node announces its layers in the DHT again", EnvVars: env("REPROVIDE_INTERVAL")},
@@ -128,6 +129,13 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	}
 	if err := layers.SetBackend(c.String("backend")); err != nil {
 		return cfg, fmt.Errorf("--backend: %w", err)
+	}
+	if r := c.Float64("audit-rate"); r < 0 || r > 1 {
+		return cfg, fmt.Errorf("--audit-rate %g: want a chance between 0 and 1", r)
+	} else if r == 0 {
+		cfg.AuditRate = -1 // off
+	} else {
+		cfg.AuditRate = r
 	}
 	switch {
 	case c.Bool("rebench"):

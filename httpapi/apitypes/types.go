@@ -78,6 +78,10 @@ type Peer struct {
 	LatencyMS      float64 `json:"latency_ms"`
 	ConnectedSince string  `json:"connected_since"`
 	AgentVersion   string  `json:"agent_version,omitempty"`
+	// Beyond the seed: why this node keeps the peer out of its routes (an audit convicted it).
+	Excluded string `json:"excluded,omitempty"`
+	// AuditsPassed is how many of this node's audits of the peer's answers it passed.
+	AuditsPassed int `json:"audits_passed,omitempty"`
 }
 
 // PeerList is GET /api/v1/peers.
@@ -333,6 +337,8 @@ type InferenceMetrics struct {
 	TokensGenerated   int64   `json:"tokens_generated"`
 	Failovers         int64   `json:"failovers"`
 	QueueLength       int     `json:"queue_length"`
+	// Beyond the seed: audits of remote stages' answers, by verdict (passed, convicted, ...).
+	Audits map[string]int64 `json:"audits"`
 }
 
 // NetworkMetrics is the network section of Metrics.

@@ -1,0 +1,136 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
+)
+
+// skewedSession runs the stage honestly, then rewrites its answer (a stage that steers the
+// text it returns), while naming the honest weights version.
+type skewedSession struct {
+	inner p2p.ForwardSession
+	token int
+}
+
+func (s skewedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
+	out, err := s.inner.Step(in)
+	if err != nil {
+		return nil, err
+	}
+	v := out.Dims[2]
+	for i := s.token; i < len(out.F32); i += v {
+		out.F32[i] += 50 // its token wins every position
+	}
+	return out, nil
+}
+func (s skewedSession) Close() { s.inner.Close() }
+func (s skewedSession) WeightsHash() string {
+	return s.inner.(p2p.Versioned).WeightsHash()
+}
+
+// A stage that answers well-formed lies under the honest version is caught by the audits of a
+// requester (recomputing on another holder, a third deciding), excluded from its routes at
+// once, shown as excluded in /api/v1/peers, and the requester's answers are the honest ones
+// from then on; the honest holders pass their audits.
+func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
+	ctx := context.Background()
+	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
+	mk := func(span string) *Node {
+		c := testConfig(t)
+		c.Layers, c.Bootstrap, c.AuditRate = span, third.Multiaddrs(), 1
+		return startNode(t, c)
+	}
+	req, honest, liar := mk("0-3"), mk("4-7"), mk("4-7")
+	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
+		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
+	})
+	steer := int(layers.Encode("P")[1])
+	liar.host.ServeForward(func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
+		inner, err := liar.pipe.ServeForward(from, r)
+		if err != nil {
+			return nil, err
+		}
+		return skewedSession{inner: inner, token: steer}, nil
+	})
+	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
+	head, err := layers.NewStage(req.model, layers.Span{First: 0, Last: 3}, req.Stage().Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := layers.NewStage(third.model, layers.Span{First: 4, Last: 7}, third.Stage().Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, _ := layers.NewPipeline([]*layers.Stage{head, tail})
+	want, _, err := layers.Generate(pipe, third.model.Context, prompt, s, nil)
+	pipe.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The liar serves the first request (the requester chose it), and the audit that follows
+	// it recomputes the liar's work elsewhere.
+	r, err := req.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: req.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
+		{Peer: liar.host.ID(), Span: layers.Span{First: 4, Last: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(got, want) {
+		t.Fatalf("the lying stage's answer is the honest one (%q): the test checks nothing", layers.Decode(got))
+	}
+	cases := req.pipe.AuditCases(r)
+	r.Close()
+	if len(cases) != 1 {
+		t.Fatalf("%d audit cases at rate 1, want the liar's", len(cases))
+	}
+	if res := req.pipe.Audit(ctx, cases[0]); res.Verdict != pipeline.VerdictConvicted {
+		t.Fatalf("audit of the liar: %+v", res)
+	}
+	ex := req.pipe.Excluded()
+	if _, ok := ex[liar.host.ID()]; !ok || len(ex) != 1 {
+		t.Fatalf("excluded %v; want the liar alone", ex)
+	}
+	for range 4 { // routes avoid the liar now: every answer is the honest one, and passes its audit
+		r, err := req.pipe.Open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
+		for _, c := range req.pipe.AuditCases(r) {
+			if res := req.pipe.Audit(ctx, c); res.Verdict != pipeline.VerdictPassed {
+				t.Fatalf("an honest stage's audit: %+v", res)
+			}
+		}
+		r.Close()
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("after the exclusion: %q %v, want %q", layers.Decode(got), err, layers.Decode(want))
+		}
+	}
+	peers, err := apiClient(req).Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := false
+	for _, p := range peers.Peers {
+		if p.ID == liar.host.ID().String() && p.Excluded != "" {
+			shown = true
+		}
+		if p.ID == honest.host.ID().String() && p.Excluded != "" {
+			t.Fatalf("the honest holder is excluded: %s", p.Excluded)
+		}
+	}
+	if !shown {
+		t.Fatalf("/api/v1/peers does not show the liar excluded: %+v", peers)
+	}
+	t.Logf("liar excluded: %s; audits passed %v", ex[liar.host.ID()].Reason, req.pipe.AuditsPassed())
+}

@@ -1,0 +1,244 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// Audits. The engine is deterministic, so two honest holders of a span that run the same
+// weights version give the same bits for the same inputs, and a prefill of a session's
+// inputs gives the bits its token-by-token steps gave. After a generation, the requester
+// picks some of the remote stages it used (AuditRate each) and has their work recomputed from
+// the inputs it sent them: by itself when it holds the span at that version, otherwise by
+// another holder that names the same version. A mismatch with its own computation convicts
+// the stage; a mismatch with another peer's is decided by a third computation (itself or a
+// third holder), two against one. A convicted peer is excluded from this node's routes at once.
+
+// DefaultAuditRate is the chance that a remote stage of a finished generation is audited:
+// a stage that always cheats is caught within a few requests (1 - 0.75^4 = 68% by its fourth).
+const DefaultAuditRate = 0.25
+
+// AuditCase is one stage's work in a generation: what it was sent and what it answered.
+type AuditCase struct {
+	Peer    peer.ID
+	Span    layers.Span
+	Weights string         // the version the stage named when the session opened
+	In, Out *layers.Tensor // every input it was sent and every output it gave, in order
+}
+
+// AuditResult is what an audit found.
+type AuditResult struct {
+	Case     AuditCase
+	Verdict  string  // "passed", "convicted", "verifier convicted", "inconclusive"
+	Verifier peer.ID // who recomputed (this node's ID when it did)
+	Reason   string
+}
+
+// Verdicts of an audit.
+const (
+	VerdictPassed       = "passed"
+	VerdictConvicted    = "convicted"
+	VerdictInconclusive = "inconclusive"
+)
+
+// Exclusion is why a peer is kept out of this node's routes.
+type Exclusion struct {
+	Peer   peer.ID
+	Reason string
+	At     time.Time
+}
+
+type auditState struct {
+	mu       sync.Mutex
+	excluded map[peer.ID]Exclusion
+	passed   map[peer.ID]int
+	rate     float64
+}
+
+// Excluded lists the peers excluded from routes, with why.
+func (p *Pipeline) Excluded() map[peer.ID]Exclusion {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	return maps.Clone(p.audits.excluded)
+}
+
+// AuditsPassed is how many audits each peer has passed.
+func (p *Pipeline) AuditsPassed() map[peer.ID]int {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	return maps.Clone(p.audits.passed)
+}
+
+func (p *Pipeline) isExcluded(id peer.ID) bool {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	_, ok := p.audits.excluded[id]
+	return ok
+}
+
+// Exclude keeps a peer out of this node's routes from now on.
+func (p *Pipeline) Exclude(id peer.ID, reason string) {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	if p.audits.excluded == nil {
+		p.audits.excluded = map[peer.ID]Exclusion{}
+	}
+	if _, ok := p.audits.excluded[id]; !ok {
+		p.audits.excluded[id] = Exclusion{Peer: id, Reason: reason, At: time.Now()}
+		logger().Warn("peer excluded from routes", "peer", id, "reason", reason)
+	}
+}
+
+func (p *Pipeline) passed(id peer.ID) {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	if p.audits.passed == nil {
+		p.audits.passed = map[peer.ID]int{}
+	}
+	p.audits.passed[id]++
+}
+
+// AuditCases are the remote stages of a route to audit, each chosen with the audit rate.
+func (p *Pipeline) AuditCases(r *Route) []AuditCase {
+	var out []AuditCase
+	for _, hr := range r.hops {
+		if hr.remote == nil || hr.history == nil || hr.outputs == nil || hr.weights == "" {
+			continue
+		}
+		if rand.Float64() >= p.audits.rate {
+			continue
+		}
+		out = append(out, AuditCase{Peer: hr.hop.Peer, Span: hr.hop.Span, Weights: hr.weights, In: hr.history, Out: hr.outputs})
+	}
+	return out
+}
+
+// Audit recomputes a case and acts on the verdict (a convicted peer is excluded).
+func (p *Pipeline) Audit(ctx context.Context, c AuditCase) AuditResult {
+	res := AuditResult{Case: c, Verdict: VerdictInconclusive}
+	tried := map[peer.ID]bool{c.Peer: true}
+	first, by, err := p.recompute(ctx, c, tried)
+	if err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	res.Verifier = by
+	if sameBits(first, c.Out) {
+		res.Verdict = VerdictPassed
+		p.passed(c.Peer)
+		return res
+	}
+	if by == p.host.ID() { // this node's own computation
+		res.Verdict, res.Reason = VerdictConvicted, fmt.Sprintf("answers for layers %s differ from this node's recomputation of the same inputs on weights %.12s", c.Span, c.Weights)
+		p.Exclude(c.Peer, res.Reason)
+		return res
+	}
+	// Another peer disagrees with the stage: a third computation decides.
+	third, tb, err := p.recompute(ctx, c, tried)
+	if err != nil {
+		res.Reason = fmt.Sprintf("the stage and %s disagree and no third holder could decide: %v", by, err)
+		return res
+	}
+	switch {
+	case sameBits(third, first):
+		res.Verdict, res.Reason = VerdictConvicted, fmt.Sprintf("answers for layers %s differ from two other holders' (%s, %s) on weights %.12s", c.Span, by, tb, c.Weights)
+		p.Exclude(c.Peer, res.Reason)
+	case sameBits(third, c.Out):
+		res.Verdict, res.Verifier = "verifier convicted", by
+		res.Reason = fmt.Sprintf("%s recomputed layers %s wrongly (the stage and %s agree)", by, c.Span, tb)
+		p.Exclude(by, res.Reason)
+		p.passed(c.Peer)
+	default:
+		res.Reason = "three holders gave three answers"
+	}
+	return res
+}
+
+// recompute runs the case's inputs on the first verifier it can: this node when it holds the
+// span at the case's version, else a holder that names that version, never one in tried
+// (which it adds to).
+func (p *Pipeline) recompute(ctx context.Context, c AuditCase, tried map[peer.ID]bool) (*layers.Tensor, peer.ID, error) {
+	self := p.host.ID()
+	if !tried[self] {
+		tried[self] = true
+		if held := p.localSpan(); p.local() != nil && held.First <= c.Span.First && c.Span.Last <= held.Last {
+			if st, err := p.stageFor(c.Span); err == nil && st.Hash() == c.Weights {
+				sess, err := st.NewSession(1)
+				if err != nil {
+					return nil, "", err
+				}
+				defer sess.Close()
+				out, err := sess.Step(c.In)
+				return out, self, err
+			}
+		}
+	}
+	for id, spans := range p.holdings(ctx) {
+		if tried[id] || !holdsSpan(spans, c.Span) {
+			continue
+		}
+		tried[id] = true
+		cl, err := p.host.OpenForward(ctx, id, p2p.ForwardOpen{Model: p.model.Name, First: c.Span.First, Last: c.Span.Last, Batch: 1})
+		if err != nil {
+			continue
+		}
+		if cl.Weights() != c.Weights { // another version: its answer would differ honestly
+			cl.Close()
+			continue
+		}
+		out, err := cl.Step(ctx, ToWire(c.In))
+		cl.Close()
+		if err != nil {
+			continue
+		}
+		return FromWire(out), id, nil
+	}
+	return nil, "", fmt.Errorf("no holder of layers %s at weights %.12s to recompute them", c.Span, c.Weights)
+}
+
+func holdsSpan(spans []layers.Span, s layers.Span) bool {
+	for _, h := range spans {
+		if h.First <= s.First && s.Last <= h.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// sameBits compares two float32 tensors bit for bit.
+func sameBits(a, b *layers.Tensor) bool {
+	if a == nil || b == nil || len(a.F32) != len(b.F32) || len(a.Dims) != len(b.Dims) {
+		return false
+	}
+	for i := range a.Dims {
+		if a.Dims[i] != b.Dims[i] {
+			return false
+		}
+	}
+	for i := range a.F32 {
+		if math.Float32bits(a.F32[i]) != math.Float32bits(b.F32[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// auditRate turns the config's rate into a chance: 0 is the default, negative none.
+func auditRate(r float64) float64 {
+	switch {
+	case r == 0:
+		return DefaultAuditRate
+	case r < 0:
+		return 0
+	}
+	return min(r, 1)
+}
