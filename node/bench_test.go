@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // hammer sends GET url from `workers` keep-alive clients for d and returns requests per second.
@@ -170,5 +171,32 @@ func BenchmarkInferenceAPIVsEngine(b *testing.B) {
 		}
 		b.Logf("POST /api/v1/inference %.1f tok/s, engine decode %.1f tok/s: %.2f", api, r.Decode, api/r.Decode)
 		b.ReportMetric(api/r.Decode, "api/engine")
+	}
+}
+
+// BenchmarkAuditCost: greedy generations through a 2-stage pipeline (the tail held by two
+// nodes, all on this machine's cores) with no audits, at the default rate and auditing every
+// stage: tokens/s of each against none, the audits' recomputation included.
+func BenchmarkAuditCost(b *testing.B) {
+	nodes := startNetwork(b, "0-3", "4-7", "4-7")
+	req := nodes[0]
+	eventually(b, 15*time.Second, "coverage", func() bool { return len(req.api.Coverage(context.Background()).Layers[7].Providers) == 2 })
+	const gens, tokens = 8, 64
+	run := func(rate float64) float64 {
+		req.pipe.SetAuditRate(rate)
+		start := time.Now()
+		for range gens {
+			genRate(b, req, tokens)
+		}
+		req.api.WaitAudits()
+		return float64(gens*tokens) / time.Since(start).Seconds()
+	}
+	run(0)
+	for i := 0; i < b.N; i++ {
+		none, def, full := run(0), run(pipeline.DefaultAuditRate), run(1)
+		b.Logf("2 stages, %d generations of %d tokens: no audits %.1f tok/s, rate %.2f %.1f (%.2f), every stage %.1f (%.2f); audits %v",
+			gens, tokens, none, pipeline.DefaultAuditRate, def, def/none, full, full/none, req.pipe.AuditsPassed())
+		b.ReportMetric(def/none, "default/none")
+		b.ReportMetric(full/none, "every/none")
 	}
 }

@@ -229,8 +229,10 @@ func (a *API) audit(cases []pipeline.AuditCase) {
 		return
 	}
 	a.wg.Add(1)
+	a.auditing.Add(1)
 	go func() {
 		defer a.wg.Done()
+		defer a.auditing.Done()
 		for _, c := range cases {
 			ctx, cancel := context.WithTimeout(a.ctx, auditTimeout)
 			res := a.pipe.Audit(ctx, c)
@@ -242,6 +244,9 @@ func (a *API) audit(cases []pipeline.AuditCase) {
 		}
 	}()
 }
+
+// WaitAudits waits for the audits under way (benchmarks and tests).
+func (a *API) WaitAudits() { a.auditing.Wait() }
 
 // auditTimeout bounds one audit's recomputation.
 const auditTimeout = time.Minute

@@ -77,9 +77,10 @@ type API struct {
 	metrics inferenceMetrics
 	cpu     cpuSampler
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	auditing sync.WaitGroup // audits under way
 }
 
 // tasksDir is where the task queue lives in the data dir.

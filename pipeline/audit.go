@@ -107,6 +107,13 @@ func (p *Pipeline) passed(id peer.ID) {
 	p.audits.passed[id]++
 }
 
+// SetAuditRate changes the audit rate (0 or less: none).
+func (p *Pipeline) SetAuditRate(r float64) {
+	p.audits.mu.Lock()
+	defer p.audits.mu.Unlock()
+	p.audits.rate = max(0, min(r, 1))
+}
+
 // AuditCases are the remote stages of a route to audit, each chosen with the audit rate.
 func (p *Pipeline) AuditCases(r *Route) []AuditCase {
 	var out []AuditCase
@@ -114,7 +121,10 @@ func (p *Pipeline) AuditCases(r *Route) []AuditCase {
 		if hr.remote == nil || hr.history == nil || hr.outputs == nil || hr.weights == "" {
 			continue
 		}
-		if rand.Float64() >= p.audits.rate {
+		p.audits.mu.Lock()
+		rate := p.audits.rate
+		p.audits.mu.Unlock()
+		if rand.Float64() >= rate {
 			continue
 		}
 		out = append(out, AuditCase{Peer: hr.hop.Peer, Span: hr.hop.Span, Weights: hr.weights, In: hr.history, Out: hr.outputs})
