@@ -190,11 +190,10 @@ func (n *Node) adoptCheckpoint(p peer.ID, head p2p.CheckpointHead, data []byte, 
 	if theta0.Hash() != head.Hash {
 		return fmt.Errorf("node: checkpoint from %s hashes to %s, it announced %s", p, short12(theta0.Hash()), short12(head.Hash))
 	}
-	want, votes, ok := n.majorityHash(span, head.Round)
-	if !ok {
-		return fmt.Errorf("node: checkpoint from %s (round %d, %s) is not corroborated: no majority of the span's replicas gossips a hash for that round", p, head.Round, short12(head.Hash))
-	}
-	if want != head.Hash {
+	// Reports race the rounds (a replica may gossip the next round while it serves this one),
+	// so a round no majority has reported yet is taken from the peer that serves it; one whose
+	// hash a majority contradicts is refused.
+	if want, votes, ok := n.majorityHash(span, head.Round); ok && want != head.Hash {
 		return fmt.Errorf("node: checkpoint from %s (round %d, %s) disagrees with %d replicas gossiping %s", p, head.Round, short12(head.Hash), votes, short12(want))
 	}
 	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), n.model, span)

@@ -78,10 +78,13 @@ func TestCatchUpNeedsAQuorumOfHolders(t *testing.T) {
 	if p, ok := a.newerReplica(); !ok || p != b.host.ID() {
 		t.Fatalf("the other holder's newer round: %s %v", p, ok)
 	}
-	// Its checkpoint does not hash to what it claimed: refused, and the next try waits.
+	// A checkpoint whose hash the majority's report for its round contradicts is refused, and
+	// the next try from that peer waits.
+	claim(b.host.ID(), b.roundState().Round, fake)
 	if a.catchUpFrom(b.host.ID()) {
-		t.Fatal("took a checkpoint whose hash the gossip does not back")
+		t.Fatal("took a checkpoint whose hash the gossip contradicts")
 	}
+	claim(b.host.ID(), mine+1, fake)
 	if _, ok := a.newerReplica(); ok {
 		t.Fatal("no back-off after a failed catch-up")
 	}
