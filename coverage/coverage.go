@@ -31,6 +31,16 @@ type Finder interface {
 	FindProviders(ctx context.Context, key string, limit int) ([]peer.AddrInfo, error)
 }
 
+// Prober tells whether a peer answers now (a Finder may be one): a provider record outlives
+// its holder by up to three reprovide intervals, so the view counts a holder only while it
+// can be reached.
+type Prober interface {
+	Reachable(ctx context.Context, p peer.AddrInfo) bool
+}
+
+// ProbeTimeout bounds how long a refresh waits for the holders to answer.
+const ProbeTimeout = 2 * time.Second
+
 // Layer is who holds one layer.
 type Layer struct {
 	Index     int
@@ -142,22 +152,29 @@ func (c *Cache) empty() View {
 func (c *Cache) Lookup(ctx context.Context) View {
 	v := c.empty()
 	var wg sync.WaitGroup
+	found := make([][]peer.AddrInfo, len(v.Layers))
 	for i := range v.Layers {
 		wg.Go(func() {
 			provs, err := c.finder.FindProviders(ctx, LayerKey(c.model, i), 0)
 			if err != nil {
 				logger().Debug("coverage lookup", "layer", i, "err", err)
 			}
-			ids := make([]peer.ID, 0, len(provs))
-			for _, p := range provs {
-				ids = append(ids, p.ID)
-			}
-			slices.Sort(ids)
-			ids = slices.Compact(ids)
-			v.Layers[i] = Layer{Index: i, Providers: ids, Replicas: len(ids)}
+			found[i] = provs
 		})
 	}
 	wg.Wait()
+	live := c.probe(found)
+	for i, provs := range found {
+		ids := make([]peer.ID, 0, len(provs))
+		for _, p := range provs {
+			if live[p.ID] {
+				ids = append(ids, p.ID)
+			}
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		v.Layers[i] = Layer{Index: i, Providers: ids, Replicas: len(ids)}
+	}
 	self := c.finder.ID()
 	v.Missing = []int{}
 	for i := range v.Layers {
@@ -170,6 +187,42 @@ func (c *Cache) Lookup(ctx context.Context) View {
 	}
 	v.Complete = len(v.Missing) == 0
 	return v
+}
+
+// probe asks every holder found whether it answers, each once and in parallel; without a
+// Prober every holder counts.
+func (c *Cache) probe(found [][]peer.AddrInfo) map[peer.ID]bool {
+	all := map[peer.ID]peer.AddrInfo{}
+	for _, provs := range found {
+		for _, p := range provs {
+			if a, ok := all[p.ID]; !ok || len(a.Addrs) == 0 {
+				all[p.ID] = p
+			}
+		}
+	}
+	live := make(map[peer.ID]bool, len(all))
+	pr, ok := c.finder.(Prober)
+	if !ok {
+		for id := range all {
+			live[id] = true
+		}
+		return live
+	}
+	// A fresh deadline: the lookups may have used the refresh's.
+	ctx, cancel := context.WithTimeout(context.Background(), ProbeTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, ai := range all {
+		wg.Go(func() {
+			ok := id == c.finder.ID() || pr.Reachable(ctx, ai)
+			mu.Lock()
+			live[id] = ok
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return live
 }
 
 // Providers looks up the holders of one layer now, with their addresses.

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
@@ -85,5 +88,25 @@ func TestFailedCheckpointWriteDegradesHealth(t *testing.T) {
 	n.roundFinished(round)
 	if ok, s := health(); !ok || s != "ok" {
 		t.Fatalf("after a good write: %v %q", ok, s)
+	}
+}
+
+// A holder that stops answering leaves the coverage within 30 s though its provider records
+// live on: the coverage, the models list and inference report its layers as missing.
+func TestDeadHolderLeavesTheCoverage(t *testing.T) {
+	nodes := startNetwork(t, "0-3", "4-7")
+	a, b := nodes[0], nodes[1]
+	waitCoverage(t, a)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "layers 4-7 missing from the coverage", func() bool {
+		v := a.api.Coverage(context.Background())
+		return !v.Complete && slices.Equal(v.Missing, []int{4, 5, 6, 7})
+	})
+	_, err := apiClient(a).Inference(context.Background(), greedy("ROMEO:", 4))
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || !strings.Contains(ae.Message, "4") {
+		t.Fatalf("inference with layers 4-7 gone: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 )
@@ -110,6 +111,18 @@ func (n *Host) FindProviders(ctx context.Context, key string, max int) ([]peer.A
 		return nil, err
 	}
 	return out, nil
+}
+
+// Reachable tells whether a peer answers now: it is connected, or a connection to it opens
+// within ctx (its addresses from ai, else those the peerstore knows).
+func (n *Host) Reachable(ctx context.Context, ai peer.AddrInfo) bool {
+	if ai.ID == n.h.ID() {
+		return true
+	}
+	if n.h.Network().Connectedness(ai.ID) == network.Connected {
+		return true
+	}
+	return n.h.Connect(ctx, ai) == nil
 }
 
 func (n *Host) isClosed() bool {
