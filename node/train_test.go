@@ -134,10 +134,10 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 		return err == nil && v.IsWorking
 	})
 	var g apitypes.TrainingGlobal
-	eventually(t, 3*time.Minute, "a node of the other span to verify training too", func() bool {
+	eventually(t, 3*time.Minute, "a node of the other span to verify training too, its loss falling", func() bool {
 		var err error
 		g, err = apiClient(nodes[2]).TrainingGlobal(context.Background())
-		return err == nil && g.TrainingVerified
+		return err == nil && g.TrainingVerified && g.LossTrend == "improving"
 	})
 	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 4 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
 		t.Fatalf("training global: %+v", g)

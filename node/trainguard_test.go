@@ -122,3 +122,18 @@ func TestSybilReportsMoveNoFigure(t *testing.T) {
 		t.Fatal("a report an hour old passed the validator")
 	}
 }
+
+// A replica alone takes its rounds solo: they are reported as solo rounds, not successful
+// syncs, and training is not verified (one replica proves nothing), with that reason.
+func TestSoloRoundsAreNotSyncsAndVerifyNothing(t *testing.T) {
+	n := startTrainingNetwork(t, 3, "0-3")[0]
+	eventually(t, time.Minute, "two rounds", func() bool { r, _ := rounds(n); return r >= 2 })
+	g := n.api.TrainingGlobal(context.Background())
+	if g.SuccessfulSyncs != 0 || g.SoloRounds < 2 || g.TrainingVerified || g.AgreeingReplicas != 1 {
+		t.Fatalf("a lone replica: %+v", g)
+	}
+	v := n.api.TrainingVerify(context.Background())
+	if v.IsWorking || !strings.Contains(v.Reason, "alone") {
+		t.Fatalf("verify: %+v", v)
+	}
+}

@@ -45,7 +45,7 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 		g.GlobalTokens = satAdd(g.GlobalTokens, r.Tokens)
 		shards[r.Shard] = true
 	}
-	agree, total := 0, 0
+	agree, total, most := 0, 0, 0 // most: the largest group of replicas agreeing in one span
 	for _, rs := range bySpan {
 		newest := int64(-1)
 		for _, r := range rs {
@@ -65,6 +65,7 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 		}
 		agree += best
 		total += n
+		most = max(most, best)
 	}
 	if len(current) > 0 {
 		g.GlobalAvgLoss = sum / float64(len(current))
@@ -80,14 +81,18 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 	slices.Sort(g.DataShardsCovered)
 	g.TotalNodesTraining = len(current)
 	rs := v.Round
-	g.SuccessfulSyncs, g.FailedSyncs = rs.OK, rs.Failed
+	// A round taken alone syncs nothing: it counts as solo, not as a successful sync.
+	g.SuccessfulSyncs, g.FailedSyncs, g.SoloRounds = rs.Shared, rs.Failed, max(0, rs.OK-rs.Shared)
 	rounds, stepsAtEnd := rs.Round, rs.StepsAtEnd
 	if g.SuccessfulSyncs+g.FailedSyncs > 0 {
 		g.SyncSuccessRate = float64(g.SuccessfulSyncs) / float64(g.SuccessfulSyncs+g.FailedSyncs)
 	}
 	g.LossTrend = trend
 	g.IsConverging = total > 0 && g.HashAgreementRate == 1
-	g.TrainingVerified = g.IsConverging && trend == "improving" && rounds > 0
+	// Verified: at least two replicas of a span agree on the weights of its newest round, and
+	// the loss is not rising (a plateau is fine).
+	g.AgreeingReplicas = most
+	g.TrainingVerified = g.IsConverging && most >= 2 && trend != "worsening" && rounds > 0
 	s := a.settings.Get().Training
 	inner, driving := v.InnerSteps, v.Driving
 	g.Local = apitypes.TrainingLocal{NodeID: a.node.ID(), TrainingRounds: rounds, CurrentLoss: v.Loss,
@@ -102,9 +107,10 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 func (a *API) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
 	g := a.TrainingGlobal(ctx)
 	m := map[string]any{"loss_trend": g.LossTrend, "hash_agreement": fmt.Sprintf("%.1f%%", 100*g.HashAgreementRate), "global_loss": g.GlobalAvgLoss}
+	m["agreeing_replicas"] = g.AgreeingReplicas
 	switch {
 	case g.TrainingVerified:
-		return apitypes.TrainingVerify{IsWorking: true, Reason: "Training verified! Loss is decreasing and network is converging.", Metrics: m}
+		return apitypes.TrainingVerify{IsWorking: true, Reason: fmt.Sprintf("Training verified: %d replicas agree on the weights of the newest round and the loss is %s.", g.AgreeingReplicas, g.LossTrend), Metrics: m}
 	case g.TotalNodesTraining == 0:
 		return apitypes.TrainingVerify{Reason: "No training reports yet.", Metrics: m, Action: "Wait for the first DiLoCo round, or check that training is enabled (PATCH /api/v1/config)."}
 	case !g.IsConverging:
@@ -112,8 +118,11 @@ func (a *API) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
 			Action: "Nodes have diverged. Check gradient sync is working."}
 	case g.Local.TrainingRounds == 0:
 		return apitypes.TrainingVerify{Reason: "No DiLoCo round completed yet.", Metrics: m, Action: "Wait for the first outer step."}
+	case g.AgreeingReplicas < 2:
+		return apitypes.TrainingVerify{Reason: "No second replica agrees on a span's newest round yet: one replica alone proves nothing.", Metrics: m,
+			Action: "Start another node holding the same layers (--layers), or wait for the replicas to share a round."}
 	}
-	return apitypes.TrainingVerify{Reason: fmt.Sprintf("Loss is %s, not improving.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
+	return apitypes.TrainingVerify{Reason: fmt.Sprintf("Loss is %s.", g.LossTrend), Metrics: m, Action: "Check the learning rate and the data."}
 }
 
 // exclusions are the replicas rounds left out, for the API.

@@ -210,3 +210,16 @@ func TestKVBudgetIsSharedAndBoundsEachPeer(t *testing.T) {
 		t.Fatalf("after every release: %d bytes reserved, %d running", got, p.Running())
 	}
 }
+
+// A peer is audited twice as often until it has passed a few audits; no rate, no audits.
+func TestNewPeersAreAuditedMoreOften(t *testing.T) {
+	for _, tc := range []struct {
+		rate   float64
+		passed int
+		want   float64
+	}{{0.25, 0, 0.5}, {0.25, trustedAfter - 1, 0.5}, {0.25, trustedAfter, 0.25}, {0.7, 0, 1}, {0, 0, 0}} {
+		if got := auditChance(tc.rate, tc.passed); got != tc.want {
+			t.Errorf("rate %g after %d passed audits: %g, want %g", tc.rate, tc.passed, got, tc.want)
+		}
+	}
+}

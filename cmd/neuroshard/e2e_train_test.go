@@ -31,7 +31,7 @@ func TestEndToEndTrainingTwoProcesses(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		g, err = client.New(b.api, "tok").TrainingGlobal(ctx)
-		if err == nil && g.TrainingVerified && g.Local.TrainingRounds >= 2 && g.TotalNodesTraining == 2 {
+		if err == nil && g.TrainingVerified && g.Local.TrainingRounds >= 2 && g.TotalNodesTraining == 2 && g.LossTrend == "improving" {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -351,21 +351,25 @@ type NetworkMetrics struct {
 
 // TrainingGlobal is GET /api/training/global: is distributed training working?
 type TrainingGlobal struct {
-	GlobalAvgLoss      float64       `json:"global_avg_loss"`
-	GlobalMinLoss      float64       `json:"global_min_loss"`
-	HashAgreementRate  float64       `json:"hash_agreement_rate"`
-	TotalNodesTraining int           `json:"total_nodes_training"`
-	SuccessfulSyncs    int64         `json:"successful_syncs"`
-	FailedSyncs        int64         `json:"failed_syncs"`
-	SyncSuccessRate    float64       `json:"sync_success_rate"`
-	GlobalSteps        int64         `json:"global_steps"`
-	GlobalTokens       int64         `json:"global_tokens"`
-	DataShardsCovered  []int         `json:"data_shards_covered"`
-	IsConverging       bool          `json:"is_converging"`
-	TrainingVerified   bool          `json:"training_verified"`
-	LossTrend          string        `json:"loss_trend"`
-	Local              TrainingLocal `json:"local"`
-	DiLoCo             DiLoCoStatus  `json:"diloco"`
+	GlobalAvgLoss      float64 `json:"global_avg_loss"`
+	GlobalMinLoss      float64 `json:"global_min_loss"`
+	HashAgreementRate  float64 `json:"hash_agreement_rate"`
+	TotalNodesTraining int     `json:"total_nodes_training"`
+	SuccessfulSyncs    int64   `json:"successful_syncs"` // rounds averaged with another replica
+	FailedSyncs        int64   `json:"failed_syncs"`
+	// Beyond the seed: rounds this node took alone (no other replica's contribution), and the
+	// largest number of replicas agreeing on a span's newest round.
+	SoloRounds        int64         `json:"solo_rounds"`
+	AgreeingReplicas  int           `json:"agreeing_replicas"`
+	SyncSuccessRate   float64       `json:"sync_success_rate"`
+	GlobalSteps       int64         `json:"global_steps"`
+	GlobalTokens      int64         `json:"global_tokens"`
+	DataShardsCovered []int         `json:"data_shards_covered"`
+	IsConverging      bool          `json:"is_converging"`
+	TrainingVerified  bool          `json:"training_verified"`
+	LossTrend         string        `json:"loss_trend"`
+	Local             TrainingLocal `json:"local"`
+	DiLoCo            DiLoCoStatus  `json:"diloco"`
 }
 
 // TrainingLocal is this node's part of TrainingGlobal.
