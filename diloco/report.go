@@ -3,6 +3,7 @@ package diloco
 import (
 	"encoding/hex"
 	"math"
+	"slices"
 )
 
 // Report is what a replica gossips after each round (and every few seconds): its span, round,
@@ -76,4 +77,32 @@ func Majority(reports []Report, first, last int, round int64) (hash string, vote
 		}
 	}
 	return hash, votes, votes > 0 && !tie
+}
+
+// NewerRound is the newest round of a span past mine that a quorum of its holders report with
+// one hash: more than half of holders (the span's other replicas the caller knows, at least
+// one) each have a report naming that round and hash. reports maps a peer to its latest
+// report; only holders' count, so a single report, however far ahead, or any number of
+// reports from peers that hold nothing, moves no replica. It returns the peers that made the
+// claim, in order.
+func NewerRound(reports map[string]Report, holders []string, first, last int, mine int64) (round int64, hash string, from []string, ok bool) {
+	type claim struct {
+		round int64
+		hash  string
+	}
+	votes := map[claim][]string{}
+	for _, h := range holders {
+		r, seen := reports[h]
+		if seen && r.First == first && r.Last == last && r.Round > mine {
+			c := claim{r.Round, r.Hash}
+			votes[c] = append(votes[c], h)
+		}
+	}
+	for c, ps := range votes {
+		if 2*len(ps) > len(holders) && (!ok || c.round > round) {
+			round, hash, from, ok = c.round, c.hash, ps, true
+		}
+	}
+	slices.Sort(from)
+	return round, hash, from, ok
 }

@@ -1,13 +1,9 @@
 package node
 
 import (
-	"encoding/json"
-	"errors"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 
-	"github.com/neuroshard/neuroshard/internal/atomicfile"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -31,30 +27,16 @@ type benchState struct {
 // before it is measured.
 func (n *Node) Benchmark() *layers.BenchResult { return n.bench.v.Load() }
 
-// loadBench reads the stored result when it is for this preset, backend and thread count.
-func (n *Node) loadBench() *layers.BenchResult {
-	data, err := os.ReadFile(filepath.Join(n.cfg.DataDir, benchFile))
-	if err != nil {
-		return nil
-	}
-	var r layers.BenchResult
-	if json.Unmarshal(data, &r) != nil || r.Preset != n.model.Name || r.Backend != layers.BackendName() || r.Forward <= 0 {
-		return nil
-	}
-	return &r
-}
-
-// measure runs the short benchmark when the config asks for it and nothing fits is stored,
-// keeps it and stores it. It runs before the node trains, on the same cores.
+// measure runs the short benchmark when the config asks for it and nothing fitting is
+// stored, keeps it and stores it. It runs before the node trains, on the same cores.
 func (n *Node) measure() {
+	path := filepath.Join(n.cfg.DataDir, benchFile)
 	if n.cfg.Bench == BenchOff {
 		return
 	}
-	if n.cfg.Bench == BenchFirst {
-		if r := n.loadBench(); r != nil {
-			n.bench.v.Store(r)
-			return
-		}
+	if r := layers.LoadBench(path, n.model); r != nil && n.cfg.Bench == BenchFirst {
+		n.bench.v.Store(r)
+		return
 	}
 	logger().Info("measuring this machine's throughput (first start on this preset and backend; --rebench repeats it)", "model", n.model.Name, "backend", layers.BackendName())
 	r, err := layers.Bench(n.model, layers.BenchOptions{Short: true, Ctx: n.ctx})
@@ -66,11 +48,7 @@ func (n *Node) measure() {
 	}
 	n.bench.v.Store(&r)
 	logger().Info("throughput", "forward", int(r.Forward), "train", int(r.Train), "decode", int(r.Decode), "decode_batch8", int(r.DecodeBatch8), "prefill", int(r.Prefill))
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err == nil {
-		err = atomicfile.Write(filepath.Join(n.cfg.DataDir, benchFile), data, 0o600)
-	}
-	if err != nil && !errors.Is(err, os.ErrClosed) {
+	if err := layers.StoreBench(path, r); err != nil {
 		logger().Warn("could not store the benchmark", "err", err)
 	}
 }

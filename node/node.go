@@ -50,10 +50,8 @@ type Node struct {
 	train          trainState
 	replica        *diloco.Replica // the span's DiLoCo round (after Start)
 	roundWake      chan struct{}   // an inner step or a report: the round loop looks again
-	pushMu         sync.Mutex
-	pushedAt       map[peer.ID]time.Time // when this node last offered its checkpoint to a replica behind
-	catchingUp     atomic.Bool
-	reports        reports
+	catch          *replicanet.Catchup
+	reports        diloco.ReportBook
 	topic          *p2p.Topic
 	ledger         *ledger.Ledger
 	wallet         *ledger.Wallet
@@ -74,15 +72,11 @@ type Node struct {
 	// storeFailure is the last failed write of the node's state, nil once one succeeds.
 	storeFailure atomic.Pointer[error]
 	served       served
-	backoff      backoff // of catch-ups from peers that failed
 
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
 	// a dishonest replica.
-	tamper func(*layers.Params)
-	// noPull, when set (tests only), stops the node from fetching checkpoints on its own, so a
-	// test can offer it one.
-	noPull      atomic.Bool
+	tamper      func(*layers.Params)
 	loadedRound int64 // DiLoCo rounds the loaded checkpoint had completed
 }
 
@@ -283,6 +277,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.span, n.stage = span, stage
 	n.mu.Unlock()
 	n.initSync(stage, n.loadedRound)
+	n.catch = n.makeCatchup()
 	if err := n.startGossip(); err != nil {
 		return err
 	}
@@ -291,9 +286,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.host.ServeForward(n.pipe.ServeForward)
 	n.host.ServeTrain(n.serveTrain)
-	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, func(p peer.ID) { n.catchUpFrom(p) }))
-	n.host.ServeCheckpoints(n.serveCheckpoint)
-	n.host.ServeCheckpointPut(n.admitCheckpoint, n.takeCheckpoint)
+	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, func(p peer.ID) { n.catch.From(p) }))
+	n.host.ServeCheckpoints(n.catch.Serve)
+	n.host.ServeCheckpointPut(n.catch.Admit, n.catch.Take)
 	n.host.SetAnnounced(n.layerKeys(span))
 	if n.front != nil {
 		if err := n.front.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
@@ -377,6 +372,9 @@ func (n *Node) Close() error {
 	}
 	err = errors.Join(err, n.api.Close(), n.lsync.Close(), n.host.Close())
 	n.wg.Wait()
+	if n.catch != nil {
+		n.catch.Wait() // checkpoint pushes under way
+	}
 	err = errors.Join(err, n.ledger.Close())
 	n.state.Store("stopped")
 	if n.probeDir != "" {

@@ -51,13 +51,8 @@ func (n *Node) heldSpan() replicanet.Span {
 
 // gossipedRound is the round a peer last gossiped, if it did within reportTTL.
 func (n *Node) gossipedRound(p peer.ID) (int64, bool) {
-	n.reports.mu.Lock()
-	defer n.reports.mu.Unlock()
-	ra, ok := n.reports.by[p]
-	if !ok || time.Since(ra.at) >= reportTTL {
-		return 0, false
-	}
-	return ra.r.Round, true
+	r, ok := n.reports.Latest(p.String())
+	return r.Round, ok
 }
 
 // roundState is the replica's progress (zero before the node holds a span).
@@ -125,7 +120,7 @@ func (n *Node) roundLoop() {
 		h := int64(n.settings.Get().Training.DiLoCoSteps)
 		steps := n.innerSteps()
 		if steps-n.replica.State().StepsAtEnd < h {
-			n.catchUp()
+			n.catch.CatchUp()
 			continue
 		}
 		if from, ahead := n.newerReplica(); ahead && n.catchUpFrom(from) {

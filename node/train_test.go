@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
@@ -305,9 +304,7 @@ func TestCheckpointsAreTrustedOnlyWithTheMajorityHash(t *testing.T) {
 	n := startNode(t, testConfig(t))
 	span := layers.Span{First: 0, Last: 1}
 	vote := func(id string, round int64, hash string) {
-		n.reports.mu.Lock()
-		n.reports.by[peer.ID(id)] = reportAt{TrainingReport{First: 0, Last: 1, Round: round, Hash: hash}, time.Now()}
-		n.reports.mu.Unlock()
+		n.reports.Put(id, TrainingReport{First: 0, Last: 1, Round: round, Hash: hash}, time.Now())
 	}
 	if _, _, ok := n.majorityHash(span, 3); ok {
 		t.Fatal("a majority with no reports")
@@ -355,7 +352,7 @@ func TestCheckpointPutIsTakenOnlyWhenCorroborated(t *testing.T) {
 	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
 	cfg.Bootstrap = a.Multiaddrs()
 	c := startNode(t, cfg)
-	c.noPull.Store(true)
+	c.catch.NoPull.Store(true)
 	eventually(t, 3*time.Minute, "round 1 on the training replicas", func() bool {
 		for _, n := range nodes {
 			if r, _ := rounds(n); r < 1 {
@@ -367,7 +364,7 @@ func TestCheckpointPutIsTakenOnlyWhenCorroborated(t *testing.T) {
 	ctx := context.Background()
 	offer := func(mutate func(*p2p.CheckpointPut)) error {
 		req := p2p.CheckpointRequest{Model: a.model.Name, First: 0, Last: 3}
-		head, data, err := a.serveCheckpoint(a.host.ID(), req)
+		head, data, err := a.catch.Serve(a.host.ID(), req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/neuroshard/neuroshard/p2p"
@@ -65,12 +65,10 @@ func TestCatchUpNeedsAQuorumOfHolders(t *testing.T) {
 	})
 	mine := a.roundState().Round
 	claim := func(id peer.ID, round int64, hash string) {
-		a.reports.mu.Lock()
-		a.reports.by[id] = reportAt{TrainingReport{Model: a.model.Name, First: 0, Last: 3, Round: round, Hash: hash}, time.Now()}
-		a.reports.mu.Unlock()
+		a.reports.Put(id.String(), TrainingReport{Model: a.model.Name, First: 0, Last: 3, Round: round, Hash: hash}, time.Now())
 	}
 	fake := strings.Repeat("ab", 32)
-	claim("12D3KooWNotAHolderOfAnything", mine+1000, fake)
+	claim(randomPeer(t), mine+1000, fake) // a valid identity that holds nothing
 	if p, ok := a.newerReplica(); ok {
 		t.Fatalf("a non-holder's report made %s the source of a catch-up", p)
 	}
@@ -105,12 +103,10 @@ func TestSybilReportsMoveNoFigure(t *testing.T) {
 	})
 	before := a.api.TrainingGlobal(context.Background())
 	round := a.roundState().Round
-	a.reports.mu.Lock()
-	for i := range 100 {
-		a.reports.by[peer.ID(fmt.Sprintf("sybil-%03d", i))] = reportAt{TrainingReport{Model: a.model.Name, First: 0, Last: 3,
-			Round: round, Hash: strings.Repeat("cd", 32), Loss: 0.01, Steps: 1 << 50, Tokens: 1 << 50, Time: time.Now().Unix()}, time.Now()}
+	for range 100 {
+		a.reports.Put(randomPeer(t).String(), TrainingReport{Model: a.model.Name, First: 0, Last: 3,
+			Round: round, Hash: strings.Repeat("cd", 32), Loss: 0.01, Steps: 1 << 50, Tokens: 1 << 50, Time: time.Now().Unix()}, time.Now())
 	}
-	a.reports.mu.Unlock()
 	g := a.api.TrainingGlobal(context.Background())
 	if g.TotalNodesTraining != 2 || g.HashAgreementRate != 1 || g.GlobalMinLoss < 0.5 || g.GlobalSteps < 0 || g.GlobalSteps > before.GlobalSteps*10+1000 {
 		t.Fatalf("sybils moved the figures: %+v (before %+v)", g, before)
@@ -136,4 +132,17 @@ func TestSoloRoundsAreNotSyncsAndVerifyNothing(t *testing.T) {
 	if v.IsWorking || !strings.Contains(v.Reason, "alone") {
 		t.Fatalf("verify: %+v", v)
 	}
+}
+
+// randomPeer is a fresh, valid peer identity.
+func randomPeer(t *testing.T) peer.ID {
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -1,0 +1,259 @@
+package replicanet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/internal/backoff"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+func logger() *slog.Logger { return slog.Default().With("pkg", "replicanet") }
+
+// Catching up: a replica that is behind its span's round (it joined late, restarted behind,
+// or missed a round) fetches theta_0, the round and the outer momentum from a replica ahead
+// over /neuroshard/checkpoint/get/1.0.0; a replica ahead offers its checkpoint to one that
+// gossips an older round over /neuroshard/checkpoint/put/1.0.0.
+
+// PushInterval bounds how often a replica offers its checkpoint to one straggler.
+const PushInterval = 30 * time.Second
+
+// Catchup is a replica's catching up over libp2p.
+type Catchup struct {
+	Host    *p2p.Host
+	Model   layers.Config
+	Replica func() *diloco.Replica // nil before the node holds a span
+	Span    func() layers.Span
+	Reports *diloco.ReportBook
+	// Holders are the span's replicas (this node's included) the coverage view knows.
+	Holders func(ctx context.Context) []peer.ID
+	Steps   func() int64 // inner steps taken
+	Synced  func()       // called after a checkpoint was taken
+	Ctx     context.Context
+	// NoPull, when set (tests only), stops the replica from fetching checkpoints on its own.
+	NoPull atomic.Bool
+
+	busy     atomic.Bool
+	backoff  backoff.Keys[peer.ID] // of catch-ups from peers that failed
+	wg       sync.WaitGroup
+	pushMu   sync.Mutex
+	pushedAt map[peer.ID]time.Time
+}
+
+// Wait waits for the checkpoint pushes under way.
+func (c *Catchup) Wait() { c.wg.Wait() }
+
+// NewerReplica finds a holder of a newer round of the span that a quorum of its other holders
+// report with one hash (diloco.NewerRound), one whose catch-ups are not backing off.
+func (c *Catchup) NewerReplica() (peer.ID, bool) {
+	span := c.Span()
+	ctx, cancel := context.WithTimeout(c.Ctx, 3*time.Second)
+	var holders []string
+	for _, p := range c.Holders(ctx) {
+		if p != c.Host.ID() {
+			holders = append(holders, p.String())
+		}
+	}
+	cancel()
+	_, _, from, ok := diloco.NewerRound(c.Reports.Fresh(), holders, span.First, span.Last, c.round())
+	for _, p := range from {
+		if id, err := peer.Decode(p); ok && err == nil && c.backoff.Ready(id) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+func (c *Catchup) round() int64 {
+	if r := c.Replica(); r != nil {
+		return r.State().Round
+	}
+	return 0
+}
+
+// MajorityHash is the weights hash most replicas of the span gossip for a round (each
+// replica's latest fresh report is one vote); ok is false with no vote or a tie.
+func (c *Catchup) MajorityHash(span layers.Span, round int64) (hash string, votes int, ok bool) {
+	var rs []diloco.Report
+	for p, r := range c.Reports.Fresh() {
+		if p != c.Host.ID().String() {
+			rs = append(rs, r)
+		}
+	}
+	return diloco.Majority(rs, span.First, span.Last, round)
+}
+
+// CatchUp resyncs from a replica that gossips a newer round, if a quorum backs one.
+func (c *Catchup) CatchUp() {
+	if from, ok := c.NewerReplica(); ok {
+		c.From(from)
+	}
+}
+
+// From resyncs from one replica (one catch-up at a time) and reports whether it took the
+// replica's checkpoint; a failure backs that replica off.
+func (c *Catchup) From(from peer.ID) bool {
+	if c.NoPull.Load() || !c.busy.CompareAndSwap(false, true) {
+		return false
+	}
+	defer c.busy.Store(false)
+	if err := c.Resync(c.Ctx, from, c.Steps()); err != nil {
+		c.backoff.Failed(from)
+		logger().Warn("catching up failed", "from", from, "err", err)
+		return false
+	}
+	c.backoff.Succeeded(from)
+	c.Synced()
+	return true
+}
+
+// Serve sends theta_0 of the span with the round and the outer momentum.
+func (c *Catchup) Serve(from peer.ID, req p2p.CheckpointRequest) (p2p.CheckpointHead, []byte, error) {
+	span, rep := c.Span(), c.Replica()
+	if req.Model != c.Model.Name || (layers.Span{First: req.First, Last: req.Last}) != span || rep == nil {
+		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	round, theta0, velocity := rep.Snapshot()
+	vel := &layers.Params{Specs: theta0.Specs, Values: velocity}
+	if len(vel.Values) == 0 {
+		vel = c.Model.InitParams(span, 0)
+		for _, v := range vel.Values {
+			clear(v)
+		}
+	}
+	var w, m bytes.Buffer
+	meta := layers.CheckpointMeta{Model: c.Model.Name, Span: span, Round: round}
+	if err := layers.EncodeParams(&w, meta, theta0); err != nil {
+		return p2p.CheckpointHead{}, nil, err
+	}
+	if err := layers.EncodeParams(&m, meta, vel); err != nil {
+		return p2p.CheckpointHead{}, nil, err
+	}
+	return p2p.CheckpointHead{Hash: theta0.Hash(), Round: round, Extra: m.Bytes()}, w.Bytes(), nil
+}
+
+// Resync replaces theta_0, the momentum and the stage's weights with a replica's.
+func (c *Catchup) Resync(ctx context.Context, p peer.ID, steps int64) error {
+	span := c.Span()
+	head, data, err := c.Host.GetCheckpoint(ctx, p, p2p.CheckpointRequest{Model: c.Model.Name, First: span.First, Last: span.Last})
+	if err != nil {
+		return err
+	}
+	return c.Adopt(p, head, data, steps)
+}
+
+// Adopt checks a span checkpoint (not an older round, its content hash, the replicas'
+// majority hash) and makes it theta_0, the outer momentum and the stage's weights.
+func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps int64) error {
+	span, rep := c.Span(), c.Replica()
+	if rep == nil {
+		return fmt.Errorf("replicanet: no replica yet")
+	}
+	if mine := rep.State().Round; head.Round < mine {
+		return fmt.Errorf("replicanet: %s is at round %d, behind this replica's %d; not syncing backwards", p, head.Round, mine)
+	}
+	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), c.Model, span)
+	if err != nil {
+		return err
+	}
+	if theta0.Hash() != head.Hash {
+		return fmt.Errorf("replicanet: checkpoint from %s hashes to %.12s, it announced %.12s", p, theta0.Hash(), head.Hash)
+	}
+	// Reports race the rounds (a replica may gossip the next round while it serves this one),
+	// so a round no majority has reported yet is taken from the peer that serves it; one whose
+	// hash a majority contradicts is refused.
+	if want, votes, ok := c.MajorityHash(span, head.Round); ok && want != head.Hash {
+		return fmt.Errorf("replicanet: checkpoint from %s (round %d, %.12s) disagrees with %d replicas gossiping %.12s", p, head.Round, head.Hash, votes, want)
+	}
+	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), c.Model, span)
+	if err != nil {
+		return err
+	}
+	if err := rep.Adopt(head.Round, theta0, vel.Values, steps); err != nil {
+		return err
+	}
+	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", fmt.Sprintf("%.12s", head.Hash))
+	return nil
+}
+
+// MaybePush offers this node's checkpoint to a replica of its span that gossips an older round
+// (at most every PushInterval per replica), so a straggler need not notice it is behind.
+func (c *Catchup) MaybePush(p peer.ID, r diloco.Report) {
+	span := c.Span()
+	if r.First != span.First || r.Last != span.Last || p == c.Host.ID() {
+		return
+	}
+	c.pushMu.Lock()
+	due := r.Round < c.round() && time.Since(c.pushedAt[p]) > PushInterval
+	if due {
+		if c.pushedAt == nil {
+			c.pushedAt = map[peer.ID]time.Time{}
+		}
+		c.pushedAt[p] = time.Now()
+	}
+	c.pushMu.Unlock()
+	if !due {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		req := p2p.CheckpointRequest{Model: c.Model.Name, First: span.First, Last: span.Last}
+		head, data, err := c.Serve(c.Host.ID(), req)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(c.Ctx, 2*time.Minute)
+			err = c.Host.PutCheckpoint(ctx, p, p2p.CheckpointPut{CheckpointRequest: req, CheckpointHead: head}, data)
+			cancel()
+		}
+		if err != nil {
+			logger().Debug("checkpoint not pushed", "peer", p, "err", err)
+			return
+		}
+		logger().Info("pushed the span's checkpoint to a replica behind", "peer", p, "round", head.Round)
+	}()
+}
+
+// Take answers /neuroshard/checkpoint/put/1.0.0: a checkpoint offered by a peer is taken
+// only for this node's span, for a newer round, and with the hash most replicas gossip for
+// that round; anything else is refused and changes nothing.
+func (c *Catchup) Take(from peer.ID, put p2p.CheckpointPut, data []byte) error {
+	if err := c.Admit(from, put); err != nil {
+		return err
+	}
+	if !c.busy.CompareAndSwap(false, true) {
+		return &p2p.RemoteError{Code: "BUSY", Message: "already catching up"}
+	}
+	defer c.busy.Store(false)
+	if err := c.Adopt(from, put.CheckpointHead, data, c.Steps()); err != nil {
+		return &p2p.RemoteError{Code: "REFUSED", Message: err.Error()}
+	}
+	c.Synced()
+	return nil
+}
+
+// Admit checks an offered checkpoint's head before any of its data is read: the span, a
+// newer round, the majority hash, and a size no larger than the span's weights can take.
+func (c *Catchup) Admit(from peer.ID, put p2p.CheckpointPut) error {
+	span := c.Span()
+	if put.Model != c.Model.Name || (layers.Span{First: put.First, Last: put.Last}) != span {
+		return &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	if mine := c.round(); put.Round <= mine {
+		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
+	}
+	if want, _, ok := c.MajorityHash(span, put.Round); !ok || want != put.Hash {
+		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %.12s for round %d", put.Hash, put.Round)}
+	}
+	if limit := c.Model.MaxCheckpointBytes(span); put.Size > limit {
+		return &p2p.RemoteError{Code: "TOO_LARGE", Message: fmt.Sprintf("a checkpoint of layers %s is at most %d bytes, %d offered", span, limit, put.Size)}
+	}
+	return nil
+}
