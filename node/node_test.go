@@ -30,6 +30,9 @@ func testConfig(t testing.TB) Config {
 	cfg.CoverageInterval = 100 * time.Millisecond
 	off := false
 	cfg.Train = &off // tests that train turn it on; others compare weights across nodes
+	// Audits open sessions on other holders in the background: tests of audits turn them on,
+	// the others count sessions and kill holders.
+	cfg.AuditRate = -1
 	return cfg
 }
 
