@@ -15,8 +15,13 @@ type ReportBook struct {
 
 	mu   sync.Mutex
 	by   map[string]Seen
-	mine []float64 // oldest first, at most ownLosses
+	hist map[string][]Report // each peer's last reportHistory reports of distinct rounds, oldest first
+	mine []float64           // oldest first, at most ownLosses
 }
+
+// reportHistory is how many rounds of each peer's reports the book keeps: agreement is
+// judged over recent rounds, since replicas gossip their rounds at different moments.
+const reportHistory = 8
 
 // Seen is a report and when it came.
 type Seen struct {
@@ -56,9 +61,51 @@ func (b *ReportBook) Put(peer string, r Report, at time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.by == nil {
-		b.by = map[string]Seen{}
+		b.by, b.hist = map[string]Seen{}, map[string][]Report{}
 	}
 	b.by[peer] = Seen{r, at}
+	h := b.hist[peer]
+	if n := len(h); n > 0 && h[n-1].Round == r.Round && h[n-1].First == r.First && h[n-1].Last == r.Last {
+		h[n-1] = r
+	} else {
+		h = append(h, r)
+	}
+	if len(h) > reportHistory {
+		h = h[len(h)-reportHistory:]
+	}
+	b.hist[peer] = h
+}
+
+// History is a peer's recent reports, one per round, oldest first.
+func (b *ReportBook) History(peer string) []Report {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.hist[peer])
+}
+
+// MostAgreeing is the largest number of peers (among those given) whose recent reports name
+// one span, round and hash: replicas that gossip their rounds at different moments still
+// show that they held the same weights.
+func MostAgreeing(history map[string][]Report) int {
+	type claim struct {
+		first, last int
+		round       int64
+		hash        string
+	}
+	count := map[claim]int{}
+	most := 0
+	for _, rs := range history {
+		seen := map[claim]bool{}
+		for _, r := range rs {
+			c := claim{r.First, r.Last, r.Round, r.Hash}
+			if !seen[c] {
+				seen[c] = true
+				count[c]++
+				most = max(most, count[c])
+			}
+		}
+	}
+	return most
 }
 
 // PutMine records this node's own report, and its loss in the history.

@@ -52,3 +52,26 @@ func TestReportBook(t *testing.T) {
 		t.Fatalf("losses %v", l)
 	}
 }
+
+// Replicas that gossip different rounds last still agree when their recent reports share a
+// round and hash.
+func TestMostAgreeingOverRecentRounds(t *testing.T) {
+	var b ReportBook
+	h := func(i int) string { return strings.Repeat(string(rune('a'+i)), 64) }
+	for r := int64(30); r <= 41; r++ {
+		b.Put("a", Report{First: 0, Last: 3, Round: r, Hash: h(int(r % 7))}, time.Now())
+	}
+	b.Put("b", Report{First: 0, Last: 3, Round: 39, Hash: h(39 % 7)}, time.Now())
+	b.Put("c", Report{First: 0, Last: 3, Round: 39, Hash: h(1)}, time.Now()) // another hash
+	if got := len(b.History("a")); got != reportHistory {
+		t.Fatalf("history of %d rounds", got)
+	}
+	hist := map[string][]Report{"a": b.History("a"), "b": b.History("b"), "c": b.History("c")}
+	if got := MostAgreeing(hist); got != 2 {
+		t.Fatalf("most agreeing %d, want 2 (a and b at round 39)", got)
+	}
+	delete(hist, "b")
+	if got := MostAgreeing(hist); got != 1 {
+		t.Fatalf("most agreeing %d without b, want 1", got)
+	}
+}

@@ -209,3 +209,32 @@ func BenchmarkAuditCost(b *testing.B) {
 		b.ReportMetric(full/none, "every/none")
 	}
 }
+
+// BenchmarkDecodeWhileTraining: greedy generation through POST /api/v1/inference on a node
+// holding the whole small model, idle against the same node training (its driver yielding to
+// inference, the default, and not yielding): tokens/s and the ratio to idle.
+func BenchmarkDecodeWhileTraining(b *testing.B) {
+	rate := func(train bool, yield time.Duration) float64 {
+		cfg := testConfig(b)
+		cfg.Train, cfg.TrainYield = &train, yield
+		n := startNode(b, cfg, unlimited)
+		if train {
+			eventually(b, time.Minute, "training under way", func() bool { return n.innerSteps() > 2 })
+		}
+		genRate(b, n, 16)
+		best := 0.0
+		for range 3 {
+			r, _, _ := genRate(b, n, 128)
+			best = max(best, r)
+		}
+		n.Close()
+		return best
+	}
+	for i := 0; i < b.N; i++ {
+		idle, yielding, greedy := rate(false, 0), rate(true, 0), rate(true, -1)
+		b.Logf("decode 128 tokens: idle %.1f tok/s, while training %.1f (%.2f of idle), while training without yielding %.1f (%.2f)",
+			idle, yielding, yielding/idle, greedy, greedy/idle)
+		b.ReportMetric(yielding/idle, "training/idle")
+		b.ReportMetric(greedy/idle, "no-yield/idle")
+	}
+}

@@ -50,6 +50,10 @@ type Config struct {
 	// OuterLR and OuterMomentum override the stored outer step for this run (nil: keep it).
 	OuterLR, OuterMomentum *float64
 
+	// TrainYield is how long training waits, before each micro-step, while the node serves
+	// inference: 0 is DefaultTrainYield, negative never waits.
+	TrainYield time.Duration
+
 	// AuditRate is the chance each remote stage of a generation is audited (its answers
 	// recomputed by this node or another holder); 0: the default (0.25), negative: none.
 	AuditRate float64
@@ -68,6 +72,9 @@ type Config struct {
 	RoundTimeout       time.Duration // how long a DiLoCo aggregator waits for late replicas
 	LedgerSyncInterval time.Duration // how often the node replays its peers' ledger logs
 }
+
+// DefaultTrainYield: while inference runs, training takes at most one micro-step every 2 s.
+const DefaultTrainYield = 2 * time.Second
 
 // DefaultMaxMemory is the memory budget when neither a flag nor a stored setting gives one.
 const DefaultMaxMemory = settings.DefaultMaxMemory

@@ -69,6 +69,7 @@ func (n *Node) driveLoop() {
 		n.setDriving(true)
 		trained := 0 // tokens the route's stages processed since their last receipt
 		for n.ctx.Err() == nil && n.settings.Get().Training.Enabled && n.settings.Get().Training.BatchSize == batchSize {
+			n.yieldToServing()
 			tokens, targets := batcher.Next()
 			id++
 			if _, err := pipeline.TrainBatch(n.ctx, hops, id, tokens, targets); err != nil {
@@ -89,6 +90,25 @@ func (n *Node) driveLoop() {
 		}
 	}
 }
+
+// yieldToServing holds the next training micro-step while the node serves inference (its own
+// generations or sessions of peers), for at most Config.TrainYield: serving comes first on
+// the node's cores, and training still takes a step at least that often.
+func (n *Node) yieldToServing() {
+	limit := n.cfg.TrainYield
+	if limit == 0 {
+		limit = DefaultTrainYield
+	}
+	for deadline := time.Now().Add(limit); limit > 0 && time.Now().Before(deadline) && n.ctx.Err() == nil; {
+		if n.pipe.Running() == 0 && n.pipe.Served() == 0 {
+			return
+		}
+		n.sleep(yieldPoll)
+	}
+}
+
+// yieldPoll is how often a yielding driver looks whether serving is over.
+const yieldPoll = 5 * time.Millisecond
 
 // receiptEvery is how many training steps a receipt for the route's stages covers.
 const receiptEvery = 10

@@ -110,3 +110,25 @@ func TestDeadHolderLeavesTheCoverage(t *testing.T) {
 		t.Fatalf("inference with layers 4-7 gone: %v", err)
 	}
 }
+
+// While the node serves a generation, its training driver holds its micro-steps (up to
+// TrainYield each), and takes them again once serving is over.
+func TestTrainingYieldsToServing(t *testing.T) {
+	on := true
+	cfg := testConfig(t)
+	cfg.Model, cfg.Train, cfg.TrainYield = "neuroshard-tiny", &on, time.Minute
+	n := startNode(t, cfg)
+	eventually(t, time.Minute, "training under way", func() bool { return n.innerSteps() > 2 })
+	release, err := n.pipe.Acquire(16) // a generation of the node's own, as the API takes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the step under way ends
+	held := n.innerSteps()
+	time.Sleep(700 * time.Millisecond)
+	if got := n.innerSteps(); got != held {
+		t.Fatalf("training took %d steps while the node served", got-held)
+	}
+	release()
+	eventually(t, 30*time.Second, "training to go on", func() bool { return n.innerSteps() > held })
+}

@@ -89,7 +89,8 @@ func (n *Node) publishTraining() {
 // inner steps. A report counts (is fresh) only from a peer the coverage view shows holding the
 // span it reports on: a peer that announces no layers (or other ones) moves no figure.
 func (n *Node) Training() nodeapi.TrainingView {
-	v := nodeapi.TrainingView{Reports: map[peer.ID]nodeapi.ReportSeen{}, Round: n.roundState(), Loss: float64(n.recentLoss())}
+	v := nodeapi.TrainingView{Reports: map[peer.ID]nodeapi.ReportSeen{}, History: map[peer.ID][]diloco.Report{},
+		Round: n.roundState(), Loss: float64(n.recentLoss())}
 	if n.replica != nil {
 		v.Exclusions = n.replica.Exclusions()
 	}
@@ -103,6 +104,9 @@ func (n *Node) Training() nodeapi.TrainingView {
 		}
 		holds := p == n.host.ID() || slices.Contains(holdings[p], layers.Span{First: s.Report.First, Last: s.Report.Last})
 		v.Reports[p] = nodeapi.ReportSeen{Report: s.Report, At: s.At, Fresh: holds && n.reports.IsFresh(s.At)}
+		if v.Reports[p].Fresh {
+			v.History[p] = n.reports.History(id)
+		}
 	}
 	v.MyLosses = n.reports.MyLosses()
 	n.train.mu.Lock()

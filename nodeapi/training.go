@@ -89,10 +89,18 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 	}
 	g.LossTrend = trend
 	g.IsConverging = total > 0 && g.HashAgreementRate == 1
-	// Verified: at least two replicas of a span agree on the weights of its newest round, and
+	// Verified: at least two replicas of a span agree on the weights of a recent round, and
 	// the loss is not rising (a plateau is fine).
-	g.AgreeingReplicas = most
-	g.TrainingVerified = g.IsConverging && most >= 2 && trend != "worsening" && rounds > 0
+	// The replicas this node's last round used ended it bit-identical (each recomputes the
+	// aggregate), so they agree too, even when one has gossiped its next round already.
+	hist := map[string][]diloco.Report{}
+	for p, h := range v.History {
+		if v.Reports[p].Fresh {
+			hist[p.String()] = h
+		}
+	}
+	g.AgreeingReplicas = max(most, len(rs.LastUsed), diloco.MostAgreeing(hist))
+	g.TrainingVerified = g.IsConverging && g.AgreeingReplicas >= 2 && trend != "worsening" && rounds > 0
 	s := a.settings.Get().Training
 	inner, driving := v.InnerSteps, v.Driving
 	g.Local = apitypes.TrainingLocal{NodeID: a.node.ID(), TrainingRounds: rounds, CurrentLoss: v.Loss,
@@ -110,7 +118,7 @@ func (a *API) TrainingVerify(ctx context.Context) apitypes.TrainingVerify {
 	m["agreeing_replicas"] = g.AgreeingReplicas
 	switch {
 	case g.TrainingVerified:
-		return apitypes.TrainingVerify{IsWorking: true, Reason: fmt.Sprintf("Training verified: %d replicas agree on the weights of the newest round and the loss is %s.", g.AgreeingReplicas, g.LossTrend), Metrics: m}
+		return apitypes.TrainingVerify{IsWorking: true, Reason: fmt.Sprintf("Training verified: %d replicas agree on the weights of a recent round and the loss is %s.", g.AgreeingReplicas, g.LossTrend), Metrics: m}
 	case g.TotalNodesTraining == 0:
 		return apitypes.TrainingVerify{Reason: "No training reports yet.", Metrics: m, Action: "Wait for the first DiLoCo round, or check that training is enabled (PATCH /api/v1/config)."}
 	case !g.IsConverging:
@@ -136,8 +144,9 @@ func exclusions(ex []diloco.Exclusion) []apitypes.Exclusion {
 
 // TrainingView is the node's training as the API shows it.
 type TrainingView struct {
-	Reports    map[peer.ID]ReportSeen // the latest report of each peer, this node's included
-	MyLosses   []float64              // the losses this node reported, oldest first
+	Reports    map[peer.ID]ReportSeen      // the latest report of each peer, this node's included
+	History    map[peer.ID][]diloco.Report // the recent reports of the peers whose reports count
+	MyLosses   []float64                   // the losses this node reported, oldest first
 	Round      diloco.State
 	Exclusions []diloco.Exclusion // newest first
 	InnerSteps int64
