@@ -58,6 +58,7 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
 			&cli.StringFlag{Name: "network-config", Usage: "ledger rules of the network, a JSON `FILE` (genesis allocation, fees, reward rates; see README); every node of a network must use the same (default: the built-in network)", EnvVars: env("NETWORK_CONFIG")},
 			&cli.StringSliceFlag{Name: "rate-limit", Usage: "REST API budget per minute, `CLASS=N` for status, inference or wallet (0: unlimited; default seed 003's 100, 60, 10; repeatable)", EnvVars: env("RATE_LIMIT")},
+			&cli.DurationFlag{Name: "train-yield", Value: 2 * time.Second, Usage: "while the node serves inference, training waits up to this long before each micro-step (serving comes first); 0 never waits", EnvVars: env("TRAIN_YIELD")},
 			&cli.Float64Flag{Name: "audit-rate", Value: 0.25, Usage: "chance that each remote stage of a generation is audited: its answers recomputed by this node or another holder of the same weights, a stage caught lying excluded from routes (0 turns audits off)", EnvVars: env("AUDIT_RATE")},
 			&cli.BoolFlag{Name: "bench", Value: true, Usage: "measure this machine's throughput at the first start on a preset and backend (a few seconds; kept in the data dir, shown in the status)", EnvVars: env("BENCH")},
 			&cli.BoolFlag{Name: "rebench", Usage: "measure the throughput again at this start", EnvVars: env("REBENCH")},
@@ -129,6 +130,13 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	}
 	if err := layers.SetBackend(c.String("backend")); err != nil {
 		return cfg, fmt.Errorf("--backend: %w", err)
+	}
+	if y := c.Duration("train-yield"); y < 0 {
+		return cfg, fmt.Errorf("--train-yield %s: want 0 or more", y)
+	} else if y == 0 {
+		cfg.TrainYield = -1 // never
+	} else {
+		cfg.TrainYield = y
 	}
 	if r := c.Float64("audit-rate"); r < 0 || r > 1 {
 		return cfg, fmt.Errorf("--audit-rate %g: want a chance between 0 and 1", r)
