@@ -99,10 +99,12 @@ func (n *Node) yieldToServing() {
 	if limit == 0 {
 		limit = DefaultTrainYield
 	}
+	defer n.yielding.Store(false)
 	for deadline := time.Now().Add(limit); limit > 0 && time.Now().Before(deadline) && n.ctx.Err() == nil; {
 		if n.pipe.Running() == 0 && n.pipe.Served() == 0 {
 			return
 		}
+		n.yielding.Store(true)
 		n.sleep(yieldPoll)
 	}
 }

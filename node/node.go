@@ -51,6 +51,7 @@ type Node struct {
 	replica        *diloco.Replica // the span's DiLoCo round (after Start)
 	roundWake      chan struct{}   // an inner step or a report: the round loop looks again
 	catch          *replicanet.Catchup
+	yielding       atomic.Bool // the training driver waits for serving to end
 	reports        diloco.ReportBook
 	topic          *p2p.Topic
 	ledger         *ledger.Ledger

@@ -123,7 +123,7 @@ func TestTrainingYieldsToServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the step under way ends
+	eventually(t, time.Minute, "the driver to wait at its next step", n.yielding.Load)
 	held := n.innerSteps()
 	time.Sleep(700 * time.Millisecond)
 	if got := n.innerSteps(); got != held {
