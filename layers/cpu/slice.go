@@ -64,24 +64,24 @@ func sliceAny(x *Buffer, starts, step []int, out *Buffer) error {
 	}
 	switch src := x.flat.(type) {
 	case []float32:
-		dst := out.flat.([]float32)
-		forIndex(out.shape.Dimensions, inStr, func(o, i int) { dst[o] = src[base+i] })
+		sliceInto(out.flat.([]float32), src, out.shape.Dimensions, inStr, base)
 	case []int32:
-		dst := out.flat.([]int32)
-		forIndex(out.shape.Dimensions, inStr, func(o, i int) { dst[o] = src[base+i] })
+		sliceInto(out.flat.([]int32), src, out.shape.Dimensions, inStr, base)
 	case []int64:
-		dst := out.flat.([]int64)
-		forIndex(out.shape.Dimensions, inStr, func(o, i int) { dst[o] = src[base+i] })
+		sliceInto(out.flat.([]int64), src, out.shape.Dimensions, inStr, base)
 	case []float64:
-		dst := out.flat.([]float64)
-		forIndex(out.shape.Dimensions, inStr, func(o, i int) { dst[o] = src[base+i] })
+		sliceInto(out.flat.([]float64), src, out.shape.Dimensions, inStr, base)
 	case []bool:
-		dst := out.flat.([]bool)
-		forIndex(out.shape.Dimensions, inStr, func(o, i int) { dst[o] = src[base+i] })
+		sliceInto(out.flat.([]bool), src, out.shape.Dimensions, inStr, base)
 	default:
 		return fmt.Errorf("cpu backend: Slice of %T", x.flat)
 	}
 	return nil
+}
+
+// sliceInto fills dst (of dims) from src read at base with the input strides.
+func sliceInto[T any](dst, src []T, dims, inStr []int, base int) {
+	forIndex(dims, inStr, func(o, i int) { dst[o] = src[base+i] })
 }
 
 // concatAny writes the operands one after the other along axis into out.
