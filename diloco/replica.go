@@ -272,6 +272,12 @@ func (r *Replica) Adopt(round int64, theta0 *layers.Params, velocity [][]float32
 	r.theta0, r.hash, r.round, r.stepsAtEnd = theta0, h, round, steps
 	r.outer = NewOuter(s.OuterLR, s.OuterMomentum)
 	r.outer.SetVelocity(velocity)
+	if c := r.collect; c != nil { // a round being collected is moot now: wake it
+		select {
+		case c.arrived <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -525,6 +531,14 @@ wait:
 			break wait
 		case <-c.arrived:
 		case <-recheck.C:
+		}
+		// A catch-up that replaced theta_0 makes the round moot: it fails now, not at the
+		// deadline (two replicas at short rounds kept stalling on it for the whole deadline).
+		r.mu.Lock()
+		moot := r.sameRound(mine.Round, mine.Base) != nil
+		r.mu.Unlock()
+		if moot {
+			break wait
 		}
 	}
 	r.mu.Lock()
