@@ -98,6 +98,11 @@ func TestSybilReportsMoveNoFigure(t *testing.T) {
 	nodes := startTrainingNetwork(t, 1000, "0-3", "0-3")
 	a := nodes[0]
 	eventually(t, 30*time.Second, "both replicas' reports", func() bool {
+		for _, n := range nodes { // publish now rather than at the next 10 s tick
+			if n.innerSteps() > 0 {
+				n.publishTraining()
+			}
+		}
 		g := a.api.TrainingGlobal(context.Background())
 		return g.TotalNodesTraining == 2
 	})
