@@ -1,0 +1,269 @@
+package diloco
+
+// The aggregator's side of a round: collecting the span's contributions, aggregating them, and
+// answering each contributor (Accept) with the result.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/neuroshard/neuroshard/layers"
+)
+
+// collection gathers a round's contributions on its aggregator.
+type collection struct {
+	round    int64
+	base     string
+	expected []string
+	got      map[string]Contribution
+	rejected map[string]string // contributions refused on arrival (malformed, NaN), flagged in the result
+	blobs    map[string]Submission
+	busy     bool          // the aggregator is collecting or has aggregated this round
+	arrived  chan struct{} // signalled (without blocking) on every arrival or refusal
+	done     chan struct{} // closed (once) when the round is aggregated
+	res      Outcome
+	agg      *layers.Params
+	result   []byte // the contributions' blobs as sent back to every replica
+	err      error
+}
+
+func (c *collection) signal() {
+	select {
+	case c.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// aggregate runs a round as its aggregator: it adds its own contribution, waits for every
+// replica's or the round deadline, aggregates, and releases the waiting contributors.
+func (r *Replica) aggregate(ctx context.Context, mine Submission, reps []string) (Outcome, *layers.Params, error) {
+	// Its own contribution enters as the others see it: decoded from the bytes it shows them.
+	pg, err := DecodePseudoGradient(mine.Compression, r.cfg.Specs, mine.Blob)
+	if err != nil {
+		return Outcome{}, nil, err
+	}
+	c := r.collection(mine.Round, mine.Base)
+	r.mu.Lock()
+	if c.busy {
+		// This round was aggregated already (a retry after its outer step failed here): the
+		// contributors were answered with that result, so it stands. Waiting is bounded: a
+		// collection that never closes must not stop this replica's rounds for good.
+		r.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.res, c.agg, c.err
+		case <-ctx.Done():
+			return Outcome{}, nil, ctx.Err()
+		case <-time.After(2 * r.cfg.RoundTimeout):
+			logger().Warn("round's earlier aggregation never finished; dropping it", "round", mine.Round)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.failRound(c, fmt.Errorf("diloco: round %d: an earlier aggregation of it never finished", mine.Round))
+		}
+	}
+	c.busy = true
+	c.got[r.cfg.Self] = Contribution{Peer: r.cfg.Self, Grad: pg}
+	c.blobs[r.cfg.Self] = mine
+	r.mu.Unlock()
+	expected := r.roundPeers(reps, mine.Round)
+	r.mu.Lock()
+	c.expected = expected
+	r.mu.Unlock()
+	deadline := time.NewTimer(r.cfg.RoundTimeout)
+	defer deadline.Stop()
+	recheck := time.NewTicker(connectedWait)
+	defer recheck.Stop()
+wait:
+	for !r.collected(c) {
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.failRound(c, ctx.Err()) // releases the contributors waiting on it
+		case <-deadline.C:
+			logger().Warn("round deadline passed; aggregating without the late replicas", "round", mine.Round)
+			break wait
+		case <-c.arrived:
+		case <-recheck.C:
+		}
+		// A catch-up that replaced theta_0 makes the round moot: it fails now, not at the
+		// deadline (two replicas at short rounds kept stalling on it for the whole deadline).
+		r.mu.Lock()
+		moot := r.sameRound(mine.Round, mine.Base) != nil
+		r.mu.Unlock()
+		if moot {
+			break wait
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.sameRound(mine.Round, mine.Base); err != nil {
+		return r.failRound(c, err)
+	}
+	var cs []Contribution
+	for _, x := range c.got {
+		cs = append(cs, x)
+	}
+	res, err := DefaultAggregator().Aggregate(r.theta0.Specs, cs)
+	if err != nil {
+		return r.failRound(c, err)
+	}
+	// Every replica recomputes this aggregate from the same signed contributions.
+	shown := map[string]Submission{}
+	for p := range c.got {
+		shown[p] = c.blobs[p]
+	}
+	var refs []Ref
+	refs, c.result = resultBlobs(shown)
+	after := r.theta0.Clone()
+	tmp := NewOuter(r.outer.LR, r.outer.Momentum)
+	tmp.SetVelocity(r.outer.Velocity())
+	if err := tmp.Step(after, res.Grad); err != nil {
+		return r.failRound(c, err)
+	}
+	for p, why := range c.rejected {
+		if _, ok := c.got[p]; !ok {
+			res.Excluded[p] = why
+		}
+	}
+	for p, why := range res.Excluded {
+		logger().Warn("replica excluded from the round", "round", mine.Round, "peer", p, "reason", why)
+	}
+	c.res = Outcome{Round: mine.Round, Status: StatusOK, Used: res.Used, Excluded: res.Excluded, NewHash: after.Hash(), Contributions: refs}
+	if r.cfg.Consumed != nil {
+		for _, p := range res.Used { // the aggregator consumed each contribution it used
+			if p != r.cfg.Self {
+				r.cfg.Consumed(p)
+			}
+		}
+	}
+	c.agg = res.Grad
+	r.closeCollection(c)
+	return c.res, c.agg, nil
+}
+
+// failRound ends a collection with an error, releasing the waiting contributors; the caller
+// holds r.mu.
+func (r *Replica) failRound(c *collection, err error) (Outcome, *layers.Params, error) {
+	c.err = err
+	r.closeCollection(c)
+	return Outcome{}, nil, err
+}
+
+// closeCollection releases c's waiting contributors (once) and forgets it, unless a newer
+// round's collection took its place meanwhile; the caller holds r.mu.
+func (r *Replica) closeCollection(c *collection) {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	if r.collect == c {
+		r.collect = nil
+	}
+}
+
+// collected tells whether every expected replica has answered (or cannot be reached).
+func (r *Replica) collected(c *collection) bool {
+	r.mu.Lock()
+	var missing []string
+	for _, p := range c.expected {
+		_, got := c.got[p]
+		_, refused := c.rejected[p]
+		if !got && !refused {
+			missing = append(missing, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range missing {
+		if r.cfg.Membership.Connected(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// collection returns the round's collection, making it on first use.
+func (r *Replica) collection(round int64, base string) *collection {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.collect; c != nil && c.round == round && c.base == base {
+		return c
+	}
+	c := &collection{round: round, base: base, got: map[string]Contribution{}, rejected: map[string]string{},
+		blobs: map[string]Submission{}, arrived: make(chan struct{}, 1), done: make(chan struct{})}
+	r.collect = c
+	return c
+}
+
+// Accept takes a replica's contribution when this replica aggregates the round, and waits for
+// the round's outcome. ErrBehind: the contributor is at a newer round than this replica.
+func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcome, []byte, error) {
+	r.mu.Lock()
+	round, base := r.round, r.hash
+	r.mu.Unlock()
+	if s.Round > round {
+		return Outcome{}, nil, fmt.Errorf("%w: at round %d, the contribution is for %d", ErrBehind, round, s.Round)
+	}
+	if s.Round != round || s.Base != base {
+		// Answered for this round: the aggregator stops waiting for it.
+		c := r.collection(round, base)
+		r.mu.Lock()
+		if _, ok := c.got[from]; !ok {
+			c.rejected[from] = "behind: resyncing"
+			c.signal()
+		}
+		r.mu.Unlock()
+		return Outcome{Round: round, Status: StatusResync,
+			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", s.Round, short(s.Base), round, short(base))}, nil, nil
+	}
+	c := r.collection(round, base)
+	pg, err := DecodePseudoGradient(s.Compression, r.cfg.Specs, s.Blob)
+	if set := r.cfg.Settings(); err == nil && (s.OuterLR != set.OuterLR || s.OuterMomentum != set.OuterMomentum) {
+		err = fmt.Errorf("%w: made for an outer step of lr %g, momentum %g; this span's replicas use lr %g, momentum %g",
+			ErrRejected, s.OuterLR, s.OuterMomentum, set.OuterLR, set.OuterMomentum)
+	}
+	if err == nil {
+		err = r.checkSigned(from, round, base, s.Blob, s.Sig)
+	}
+	if err != nil {
+		r.mu.Lock()
+		c.rejected[from] = err.Error()
+		c.signal()
+		r.mu.Unlock()
+		logger().Warn("replica's pseudo-gradient refused", "round", round, "peer", from, "reason", err)
+		return Outcome{Round: round, Status: StatusExcluded, Reason: err.Error()}, nil, nil
+	}
+	r.mu.Lock()
+	c.got[from] = Contribution{Peer: from, Grad: pg}
+	c.blobs[from] = s
+	c.signal()
+	r.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return Outcome{}, nil, ctx.Err()
+	}
+	if c.err != nil {
+		return Outcome{}, nil, c.err
+	}
+	res := c.res
+	if why, out := res.Excluded[from]; out {
+		res.Status, res.Reason = StatusResync, "excluded: "+why
+		return res, nil, nil
+	}
+	if !slices.Contains(res.Used, from) {
+		res.Status, res.Reason = StatusResync, "arrived after the round closed"
+		return res, nil, nil
+	}
+	r.mu.Lock()
+	r.sentBytes += int64(len(c.result))
+	tamper := r.tamperResult
+	r.mu.Unlock()
+	if tamper != nil {
+		return res, tamper(slices.Clone(c.result)), nil
+	}
+	return res, c.result, nil
+}
