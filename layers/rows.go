@@ -168,7 +168,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 func (s *Stage) runRows(reqs []*rowReq) {
 	fail := func(err error) {
 		for _, r := range reqs {
-			r.ss.broken() // its cache was handed to the computation
+			r.ss.Close() // its cache was handed to the computation
 			r.done <- rowRes{err: err}
 		}
 	}

@@ -182,7 +182,7 @@ func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 		d, err := DonateTensorBuffer(t, st.be, 0)
 		if err != nil {
 			st.mu.Unlock()
-			ss.broken()
+			ss.Close()
 			return nil, err
 		}
 		args = append(args, d)
@@ -191,7 +191,7 @@ func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 	st.mu.Unlock()
 	if err != nil {
 		if ss.inPlace {
-			ss.broken() // the donated cache may be half written
+			ss.Close() // the donated cache may be half written
 		}
 		return nil, err
 	}
@@ -199,14 +199,6 @@ func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 	ss.k, ss.v = outs[1:1+l], outs[1+l:1+2*l]
 	ss.pos += t
 	return trimSeq(fromBackend(outs[0]), t), nil
-}
-
-// broken ends a session whose cache can no longer be trusted.
-func (ss *Session) broken() {
-	for _, t := range append(ss.k, ss.v...) {
-		t.FinalizeAll()
-	}
-	ss.k, ss.v, ss.closed = nil, nil, true
 }
 
 // updatesInPlace tells whether the stage's backend writes the KV cache in place.

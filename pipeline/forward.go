@@ -95,26 +95,23 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 	if err != nil {
 		return nil, &p2p.RemoteError{Code: "UNAVAILABLE", Message: err.Error()}
 	}
+	if req.Batch < 1 || req.Batch > maxBatch {
+		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: fmt.Sprintf("session batch %d (want 1-%d)", req.Batch, maxBatch)}
+	}
 	if !p.servedBy.add(from, 1, maxSessionsPerPeer) {
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions already open for this peer", maxSessionsPerPeer)}
 	}
+	unserve := func() { p.served.Add(-1); p.servedBy.add(from, -1, 0) }
 	if p.served.Add(1) > maxServedSessions {
-		p.served.Add(-1)
-		p.servedBy.add(from, -1, 0)
+		unserve()
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open; retry in %d s", maxServedSessions, RetryAfter)}
-	}
-	if req.Batch < 1 || req.Batch > maxBatch {
-		p.served.Add(-1)
-		p.servedBy.add(from, -1, 0)
-		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: fmt.Sprintf("session batch %d (want 1-%d)", req.Batch, maxBatch)}
 	}
 	kv := sessionBytes(p.model, want, req.Batch, p.model.Context)
 	if err := p.budget.reserve(from, kv); err != nil {
-		p.served.Add(-1)
-		p.servedBy.add(from, -1, 0)
+		unserve()
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: err.Error()}
 	}
-	release := func() { p.served.Add(-1); p.servedBy.add(from, -1, 0); p.budget.release(from, kv) }
+	release := func() { unserve(); p.budget.release(from, kv) }
 	sess, err := st.NewSession(req.Batch)
 	if err != nil {
 		release()
