@@ -32,6 +32,63 @@ func TestNewerRoundNeedsAQuorumOfHolders(t *testing.T) {
 	}
 }
 
+// A checkpoint is backed when more than half of the span's other holders gossip its round and
+// hash: the serving peer alone is not enough among several, non-holders count for nothing.
+func TestBackedNeedsAQuorumOfHolders(t *testing.T) {
+	good, evil := strings.Repeat("11", 32), strings.Repeat("22", 32)
+	rep := func(round int64, hash string) Report { return Report{First: 0, Last: 3, Round: round, Hash: hash} }
+	reports := map[string]Report{"a": rep(3, good), "b": rep(3, good), "c": rep(3, evil), "d": rep(2, evil),
+		"x": rep(3, evil), "y": rep(3, evil), "w": {First: 0, Last: 2, Round: 3, Hash: good}}
+	for _, tc := range []struct {
+		holders []string
+		hash    string
+		votes   int
+		ok      bool
+	}{
+		{[]string{"a", "b", "c"}, good, 2, true},
+		{[]string{"a", "b", "c"}, evil, 1, false},      // the server alone among three
+		{[]string{"a", "b", "c", "d"}, good, 2, false}, // two of four is no majority
+		{[]string{"c"}, evil, 1, true},                 // the only other holder
+		{[]string{"a", "x", "y"}, evil, 2, true},       // x and y hold the span here
+		{[]string{"a"}, evil, 0, false},                // x and y are not holders: they count not
+		{[]string{"w"}, good, 0, false},                // another span
+		{nil, good, 0, false},                          // no holders
+	} {
+		votes, ok := Backed(reports, tc.holders, 0, 3, 3, tc.hash)
+		if votes != tc.votes || ok != tc.ok {
+			t.Errorf("holders %v, hash %.2s: %d votes %v, want %d %v", tc.holders, tc.hash, votes, ok, tc.votes, tc.ok)
+		}
+	}
+}
+
+// A checkpoint without a quorum is taken only from a replica never excluded and not
+// contradicted by more holders than back it.
+func TestVouch(t *testing.T) {
+	good, evil := strings.Repeat("11", 32), strings.Repeat("22", 32)
+	rep := func(round int64, hash string) Report { return Report{First: 0, Last: 3, Round: round, Hash: hash} }
+	reports := map[string]Report{"a": rep(3, good), "b": rep(3, good), "c": rep(3, evil), "d": rep(4, evil)}
+	liar := []Exclusion{{Round: 1, Peer: "c", Reason: "norm 2.79e+03 is over 10x the other contribution's (2.65)"}}
+	for _, tc := range []struct {
+		holders  []string
+		hash     string
+		server   string
+		excluded []Exclusion
+		ok       bool
+	}{
+		{[]string{"a", "b", "c"}, good, "a", liar, true},     // a quorum
+		{[]string{"a", "b", "c"}, evil, "c", nil, false},     // two holders say otherwise
+		{[]string{"a", "c"}, evil, "c", nil, true},           // a split, one each: it heals
+		{[]string{"a", "c"}, evil, "c", liar, false},         // ... but not towards a replica excluded
+		{[]string{"a", "c", "d"}, evil, "d", nil, true},      // round 3 not gossiped by d yet
+		{[]string{"a", "b", "c", "d"}, good, "a", nil, true}, // 2 of 4, none against by more
+	} {
+		err := Vouch(reports, tc.holders, 0, 3, 3, tc.hash, tc.server, tc.excluded)
+		if (err == nil) != tc.ok {
+			t.Errorf("holders %v, %.2s from %s: %v, want ok %v", tc.holders, tc.hash, tc.server, err, tc.ok)
+		}
+	}
+}
+
 // Reports age out after the TTL; this node's losses are kept in order.
 func TestReportBook(t *testing.T) {
 	b := ReportBook{TTL: time.Minute}

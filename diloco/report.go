@@ -2,6 +2,7 @@ package diloco
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math"
 	"slices"
 )
@@ -58,25 +59,51 @@ func LossTrend(ls []float64) string {
 	return "stable"
 }
 
-// Majority is the weights hash most of the reports name for a span's round, each report one
-// vote; ok is false when no report names that round, or when the top hashes tie.
-func Majority(reports []Report, first, last int, round int64) (hash string, votes int, ok bool) {
-	count := map[string]int{}
-	for _, r := range reports {
-		if r.First == first && r.Last == last && r.Round == round {
-			count[r.Hash]++
+// Tally counts, among holders (the span's other replicas the caller knows), those whose
+// report names round of the span with hash (votes) and with another hash (against).
+// Reports of non-holders count for nothing.
+func Tally(reports map[string]Report, holders []string, first, last int, round int64, hash string) (votes, against int) {
+	for _, h := range holders {
+		if r, seen := reports[h]; seen && r.First == first && r.Last == last && r.Round == round {
+			if r.Hash == hash {
+				votes++
+			} else {
+				against++
+			}
 		}
 	}
-	tie := false
-	for h, c := range count {
-		switch {
-		case c > votes:
-			hash, votes, tie = h, c, false
-		case c == votes:
-			tie = true
+	return votes, against
+}
+
+// Backed tells whether more than half of holders report round of the span with hash: the
+// peer that serves a checkpoint is one vote, so one liar among several replicas cannot hand
+// the others its weights.
+func Backed(reports map[string]Report, holders []string, first, last int, round int64, hash string) (votes int, ok bool) {
+	votes, _ = Tally(reports, holders, first, last, round, hash)
+	return votes, 2*votes > len(holders)
+}
+
+// Vouch decides whether a replica may take a checkpoint of round with hash from server. A
+// quorum of the span's other holders gossiping it (Backed) is enough. Without one (replicas
+// whose rounds split gossip one hash each, and a round just done is not gossiped by all yet),
+// the checkpoint is taken only from a server the replica never excluded from a round (a
+// poisoned or malformed pseudo-gradient, a second contribution: excluded lists its record),
+// and only when no more holders gossip another hash for that round than this one. A replica
+// caught lying cannot lure the others onto rounds it took alone; an honest split still heals.
+func Vouch(reports map[string]Report, holders []string, first, last int, round int64, hash, server string, excluded []Exclusion) error {
+	votes, against := Tally(reports, holders, first, last, round, hash)
+	if 2*votes > len(holders) {
+		return nil
+	}
+	if against > votes {
+		return fmt.Errorf("diloco: checkpoint from %s (round %d, %.12s) disagrees with %d of the span's replicas", server, round, hash, against)
+	}
+	for _, e := range excluded {
+		if e.Peer == server {
+			return fmt.Errorf("diloco: checkpoint from %s (round %d, %.12s) is backed by %d of %d other replicas, and %s was excluded from round %d (%s)", server, round, hash, votes, len(holders), server, e.Round, e.Reason)
 		}
 	}
-	return hash, votes, votes > 0 && !tie
+	return nil
 }
 
 // NewerRound is the newest round of a span past mine that a quorum of its holders report with

@@ -6,7 +6,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
-	"github.com/neuroshard/neuroshard/layers"
 )
 
 // Catching up (replicanet.Catchup): a replica behind its span's round takes theta_0 from one
@@ -27,10 +26,6 @@ func (n *Node) newerReplica() (peer.ID, bool) { return n.catch.NewerReplica() }
 
 // catchUpFrom resyncs from one replica and reports whether it took its checkpoint.
 func (n *Node) catchUpFrom(from peer.ID) bool { return n.catch.From(from) }
-
-func (n *Node) majorityHash(span layers.Span, round int64) (string, int, bool) {
-	return n.catch.MajorityHash(span, round)
-}
 
 // resyncFrom fetches a replica's checkpoint and takes it.
 func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {

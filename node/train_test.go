@@ -300,28 +300,6 @@ func TestKilledAggregatorDoesNotStallRounds(t *testing.T) {
 	}
 }
 
-func TestCheckpointsAreTrustedOnlyWithTheMajorityHash(t *testing.T) {
-	n := startNode(t, testConfig(t))
-	span := layers.Span{First: 0, Last: 1}
-	vote := func(id string, round int64, hash string) {
-		n.reports.Put(id, TrainingReport{First: 0, Last: 1, Round: round, Hash: hash}, time.Now())
-	}
-	if _, _, ok := n.majorityHash(span, 3); ok {
-		t.Fatal("a majority with no reports")
-	}
-	vote("a", 3, "good")
-	vote("b", 3, "good")
-	vote("c", 3, "evil")
-	vote("d", 2, "evil") // another round: no vote for round 3
-	if h, v, ok := n.majorityHash(span, 3); !ok || h != "good" || v != 2 {
-		t.Fatalf("majority %s %d %v", h, v, ok)
-	}
-	vote("e", 3, "evil")
-	if _, _, ok := n.majorityHash(span, 3); ok {
-		t.Fatal("a tie named a majority")
-	}
-}
-
 // An aggregator that alters the contributions it sends back cannot move the other replica:
 // the signatures fail, and the replica does not take the round.
 func TestReplicasRecomputeTheAggregate(t *testing.T) {

@@ -55,21 +55,26 @@ func (c *Catchup) Wait() { c.wg.Wait() }
 // report with one hash (diloco.NewerRound), one whose catch-ups are not backing off.
 func (c *Catchup) NewerReplica() (peer.ID, bool) {
 	span := c.Span()
-	ctx, cancel := context.WithTimeout(c.Ctx, 3*time.Second)
-	var holders []string
-	for _, p := range c.Holders(ctx) {
-		if p != c.Host.ID() {
-			holders = append(holders, p.String())
-		}
-	}
-	cancel()
-	_, _, from, ok := diloco.NewerRound(c.Reports.Fresh(), holders, span.First, span.Last, c.round())
+	_, _, from, ok := diloco.NewerRound(c.Reports.Fresh(), c.otherHolders(), span.First, span.Last, c.round())
 	for _, p := range from {
 		if id, err := peer.Decode(p); ok && err == nil && c.backoff.Ready(id) {
 			return id, true
 		}
 	}
 	return "", false
+}
+
+// otherHolders lists the span's replicas other than this node.
+func (c *Catchup) otherHolders() []string {
+	ctx, cancel := context.WithTimeout(c.Ctx, 3*time.Second)
+	defer cancel()
+	var out []string
+	for _, p := range c.Holders(ctx) {
+		if p != c.Host.ID() {
+			out = append(out, p.String())
+		}
+	}
+	return out
 }
 
 func (c *Catchup) round() int64 {
@@ -79,16 +84,21 @@ func (c *Catchup) round() int64 {
 	return 0
 }
 
-// MajorityHash is the weights hash most replicas of the span gossip for a round (each
-// replica's latest fresh report is one vote); ok is false with no vote or a tie.
-func (c *Catchup) MajorityHash(span layers.Span, round int64) (hash string, votes int, ok bool) {
-	var rs []diloco.Report
-	for p, r := range c.Reports.Fresh() {
-		if p != c.Host.ID().String() {
-			rs = append(rs, r)
-		}
+// Backed tells whether a quorum of the span's other holders gossips hash for round
+// (diloco.Backed), and how many do.
+func (c *Catchup) Backed(span layers.Span, round int64, hash string) (votes int, ok bool) {
+	return diloco.Backed(c.Reports.Fresh(), c.otherHolders(), span.First, span.Last, round, hash)
+}
+
+// vouch decides whether a checkpoint of round with hash served by p may be taken
+// (diloco.Vouch over the fresh reports, the span's other holders and this replica's
+// exclusions).
+func (c *Catchup) vouch(p peer.ID, span layers.Span, round int64, hash string) error {
+	var excl []diloco.Exclusion
+	if rep := c.Replica(); rep != nil {
+		excl = rep.Exclusions()
 	}
-	return diloco.Majority(rs, span.First, span.Last, round)
+	return diloco.Vouch(c.Reports.Fresh(), c.otherHolders(), span.First, span.Last, round, hash, p.String(), excl)
 }
 
 // CatchUp resyncs from a replica that gossips a newer round, if a quorum backs one.
@@ -150,8 +160,8 @@ func (c *Catchup) Resync(ctx context.Context, p peer.ID, steps int64) error {
 	return c.Adopt(p, head, data, steps)
 }
 
-// Adopt checks a span checkpoint (not an older round, its content hash, the replicas'
-// majority hash) and makes it theta_0, the outer momentum and the stage's weights.
+// Adopt checks a span checkpoint (not an older round, its content hash, the holders' gossip
+// and the server's record: vouch) and makes it theta_0, the outer momentum and the stage's weights.
 func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps int64) error {
 	span, rep := c.Span(), c.Replica()
 	if rep == nil {
@@ -167,11 +177,8 @@ func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps i
 	if theta0.Hash() != head.Hash {
 		return fmt.Errorf("replicanet: checkpoint from %s hashes to %.12s, it announced %.12s", p, theta0.Hash(), head.Hash)
 	}
-	// Reports race the rounds (a replica may gossip the next round while it serves this one),
-	// so a round no majority has reported yet is taken from the peer that serves it; one whose
-	// hash a majority contradicts is refused.
-	if want, votes, ok := c.MajorityHash(span, head.Round); ok && want != head.Hash {
-		return fmt.Errorf("replicanet: checkpoint from %s (round %d, %.12s) disagrees with %d replicas gossiping %.12s", p, head.Round, head.Hash, votes, want)
+	if err := c.vouch(p, span, head.Round, head.Hash); err != nil {
+		return err
 	}
 	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), c.Model, span)
 	if err != nil {
@@ -249,7 +256,7 @@ func (c *Catchup) Admit(from peer.ID, put p2p.CheckpointPut) error {
 	if mine := c.round(); put.Round <= mine {
 		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
 	}
-	if want, _, ok := c.MajorityHash(span, put.Round); !ok || want != put.Hash {
+	if _, ok := c.Backed(span, put.Round, put.Hash); !ok {
 		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %.12s for round %d", put.Hash, put.Round)}
 	}
 	if limit := c.Model.MaxCheckpointBytes(span); put.Size > limit {
