@@ -76,14 +76,14 @@ func (r *Replica) aggregate(ctx context.Context, mine Submission, reps []string)
 	recheck := time.NewTicker(connectedWait)
 	defer recheck.Stop()
 wait:
-	for !r.collected(c) {
+	for len(r.waitingFor(c)) > 0 {
 		select {
 		case <-ctx.Done():
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return r.failRound(c, ctx.Err()) // releases the contributors waiting on it
 		case <-deadline.C:
-			logger().Warn("round deadline passed; aggregating without the late replicas", "round", mine.Round)
+			logger().Warn("round deadline passed; aggregating without the late replicas", "round", mine.Round, "late", r.waitingFor(c))
 			break wait
 		case <-c.arrived:
 		case <-recheck.C:
@@ -95,6 +95,18 @@ wait:
 		r.mu.Unlock()
 		if moot {
 			break wait
+		}
+		if lower := r.lowerAtRound(c, reps); lower != "" {
+			// Views differ (a coverage lookup not done yet, a report not arrived): a replica
+			// lower in the order stands at this round too and aggregates it. Two aggregators
+			// would split the span into two rounds; this one hands the round over, and its
+			// contributors and itself plan it again.
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			reason := fmt.Sprintf("%s, lower in the order, aggregates round %d", short(lower), mine.Round)
+			c.res = Outcome{Round: mine.Round, Status: StatusReplan, Reason: reason}
+			r.closeCollection(c)
+			return Outcome{}, nil, fmt.Errorf("%w: %s", ErrReplan, reason)
 		}
 	}
 	r.mu.Lock()
@@ -165,8 +177,33 @@ func (r *Replica) closeCollection(c *collection) {
 	}
 }
 
-// collected tells whether every expected replica has answered (or cannot be reached).
-func (r *Replica) collected(c *collection) bool {
+// lowerAtRound finds a replica that precedes this one in reps (the aggregators' order),
+// stands at c's round, is connected, and has not contributed here: the round's rightful
+// aggregator.
+func (r *Replica) lowerAtRound(c *collection, reps []string) string {
+	r.mu.Lock()
+	var cand []string
+	for _, p := range reps {
+		if p == r.cfg.Self {
+			break
+		}
+		_, got := c.got[p]
+		_, refused := c.rejected[p]
+		if !got && !refused {
+			cand = append(cand, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range cand {
+		if at, ok := r.cfg.Membership.Round(p); ok && at == c.round && r.cfg.Membership.Connected(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// waitingFor lists the expected replicas that have not answered and are still connected.
+func (r *Replica) waitingFor(c *collection) []string {
 	r.mu.Lock()
 	var missing []string
 	for _, p := range c.expected {
@@ -177,12 +214,7 @@ func (r *Replica) collected(c *collection) bool {
 		}
 	}
 	r.mu.Unlock()
-	for _, p := range missing {
-		if r.cfg.Membership.Connected(p) {
-			return false
-		}
-	}
-	return true
+	return slices.DeleteFunc(missing, func(p string) bool { return !r.cfg.Membership.Connected(p) })
 }
 
 // collection returns the round's collection, making it on first use.
@@ -212,7 +244,7 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 		c := r.collection(round, base)
 		r.mu.Lock()
 		if _, ok := c.got[from]; !ok {
-			c.rejected[from] = "behind: resyncing"
+			c.rejected[from] = reasonBehind
 			c.signal()
 		}
 		r.mu.Unlock()
@@ -250,6 +282,9 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 		return Outcome{}, nil, c.err
 	}
 	res := c.res
+	if res.Status == StatusReplan {
+		return res, nil, nil
+	}
 	if why, out := res.Excluded[from]; out {
 		res.Status, res.Reason = StatusResync, "excluded: "+why
 		return res, nil, nil

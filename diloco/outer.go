@@ -32,6 +32,20 @@ func PseudoGradient(theta0, local *layers.Params) (*layers.Params, error) {
 	return out, nil
 }
 
+// Rebase moves local work onto a new theta_0: theta0 + (now - snap), where snap are the
+// weights a round's pseudo-gradient was made from and now the weights after the inner steps
+// taken since. The three must have one shape (a replica's own weights).
+func Rebase(theta0, snap, now *layers.Params) *layers.Params {
+	out := theta0.Clone()
+	for i, v := range out.Values {
+		s, n := snap.Values[i], now.Values[i]
+		for j := range v {
+			v[j] += n[j] - s[j]
+		}
+	}
+	return out
+}
+
 // Outer is the outer optimizer: SGD with Nesterov momentum applied to theta0 (not to the local
 // weights) with the aggregated pseudo-gradient. Defaults from the paper: lr 0.7, momentum 0.9.
 type Outer struct {

@@ -53,12 +53,15 @@ const (
 	StatusOK       = "ok"
 	StatusExcluded = "excluded"
 	StatusResync   = "resync"
+	// StatusReplan: the aggregator found a lower replica at the round and handed the round to
+	// it; the contributor plans the round again at once.
+	StatusReplan = "replan"
 )
 
 // Outcome is a round's result for one contributor.
 type Outcome struct {
 	Round    int64
-	Status   string // StatusOK, StatusExcluded or StatusResync
+	Status   string // StatusOK, StatusExcluded, StatusResync or StatusReplan
 	Reason   string
 	Used     []string
 	Excluded map[string]string
@@ -93,6 +96,15 @@ type Signer interface {
 type Weights interface {
 	Params() *layers.Params
 	SetParams(*layers.Params) error
+}
+
+// LocalWeights, when the Weights implement it, keeps the inner steps a replica takes while a
+// round runs: after the outer step, SetParams(theta_0) names the new version and SetLocal
+// then sets the training weights to theta_0 plus that work (Rebase), which the next round's
+// pseudo-gradient carries. Without it the work is dropped and the next round starts from
+// theta_0 with none.
+type LocalWeights interface {
+	SetLocal(*layers.Params) error
 }
 
 // Settings are a round's knobs, read when it starts.
@@ -153,6 +165,10 @@ func (e *ResyncError) Error() string {
 // Is makes errors.Is(err, ErrResync) hold.
 func (e *ResyncError) Is(t error) bool { return t == ErrResync }
 
+// ErrReplan is wrapped by RunRound when the round moved to another aggregator: the caller runs
+// the round again at once (its work still counts; nothing was applied).
+var ErrReplan = errors.New("diloco: the round moved to another aggregator")
+
 // ErrBehind is returned by Accept when the contributor is at a newer round than this
 // replica: this replica should catch up, and the contributor asks another aggregator.
 var ErrBehind = errors.New("diloco: this replica is behind the contributor's round")
@@ -166,6 +182,25 @@ type Exclusion struct {
 	Round  int64
 	Peer   string
 	Reason string
+}
+
+// reasonBehind is why a contribution made from another round's weights is left out: the
+// replica is behind, not at fault.
+const reasonBehind = "behind: resyncing"
+
+// Fault tells whether the exclusion was for what the peer sent (a malformed, poisoned or
+// badly signed pseudo-gradient, another outer step), not for being behind.
+func (e Exclusion) Fault() bool { return e.Reason != reasonBehind }
+
+// Faulty lists the peers of exclusions that were for a fault.
+func Faulty(excl []Exclusion) map[string]bool {
+	out := map[string]bool{}
+	for _, e := range excl {
+		if e.Fault() {
+			out[e.Peer] = true
+		}
+	}
+	return out
 }
 
 // State is a snapshot of a replica's progress.
@@ -334,7 +369,8 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 	// The round's outer step uses the settings of its start, whatever changes meanwhile.
 	r.outer.LR, r.outer.Momentum = s.OuterLR, s.OuterMomentum
 	r.mu.Unlock()
-	pg, err := PseudoGradient(theta0, r.cfg.Weights.Params())
+	snap := r.cfg.Weights.Params()
+	pg, err := PseudoGradient(theta0, snap)
 	if err != nil {
 		return err
 	}
@@ -355,14 +391,15 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 	}
 	mine := Submission{Round: round, Base: base, Compression: s.Compression, Loss: loss, Sig: sig, Blob: blob,
 		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum}
-	reps := r.aggregators(r.cfg.Membership.Replicas(ctx), round)
+	all := r.cfg.Membership.Replicas(ctx)
+	reps := r.aggregators(all, round)
 	for _, agg := range reps {
 		if agg == r.cfg.Self {
-			res, aggPG, err := r.aggregate(ctx, mine, reps)
+			res, aggPG, err := r.aggregate(ctx, mine, all)
 			if err != nil {
 				return err
 			}
-			return r.finish(res, aggPG, base, steps)
+			return r.finish(res, aggPG, base, steps, snap)
 		}
 		r.mu.Lock()
 		r.sentBytes += int64(len(blob))
@@ -377,6 +414,8 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 		switch res.Status {
 		case StatusResync:
 			return &ResyncError{From: agg, Reason: res.Reason}
+		case StatusReplan:
+			return fmt.Errorf("%w: %s", ErrReplan, res.Reason)
 		case StatusOK:
 		default:
 			return fmt.Errorf("diloco: excluded from round %d: %s", round, res.Reason)
@@ -385,16 +424,17 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 		if err != nil {
 			return fmt.Errorf("diloco: round %d from %s does not verify: %w", round, agg, err)
 		}
-		return r.finish(res, aggPG, base, steps)
+		return r.finish(res, aggPG, base, steps, snap)
 	}
 	return errors.New("diloco: no aggregator answered")
 }
 
 // finish applies the aggregated pseudo-gradient to theta_0 with the outer step, checks the
-// result against the aggregator's, and makes it the weights. base is the hash of the theta_0
-// the round started from: if a catch-up replaced theta_0 meanwhile, the aggregate no longer
-// applies to it.
-func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps int64) error {
+// result against the aggregator's, and makes it the weights (plus the inner steps taken since
+// snap, the weights the round's pseudo-gradient was made from, with LocalWeights). base is the
+// hash of the theta_0 the round started from: if a catch-up replaced theta_0 meanwhile, the
+// aggregate no longer applies to it.
+func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps int64, snap *layers.Params) error {
 	r.mu.Lock()
 	if err := r.sameRound(res.Round, base); err != nil {
 		r.mu.Unlock()
@@ -412,9 +452,22 @@ func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps i
 		r.mu.Unlock()
 		return fmt.Errorf("diloco: after round %d my weights hash to %s, the aggregator's to %s", res.Round, short(h), short(res.NewHash))
 	}
+	lw, keep := r.cfg.Weights.(LocalWeights)
+	var local *layers.Params
+	if keep {
+		// The work done while the round ran stays; a step that lands between this read and
+		// SetLocal is the only one lost.
+		local = Rebase(r.theta0, snap, r.cfg.Weights.Params())
+	}
 	if err := r.cfg.Weights.SetParams(r.theta0); err != nil {
 		r.mu.Unlock()
 		return err
+	}
+	if keep {
+		if err := lw.SetLocal(local); err != nil {
+			r.mu.Unlock()
+			return err
+		}
 	}
 	r.round = res.Round + 1
 	r.stepsAtEnd = steps

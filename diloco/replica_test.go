@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type memNet struct {
 	keys     map[string]ed25519.PrivateKey
 	down     map[string]bool // unreachable: contributions to it fail, it counts as disconnected
 	silent   map[string]bool // connected but never answers (a stuck replica)
+	// stale[observer][peer], when set, is the round observer believes peer is at (a report
+	// not arrived yet).
+	stale map[string]map[string]int64
 }
 
 func newMemNet() *memNet {
@@ -71,6 +75,12 @@ func (p memPeer) Contribute(ctx context.Context, to string, s Submission) (Outco
 func (p memPeer) Replicas(context.Context) []string { return p.net.ids() }
 
 func (p memPeer) Round(peer string) (int64, bool) {
+	p.net.mu.Lock()
+	at, stale := p.net.stale[p.self][peer]
+	p.net.mu.Unlock()
+	if stale {
+		return at, true
+	}
 	if r := p.net.replica(peer); r != nil {
 		return r.State().Round, true
 	}
@@ -284,6 +294,53 @@ func TestUnreachableAggregatorIsSkipped(t *testing.T) {
 	}
 }
 
+// Replicas whose views of the rounds differ meet at one aggregator: b believes a (first in the
+// order) is a round behind and aggregates; when a's round reaches it, b hands the round over
+// and contributes to a, with c, instead of two rounds taken apart.
+func TestAggregatorHandsTheRoundToALowerReplica(t *testing.T) {
+	n := newMemNet()
+	ms := []member{n.join(t, "a", 1, nil), n.join(t, "b", 2, nil), n.join(t, "c", 3, nil)}
+	n.mu.Lock()
+	n.stale = map[string]map[string]int64{"b": {"a": -1}}
+	n.mu.Unlock()
+	var replans atomic.Int32
+	run := func(m member, wait time.Duration) error {
+		time.Sleep(wait)
+		steps := m.w.train(5)
+		for {
+			err := m.r.RunRound(context.Background(), steps)
+			if !errors.Is(err, ErrReplan) {
+				return err
+			}
+			replans.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	start := time.Now()
+	for i, wait := range []time.Duration{200 * time.Millisecond, 0, 0} {
+		wg.Go(func() { errs[i] = run(ms[i], wait) })
+	}
+	time.Sleep(50 * time.Millisecond) // b aggregates by now, waiting for c, which went to a
+	n.mu.Lock()
+	n.stale = nil // a's report arrives
+	n.mu.Unlock()
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || errs[2] != nil {
+		t.Fatalf("rounds: %v", errs)
+	}
+	a, b, c := ms[0].r.State(), ms[1].r.State(), ms[2].r.State()
+	if a.Round != 1 || a.Hash != b.Hash || a.Hash != c.Hash || !slices.Equal(a.LastUsed, []string{"a", "b", "c"}) {
+		t.Fatalf("a %+v\nb %+v\nc %+v", a, b, c)
+	}
+	if replans.Load() != 1 {
+		t.Fatalf("%d replans, want b's one", replans.Load())
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the round took %v: someone waited for a deadline", took)
+	}
+}
+
 func TestLateReplicaIsLeftOutAtTheDeadline(t *testing.T) {
 	n := newMemNet()
 	short := func(cfg *ReplicaConfig) { cfg.RoundTimeout = 150 * time.Millisecond }
@@ -397,5 +454,40 @@ func TestCancelWhileAggregatingReleasesTheRound(t *testing.T) {
 	}
 	if agg.r.State().Collecting {
 		t.Fatal("the abandoned round is still collecting")
+	}
+}
+
+// keptWeights are toy weights that keep the work done during a round (LocalWeights).
+type keptWeights struct{ *toyWeights }
+
+func (k keptWeights) SetLocal(p *layers.Params) error { return k.SetParams(p) }
+
+// Inner steps taken while a round runs are not lost: the weights after the round are the new
+// theta_0 plus that work, and the next round's pseudo-gradient carries it.
+func TestWorkDuringTheRoundIsKept(t *testing.T) {
+	n := newMemNet()
+	var during, after *layers.Params
+	m := n.join(t, "a", 1, func(cfg *ReplicaConfig) {
+		w := cfg.Weights.(*toyWeights)
+		cfg.Weights = keptWeights{w}
+		cfg.Tamper = func(*layers.Params) { // runs once the round's weights are read
+			during = w.Params()
+			w.train(3)
+			after = w.Params()
+		}
+	})
+	steps := m.w.train(5)
+	if err := m.r.RunRound(context.Background(), steps); err != nil {
+		t.Fatal(err)
+	}
+	_, theta0, _ := m.r.Snapshot()
+	want := Rebase(theta0, during, after)
+	got := m.w.Params()
+	if got.Hash() != want.Hash() || got.Hash() == theta0.Hash() {
+		t.Fatalf("weights after the round: %v, want theta_0 %v plus the work %v", got.Values[0][:3], theta0.Values[0][:3], want.Values[0][:3])
+	}
+	pg, err := PseudoGradient(theta0, got)
+	if err != nil || Norm(pg) == 0 {
+		t.Fatalf("the next round's pseudo-gradient carries nothing: %v", err)
 	}
 }

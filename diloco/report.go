@@ -99,7 +99,7 @@ func Vouch(reports map[string]Report, holders []string, first, last int, round i
 		return fmt.Errorf("diloco: checkpoint from %s (round %d, %.12s) disagrees with %d of the span's replicas", server, round, hash, against)
 	}
 	for _, e := range excluded {
-		if e.Peer == server {
+		if e.Peer == server && e.Fault() {
 			return fmt.Errorf("diloco: checkpoint from %s (round %d, %.12s) is backed by %d of %d other replicas, and %s was excluded from round %d (%s)", server, round, hash, votes, len(holders), server, e.Round, e.Reason)
 		}
 	}

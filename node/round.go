@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
@@ -27,7 +28,7 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 	n.replica = diloco.NewReplica(diloco.ReplicaConfig{
 		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: roundWeights{n: n, st: st},
 		Transport:  replicanet.Transport{Host: n.host, Span: n.heldSpan},
-		Membership: replicanet.Members{Host: n.host, Holders: n.replicas, RoundOf: n.gossipedRound},
+		Membership: replicanet.Members{Host: n.host, Holders: n.roundMembers, RoundOf: n.gossipedRound},
 		Signer:     replicanet.Signer{Key: n.key},
 		Settings:   n.roundSettings, Loss: n.recentLoss, RoundTimeout: n.cfg.RoundTimeout, Round: round,
 		Finished: n.roundFinished,
@@ -89,6 +90,29 @@ func (n *Node) replicas(ctx context.Context) []peer.ID {
 	return out
 }
 
+// roundMembers are the replicas a round plans with: the span's holders in the coverage view,
+// and connected peers whose fresh report names the span (a holder whose provider record a
+// lookup has not found yet). Two replicas that saw different holders chose different
+// aggregators and split the span's rounds. Catch-up quorums count the coverage view alone.
+func (n *Node) roundMembers(ctx context.Context) []peer.ID {
+	out := n.replicas(ctx)
+	if !slices.Contains(out, n.host.ID()) {
+		out = append(out, n.host.ID())
+	}
+	span := n.Span()
+	for p, r := range n.reports.Fresh() {
+		id, err := peer.Decode(p)
+		if err != nil || r.Model != n.model.Name || r.First != span.First || r.Last != span.Last || slices.Contains(out, id) {
+			continue
+		}
+		if n.host.Libp2p().Network().Connectedness(id) == network.Connected {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // wake tells the round loop that something it waits on changed (an inner step, a report).
 func (n *Node) wake() {
 	select {
@@ -136,6 +160,10 @@ func (n *Node) roundLoop() {
 			if err = derr; err == nil {
 				err = n.resyncFrom(n.ctx, id, steps)
 			}
+		}
+		if errors.Is(err, diloco.ErrReplan) {
+			logger().Info("DiLoCo round handed to another aggregator; planning it again", "reason", err)
+			continue // the same work goes to the round's aggregator
 		}
 		if err != nil && n.ctx.Err() == nil {
 			logger().Warn("DiLoCo round failed", "err", err)

@@ -62,3 +62,7 @@ func (w roundWeights) SetParams(p *layers.Params) error {
 	}
 	return w.n.publishServing(w.st.Span(), p)
 }
+
+// SetLocal sets the training weights alone (theta_0 plus the inner steps taken while a round
+// ran): the served version stays theta_0.
+func (w roundWeights) SetLocal(p *layers.Params) error { return w.st.SetParams(p) }

@@ -64,15 +64,27 @@ func (c *Catchup) NewerReplica() (peer.ID, bool) {
 	return "", false
 }
 
-// otherHolders lists the span's replicas other than this node.
+// otherHolders lists the span's other replicas whose votes a quorum about rounds ahead of
+// this replica needs: holders in the coverage view that gossip the span at this replica's
+// round or later, less those this replica excluded from a round for what they sent
+// (diloco.Faulty). A holder that does not train (or is still at round 0) takes no part in the
+// rounds ahead, and a poisoner is no member: counting either, two honest replicas beside it
+// could never agree on a round.
 func (c *Catchup) otherHolders() []string {
 	ctx, cancel := context.WithTimeout(c.Ctx, 3*time.Second)
 	defer cancel()
+	var faulty map[string]bool
+	if rep := c.Replica(); rep != nil {
+		faulty = diloco.Faulty(rep.Exclusions())
+	}
+	span, mine, fresh := c.Span(), c.round(), c.Reports.Fresh()
 	var out []string
 	for _, p := range c.Holders(ctx) {
-		if p != c.Host.ID() {
-			out = append(out, p.String())
+		r, seen := fresh[p.String()]
+		if p == c.Host.ID() || faulty[p.String()] || !seen || r.First != span.First || r.Last != span.Last || r.Round < mine {
+			continue
 		}
+		out = append(out, p.String())
 	}
 	return out
 }
