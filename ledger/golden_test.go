@@ -21,7 +21,7 @@ func TestGoldenEncodings(t *testing.T) {
 	g.Check("public key alice", hex.EncodeToString(alice.PublicKey()))
 	g.Check("default params id", DefaultParams().ID())
 
-	proof := &Proof{Kind: ProofForward, Layer: 3, Units: 42, Work: [16]byte{1, 2, 3}, Worker: alice.Address(), Time: 1_790_000_000_000}
+	proof := &Proof{Kind: ProofRound, Layer: 3, Units: 1, Work: [16]byte{1, 2, 3}, Worker: alice.Address(), Time: 1_790_000_000_000}
 	proof.Countersign(bob)
 	g.Check("proof", hex.EncodeToString(proof.Encode()))
 	g.Check("proof id", proof.ID())

@@ -243,38 +243,74 @@ func TestRewardsNeedACountersignedProofOnce(t *testing.T) {
 	worker, consumer := wallet(t, "worker"), wallet(t, "consumer")
 	p := DefaultParams()
 	l := openLedger(t, t.TempDir(), p)
-	pr := proofFor(worker, consumer, ProofForward, 100, 1)
+	pr := proofFor(worker, consumer, ProofRound, 1, 1)
 	r := l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr})
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if got := balance(t, l, worker); got != 100*p.Rewards[ProofForward] {
+	if got := balance(t, l, worker); got != p.Rewards[ProofRound] {
 		t.Fatalf("reward %s", got)
 	}
 	again := l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr})
 	if !errors.Is(again.Err, ErrProof) {
 		t.Fatalf("second claim of one proof: %v", again.Err)
 	}
-	self := proofFor(worker, worker, ProofForward, 100, 2)
+	self := proofFor(worker, worker, ProofRound, 1, 2)
 	if r := l.Submit(worker, Tx{Type: TxReward, Amount: self.Reward(p), Proof: self}); !errors.Is(r.Err, ErrProof) {
 		t.Fatalf("self-signed proof: %v", r.Err)
 	}
-	greedy := proofFor(worker, consumer, ProofForward, 100, 3)
+	greedy := proofFor(worker, consumer, ProofRound, 1, 3)
 	if r := l.Submit(worker, Tx{Type: TxReward, Amount: greedy.Reward(p) + 1, Proof: greedy}); !errors.Is(r.Err, ErrProof) {
 		t.Fatalf("claim above the rate: %v", r.Err)
 	}
-	tampered := proofFor(worker, consumer, ProofForward, 100, 4)
-	tampered.Units = 1000
+	many := proofFor(worker, consumer, ProofRound, 1000, 4)
+	if r := l.Submit(worker, Tx{Type: TxReward, Amount: many.Reward(p), Proof: many}); !errors.Is(r.Err, ErrProof) {
+		t.Fatalf("a round proof for 1000 rounds: %v", r.Err)
+	}
+	tampered := proofFor(worker, consumer, ProofRound, 1, 4)
+	tampered.Layer = 7
 	if r := l.Submit(worker, Tx{Type: TxReward, Amount: tampered.Reward(p), Proof: tampered}); !errors.Is(r.Err, ErrProof) {
 		t.Fatalf("proof changed after countersigning: %v", r.Err)
 	}
-	stolen := proofFor(worker, consumer, ProofForward, 100, 5)
+	stolen := proofFor(worker, consumer, ProofRound, 1, 5)
 	if r := l.Submit(consumer, Tx{Type: TxReward, Amount: stolen.Reward(p), Proof: stolen}); !errors.Is(r.Err, ErrProof) {
 		t.Fatalf("a proof claimed by someone else than its worker: %v", r.Err)
 	}
 	minted, _, _ := l.Supply()
-	if minted != 100*p.Rewards[ProofForward] {
+	if minted != p.Rewards[ProofRound] {
 		t.Fatalf("minted %s", minted)
+	}
+	mustAudit(t, l)
+}
+
+// Two wallets that countersign each other's pipeline work mint nothing: forward and backward
+// proofs are receipts on the default network, and what moves between the two is what one
+// paid the other, less the burned fee.
+func TestColludingWalletsMintNothing(t *testing.T) {
+	a, b := wallet(t, "colluder-a"), wallet(t, "colluder-b")
+	p := fundedParams(10, a)
+	p.Rewards = DefaultParams().Rewards
+	l := openLedger(t, t.TempDir(), p)
+	for i := range 50 {
+		for _, kind := range []ProofKind{ProofForward, ProofBackward} {
+			ab, ba := proofFor(a, b, kind, 1000, byte(i)), proofFor(b, a, kind, 1000, byte(i))
+			if r := l.Submit(a, Tx{Type: TxReward, Amount: 1, Proof: ab}); !errors.Is(r.Err, ErrProof) {
+				t.Fatalf("%s proof countersigned by a colluder: %v", kind, r.Err)
+			}
+			if r := l.Submit(b, Tx{Type: TxReward, Amount: 1, Proof: ba}); !errors.Is(r.Err, ErrProof) {
+				t.Fatalf("%s proof countersigned by a colluder: %v", kind, r.Err)
+			}
+		}
+	}
+	pay := neuro.Amount(3 * neuro.Micro)
+	if r := l.Submit(a, Tx{Type: TxPayment, To: b.Address(), Amount: pay, Fee: p.Fee(pay)}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if minted, burned, _ := l.Supply(); minted != neuro.Amount(10*neuro.Micro) || burned != p.Fee(pay) {
+		t.Fatalf("supply minted %s (the genesis is 10), burned %s", minted, burned)
+	}
+	if got := balance(t, l, a) + balance(t, l, b); got != neuro.Amount(10*neuro.Micro)-p.Fee(pay) {
+		t.Fatalf("the pair holds %s, had %s", got, neuro.Amount(10*neuro.Micro))
 	}
 	mustAudit(t, l)
 }

@@ -27,7 +27,8 @@ type Params struct {
 	FeeBasisPoints int64        `json:"fee_basis_points"`
 	MinFee         neuro.Amount `json:"min_fee"`
 	// Rewards per unit of countersigned work, by proof kind (forward and backward: per token;
-	// round: per DiLoCo round).
+	// round: per DiLoCo round). A kind whose reward is zero mints nothing: its proofs are
+	// receipts only.
 	Rewards map[ProofKind]neuro.Amount `json:"rewards"`
 	// MaxProofUnits caps the units one proof can claim.
 	MaxProofUnits uint32 `json:"max_proof_units"`
@@ -47,9 +48,13 @@ func DefaultParams() Params {
 		Genesis:        map[Address]neuro.Amount{},
 		FeeBasisPoints: 10,
 		MinFee:         1, // one micro-NEURO: no free spam
+		// Work along a pipeline (forward, backward) mints nothing: a requester pays the stages
+		// that serve it (PricePerToken), so two wallets that countersign each other's work
+		// move NEURO between them and never create any. The network mints only for DiLoCo
+		// rounds, one unit per proof.
 		Rewards: map[ProofKind]neuro.Amount{
-			ProofForward:  1_000,  // 0.001 NEURO per token
-			ProofBackward: 2_000,  // backward costs about twice a forward
+			ProofForward:  0,
+			ProofBackward: 0,
 			ProofRound:    50_000, // 0.05 NEURO per DiLoCo round taken part in
 		},
 		MaxProofUnits: 1 << 16,

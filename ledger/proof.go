@@ -45,7 +45,7 @@ func proofKindOf(c byte) ProofKind {
 type Proof struct {
 	Kind     ProofKind
 	Layer    uint16   // first layer of the span that did the work
-	Units    uint32   // tokens (forward, backward) or 1 (round)
+	Units    uint32   // tokens (forward, backward) or 1 (round, enforced)
 	Work     [16]byte // identifies the unit of work (a session, a step, a round)
 	Worker   Address
 	Time     int64             // consumer's clock, unix milliseconds
@@ -86,6 +86,8 @@ func (p *Proof) Check(params Params) error {
 		return fmt.Errorf("%w: unknown kind %q", ErrProof, p.Kind)
 	case p.Units == 0 || p.Units > params.MaxProofUnits:
 		return fmt.Errorf("%w: %d units (1..%d)", ErrProof, p.Units, params.MaxProofUnits)
+	case p.Kind == ProofRound && p.Units != 1:
+		return fmt.Errorf("%w: a round proof is for one round, not %d", ErrProof, p.Units)
 	case p.Time <= 0:
 		return fmt.Errorf("%w: no time", ErrProof)
 	case len(p.Consumer) != ed25519.PublicKeySize || len(p.Sig) != ed25519.SignatureSize:

@@ -19,6 +19,8 @@ func TestRandomSequencesKeepTheSupplyInvariant(t *testing.T) {
 		ws := []*Wallet{wallet(t, "p0"), wallet(t, "p1"), wallet(t, "p2"), wallet(t, "p3")}
 		p := fundedParams(1000, ws[0], ws[1])
 		p.CooldownDays = 1
+		// A network that mints for pipeline work too (the default mints for rounds alone).
+		p.Rewards = map[ProofKind]neuro.Amount{ProofForward: 1_000, ProofBackward: 2_000, ProofRound: 50_000}
 		l := openLedger(t, t.TempDir(), p)
 		clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		nonces := map[Address]uint64{}
@@ -42,7 +44,11 @@ func TestRandomSequencesKeepTheSupplyInvariant(t *testing.T) {
 				tx = Tx{Type: TxUnstake, Amount: amt}
 			case 4:
 				consumer := ws[(rng.IntN(len(ws)-1)+1+indexOf(ws, w))%len(ws)]
-				pr := proofFor(w, consumer, proofKinds[rng.IntN(len(proofKinds))], uint32(1+rng.IntN(1000)), byte(step))
+				kind, units := proofKinds[rng.IntN(len(proofKinds))], uint32(1+rng.IntN(1000))
+				if kind == ProofRound {
+					units = 1
+				}
+				pr := proofFor(w, consumer, kind, units, byte(step))
 				pr.Work[1], pr.Work[2] = byte(seed), byte(step>>8)
 				pr.Countersign(consumer)
 				tx = Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}
@@ -96,7 +102,7 @@ func FuzzDecodeTx(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	f.Add(signed(alice, 1, now, send(p, bob, 5)).Encode())
 	f.Add(signed(alice, 2, now, Tx{Type: TxStake, Amount: 7, Days: 30, Memo: "lock"}).Encode())
-	pr := proofFor(alice, bob, ProofBackward, 9, 1)
+	pr := proofFor(alice, bob, ProofRound, 1, 1)
 	f.Add(signed(alice, 3, now, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}).Encode())
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 0, 32})

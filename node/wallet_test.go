@@ -256,7 +256,7 @@ func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
 	if err != nil || ans.Address != worker.WalletAddress().String() {
 		t.Fatalf("wallet of the worker: %+v %v", ans, err)
 	}
-	pr := &ledger.Proof{Kind: ledger.ProofForward, Layer: 0, Units: 40, Worker: worker.WalletAddress(), Time: time.Now().UnixMilli()}
+	pr := &ledger.Proof{Kind: ledger.ProofRound, Layer: 0, Units: 1, Worker: worker.WalletAddress(), Time: time.Now().UnixMilli()}
 	pr.Countersign(consumer.wallet)
 	got, err := consumer.host.SendReceipt(ctx, worker.host.ID(), pr.Encode())
 	if err != nil || !got.Accepted {
@@ -265,12 +265,12 @@ func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
 	if _, err := consumer.host.SendReceipt(ctx, worker.host.ID(), pr.Encode()); err == nil {
 		t.Fatal("a receipt was claimed twice")
 	}
-	self := &ledger.Proof{Kind: ledger.ProofForward, Units: 40, Worker: worker.WalletAddress(), Time: time.Now().UnixMilli()}
+	self := &ledger.Proof{Kind: ledger.ProofRound, Units: 1, Worker: worker.WalletAddress(), Time: time.Now().UnixMilli()}
 	self.Countersign(worker.wallet)
 	if _, err := consumer.host.SendReceipt(ctx, worker.host.ID(), self.Encode()); err == nil {
 		t.Fatal("a self-signed receipt was claimed")
 	}
-	reward := 40 * ledger.DefaultParams().Rewards[ledger.ProofForward]
+	reward := ledger.DefaultParams().Rewards[ledger.ProofRound]
 	eventually(t, 10*time.Second, "the reward to reach both ledgers", func() bool {
 		for _, n := range nodes {
 			if accountOf(t, n, worker.WalletAddress()).Available != 10*neuro.Micro+reward {
@@ -286,7 +286,7 @@ func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
 	}
 }
 
-func TestInferencePaysTheServingStagesAndHandsThemReceipts(t *testing.T) {
+func TestInferencePaysTheServingStagesAndMintsNothing(t *testing.T) {
 	cfgs := ledgerConfigs(t, 2, 100)
 	cfgs[0].Network.PricePerToken = 1_000 // 0.001 NEURO a token
 	cfgs[0].Layers, cfgs[1].Layers = "0-1", "2-3"
@@ -304,20 +304,20 @@ func TestInferencePaysTheServingStagesAndHandsThemReceipts(t *testing.T) {
 	if got.Cost.Amount != share+fee || len(got.Cost.Transactions) != 1 {
 		t.Fatalf("cost %+v, want %s + fee %s", got.Cost, share, fee)
 	}
-	reward := tokens * ledger.DefaultParams().Rewards[ledger.ProofForward]
-	eventually(t, 10*time.Second, "the payment and the reward to reach both ledgers", func() bool {
+	mintedBefore, _, _ := stage.Ledger().Supply()
+	eventually(t, 10*time.Second, "the payment to reach both ledgers", func() bool {
 		for _, n := range nodes {
-			if accountOf(t, n, stage.WalletAddress()).Available != 100*neuro.Micro+share+reward ||
+			if accountOf(t, n, stage.WalletAddress()).Available != 100*neuro.Micro+share ||
 				accountOf(t, n, requester.WalletAddress()).Available != 100*neuro.Micro-share-fee {
 				return false
 			}
 		}
 		return true
 	})
+	// Serving is paid by its requester alone: no receipt mints NEURO for it.
 	proofs, err := apiClient(stage).Proofs(ctx, 10, 0)
-	if err != nil || len(proofs.Proofs) != 1 || proofs.Proofs[0].Type != "forward" || proofs.Proofs[0].Units != int(tokens) ||
-		proofs.Proofs[0].Consumer != requester.WalletAddress().String() {
-		t.Fatalf("the stage's proofs: %+v %v", proofs, err)
+	if minted, _, _ := stage.Ledger().Supply(); err != nil || len(proofs.Proofs) != 0 || minted != mintedBefore {
+		t.Fatalf("the stage's proofs: %+v %v; minted %s -> %s", proofs, err, mintedBefore, minted)
 	}
 
 	// A request the wallet could not pay for at its longest is refused before any work: leave
