@@ -89,6 +89,29 @@ func TestVouch(t *testing.T) {
 	}
 }
 
+// Without a quorum, the newest uncontradicted lineage wins; a claim more holders contradict
+// does not.
+func TestNewestWithoutAQuorum(t *testing.T) {
+	h1, h2, h3 := strings.Repeat("11", 32), strings.Repeat("22", 32), strings.Repeat("33", 32)
+	rep := func(round int64, hash string) Report { return Report{First: 0, Last: 3, Round: round, Hash: hash} }
+	reports := map[string]Report{"a": rep(7, h1), "b": rep(4, h2), "c": rep(9, h3), "d": rep(9, h1), "e": rep(9, h1)}
+	for _, tc := range []struct {
+		holders []string
+		mine    int64
+		want    string
+	}{
+		{[]string{"a", "b"}, 3, "a"},           // two forks: the one further along
+		{[]string{"a", "b"}, 7, ""},            // nothing past mine
+		{[]string{"a", "c"}, 3, "c"},           // round 9, uncontradicted
+		{[]string{"a", "c", "d", "e"}, 3, "d"}, // c's round 9 is contradicted by d and e
+	} {
+		got, ok := Newest(reports, tc.holders, 0, 3, tc.mine)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("holders %v at %d: %q %v, want %q", tc.holders, tc.mine, got, ok, tc.want)
+		}
+	}
+}
+
 // Reports age out after the TTL; this node's losses are kept in order.
 func TestReportBook(t *testing.T) {
 	b := ReportBook{TTL: time.Minute}

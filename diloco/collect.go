@@ -71,7 +71,8 @@ func (r *Replica) aggregate(ctx context.Context, mine Submission, reps []string)
 	r.mu.Lock()
 	c.expected = expected
 	r.mu.Unlock()
-	deadline := time.NewTimer(r.cfg.RoundTimeout)
+	wait := r.Deadline()
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	recheck := time.NewTicker(connectedWait)
 	defer recheck.Stop()
@@ -83,7 +84,7 @@ wait:
 			defer r.mu.Unlock()
 			return r.failRound(c, ctx.Err()) // releases the contributors waiting on it
 		case <-deadline.C:
-			logger().Warn("round deadline passed; aggregating without the late replicas", "round", mine.Round, "late", r.waitingFor(c))
+			logger().Warn("round deadline passed; aggregating without the late replicas", "round", mine.Round, "waited", wait.Round(time.Millisecond), "late", r.waitingFor(c))
 			break wait
 		case <-c.arrived:
 		case <-recheck.C:
@@ -259,6 +260,11 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 	}
 	if err == nil {
 		err = r.checkSigned(from, round, base, s.Blob, s.Sig)
+	}
+	if err == nil {
+		if why := r.tooLarge(pg); why != "" {
+			err = fmt.Errorf("%w: %s", ErrRejected, why)
+		}
 	}
 	if err != nil {
 		r.mu.Lock()

@@ -134,8 +134,11 @@ type ReplicaConfig struct {
 	Settings   func() Settings
 	// Loss is the replica's recent training loss, sent with its contribution.
 	Loss func() float32
-	// RoundTimeout is how long an aggregator waits for late replicas.
+	// RoundTimeout caps how long an aggregator waits for late replicas. Within it the wait
+	// adapts to the round's work (Deadline); before any round was timed it is the wait.
 	RoundTimeout time.Duration
+	// MinDeadline is the shortest adaptive wait (DefaultMinDeadline when 0).
+	MinDeadline time.Duration
 	// Round is the number of rounds the loaded weights had completed.
 	Round int64
 	// Finished is called after every round the replica applied (to save and announce it),
@@ -232,6 +235,12 @@ type Replica struct {
 	sentBytes  int64
 	lastUsed   []string
 	exclusions []Exclusion
+	// settled is when theta_0 last became the weights (a round's end, a catch-up, a skip);
+	// work the times from it to the next round's start, the latest workSamples of them.
+	settled time.Time
+	work    []time.Duration
+	// norms are the aggregated pseudo-gradients' norms of the latest rounds (normSamples).
+	norms []float64
 	// tamperResult, when set (tests only), rewrites the contributions this aggregator sends
 	// back: a dishonest aggregator.
 	tamperResult func([]byte) []byte
@@ -241,7 +250,83 @@ type Replica struct {
 func NewReplica(cfg ReplicaConfig) *Replica {
 	s := cfg.Settings()
 	theta0 := cfg.Weights.Params()
-	return &Replica{cfg: cfg, theta0: theta0, hash: theta0.Hash(), outer: NewOuter(s.OuterLR, s.OuterMomentum), round: cfg.Round}
+	return &Replica{cfg: cfg, theta0: theta0, hash: theta0.Hash(), outer: NewOuter(s.OuterLR, s.OuterMomentum), round: cfg.Round,
+		settled: time.Now()}
+}
+
+// DefaultMinDeadline is the shortest adaptive round wait.
+const DefaultMinDeadline = 2 * time.Second
+
+// workSamples is how many rounds' work times the adaptive deadline looks at.
+const workSamples = 8
+
+// Deadline is how long this replica, as aggregator, waits for late replicas: half the time
+// its own inner steps of a round take (the median of recent rounds), plus a second, at least
+// MinDeadline and at most RoundTimeout. A replica up to 1.5x slower than this one makes the
+// round; a dead or stuck one costs that, not a fixed timeout. Before a round was timed it is
+// RoundTimeout.
+func (r *Replica) Deadline() time.Duration {
+	r.mu.Lock()
+	work := slices.Clone(r.work)
+	r.mu.Unlock()
+	if len(work) == 0 {
+		return r.cfg.RoundTimeout
+	}
+	slices.Sort(work)
+	floor := r.cfg.MinDeadline
+	if floor <= 0 {
+		floor = DefaultMinDeadline
+	}
+	return min(r.cfg.RoundTimeout, max(floor, work[len(work)/2]/2+time.Second))
+}
+
+// normSamples is how many rounds' aggregated norms bound a contribution's.
+const normSamples = 16
+
+// NormFactor bounds a contribution's norm: at most this many times the median norm of the
+// replica's recent rounds' aggregates (once it has three). A pseudo-gradient's size follows
+// from the inner optimizer's step size and the number of steps, so a replica cannot be
+// 20x everyone's recent rounds honestly; the check holds whoever else sent a contribution to
+// the round (two contributions, one of them near zero, left the pairwise check blind).
+const NormFactor = 20
+
+// normLimit is the largest contribution norm this replica takes, if it has timed enough
+// rounds to say.
+func (r *Replica) normLimit() (float64, bool) {
+	r.mu.Lock()
+	ns := slices.Clone(r.norms)
+	r.mu.Unlock()
+	if len(ns) < 3 {
+		return 0, false
+	}
+	slices.Sort(ns)
+	return NormFactor * ns[len(ns)/2], ns[len(ns)/2] > 0
+}
+
+// tooLarge says why a contribution's norm is over normLimit ("" when it is not).
+func (r *Replica) tooLarge(pg *layers.Params) string {
+	lim, ok := r.normLimit()
+	if n := Norm(pg); ok && n > lim {
+		return fmt.Sprintf("norm %.3g is over %dx the recent rounds' median (%.3g)", n, NormFactor, lim/NormFactor)
+	}
+	return ""
+}
+
+// settle notes that theta_0 became the weights now; the caller holds r.mu.
+func (r *Replica) settle() { r.settled = time.Now() }
+
+// timeWork notes the time the inner steps of the round starting now took.
+func (r *Replica) timeWork() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settled.IsZero() {
+		return
+	}
+	r.work = append(r.work, time.Since(r.settled))
+	if len(r.work) > workSamples {
+		r.work = r.work[len(r.work)-workSamples:]
+	}
+	r.settled = time.Time{} // one sample per round: a replanned round is not timed twice
 }
 
 // State is a snapshot of the replica's progress.
@@ -273,13 +358,29 @@ func (r *Replica) Snapshot() (round int64, theta0 *layers.Params, velocity [][]f
 // checkpoint the caller checked) and makes them the weights; steps is the inner step count
 // the next round counts from.
 func (r *Replica) Adopt(round int64, theta0 *layers.Params, velocity [][]float32, steps int64) error {
+	lw, keep := r.cfg.Weights.(LocalWeights)
+	var local *layers.Params
+	if keep {
+		// The replica's work since its own theta_0 moves onto the adopted one: the next
+		// round's pseudo-gradient carries it instead of it being thrown away.
+		r.mu.Lock()
+		old := r.theta0
+		r.mu.Unlock()
+		local = Rebase(theta0, old, r.cfg.Weights.Params())
+	}
 	if err := r.cfg.Weights.SetParams(theta0); err != nil {
 		return err
+	}
+	if keep {
+		if err := lw.SetLocal(local); err != nil {
+			return err
+		}
 	}
 	s := r.cfg.Settings()
 	h := theta0.Hash()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.settle()
 	r.theta0, r.hash, r.round, r.stepsAtEnd = theta0, h, round, steps
 	r.outer = NewOuter(s.OuterLR, s.OuterMomentum)
 	r.outer.SetVelocity(velocity)
@@ -298,6 +399,7 @@ func (r *Replica) Skip(steps int64, failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stepsAtEnd = steps
+	r.settled = time.Time{} // the next round's work started before this: not timed
 	if failed {
 		r.failed++
 	}
@@ -369,6 +471,7 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 	// The round's outer step uses the settings of its start, whatever changes meanwhile.
 	r.outer.LR, r.outer.Momentum = s.OuterLR, s.OuterMomentum
 	r.mu.Unlock()
+	r.timeWork()
 	snap := r.cfg.Weights.Params()
 	pg, err := PseudoGradient(theta0, snap)
 	if err != nil {
@@ -471,6 +574,11 @@ func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps i
 	}
 	r.round = res.Round + 1
 	r.stepsAtEnd = steps
+	r.settle()
+	r.norms = append(r.norms, Norm(aggPG))
+	if len(r.norms) > normSamples {
+		r.norms = r.norms[len(r.norms)-normSamples:]
+	}
 	r.ok++
 	r.noteExclusions(res.Round, res.Excluded)
 	r.lastUsed = res.Used

@@ -491,3 +491,96 @@ func TestWorkDuringTheRoundIsKept(t *testing.T) {
 		t.Fatalf("the next round's pseudo-gradient carries nothing: %v", err)
 	}
 }
+
+// The wait for late replicas adapts to the round's work: once rounds were timed, a replica
+// that never contributes costs about the minimum wait, not the round timeout.
+func TestDeadlineAdaptsToTheRoundsWork(t *testing.T) {
+	n := newMemNet()
+	adaptive := func(cfg *ReplicaConfig) { cfg.RoundTimeout, cfg.MinDeadline = 30*time.Second, 300*time.Millisecond }
+	ms := []member{n.join(t, "a", 1, adaptive), n.join(t, "b", 2, adaptive), n.join(t, "c", 3, adaptive)}
+	if d := ms[0].r.Deadline(); d != 30*time.Second {
+		t.Fatalf("before any round: %v, want the round timeout", d)
+	}
+	for range 3 {
+		if errs := roundAll(ms, 5); errs["a"] != nil || errs["b"] != nil || errs["c"] != nil {
+			t.Fatal(errs)
+		}
+	}
+	if d := ms[0].r.Deadline(); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("after rounds of milliseconds: %v, want about a second", d)
+	}
+	start := time.Now()
+	errs := roundAll(ms[:2], 5) // c stays connected and silent
+	if errs["a"] != nil || errs["b"] != nil {
+		t.Fatal(errs)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the round waited %v for a silent replica", took)
+	}
+	if st := ms[0].r.State(); !slices.Equal(st.LastUsed, []string{"a", "b"}) {
+		t.Fatalf("used %v", st.LastUsed)
+	}
+}
+
+// A catch-up keeps the replica's work since its own theta_0: it moves onto the adopted one.
+func TestCatchUpKeepsLocalWork(t *testing.T) {
+	n := newMemNet()
+	m := n.join(t, "a", 1, func(cfg *ReplicaConfig) { cfg.Weights = keptWeights{cfg.Weights.(*toyWeights)} })
+	steps := m.w.train(4)
+	_, old, _ := m.r.Snapshot()
+	worked := m.w.Params()
+	ahead := old.Clone()
+	for i := range ahead.Values[0] {
+		ahead.Values[0][i] += 0.5
+	}
+	if err := m.r.Adopt(7, ahead, nil, steps); err != nil {
+		t.Fatal(err)
+	}
+	got, want := m.w.Params(), Rebase(ahead, old, worked)
+	if got.Hash() != want.Hash() || got.Hash() == ahead.Hash() {
+		t.Fatalf("after the catch-up: %v, want %v", got.Values[0][:3], want.Values[0][:3])
+	}
+	if st := m.r.State(); st.Round != 7 || st.Hash != ahead.Hash() {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+// A contribution far larger than the recent rounds' is refused whatever else the round
+// holds: here the only other contribution carries no work (norm 0), which left the pairwise
+// check nothing to compare with.
+func TestContributionOverTheRecentRoundsIsRefused(t *testing.T) {
+	n := newMemNet()
+	var poison atomic.Bool
+	ms := []member{n.join(t, "a", 1, nil), n.join(t, "b", 2, func(cfg *ReplicaConfig) {
+		cfg.Tamper = func(p *layers.Params) {
+			if poison.Load() {
+				for _, v := range p.Values {
+					for i := range v {
+						v[i] *= 1000
+					}
+				}
+			}
+		}
+	})}
+	for range 3 {
+		if errs := roundAll(ms, 5); errs["a"] != nil || errs["b"] != nil {
+			t.Fatal(errs)
+		}
+	}
+	poison.Store(true)
+	ms[1].w.train(5) // a takes no inner step: its pseudo-gradient is zero
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() { errA = ms[0].r.RunRound(context.Background(), ms[0].w.steps) })
+	wg.Go(func() { errB = ms[1].r.RunRound(context.Background(), ms[1].w.steps) })
+	wg.Wait()
+	if errA != nil || errB == nil {
+		t.Fatalf("a: %v; b: %v (want b refused)", errA, errB)
+	}
+	if ex := ms[0].r.Exclusions(); len(ex) == 0 || ex[0].Peer != "b" || !strings.Contains(ex[0].Reason, "recent rounds") || !ex[0].Fault() {
+		t.Fatalf("exclusions %+v", ex)
+	}
+	if st := ms[0].r.State(); !slices.Equal(st.LastUsed, []string{"a"}) {
+		t.Fatalf("used %v", st.LastUsed)
+	}
+}

@@ -86,14 +86,17 @@ func Backed(reports map[string]Report, holders []string, first, last int, round 
 // Vouch decides whether a replica may take a checkpoint of round with hash from server. A
 // quorum of the span's other holders gossiping it (Backed) is enough. Without one (replicas
 // whose rounds split gossip one hash each, and a round just done is not gossiped by all yet),
-// the checkpoint is taken only from a server the replica never excluded from a round (a
-// poisoned or malformed pseudo-gradient, a second contribution: excluded lists its record),
-// and only when no more holders gossip another hash for that round than this one. A replica
+// the checkpoint is taken only when some holder gossips it, no more holders gossip another
+// hash for that round, and the server was never excluded from a round by this replica for a
+// fault (a poisoned or malformed pseudo-gradient, a second contribution: excluded lists them). A replica
 // caught lying cannot lure the others onto rounds it took alone; an honest split still heals.
 func Vouch(reports map[string]Report, holders []string, first, last int, round int64, hash, server string, excluded []Exclusion) error {
 	votes, against := Tally(reports, holders, first, last, round, hash)
 	if 2*votes > len(holders) {
 		return nil
+	}
+	if votes == 0 {
+		return fmt.Errorf("diloco: checkpoint from %s (round %d, %.12s): no replica of the span gossips it", server, round, hash)
 	}
 	if against > votes {
 		return fmt.Errorf("diloco: checkpoint from %s (round %d, %.12s) disagrees with %d of the span's replicas", server, round, hash, against)
@@ -104,6 +107,26 @@ func Vouch(reports map[string]Report, holders []string, first, last int, round i
 		}
 	}
 	return nil
+}
+
+// Newest is the fork choice when no quorum backs a newer round (NewerRound): the holder that
+// reports the newest round past mine whose hash no more holders contradict than back it. Two
+// replicas whose rounds split, each gossiping its own, otherwise never meet again: one of the
+// two lineages has to win, and the one further along loses least. The caller leaves out of
+// holders the peers it caught sending a faulty pseudo-gradient (Faulty).
+func Newest(reports map[string]Report, holders []string, first, last int, mine int64) (string, bool) {
+	best, round := "", mine
+	for _, h := range holders {
+		r, seen := reports[h]
+		if !seen || r.First != first || r.Last != last || r.Round <= round {
+			continue
+		}
+		if votes, against := Tally(reports, holders, first, last, r.Round, r.Hash); against > votes {
+			continue
+		}
+		best, round = h, r.Round
+	}
+	return best, best != ""
 }
 
 // NewerRound is the newest round of a span past mine that a quorum of its holders report with

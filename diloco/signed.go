@@ -85,6 +85,16 @@ func (r *Replica) verify(res Outcome, data []byte, round int64, base string, min
 	if !slices.Equal(agg.Used, res.Used) {
 		return nil, fmt.Errorf("diloco: round result says it used %v, the contributions give %v", res.Used, agg.Used)
 	}
+	for _, c := range cs {
+		if why := r.tooLarge(c.Grad); why != "" && c.Peer != r.cfg.Self && slices.Contains(agg.Used, c.Peer) {
+			// The aggregator used a contribution this replica would have refused (its own,
+			// most likely): the round is not taken, and the peer is on record.
+			r.mu.Lock()
+			r.noteExclusions(round, map[string]string{c.Peer: why})
+			r.mu.Unlock()
+			return nil, fmt.Errorf("diloco: round result uses %s's pseudo-gradient: %s", short(c.Peer), why)
+		}
+	}
 	return agg.Grad, nil
 }
 

@@ -52,10 +52,17 @@ type Catchup struct {
 func (c *Catchup) Wait() { c.wg.Wait() }
 
 // NewerReplica finds a holder of a newer round of the span that a quorum of its other holders
-// report with one hash (diloco.NewerRound), one whose catch-ups are not backing off.
+// report with one hash (diloco.NewerRound), or without a quorum the newest uncontradicted one
+// (diloco.Newest), one whose catch-ups are not backing off.
 func (c *Catchup) NewerReplica() (peer.ID, bool) {
-	span := c.Span()
-	_, _, from, ok := diloco.NewerRound(c.Reports.Fresh(), c.otherHolders(), span.First, span.Last, c.round())
+	span, fresh, holders, mine := c.Span(), c.Reports.Fresh(), c.otherHolders(), c.round()
+	_, _, from, ok := diloco.NewerRound(fresh, holders, span.First, span.Last, mine)
+	if !ok {
+		// No quorum: the newest uncontradicted lineage of a replica never caught lying.
+		if p, found := diloco.Newest(fresh, holders, span.First, span.Last, mine); found {
+			from, ok = []string{p}, true
+		}
+	}
 	for _, p := range from {
 		if id, err := peer.Decode(p); ok && err == nil && c.backoff.Ready(id) {
 			return id, true
@@ -268,8 +275,8 @@ func (c *Catchup) Admit(from peer.ID, put p2p.CheckpointPut) error {
 	if mine := c.round(); put.Round <= mine {
 		return &p2p.RemoteError{Code: "NOT_NEWER", Message: fmt.Sprintf("this replica is at round %d already", mine)}
 	}
-	if _, ok := c.Backed(span, put.Round, put.Hash); !ok {
-		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: fmt.Sprintf("no majority of the span's replicas gossips %.12s for round %d", put.Hash, put.Round)}
+	if err := c.vouch(from, span, put.Round, put.Hash); err != nil {
+		return &p2p.RemoteError{Code: "UNCORROBORATED", Message: err.Error()}
 	}
 	if limit := c.Model.MaxCheckpointBytes(span); put.Size > limit {
 		return &p2p.RemoteError{Code: "TOO_LARGE", Message: fmt.Sprintf("a checkpoint of layers %s is at most %d bytes, %d offered", span, limit, put.Size)}
