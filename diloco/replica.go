@@ -439,21 +439,19 @@ func (r *Replica) aggregators(reps []string, round int64) []string {
 	return out
 }
 
-// roundPeers is who the aggregator of round waits for: the replicas not known to be at
-// another round, except one finishing the previous round. The membership view is asked
-// without r.mu held (it may take locks of its own).
+// roundPeers is who the aggregator of round waits for: the replicas not known to be ahead of
+// it. One behind is catching up (or finishing the previous round) and joins the round when
+// it arrives, or the adaptive deadline passes; not waiting for it made the replica ahead run
+// away with rounds of its own while the other caught up again and again. The membership view
+// is asked without r.mu held (it may take locks of its own).
 func (r *Replica) roundPeers(reps []string, round int64) []string {
-	r.mu.Lock()
-	lastUsed := r.lastUsed
-	r.mu.Unlock()
 	var out []string
 	for _, p := range reps {
 		if p == r.cfg.Self {
 			out = append(out, p)
 			continue
 		}
-		at, ok := r.cfg.Membership.Round(p)
-		if ok && at != round && !finishing(p, at, round, lastUsed) {
+		if at, ok := r.cfg.Membership.Round(p); ok && at > round {
 			continue
 		}
 		out = append(out, p)
