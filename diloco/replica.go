@@ -312,6 +312,41 @@ func (r *Replica) tooLarge(pg *layers.Params) string {
 	return ""
 }
 
+// Plausible checks that theta0, offered as the span's theta_0 at round, lies at a distance
+// from this replica's own theta_0 that honest rounds could cover: per round between them, at
+// most NormFactor times the largest outer step a typical pseudo-gradient makes (lr x (1 + mu +
+// mu^2/(1-mu)) times it, momentum built up in full), the typical size being the larger of the
+// median of recent aggregates and this replica's own pseudo-gradient now. A replica that took
+// a round alone with a poisoned pseudo-gradient (1000x) moves theta_0 hundreds of times
+// further; one with nothing to compare with (no round, no work yet) takes any.
+func (r *Replica) Plausible(round int64, theta0 *layers.Params) error {
+	r.mu.Lock()
+	mine, at, ns := r.theta0, r.round, slices.Clone(r.norms)
+	lr, mu := float64(r.outer.LR), float64(r.outer.Momentum)
+	r.mu.Unlock()
+	ref := 0.0
+	if len(ns) > 0 {
+		slices.Sort(ns)
+		ref = ns[len(ns)/2]
+	}
+	if pg, err := PseudoGradient(mine, r.cfg.Weights.Params()); err == nil {
+		ref = max(ref, Norm(pg))
+	}
+	if ref == 0 || mu >= 1 {
+		return nil
+	}
+	d, err := PseudoGradient(mine, theta0)
+	if err != nil {
+		return err
+	}
+	rounds := float64(max(1, round-at))
+	limit := rounds * NormFactor * lr * (1 + mu + mu*mu/(1-mu)) * ref
+	if dist := Norm(d); dist > limit {
+		return fmt.Errorf("diloco: theta_0 offered for round %d is %.3g from this replica's (round %d), over the %.3g that %g honest rounds could move it", round, dist, at, limit, rounds)
+	}
+	return nil
+}
+
 // settle notes that theta_0 became the weights now; the caller holds r.mu.
 func (r *Replica) settle() { r.settled = time.Now() }
 

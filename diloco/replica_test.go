@@ -584,3 +584,34 @@ func TestContributionOverTheRecentRoundsIsRefused(t *testing.T) {
 		t.Fatalf("used %v", st.LastUsed)
 	}
 }
+
+// A theta_0 a replica took alone with a pseudo-gradient scaled 1000x is refused by a replica
+// one round behind; one an honest round could reach is taken.
+func TestPoisonedCheckpointIsImplausible(t *testing.T) {
+	n := newMemNet()
+	m := n.join(t, "a", 1, nil)
+	m.w.train(5)
+	_, theta0, _ := m.r.Snapshot()
+	pg, err := PseudoGradient(theta0, m.w.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(scale float32) *layers.Params {
+		out := theta0.Clone()
+		for i, v := range out.Values {
+			for j := range v {
+				v[j] -= 0.7 * 1.9 * scale * pg.Values[i][j] // a first outer step, Nesterov 0.9
+			}
+		}
+		return out
+	}
+	if err := m.r.Plausible(1, step(1)); err != nil {
+		t.Fatalf("an honest round's theta_0: %v", err)
+	}
+	if err := m.r.Plausible(1, step(1000)); err == nil {
+		t.Fatal("a theta_0 moved by a 1000x pseudo-gradient was plausible")
+	}
+	if err := m.r.Plausible(200, step(1000)); err != nil {
+		t.Fatalf("200 rounds ahead, the same distance is plausible: %v", err)
+	}
+}

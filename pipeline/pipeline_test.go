@@ -223,3 +223,35 @@ func TestNewPeersAreAuditedMoreOften(t *testing.T) {
 		}
 	}
 }
+
+// While audits run, a peer that has not passed any yet costs as much as three open sessions
+// on a known one: an idle newcomer does not draw the traffic, a busy known holder sheds it.
+func TestRoutesPreferPeersThatPassedAudits(t *testing.T) {
+	known, fresh := peer.ID("known"), peer.ID("fresh")
+	h := &static{self: "me", holders: map[int][]peer.ID{0: {known, fresh}, 1: {known, fresh}, 2: {known, fresh}, 3: {known, fresh}},
+		latency: map[peer.ID]time.Duration{known: 5 * time.Millisecond, fresh: time.Millisecond}}
+	p := newPipeline(t, h, nil)
+	route := func() peer.ID {
+		r, err := p.planRoute(context.Background(), nil)
+		if err != nil || len(r) != 1 {
+			t.Fatalf("route %v %v", r, err)
+		}
+		return r[0].Peer
+	}
+	if got := route(); got != fresh {
+		t.Fatalf("audits off: %s, want the faster peer", got)
+	}
+	p.SetAuditRate(0.25)
+	for range trustedAfter {
+		p.passed(known)
+	}
+	if got := route(); got != known {
+		t.Fatalf("audits on: %s, want the peer that passed %d audits", got, trustedAfter)
+	}
+	for range trustedAfter + 1 {
+		p.using.add(known, 1, 100)
+	}
+	if got := route(); got != fresh {
+		t.Fatalf("with %d sessions on the known peer: %s, want the newcomer", trustedAfter+1, got)
+	}
+}

@@ -68,10 +68,30 @@ func (a best) better(c best) bool {
 	return a.via.Peer < c.via.Peer
 }
 
-// planRoute covers layers 0..L-1 with the fewest hops, then the fewest sessions this node
-// already has open on the route's peers (a busy peer costs a whole step of its compute per
-// token, far more than loopback or LAN latency, so concurrent requests spread over the
-// holders of a span), then the lowest summed latency. Peers in exclude are not used.
+// load is what routing through a peer costs, in sessions: those this node has open on it,
+// plus, while audits run, one for each audit it still has to pass before it is known
+// (trustedAfter). A peer that just announced a span no longer draws most of the traffic by
+// being idle (a liar did, in 24 of 31 answers); it still gets requests once the known holders
+// are busy, each audited at twice the rate, and so earns its way in.
+func (p *Pipeline) load(id peer.ID) int {
+	n := p.using.get(id)
+	if id == p.host.ID() {
+		return n
+	}
+	p.audits.mu.Lock()
+	rate, passed := p.audits.rate, p.audits.passed[id]
+	p.audits.mu.Unlock()
+	if rate <= 0 {
+		return n // without audits no peer can become known
+	}
+	return n + max(0, trustedAfter-passed)
+}
+
+// planRoute covers layers 0..L-1 with the fewest hops, then the lowest load on the route's
+// peers (sessions this node has open there, and audits a new peer still has to pass: a busy
+// peer costs a whole step of its compute per token, far more than loopback or LAN latency,
+// so concurrent requests spread over the holders of a span), then the lowest summed latency.
+// Peers in exclude are not used.
 func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]Hop, error) {
 	hold := p.holdings(ctx)
 	L := p.model.Layers
@@ -90,7 +110,7 @@ func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]H
 					continue
 				}
 				next := sp.Last + 1
-				cand := best{hops: b[l].hops + 1, load: b[l].load + p.using.get(id), lat: b[l].lat + p.latency(id), prev: l, ok: true,
+				cand := best{hops: b[l].hops + 1, load: b[l].load + p.load(id), lat: b[l].lat + p.latency(id), prev: l, ok: true,
 					via: Hop{Peer: id, Span: layers.Span{First: l, Last: sp.Last}, Self: id == p.host.ID()}}
 				if cur := b[next]; !cur.ok || cand.better(cur) {
 					b[next] = cand
@@ -131,8 +151,8 @@ func (p *Pipeline) replacementFor(ctx context.Context, span layers.Span, exclude
 		}
 		for _, sp := range spans {
 			if sp.First <= span.First && sp.Last >= span.Last {
-				if !found || p.using.get(id) < p.using.get(bestHop.Peer) ||
-					p.using.get(id) == p.using.get(bestHop.Peer) && p.latency(id) < p.latency(bestHop.Peer) {
+				if !found || p.load(id) < p.load(bestHop.Peer) ||
+					p.load(id) == p.load(bestHop.Peer) && p.latency(id) < p.latency(bestHop.Peer) {
 					bestHop, found = Hop{Peer: id, Span: span, Self: id == p.host.ID()}, true
 				}
 			}

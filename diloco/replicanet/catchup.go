@@ -180,7 +180,8 @@ func (c *Catchup) Resync(ctx context.Context, p peer.ID, steps int64) error {
 }
 
 // Adopt checks a span checkpoint (not an older round, its content hash, the holders' gossip
-// and the server's record: vouch) and makes it theta_0, the outer momentum and the stage's weights.
+// and the server's record: vouch, its distance from this replica's theta_0: Plausible) and
+// makes it theta_0, the outer momentum and the stage's weights.
 func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps int64) error {
 	span, rep := c.Span(), c.Replica()
 	if rep == nil {
@@ -197,6 +198,9 @@ func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps i
 		return fmt.Errorf("replicanet: checkpoint from %s hashes to %.12s, it announced %.12s", p, theta0.Hash(), head.Hash)
 	}
 	if err := c.vouch(p, span, head.Round, head.Hash); err != nil {
+		return err
+	}
+	if err := rep.Plausible(head.Round, theta0); err != nil {
 		return err
 	}
 	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), c.Model, span)
