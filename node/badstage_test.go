@@ -83,3 +83,82 @@ func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
 		}
 	}
 }
+
+// stallingSession answers its first steps honestly, then never again (until closed).
+type stallingSession struct {
+	inner  p2p.ForwardSession
+	honest int
+	steps  *atomic.Int32
+	closed chan struct{}
+}
+
+func (s stallingSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
+	if int(s.steps.Add(1)) > s.honest {
+		select {
+		case <-s.closed:
+		case <-time.After(2 * time.Minute):
+		}
+		return nil, &p2p.RemoteError{Code: "STALLED", Message: "too late"}
+	}
+	return s.inner.Step(in)
+}
+func (s stallingSession) Close() {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	s.inner.Close()
+}
+
+// A stage that stops answering in the middle of a generation costs the requester the step
+// floor plus twenty times that stage's measured speed, not the 60 s a step of an unmeasured
+// stage may take: it fails over to an honest holder and the answer is the honest one.
+func TestStallingStageFailsOverWithinItsMeasuredTime(t *testing.T) {
+	ctx := context.Background()
+	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
+	cfg := testConfig(t)
+	cfg.Layers, cfg.Bootstrap, cfg.StepFloor = "0-3", third.Multiaddrs(), 300*time.Millisecond
+	a := startNode(t, cfg)
+	cfg = testConfig(t)
+	cfg.Layers, cfg.Bootstrap = "4-7", third.Multiaddrs()
+	staller := startNode(t, cfg)
+	eventually(t, 15*time.Second, "both tail holders in the coverage", func() bool {
+		return len(a.api.Coverage(ctx).Layers[7].Providers) == 2
+	})
+	var steps atomic.Int32
+	staller.host.ServeForward(func(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardSession, error) {
+		inner, err := staller.pipe.ServeForward(from, req)
+		if err != nil {
+			return nil, err
+		}
+		return stallingSession{inner: inner, honest: 4, steps: &steps, closed: make(chan struct{})}, nil
+	})
+	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}
+	run := func(tail peer.ID) ([]int32, error) {
+		r, err := a.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true}, {Peer: tail, Span: layers.Span{First: 4, Last: 7}}})
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		out, _, err := layers.Generate(r, a.model.Context, prompt, s, nil)
+		return out, err
+	}
+	want, err := run(third.host.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := run(staller.host.ID())
+	took := time.Since(start)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("through the stalling stage: %q %v, the honest answer is %q", layers.Decode(got), err, layers.Decode(want))
+	}
+	if steps.Load() <= 4 {
+		t.Fatalf("the stage stalled after %d steps: it never did", steps.Load())
+	}
+	if took > 10*time.Second {
+		t.Fatalf("the stall cost %v", took)
+	}
+	t.Logf("a stage that stalled after 4 steps cost %v in all", took.Round(time.Millisecond))
+}

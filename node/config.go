@@ -69,8 +69,9 @@ type Config struct {
 	BootstrapInterval  time.Duration
 	PingInterval       time.Duration
 	CoverageInterval   time.Duration // how long a coverage view is reused
-	RoundTimeout       time.Duration // how long a DiLoCo aggregator waits for late replicas
+	RoundTimeout       time.Duration // at most how long a DiLoCo aggregator waits for late replicas
 	LedgerSyncInterval time.Duration // how often the node replays its peers' ledger logs
+	StepFloor          time.Duration // least time a remote stage of known speed gets a step (0: pipeline's default)
 }
 
 // DefaultTrainYield: while inference runs, training takes at most one micro-step every 2 s.

@@ -50,6 +50,9 @@ type Config struct {
 	// KVBudget is the bytes of KV cache the node's sessions may reserve, its own generations
 	// and the sessions it serves to peers together; 0: DefaultKVBudget.
 	KVBudget int64
+	// StepFloor is the least time a remote stage gets for a step once its speed is known
+	// (stepTimeout); 0: DefaultStepFloor.
+	StepFloor time.Duration
 }
 
 // ErrNoRoute is matched by a *NoRouteError: no reachable peers cover every layer.
@@ -85,6 +88,7 @@ type Pipeline struct {
 	served   atomic.Int64  // forward sessions served to peers
 	servedBy sessionCounts // ... by peer
 	using    sessionCounts // forward sessions this node has open, by serving peer
+	speed    stepSpeeds    // measured time per position of remote stages
 }
 
 // New builds a pipeline.
@@ -101,8 +105,12 @@ func New(cfg Config) *Pipeline {
 	if train == nil {
 		train = cfg.Local
 	}
+	floor := cfg.StepFloor
+	if floor <= 0 {
+		floor = DefaultStepFloor
+	}
 	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
-		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate)}}
+		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate)}, speed: stepSpeeds{floor: floor}}
 }
 
 func (p *Pipeline) localSpan() layers.Span {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
@@ -87,10 +88,15 @@ func (r *Route) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, error) {
 	if hr.local != nil {
 		return hr.local.Step(x)
 	}
-	out, err := hr.remote.Step(r.ctx, ToWire(x))
+	positions := x.Dims[0] * x.Dims[1]
+	ctx, cancel := context.WithTimeout(r.ctx, r.p.speed.timeout(hr.hop.Peer, positions))
+	start := time.Now()
+	out, err := hr.remote.Step(ctx, ToWire(x))
+	cancel()
 	if err != nil {
 		return nil, err
 	}
+	r.p.speed.note(hr.hop.Peer, time.Since(start), positions)
 	y := FromWire(out)
 	if err := r.checkOutput(hr, x, y); err != nil {
 		return nil, err
