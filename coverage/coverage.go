@@ -139,6 +139,17 @@ func (c *Cache) Get(ctx context.Context) View {
 	}
 }
 
+// Expire makes the next Get refresh the view if it is older than maxAge (the view stays the
+// fallback while the refresh runs). A caller that meets a peer the view may not know yet uses
+// it; maxAge bounds how often that costs a lookup.
+func (c *Cache) Expire(maxAge time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.set && time.Since(c.at) > maxAge {
+		c.at = time.Time{}
+	}
+}
+
 func (c *Cache) empty() View {
 	v := View{Model: c.model, Layers: make([]Layer, c.layers)}
 	for i := range v.Layers {

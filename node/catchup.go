@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
@@ -19,6 +20,7 @@ func (n *Node) makeCatchup() *replicanet.Catchup {
 		Holders: n.replicas,
 		Steps:   n.innerSteps,
 		Synced:  n.publishTraining,
+		Refresh: func() { n.cov.Expire(2 * time.Second) },
 	}
 }
 

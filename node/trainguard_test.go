@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/neuroshard/neuroshard/diloco/replicanet"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -150,4 +152,44 @@ func randomPeer(t *testing.T) peer.ID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// A span's checkpoint goes only to holders of the span, and to each at a bounded rate: a
+// request of a few bytes is no amplifier for anyone else.
+func TestCheckpointsGoToHoldersOnlyAtARate(t *testing.T) {
+	nodes := startTrainingNetwork(t, 1000, "0-3", "0-3")
+	a, b := nodes[0], nodes[1]
+	cfg := testConfig(t)
+	cfg.Model, cfg.Layers, cfg.Bootstrap = "neuroshard-tiny", "2-3", a.Multiaddrs()
+	stranger := startNode(t, cfg)
+	ctx := context.Background()
+	eventually(t, 15*time.Second, "a sees both other nodes' spans", func() bool {
+		h := a.pipe.Holdings(ctx)
+		return len(h[b.host.ID()]) > 0 && len(h[stranger.host.ID()]) > 0
+	})
+	req := p2p.CheckpointRequest{Model: "neuroshard-tiny", First: 0, Last: 3}
+	code := func(err error) string {
+		var re *p2p.RemoteError
+		if errors.As(err, &re) {
+			return re.Code
+		}
+		return fmt.Sprint(err)
+	}
+	if _, _, err := stranger.host.GetCheckpoint(ctx, a.host.ID(), req); code(err) != "FORBIDDEN" {
+		t.Fatalf("a non-holder's checkpoint request: %v, want FORBIDDEN", err)
+	}
+	busy := 0
+	for i := range replicanet.ServeBurst + 2 {
+		_, data, err := b.host.GetCheckpoint(ctx, a.host.ID(), req)
+		switch {
+		case err == nil && len(data) > 0:
+		case code(err) == "BUSY":
+			busy++
+		default:
+			t.Fatalf("request %d of a holder: %v", i, err)
+		}
+	}
+	if busy == 0 {
+		t.Fatalf("%d checkpoint requests at once were all served", replicanet.ServeBurst+2)
+	}
 }

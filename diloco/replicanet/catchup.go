@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/neuroshard/neuroshard/internal/backoff"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
+	"golang.org/x/time/rate"
 )
 
 func logger() *slog.Logger { return slog.Default().With("pkg", "replicanet") }
@@ -37,12 +39,17 @@ type Catchup struct {
 	Holders func(ctx context.Context) []peer.ID
 	Steps   func() int64 // inner steps taken
 	Synced  func()       // called after a checkpoint was taken
+	// Refresh, when set, makes the next Holders call look again if its view is not recent
+	// (a requester that just joined may be missing from it).
+	Refresh func()
 	Ctx     context.Context
 	// NoPull, when set (tests only), stops the replica from fetching checkpoints on its own.
 	NoPull atomic.Bool
 
 	busy     atomic.Bool
 	backoff  backoff.Keys[peer.ID] // of catch-ups from peers that failed
+	serveMu  sync.Mutex
+	serving  map[peer.ID]*rate.Limiter // checkpoints served, by requester
 	wg       sync.WaitGroup
 	pushMu   sync.Mutex
 	pushedAt map[peer.ID]time.Time
@@ -144,11 +151,24 @@ func (c *Catchup) From(from peer.ID) bool {
 	return true
 }
 
+// Checkpoints are served only to holders of the span, each at most ServeBurst at once and
+// then one per ServeEvery: a request of a few bytes answered with a whole span's weights is
+// an amplifier for anyone else.
+const (
+	ServeEvery = time.Second
+	ServeBurst = 8
+)
+
 // Serve sends theta_0 of the span with the round and the outer momentum.
 func (c *Catchup) Serve(from peer.ID, req p2p.CheckpointRequest) (p2p.CheckpointHead, []byte, error) {
 	span, rep := c.Span(), c.Replica()
 	if req.Model != c.Model.Name || (layers.Span{First: req.First, Last: req.Last}) != span || rep == nil {
 		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
+	}
+	if from != c.Host.ID() {
+		if err := c.mayServe(from); err != nil {
+			return p2p.CheckpointHead{}, nil, err
+		}
 	}
 	round, theta0, velocity := rep.Snapshot()
 	vel := &layers.Params{Specs: theta0.Specs, Values: velocity}
@@ -167,6 +187,40 @@ func (c *Catchup) Serve(from peer.ID, req p2p.CheckpointRequest) (p2p.Checkpoint
 		return p2p.CheckpointHead{}, nil, err
 	}
 	return p2p.CheckpointHead{Hash: theta0.Hash(), Round: round, Extra: m.Bytes()}, w.Bytes(), nil
+}
+
+// mayServe admits a checkpoint request from a peer: a holder of the span in the coverage
+// view, within its rate.
+func (c *Catchup) mayServe(from peer.ID) error {
+	holds := func() bool {
+		ctx, cancel := context.WithTimeout(c.Ctx, 3*time.Second)
+		defer cancel()
+		return slices.Contains(c.Holders(ctx), from)
+	}
+	ok := holds()
+	if !ok && c.Refresh != nil {
+		c.Refresh()
+		ok = holds()
+	}
+	if !ok {
+		return &p2p.RemoteError{Code: "FORBIDDEN", Message: "checkpoints go to holders of the span only; announce it first"}
+	}
+	c.serveMu.Lock()
+	defer c.serveMu.Unlock()
+	if c.serving == nil || len(c.serving) > 1024 {
+		c.serving = map[peer.ID]*rate.Limiter{} // forgetting buckets only hands out fresh bursts
+	}
+	lim := c.serving[from]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Every(ServeEvery), ServeBurst)
+		c.serving[from] = lim
+	}
+	if r := lim.Reserve(); r.Delay() > 0 {
+		wait := r.Delay()
+		r.Cancel()
+		return &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("too many checkpoint requests; retry in %.1f s", wait.Seconds())}
+	}
+	return nil
 }
 
 // Resync replaces theta_0, the momentum and the stage's weights with a replica's.
