@@ -34,13 +34,16 @@ func PseudoGradient(theta0, local *layers.Params) (*layers.Params, error) {
 
 // Rebase moves local work onto a new theta_0: theta0 + (now - snap), where snap are the
 // weights a round's pseudo-gradient was made from and now the weights after the inner steps
-// taken since. The three must have one shape (a replica's own weights).
+// taken since. The three must have one shape (a replica's own weights). Where no work was
+// done the result is theta0 bit for bit.
 func Rebase(theta0, snap, now *layers.Params) *layers.Params {
 	out := theta0.Clone()
 	for i, v := range out.Values {
 		s, n := snap.Values[i], now.Values[i]
 		for j := range v {
-			v[j] += n[j] - s[j]
+			if d := n[j] - s[j]; d != 0 { // no work leaves theta_0's bits as they are (-0 + 0 is +0)
+				v[j] += d
+			}
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -613,5 +614,14 @@ func TestPoisonedCheckpointIsImplausible(t *testing.T) {
 	}
 	if err := m.r.Plausible(200, step(1000)); err != nil {
 		t.Fatalf("200 rounds ahead, the same distance is plausible: %v", err)
+	}
+}
+
+// Rebase without work is theta_0 bit for bit, negative zeros included.
+func TestRebaseWithoutWorkKeepsTheBits(t *testing.T) {
+	theta0 := vecParams(float32(math.Copysign(0, -1)), 1.5, -2)
+	snap := vecParams(0.25, 0.5, 0.75)
+	if got := Rebase(theta0, snap, snap.Clone()); got.Hash() != theta0.Hash() {
+		t.Fatalf("rebase without work: %v, want %v", got.Values[0], theta0.Values[0])
 	}
 }

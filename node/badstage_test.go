@@ -26,6 +26,19 @@ func (s lyingSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
 }
 func (s lyingSession) Close() {}
 
+// generateThrough generates 12 greedy tokens after "ROMEO:" on a route of a's layers 0-3 and
+// tail's 4-7.
+func generateThrough(a *Node, tail peer.ID) ([]int32, error) {
+	hops := []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true}, {Peer: tail, Span: layers.Span{First: 4, Last: 7}}}
+	r, err := a.pipe.OpenRoute(context.Background(), hops)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out, _, err := layers.Generate(r, a.model.Context, layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}, nil)
+	return out, err
+}
+
 // A stage that answers malformed tensors (wrong rank, dtype, width, length) or refuses a good
 // input (BAD_INPUT) is a failed stage:
 // the requester never panics on it, fails over to an honest holder of the span and gives the
@@ -38,17 +51,7 @@ func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
 	eventually(t, 10*time.Second, "both tail holders in the coverage", func() bool {
 		return len(a.api.Coverage(ctx).Layers[7].Providers) == 2
 	})
-	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}
-
-	run := func(tail peer.ID) ([]int32, error) {
-		r, err := a.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true}, {Peer: tail, Span: layers.Span{First: 4, Last: 7}}})
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		out, _, err := layers.Generate(r, a.model.Context, prompt, s, nil)
-		return out, err
-	}
+	run := func(tail peer.ID) ([]int32, error) { return generateThrough(a, tail) }
 	want, err := run(honest.host.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -134,16 +137,7 @@ func TestStallingStageFailsOverWithinItsMeasuredTime(t *testing.T) {
 		}
 		return stallingSession{inner: inner, honest: 4, steps: &steps, closed: make(chan struct{})}, nil
 	})
-	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}
-	run := func(tail peer.ID) ([]int32, error) {
-		r, err := a.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true}, {Peer: tail, Span: layers.Span{First: 4, Last: 7}}})
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		out, _, err := layers.Generate(r, a.model.Context, prompt, s, nil)
-		return out, err
-	}
+	run := func(tail peer.ID) ([]int32, error) { return generateThrough(a, tail) }
 	want, err := run(third.host.ID())
 	if err != nil {
 		t.Fatal(err)
