@@ -1,8 +1,13 @@
 package main
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/neuroshard/neuroshard/client"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 )
 
 func TestFlagsFirst(t *testing.T) {
@@ -16,5 +21,17 @@ func TestFlagsFirst(t *testing.T) {
 		if got := flagsFirst(tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("flagsFirst(%v) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A refused token is explained with where a token comes from; other errors are left alone.
+func TestRefusedTokenIsExplained(t *testing.T) {
+	refused := &client.APIError{Status: 401, Code: apitypes.CodeUnauthorized, Message: "missing or invalid token"}
+	if msg := explain(refused).Error(); !strings.Contains(msg, "--token") || !strings.Contains(msg, "NEUROSHARD_TOKEN") || !strings.Contains(msg, "invalid token") {
+		t.Fatalf("explained as %q", msg)
+	}
+	other := errors.New("connection refused")
+	if explain(other) != other {
+		t.Fatal("another error was rewritten")
 	}
 }
