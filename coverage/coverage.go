@@ -95,10 +95,11 @@ type Cache struct {
 	interval time.Duration
 	group    singleflight.Group
 
-	mu   sync.Mutex
-	view View
-	at   time.Time
-	set  bool
+	mu     sync.Mutex
+	view   View
+	at     time.Time
+	set    bool
+	forced bool // Expire asked the next Get to wait for a new lookup
 }
 
 // New makes a cache of a model's coverage, refreshed at most every interval.
@@ -106,47 +107,50 @@ func New(f Finder, model string, nlayers int, interval time.Duration) *Cache {
 	return &Cache{finder: f, model: model, layers: nlayers, interval: interval}
 }
 
-// Get returns the cached view, refreshing it when it is older than the interval. Concurrent
-// callers share one refresh; a caller whose ctx ends first gets the last view (or an empty
-// one) and the refresh carries on for the others.
+// Get returns the cached view. A view older than the interval is returned as it is while
+// one refresh runs behind it (stale while revalidating): a lookup that waits out a dead
+// holder's dial takes seconds, and the round loop, route planning and the API must not wait
+// for it. Only the first view, and one Expire asked for, are waited for; a caller whose ctx
+// ends first gets the last view (or an empty one) and the refresh carries on for the others.
 func (c *Cache) Get(ctx context.Context) View {
 	c.mu.Lock()
-	if c.set && time.Since(c.at) < c.interval {
-		v := c.view
-		c.mu.Unlock()
+	v, set, forced := c.view, c.set, c.forced
+	fresh := set && !forced && time.Since(c.at) < c.interval
+	c.mu.Unlock()
+	if fresh {
 		return v
 	}
-	c.mu.Unlock()
 	ch := c.group.DoChan("refresh", func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.Background(), LookupTimeout)
 		defer cancel()
 		v := c.Lookup(lctx)
 		c.mu.Lock()
-		c.view, c.at, c.set = v, time.Now(), true
+		c.view, c.at, c.set, c.forced = v, time.Now(), true, false
 		c.mu.Unlock()
 		return v, nil
 	})
+	if set && !forced {
+		return v
+	}
 	select {
 	case r := <-ch:
 		return r.Val.(View)
 	case <-ctx.Done():
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.set {
-			return c.view
+		if set {
+			return v
 		}
 		return c.empty()
 	}
 }
 
-// Expire makes the next Get refresh the view if it is older than maxAge (the view stays the
-// fallback while the refresh runs). A caller that meets a peer the view may not know yet uses
-// it; maxAge bounds how often that costs a lookup.
+// Expire makes the next Get wait for a new lookup if the view is older than maxAge (the view
+// stays the fallback when that Get's ctx ends first). A caller that meets a peer the view
+// may not know yet uses it; maxAge bounds how often that costs a lookup.
 func (c *Cache) Expire(maxAge time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.set && time.Since(c.at) > maxAge {
-		c.at = time.Time{}
+		c.forced = true
 	}
 }
 

@@ -18,6 +18,13 @@ type table struct {
 	holders map[string][]peer.ID
 	delay   time.Duration
 	calls   atomic.Int64
+	mu      sync.Mutex // guards holders against a refresh running behind a reader
+}
+
+func (t *table) set(h map[string][]peer.ID) {
+	t.mu.Lock()
+	t.holders = h
+	t.mu.Unlock()
 }
 
 func (t *table) ID() peer.ID { return t.self }
@@ -29,6 +36,8 @@ func (t *table) FindProviders(ctx context.Context, key string, _ int) ([]peer.Ad
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	var out []peer.AddrInfo
 	for _, p := range t.holders[key] {
 		out = append(out, peer.AddrInfo{ID: p})
@@ -100,5 +109,48 @@ func TestGetBeforeAnyViewIsEmptyNotNil(t *testing.T) {
 	v := New(f, "m", 3, time.Minute).Get(ctx)
 	if len(v.Layers) != 3 || !slices.Equal(v.Missing, []int{0, 1, 2}) || v.Complete || v.Layers[1].Providers == nil {
 		t.Fatalf("view before the first lookup: %+v", v)
+	}
+}
+
+// A stale view is answered at once while one refresh runs behind it (a lookup that waits out
+// a dead holder's dial must not stall the round loop); the refresh's result serves the next
+// reader. Expire makes the next reader wait for a new lookup instead.
+func TestStaleViewIsAnsweredWhileItRefreshes(t *testing.T) {
+	f := &table{self: "me", holders: map[string][]peer.ID{LayerKey("m", 0): {"a"}}, delay: 300 * time.Millisecond}
+	c := New(f, "m", 1, 50*time.Millisecond)
+	if v := c.Get(context.Background()); !v.Complete {
+		t.Fatal("the first view was not waited for")
+	}
+	f.set(map[string][]peer.ID{}) // the holder leaves
+	time.Sleep(60 * time.Millisecond)
+	start := time.Now()
+	if v := c.Get(context.Background()); !v.Complete {
+		t.Fatal("the stale view was not the answer while refreshing")
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("a reader of a stale view waited %v", took)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Get(context.Background()).Complete {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh behind the stale view never landed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := f.calls.Load(); n > 4 {
+		t.Fatalf("%d lookups: readers of a stale view each started one", n)
+	}
+
+	f.set(map[string][]peer.ID{LayerKey("m", 0): {"b"}})
+	c.mu.Lock()
+	c.interval = time.Hour
+	c.mu.Unlock()
+	c.Expire(0)
+	start = time.Now()
+	if v := c.Get(context.Background()); !v.Complete || v.Layers[0].Providers[0] != "b" {
+		t.Fatalf("after Expire the reader got the old view: %+v", v.Layers)
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("after Expire the reader did not wait for the lookup (%v)", took)
 	}
 }
