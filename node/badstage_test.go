@@ -44,6 +44,7 @@ func generateThrough(a *Node, tail peer.ID) ([]int32, error) {
 // the requester never panics on it, fails over to an honest holder of the span and gives the
 // honest answer.
 func TestMalformedStageOutputFailsOverWithoutPanic(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	nodes := startNetwork(t, "0-3", "4-7", "4-7")
 	a, honest, liar := nodes[0], nodes[1], nodes[2]

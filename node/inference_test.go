@@ -23,6 +23,7 @@ func waitCoverage(t *testing.T, n *Node) {
 }
 
 func TestPipelineInferenceMatchesOneNode(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	nodes := startNetwork(t, "0-2", "3-5", "6-7")
 	waitCoverage(t, nodes[0])
@@ -77,6 +78,7 @@ func TestPipelineInferenceMatchesOneNode(t *testing.T) {
 }
 
 func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	nodes := startNetwork(t, "0-2", "3-5", "3-5", "6-7")
 	waitCoverage(t, nodes[0])
@@ -121,6 +123,7 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 }
 
 func TestInferenceErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	lone := testConfig(t)
 	lone.Layers = "0-2"
@@ -160,6 +163,7 @@ func TestInferenceErrors(t *testing.T) {
 
 // A client that disconnects mid-stream frees the sessions of every stage.
 func TestDisconnectFreesStageSessions(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, "0-3", "4-7")
 	waitCoverage(t, nodes[0])
 	ctx, cancel := context.WithCancel(context.Background())
@@ -183,6 +187,7 @@ func TestDisconnectFreesStageSessions(t *testing.T) {
 
 // Concurrent requests spread over the holders of a span.
 func TestRoutesSpreadOverHolders(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, "0-3", "4-7", "4-7")
 	waitCoverage(t, nodes[0])
 	eventually(t, 10*time.Second, "both tail holders in the coverage of every tail layer", func() bool {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, "0-3", "4-7")
 	a, b := nodes[0], nodes[1]
 	c := apiClient(a)

@@ -82,6 +82,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, "0-2", "3-5", "6-7")
 	ctx := context.Background()
 	c := apiClient(nodes[2])
@@ -172,6 +173,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 }
 
 func TestJoiningNodeTakesTheLeastReplicatedSpan(t *testing.T) {
+	t.Parallel()
 	first := testConfig(t)
 	model, _ := layers.Preset(first.Model)
 	budget := 3*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
@@ -197,6 +199,7 @@ func TestJoiningNodeTakesTheLeastReplicatedSpan(t *testing.T) {
 }
 
 func TestAuthErrorsAndConfigPatch(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, testConfig(t))
 	ctx := context.Background()
 	anon := client.New(n.APIURL(), "")
@@ -256,6 +259,7 @@ func TestAuthErrorsAndConfigPatch(t *testing.T) {
 }
 
 func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	n1, err := New(cfg)
 	if err != nil {
@@ -380,6 +384,7 @@ func TestStatusRateLimitAnswers429WithRetryAfter(t *testing.T) {
 // Eight nodes bootstrap off one, each holding one layer of the 8-layer model: every routing
 // table holds the seven others, and a node that joins afterwards finds a provider of every layer.
 func TestEightNodesAndAFreshNodeSeesEveryLayer(t *testing.T) {
+	t.Parallel()
 	spans := make([]string, 8)
 	for i := range spans {
 		spans[i] = fmt.Sprintf("%d-%d", i, i)

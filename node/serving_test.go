@@ -21,6 +21,7 @@ import (
 // served weights (and the status's model_hash) stay theta_0 of the last round; when a round
 // ends, they become its theta_0.
 func TestServedWeightsArePinnedToTheLastRound(t *testing.T) {
+	t.Parallel()
 	n := startTrainingNetwork(t, 1000, "0-3")[0] // rounds far apart: the steps stay inner
 	initial := n.ServedHash()
 	if initial == "" || initial != n.model.InitParams(n.Span(), 0).Hash() {
@@ -54,6 +55,7 @@ func TestServedWeightsArePinnedToTheLastRound(t *testing.T) {
 // A checkpoint the node cannot write degrades /api/v1/health (once, not a log line a round)
 // until a write succeeds.
 func TestFailedCheckpointWriteDegradesHealth(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, testConfig(t))
 	health := func() (bool, string) { // 503 when unhealthy: read the body either way
 		resp, err := http.Get(n.APIURL() + "/api/v1/health")
@@ -94,6 +96,7 @@ func TestFailedCheckpointWriteDegradesHealth(t *testing.T) {
 // A holder that stops answering leaves the coverage within 30 s though its provider records
 // live on: the coverage, the models list and inference report its layers as missing.
 func TestDeadHolderLeavesTheCoverage(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, "0-3", "4-7")
 	a, b := nodes[0], nodes[1]
 	waitCoverage(t, a)

@@ -456,6 +456,7 @@ func aggregatorWaiting(t *testing.T, roundTimeout time.Duration) *Node {
 // pseudo-gradient) returns promptly and releases the round: the round loop must not re-enter
 // the abandoned round and wait on it forever.
 func TestCloseWhileAggregatingReturns(t *testing.T) {
+	t.Parallel()
 	agg := aggregatorWaiting(t, time.Minute)
 	closed := make(chan error, 1)
 	go func() { closed <- agg.Close() }()

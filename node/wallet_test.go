@@ -70,6 +70,7 @@ func sameAccounts(t testing.TB, nodes []*Node, addrs ...ledger.Address) bool {
 }
 
 func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
+	t.Parallel()
 	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 1000))
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
@@ -128,6 +129,7 @@ func TestSendReachesEveryNodeAndReplaysAndForgeriesDoNot(t *testing.T) {
 }
 
 func TestNodesCatchUpOnTransactionsTheyMissed(t *testing.T) {
+	t.Parallel()
 	cfgs := ledgerConfigs(t, 3, 1000)
 	nodes := startLedgerNodes(t, cfgs[:2])
 	a, b := nodes[0], nodes[1]
