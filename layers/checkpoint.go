@@ -48,17 +48,9 @@ func EncodeParams(w io.Writer, meta CheckpointMeta, p *Params) error {
 	bw.WriteString(checkpointMagic)
 	binary.Write(bw, binary.LittleEndian, uint32(len(hdr)))
 	bw.Write(hdr)
-	buf := make([]byte, 0, 1<<16)
 	for _, v := range p.Values {
-		for _, x := range v {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
-			if len(buf) == cap(buf) {
-				bw.Write(buf)
-				buf = buf[:0]
-			}
-		}
+		bw.Write(float32Bytes(v))
 	}
-	bw.Write(buf)
 	return bw.Flush()
 }
 
