@@ -93,13 +93,21 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 	if len(cases) != 1 {
 		t.Fatalf("%d audit cases at rate 1, want the liar's", len(cases))
 	}
-	if res := req.pipe.Audit(ctx, cases[0]); res.Verdict != pipeline.VerdictConvicted {
+	res := req.pipe.Audit(ctx, cases[0])
+	if res.Verdict != pipeline.VerdictConvicted || res.Proof == nil {
 		t.Fatalf("audit of the liar: %+v", res)
 	}
 	ex := req.pipe.Excluded()
 	if _, ok := ex[liar.host.ID()]; !ok || len(ex) != 1 {
 		t.Fatalf("excluded %v; want the liar alone", ex)
 	}
+	// The proof it gossiped convicts the liar on the holders that never routed through it.
+	eventually(t, 20*time.Second, "the other holders to exclude the liar on the fraud proof", func() bool {
+		_, a := honest.pipe.Excluded()[liar.host.ID()]
+		_, b := third.pipe.Excluded()[liar.host.ID()]
+		return a && b
+	})
+	var honestCase pipeline.AuditCase
 	for range 4 { // routes avoid the liar now: every answer is the honest one, and passes its audit
 		r, err := req.pipe.Open(ctx)
 		if err != nil {
@@ -110,6 +118,7 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 			if res := req.pipe.Audit(ctx, c); res.Verdict != pipeline.VerdictPassed {
 				t.Fatalf("an honest stage's audit: %+v", res)
 			}
+			honestCase = c
 		}
 		r.Close()
 		if err != nil || !slices.Equal(got, want) {
@@ -133,4 +142,28 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 		t.Fatalf("/api/v1/peers does not show the liar excluded: %+v", peers)
 	}
 	t.Logf("liar excluded: %s; audits passed %v", ex[liar.host.ID()].Reason, req.pipe.AuditsPassed())
+
+	// A fraud proof of right answers (an honest stage's own signed session) convicts its
+	// sender on the holders that check it, not the stage.
+	fp := &pipeline.FraudProof{Accused: honestCase.Peer, Receipt: honestCase.Receipts[len(honestCase.Receipts)-1], In: honestCase.In, Out: honestCase.Out}
+	for _, r := range honestCase.Receipts {
+		fp.Steps = append(fp.Steps, r.Positions)
+	}
+	if err := req.pipe.CheckProof(fp); err != nil {
+		t.Fatalf("an honest stage's receipts as a proof: %v", err)
+	}
+	if err := req.pipe.PublishProof(ctx, fp); err != nil {
+		t.Fatal(err)
+	}
+	checker := third
+	if honestCase.Peer == third.host.ID() {
+		checker = honest
+	}
+	eventually(t, 20*time.Second, "the false accuser excluded", func() bool {
+		_, ok := checker.pipe.Excluded()[req.host.ID()]
+		return ok
+	})
+	if _, ok := checker.pipe.Excluded()[honestCase.Peer]; ok {
+		t.Fatal("a false fraud proof excluded the honest stage")
+	}
 }

@@ -285,6 +285,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.lsync.Start(); err != nil {
 		return err
 	}
+	if err := n.pipe.JoinFraudGossip(n.ctx, n.host); err != nil {
+		return err
+	}
 	n.host.ServeForward(n.pipe.ServeForward)
 	n.host.ServeTrain(n.serveTrain)
 	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, func(p peer.ID) { n.catch.From(p) }))
@@ -373,6 +376,7 @@ func (n *Node) Close() error {
 	}
 	err = errors.Join(err, n.api.Close(), n.lsync.Close(), n.host.Close())
 	n.wg.Wait()
+	n.pipe.Wait() // fraud-proof checks
 	if n.catch != nil {
 		n.catch.Wait() // checkpoint pushes under way
 	}

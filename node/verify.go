@@ -10,6 +10,7 @@ import (
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/nodeapi"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // TrainingReport is what a replica gossips after each round (and every reportInterval).
@@ -32,7 +33,7 @@ func (n *Node) validReport(from peer.ID, data []byte) bool {
 
 func (n *Node) startGossip() error {
 	n.reports.TTL = reportTTL
-	t, err := n.host.JoinTopic(n.trainingTopic(), n.validReport, func(from peer.ID, data []byte) {
+	t, err := n.host.JoinTopic(n.trainingTopic(), p2p.SmallGossip, n.validReport, func(from peer.ID, data []byte) {
 		if r, ok := diloco.DecodeReport(data, n.model.Name, n.model.Layers, time.Now()); ok {
 			n.reports.Put(from.String(), r, time.Now())
 			n.catch.MaybePush(from, r)

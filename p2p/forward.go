@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -17,12 +18,13 @@ import (
 // model and the layer span it wants run, then STEP frames with the activations (or token IDs)
 // of new positions; each is answered by OUTPUT or ERROR. The stage keeps the session's KV
 // cache for the life of the stream: closing the stream, or leaving it idle past
-// ForwardIdleTimeout, frees it.
+// ForwardIdleTimeout, frees it. Every OUTPUT carries the stage's signature of a Receipt
+// (receipt.go) covering the session so far; a client checks it before using the answer.
 const (
 	frameOpen   byte = 1 // client: ForwardOpen (JSON)
 	frameOpened byte = 2 // server: ForwardOpened (JSON)
 	frameStep   byte = 3 // client: tensor
-	frameOutput byte = 4 // server: tensor
+	frameOutput byte = 4 // server: signature length (uint16), signature, tensor
 	frameError  byte = 5 // server: RemoteError (JSON)
 
 	// MaxForwardFrame bounds one frame (a [64, 512, 512] float32 activation is 64 MiB).
@@ -45,6 +47,8 @@ type ForwardOpen struct {
 	First int    `json:"first"`
 	Last  int    `json:"last"`
 	Batch int    `json:"batch"`
+	// Session is the requester's nonce (32 hex digits) that the stage's receipts name.
+	Session string `json:"session,omitempty"`
 }
 
 // ForwardOpened confirms a session. Weights names the version the stage runs: the sha256 (hex)
@@ -101,11 +105,15 @@ func remoteErr(err error) *RemoteError {
 }
 
 func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
-	sess, ok := acceptSession(s, h)
+	sess, req, ok := acceptSession(s, h)
 	if !ok {
 		return
 	}
 	defer sess.Close()
+	rc := Receipt{Session: req.Session, Model: req.Model, First: req.First, Last: req.Last}
+	if v, ok := sess.(Versioned); ok {
+		rc.Weights = v.WeightsHash()
+	}
 	serveFrames(s, s.Conn().RemotePeer(), func(typ byte, payload []byte) (byte, []byte, error) {
 		if typ != frameStep {
 			return 0, nil, fmt.Errorf("%w: frame type %d on a forward stream", ErrFrame, typ)
@@ -120,15 +128,26 @@ func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
 		}
 		n.forwardSteps.Add(1)
 		buf, err := AppendTensor(make([]byte, 0, 6+4*len(out.Dims)+4*(len(out.F32)+len(out.I32))), out)
-		return frameOutput, buf, err
+		if err != nil {
+			return 0, nil, err
+		}
+		rc.Step++
+		rc.In, rc.Out = Chain(rc.In, payload), Chain(rc.Out, buf)
+		sig, err := n.Sign(rc.Message())
+		if err != nil {
+			return 0, nil, err
+		}
+		return frameOutput, appendSigned(sig, buf), nil
 	})
 }
 
 // ForwardClient is the client side of one forward session.
 type ForwardClient struct {
-	s       network.Stream
-	peer    peer.ID
-	weights string
+	s        network.Stream
+	peer     peer.ID
+	weights  string
+	last     Receipt         // the receipt of the last step, as this client computed it
+	receipts []SignedReceipt // the stage's signed receipt of every step
 }
 
 // Weights is the version of the weights the stage said it runs ("" if it named none).
@@ -136,11 +155,15 @@ func (c *ForwardClient) Weights() string { return c.weights }
 
 // OpenForward opens a session on a peer.
 func (n *Host) OpenForward(ctx context.Context, p peer.ID, req ForwardOpen) (*ForwardClient, error) {
+	if req.Session == "" {
+		req.Session = newSessionID()
+	}
 	s, opened, err := n.openSession(ctx, p, ProtocolForward, req)
 	if err != nil {
 		return nil, err
 	}
-	return &ForwardClient{s: s, peer: p, weights: opened.Weights}, nil
+	rc := Receipt{Session: req.Session, Model: req.Model, First: req.First, Last: req.Last, Weights: opened.Weights}
+	return &ForwardClient{s: s, peer: p, weights: opened.Weights, last: rc}, nil
 }
 
 // openSession opens a session stream of a protocol: OPEN, then OPENED or a refusal. On any
@@ -186,7 +209,8 @@ func decodeOpened(b []byte, o *ForwardOpened) error {
 // Peer is the peer running the session.
 func (c *ForwardClient) Peer() peer.ID { return c.peer }
 
-// Step sends the inputs of new positions and returns the stage's outputs.
+// Step sends the inputs of new positions and returns the stage's outputs, once their
+// receipt's signature verifies against the stage's peer ID.
 func (c *ForwardClient) Step(ctx context.Context, in *Tensor) (*Tensor, error) {
 	buf, err := AppendTensor(nil, in)
 	if err != nil {
@@ -196,13 +220,33 @@ func (c *ForwardClient) Step(ctx context.Context, in *Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: forward step on %s: %w", c.peer, err)
 	}
-	out, err := readOnlyTensor(reply)
+	sig, tb, err := splitSigned(reply)
+	var out *Tensor
+	if err == nil {
+		out, err = readOnlyTensor(tb)
+	}
+	rc := c.last
+	if err == nil {
+		rc.Step++
+		rc.In, rc.Out = Chain(rc.In, buf), Chain(rc.Out, tb)
+		err = VerifyPeer(c.peer, rc.Message(), sig)
+	}
 	if err != nil {
 		c.s.Reset()
 		return nil, fmt.Errorf("p2p: bad output from %s: %w", c.peer, err)
 	}
+	positions := 1
+	for _, d := range in.Dims[:min(2, len(in.Dims))] {
+		positions *= d
+	}
+	c.last = rc
+	c.receipts = append(c.receipts, SignedReceipt{Receipt: rc, Positions: positions, Sig: sig})
 	return out, nil
 }
+
+// Receipts are the stage's signed receipts of the session's steps so far, in order (still
+// there after Close).
+func (c *ForwardClient) Receipts() []SignedReceipt { return slices.Clone(c.receipts) }
 
 // stepDeadline is ForwardStepTimeout from now, or the context's deadline if sooner.
 func stepDeadline(ctx context.Context) time.Time {

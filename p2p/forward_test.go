@@ -12,6 +12,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -183,5 +184,88 @@ func TestFrameClaimIsNotAllocatedUpFront(t *testing.T) {
 	typ, got, err := ReadFrame(iotest.OneByteReader(&buf), MaxForwardFrame)
 	if err != nil || typ != frameStep || !bytes.Equal(got, payload) {
 		t.Fatalf("frame of %d bytes: type %d, %d bytes, %v", len(payload), typ, len(got), err)
+	}
+}
+
+// Every answer carries the stage's signed receipt of the session so far: the client checks
+// it, keeps it, and its chained digests are those of the bytes that travelled; a receipt with
+// any field changed no longer verifies.
+func TestForwardAnswersCarrySignedReceipts(t *testing.T) {
+	server, client, _ := forwardPair(t)
+	ctx := context.Background()
+	fc, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "m", First: 2, Last: 3, Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, out Digest
+	for step := 1; step <= 3; step++ {
+		x := &Tensor{Dims: []int{1, step, 2}, F32: make([]float32, 2*step)}
+		for i := range x.F32 {
+			x.F32[i] = float32(i + step)
+		}
+		y, err := fc.Step(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xb, _ := AppendTensor(nil, x)
+		yb, _ := AppendTensor(nil, y)
+		in, out = Chain(in, xb), Chain(out, yb)
+	}
+	fc.Close()
+	rs := fc.Receipts()
+	if len(rs) != 3 {
+		t.Fatalf("%d receipts for 3 steps", len(rs))
+	}
+	last := rs[2]
+	if last.Step != 3 || last.In != in || last.Out != out || last.Model != "m" || last.First != 2 || last.Last != 3 || last.Positions != 3 || len(last.Session) != 32 {
+		t.Fatalf("last receipt: %+v", last.Receipt)
+	}
+	for _, r := range rs {
+		if err := VerifyPeer(server.ID(), r.Message(), r.Sig); err != nil {
+			t.Fatalf("step %d: %v", r.Step, err)
+		}
+	}
+	forged := last.Receipt
+	forged.Out[0] ^= 1
+	if err := VerifyPeer(server.ID(), forged.Message(), last.Sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a receipt with another output digest verified: %v", err)
+	}
+	if err := VerifyPeer(client.ID(), last.Message(), last.Sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("the server's signature verified as the client's: %v", err)
+	}
+}
+
+// A stage whose answer is not signed by its own key (here: by another peer's) is refused:
+// the client gets an error, never the tensor.
+func TestForwardRefusesAnAnswerSignedByAnotherKey(t *testing.T) {
+	hosts := newTestNetwork(t, 3)
+	server, client, other := hosts[0], hosts[1], hosts[2]
+	server.Libp2p().SetStreamHandler(ProtocolForward, func(s network.Stream) {
+		defer s.Close()
+		req, err := readOpen(s)
+		if err != nil {
+			return
+		}
+		writeJSONFrame(s, frameOpened, ForwardOpened{First: req.First, Last: req.Last})
+		_, payload, err := ReadFrame(s, MaxForwardFrame)
+		if err != nil {
+			return
+		}
+		buf, _ := AppendTensor(nil, &Tensor{Dims: []int{1, 1}, F32: []float32{7}})
+		rc := Receipt{Session: req.Session, Step: 1, Model: req.Model, First: req.First, Last: req.Last, In: Chain(Digest{}, payload), Out: Chain(Digest{}, buf)}
+		sig, _ := other.Sign(rc.Message())
+		WriteFrame(s, frameOutput, appendSigned(sig, buf))
+	})
+	ctx := context.Background()
+	fc, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "m", First: 0, Last: 0, Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	if out, err := fc.Step(ctx, &Tensor{Dims: []int{1, 1}, F32: []float32{1}}); !errors.Is(err, ErrBadSignature) || out != nil {
+		t.Fatalf("an answer signed by another key: %v %v", out, err)
+	}
+	if len(fc.Receipts()) != 0 {
+		t.Fatal("a receipt that does not verify was kept")
 	}
 }

@@ -8,9 +8,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// MaxGossipMessage bounds a gossip message (gossipsub's own default is 1 MiB; the node's are
-// small reports).
-const MaxGossipMessage = 64 << 10
+// MaxGossipMessage bounds a gossip message on any topic (gossipsub's own default); each topic
+// bounds its messages further when it is joined (reports and transactions are small, fraud
+// proofs carry a session's tensors).
+const MaxGossipMessage = 1 << 20
+
+// SmallGossip is the bound of the topics whose messages are small: reports, transactions.
+const SmallGossip = 64 << 10
 
 // GossipValidator accepts or rejects a message before it is delivered or forwarded: an honest
 // peer drops what fails it, so a bad message never spreads.
@@ -29,15 +33,16 @@ func (n *Host) pubsub() (*pubsub.PubSub, error) {
 	return n.ps, n.psErr
 }
 
-// JoinTopic joins a gossip topic with a validator and delivers every valid message from
-// other peers to onMessage (in a goroutine of the host's, until Close).
-func (n *Host) JoinTopic(name string, validate GossipValidator, onMessage func(from peer.ID, data []byte)) (*Topic, error) {
+// JoinTopic joins a gossip topic whose messages are at most max bytes, with a validator, and
+// delivers every valid message from other peers to onMessage (in a goroutine of the host's,
+// until Close).
+func (n *Host) JoinTopic(name string, max int, validate GossipValidator, onMessage func(from peer.ID, data []byte)) (*Topic, error) {
 	ps, err := n.pubsub()
 	if err != nil {
 		return nil, fmt.Errorf("p2p: gossipsub: %w", err)
 	}
 	if err := ps.RegisterTopicValidator(name, func(_ context.Context, from peer.ID, m *pubsub.Message) bool {
-		return validate(m.GetFrom(), m.Data)
+		return len(m.Data) <= max && validate(m.GetFrom(), m.Data)
 	}); err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ const DHTPrefix = "/neuroshard"
 
 // The node's own stream protocols, mirrors of the seed's gRPC methods. Ping is libp2p's own.
 const (
-	ProtocolForward          protocol.ID = "/neuroshard/forward/1.0.0"
+	ProtocolForward          protocol.ID = "/neuroshard/forward/2.0.0"
 	ProtocolBackward         protocol.ID = "/neuroshard/backward/1.0.0"
 	ProtocolExchangeGradient protocol.ID = "/neuroshard/exchange-gradient/1.0.0"
 	ProtocolCheckpointGet    protocol.ID = "/neuroshard/checkpoint/get/1.0.0"

@@ -47,13 +47,16 @@ func answerOpen(s network.Stream, req ForwardOpen, sess any, err error) error {
 
 // acceptSession reads a session stream's OPEN, asks open for the session and answers the
 // client; ok is false when the stream is already finished (refused or broken).
-func acceptSession[S any](s network.Stream, open func(peer.ID, ForwardOpen) (S, error)) (sess S, ok bool) {
+func acceptSession[S any](s network.Stream, open func(peer.ID, ForwardOpen) (S, error)) (sess S, req ForwardOpen, ok bool) {
 	from := s.Conn().RemotePeer()
 	req, err := readOpen(s)
+	if err == nil && !validSessionID(req.Session) {
+		err = fmt.Errorf("%w: OPEN names session %.40q, not 32 hex digits", ErrFrame, req.Session)
+	}
 	if err != nil {
 		logger().Debug("bad session open", "peer", from, "protocol", s.Protocol(), "err", err)
 		s.Reset()
-		return sess, false
+		return sess, req, false
 	}
 	sess, err = open(from, req)
 	if aerr := answerOpen(s, req, sess, err); aerr != nil {
@@ -64,9 +67,9 @@ func acceptSession[S any](s network.Stream, open func(peer.ID, ForwardOpen) (S, 
 			s.Reset()
 		}
 		var zero S
-		return zero, false
+		return zero, req, false
 	}
-	return sess, true
+	return sess, req, true
 }
 
 // closeSession closes a session value that has a Close method.

@@ -46,7 +46,7 @@ func (n *Host) ServeTrain(h TrainHandler) {
 }
 
 func (n *Host) handleTrain(s network.Stream, h TrainHandler) {
-	sess, ok := acceptSession(s, h)
+	sess, _, ok := acceptSession(s, h)
 	if !ok {
 		return
 	}

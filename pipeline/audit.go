@@ -29,10 +29,11 @@ const DefaultAuditRate = 0.25
 
 // AuditCase is one stage's work in a generation: what it was sent and what it answered.
 type AuditCase struct {
-	Peer    peer.ID
-	Span    layers.Span
-	Weights string         // the version the stage named when the session opened
-	In, Out *layers.Tensor // every input it was sent and every output it gave, in order
+	Peer     peer.ID
+	Span     layers.Span
+	Weights  string              // the version the stage named when the session opened
+	In, Out  *layers.Tensor      // every input it was sent and every output it gave, in order
+	Receipts []p2p.SignedReceipt // the stage's signed receipt of each step (a fraud proof's core)
 }
 
 // AuditResult is what an audit found.
@@ -41,6 +42,7 @@ type AuditResult struct {
 	Verdict  string  // "passed", "convicted", "verifier convicted", "inconclusive"
 	Verifier peer.ID // who recomputed (this node's ID when it did)
 	Reason   string
+	Proof    *FraudProof // for a conviction of a stage that signed its answers
 }
 
 // Verdicts of an audit.
@@ -127,13 +129,26 @@ func (p *Pipeline) AuditCases(r *Route) []AuditCase {
 		if rand.Float64() >= chance {
 			continue
 		}
-		out = append(out, AuditCase{Peer: hr.hop.Peer, Span: hr.hop.Span, Weights: hr.weights, In: hr.history, Out: hr.outputs})
+		out = append(out, AuditCase{Peer: hr.hop.Peer, Span: hr.hop.Span, Weights: hr.weights, In: hr.history, Out: hr.outputs, Receipts: hr.remote.Receipts()})
 	}
 	return out
 }
 
-// Audit recomputes a case and acts on the verdict (a convicted peer is excluded).
+// Audit recomputes a case and acts on the verdict: a convicted peer is excluded, and the
+// proof of its signed wrong answers gossiped (when the node is on the fraud topic).
 func (p *Pipeline) Audit(ctx context.Context, c AuditCase) AuditResult {
+	res := p.audit(ctx, c, true)
+	if res.Proof != nil {
+		if err := p.PublishProof(ctx, res.Proof); err != nil {
+			logger().Warn("fraud proof not gossiped", "accused", c.Peer, "err", err)
+		}
+	}
+	return res
+}
+
+// audit recomputes a case and excludes a convicted peer; with prove, a conviction carries
+// the fraud proof the case's receipts make.
+func (p *Pipeline) audit(ctx context.Context, c AuditCase, prove bool) AuditResult {
 	res := AuditResult{Case: c, Verdict: VerdictInconclusive}
 	tried := map[peer.ID]bool{c.Peer: true}
 	first, by, err := p.recompute(ctx, c, tried)
@@ -150,6 +165,9 @@ func (p *Pipeline) Audit(ctx context.Context, c AuditCase) AuditResult {
 	if by == p.host.ID() { // this node's own computation
 		res.Verdict, res.Reason = VerdictConvicted, fmt.Sprintf("answers for layers %s differ from this node's recomputation of the same inputs on weights %.12s", c.Span, c.Weights)
 		p.Exclude(c.Peer, res.Reason)
+		if prove {
+			res.Proof = proofOf(c, first)
+		}
 		return res
 	}
 	// Another peer disagrees with the stage: a third computation decides.
@@ -162,6 +180,9 @@ func (p *Pipeline) Audit(ctx context.Context, c AuditCase) AuditResult {
 	case sameBits(third, first):
 		res.Verdict, res.Reason = VerdictConvicted, fmt.Sprintf("answers for layers %s differ from two other holders' (%s, %s) on weights %.12s", c.Span, by, tb, c.Weights)
 		p.Exclude(c.Peer, res.Reason)
+		if prove {
+			res.Proof = proofOf(c, first)
+		}
 	case sameBits(third, c.Out):
 		res.Verdict, res.Verifier = "verifier convicted", by
 		res.Reason = fmt.Sprintf("%s recomputed layers %s wrongly (the stage and %s agree)", by, c.Span, tb)

@@ -82,6 +82,7 @@ type Pipeline struct {
 
 	budget  kvBudget
 	audits  auditState
+	fraud   fraudState
 	running atomic.Int64
 
 	subs     subStages

@@ -21,7 +21,7 @@ func ledgerTopic(p ledger.Params) string { return "/neuroshard/ledger/1.0.0/" + 
 
 func (s *Sync) start() error {
 	params := s.ledger.Params()
-	t, err := s.host.JoinTopic(ledgerTopic(params), func(_ peer.ID, data []byte) bool {
+	t, err := s.host.JoinTopic(ledgerTopic(params), p2p.SmallGossip, func(_ peer.ID, data []byte) bool {
 		tx, err := ledger.DecodeTx(data)
 		return err == nil && tx.Check(params) == nil // a forged or malformed transaction never spreads
 	}, s.onGossipTx)
