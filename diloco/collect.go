@@ -279,10 +279,30 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 	c.blobs[from] = s
 	c.signal()
 	r.mu.Unlock()
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return Outcome{}, nil, ctx.Err()
+	// A replica that does not begin aggregating the round within its deadline (it contributes
+	// to another, or catches up meanwhile) hands the contributor back to planning: held until
+	// the contributor's own timeout, a killed aggregator's neighbour stalled its rounds 40 s.
+	begin := time.NewTimer(r.Deadline() + time.Second)
+	defer begin.Stop()
+wait:
+	for {
+		select {
+		case <-c.done:
+			break wait
+		case <-ctx.Done():
+			return Outcome{}, nil, ctx.Err()
+		case <-begin.C:
+			r.mu.Lock()
+			busy := c.busy
+			if !busy {
+				delete(c.got, from)
+				delete(c.blobs, from)
+			}
+			r.mu.Unlock()
+			if !busy {
+				return Outcome{Round: round, Status: StatusReplan, Reason: fmt.Sprintf("this replica has not begun aggregating round %d", round)}, nil, nil
+			}
+		}
 	}
 	if c.err != nil {
 		return Outcome{}, nil, c.err

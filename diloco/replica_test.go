@@ -625,3 +625,24 @@ func TestRebaseWithoutWorkKeepsTheBits(t *testing.T) {
 		t.Fatalf("rebase without work: %v, want %v", got.Values[0], theta0.Values[0])
 	}
 }
+
+// A contribution to a replica that never begins aggregating the round is handed back for
+// planning once that replica's deadline has passed, not held until the contributor's timeout.
+func TestContributionToAnIdleAggregatorIsHandedBack(t *testing.T) {
+	n := newMemNet()
+	short := func(cfg *ReplicaConfig) { cfg.RoundTimeout = 200 * time.Millisecond }
+	n.join(t, "a", 1, short) // the aggregator by ID, which never runs the round
+	b := n.join(t, "b", 2, short)
+	steps := b.w.train(5)
+	start := time.Now()
+	err := b.r.RunRound(context.Background(), steps)
+	if !errors.Is(err, ErrReplan) {
+		t.Fatalf("contributing to an idle aggregator: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("handed back after %v", took)
+	}
+	if c := n.replica("a").collect; c != nil && len(c.got) != 0 {
+		t.Fatalf("the idle aggregator kept the contribution: %v", c.got)
+	}
+}

@@ -167,3 +167,71 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 		t.Fatal("a false fraud proof excluded the honest stage")
 	}
 }
+
+// With full audits a requester takes no token from a stage that a witness did not agree with:
+// the lying stage's first step is caught before its answer is used, the liar is excluded and
+// failed over, and the generation is exactly the honest one.
+func TestFullAuditsLetNoWrongAnswerThrough(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
+	mk := func(span string, full bool) *Node {
+		c := testConfig(t)
+		c.Layers, c.Bootstrap, c.AuditFull = span, third.Multiaddrs(), full
+		return startNode(t, c)
+	}
+	req, _, liar := mk("0-3", true), mk("4-7", false), mk("4-7", false)
+	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
+		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
+	})
+	liar.host.ServeForward(func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
+		inner, err := liar.pipe.ServeForward(from, r)
+		if err != nil {
+			return nil, err
+		}
+		return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
+	})
+	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
+	want := localGeneration(t, req, third, prompt, s)
+	r, err := req.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: req.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
+		{Peer: liar.host.ID(), Span: layers.Span{First: 4, Last: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
+	hops := r.Hops()
+	r.Close()
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("through the liar under full audits: %q %v, want %q", layers.Decode(got), err, layers.Decode(want))
+	}
+	if hops[1].Peer == liar.host.ID() {
+		t.Fatal("the liar still ran the tail at the end")
+	}
+	if _, ok := req.pipe.Excluded()[liar.host.ID()]; !ok {
+		t.Fatalf("the liar is not excluded: %v", req.pipe.Excluded())
+	}
+	if cases := req.pipe.AuditCases(r); len(cases) != 0 {
+		t.Fatalf("%d sampled audits after a fully audited generation", len(cases))
+	}
+}
+
+// localGeneration is the generation of the whole model on one node's head and another's tail,
+// in this process: the honest answer.
+func localGeneration(t *testing.T, headNode, tailNode *Node, prompt []int32, s layers.Sampling) []int32 {
+	t.Helper()
+	head, err := layers.NewStage(headNode.model, layers.Span{First: 0, Last: 3}, headNode.Stage().Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := layers.NewStage(tailNode.model, layers.Span{First: 4, Last: 7}, tailNode.Stage().Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, _ := layers.NewPipeline([]*layers.Stage{head, tail})
+	defer pipe.Close()
+	want, _, err := layers.Generate(pipe, tailNode.model.Context, prompt, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}

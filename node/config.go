@@ -57,6 +57,10 @@ type Config struct {
 	// AuditRate is the chance each remote stage of a generation is audited (its answers
 	// recomputed by this node or another holder); 0: the default (0.25), negative: none.
 	AuditRate float64
+	// AuditFull checks every step of every remote stage against a second holder (or this node)
+	// before a token is returned: no answer comes from a stage nobody checked. It costs a
+	// second computation of every remote stage, and needs a second holder of each span.
+	AuditFull bool
 
 	// Bench measures the machine's throughput: BenchFirst (the command's default) once per
 	// preset and backend, BenchAgain at this start, BenchOff never.

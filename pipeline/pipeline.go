@@ -47,6 +47,9 @@ type Config struct {
 	// AuditRate is the chance each remote stage of a finished generation is audited; 0:
 	// DefaultAuditRate, negative: none.
 	AuditRate float64
+	// AuditFull checks every step of every remote stage against a witness before its answer
+	// is used (witness.go); the sampled audits are then moot.
+	AuditFull bool
 	// KVBudget is the bytes of KV cache the node's sessions may reserve, its own generations
 	// and the sessions it serves to peers together; 0: DefaultKVBudget.
 	KVBudget int64
@@ -111,7 +114,7 @@ func New(cfg Config) *Pipeline {
 		floor = DefaultStepFloor
 	}
 	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
-		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate)}, speed: stepSpeeds{floor: floor}}
+		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate), full: cfg.AuditFull}, speed: stepSpeeds{floor: floor}}
 }
 
 func (p *Pipeline) localSpan() layers.Span {

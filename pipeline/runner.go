@@ -24,6 +24,7 @@ type hopRunner struct {
 	history *layers.Tensor
 	outputs *layers.Tensor // what the current peer answered for history (audits)
 	weights string         // the version the current peer named
+	witness *witness       // under full audits, the second computation of its steps
 }
 
 // Route runs one sequence through a planned route of stages, replacing failed ones.
@@ -88,6 +89,15 @@ func (r *Route) step(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, error) {
 	if hr.local != nil {
 		return hr.local.Step(x)
 	}
+	if r.p.auditFull() {
+		return r.witnessedStep(hr, x)
+	}
+	return r.remoteStep(hr, x)
+}
+
+// remoteStep runs a step on a hop's remote stage within its measured time and checks the
+// answer's form.
+func (r *Route) remoteStep(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, error) {
 	positions := x.Dims[0] * x.Dims[1]
 	ctx, cancel := context.WithTimeout(r.ctx, r.p.speed.timeout(hr.hop.Peer, positions))
 	start := time.Now()
@@ -137,7 +147,7 @@ func (r *Route) Step(tokens []int32) ([]float32, error) {
 			// A remote stage's refusal (BAD_INPUT included: a stage that lies about our input
 			// must not stop the request) is failed over like any failure; the failovers are
 			// bounded, so an input every holder refuses still ends in an error.
-			if r.ctx.Err() != nil || hr.local != nil || r.failovers >= maxFailovers {
+			if r.ctx.Err() != nil || hr.local != nil || r.failovers >= maxFailovers || errors.Is(err, ErrNoWitness) {
 				return nil, err
 			}
 			out, err = r.failover(hr, x, err)
@@ -158,6 +168,7 @@ func (r *Route) failover(hr *hopRunner, x *layers.Tensor, cause error) (*layers.
 	r.failed[hr.hop.Peer] = true
 	r.failovers++
 	r.p.onFailover()
+	r.dropWitness(hr) // it took steps the replacement has not: a new one rebuilds with it
 	if hr.remote != nil {
 		hr.remote.Close()
 		r.p.using.add(hr.hop.Peer, -1, 0)
@@ -173,8 +184,10 @@ func (r *Route) failover(hr *hopRunner, x *layers.Tensor, cause error) (*layers.
 		return nil, err
 	}
 	hr.outputs = nil
-	if hr.history != nil {
-		out, err := r.step(hr, hr.history)
+	if hist := hr.history; hist != nil {
+		hr.history = nil // the replay is the session's first step, for a witness too
+		out, err := r.step(hr, hist)
+		hr.history = hist
 		if err != nil {
 			return nil, err
 		}
@@ -193,6 +206,7 @@ func (r *Route) Close() {
 			hr.remote.Close()
 			r.p.using.add(hr.hop.Peer, -1, 0)
 		}
+		r.dropWitness(hr)
 	}
 	r.hops = nil
 }

@@ -59,6 +59,7 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringFlag{Name: "network-config", Usage: "ledger rules of the network, a JSON `FILE` (genesis allocation, fees, reward rates; see README); every node of a network must use the same (default: the built-in network)", EnvVars: env("NETWORK_CONFIG")},
 			&cli.StringSliceFlag{Name: "rate-limit", Usage: "REST API budget per minute, `CLASS=N` for status, inference or wallet (0: unlimited; default seed 003's 100, 60, 10; repeatable)", EnvVars: env("RATE_LIMIT")},
 			&cli.DurationFlag{Name: "train-yield", Value: 2 * time.Second, Usage: "while the node serves inference, training waits up to this long before each micro-step (serving comes first); 0 never waits", EnvVars: env("TRAIN_YIELD")},
+			&cli.StringFlag{Name: "audit", Value: "sampled", Usage: "how remote stages are checked: sampled (a share of generations, --audit-rate, after the answer), full (every step against a second holder before a token is returned; twice the compute, needs a second holder of each span) or off", EnvVars: env("AUDIT")},
 			&cli.Float64Flag{Name: "audit-rate", Value: 0.25, Usage: "chance that each remote stage of a generation is audited: its answers recomputed by this node or another holder of the same weights, a stage caught lying excluded from routes (0 turns audits off)", EnvVars: env("AUDIT_RATE")},
 			&cli.BoolFlag{Name: "bench", Value: true, Usage: "measure this machine's throughput at the first start on a preset and backend (a few seconds; kept in the data dir, shown in the status)", EnvVars: env("BENCH")},
 			&cli.BoolFlag{Name: "rebench", Usage: "measure the throughput again at this start", EnvVars: env("REBENCH")},
@@ -144,6 +145,15 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 		cfg.AuditRate = -1 // off
 	} else {
 		cfg.AuditRate = r
+	}
+	switch a := c.String("audit"); a {
+	case "sampled":
+	case "full":
+		cfg.AuditFull = true
+	case "off":
+		cfg.AuditRate = -1
+	default:
+		return cfg, fmt.Errorf("--audit %q: want sampled, full or off", a)
 	}
 	switch {
 	case c.Bool("rebench"):

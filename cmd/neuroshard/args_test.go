@@ -8,6 +8,8 @@ import (
 
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/node"
+	"github.com/urfave/cli/v2"
 )
 
 func TestFlagsFirst(t *testing.T) {
@@ -33,5 +35,26 @@ func TestRefusedTokenIsExplained(t *testing.T) {
 	other := errors.New("connection refused")
 	if explain(other) != other {
 		t.Fatal("another error was rewritten")
+	}
+}
+
+// --audit takes sampled, full or off; anything else is refused before a node starts.
+func TestAuditModeFlag(t *testing.T) {
+	err := newApp().Run([]string{"neuroshard", "--data-dir", t.TempDir(), "--audit", "always"})
+	if err == nil || !strings.Contains(err.Error(), "want sampled, full or off") {
+		t.Fatalf("--audit always: %v", err)
+	}
+	var got node.Config
+	app := newApp()
+	app.Action = func(c *cli.Context) error {
+		var err error
+		got, err = configFromFlags(c)
+		return err
+	}
+	if err := app.Run([]string{"neuroshard", "--data-dir", t.TempDir(), "--audit", "full"}); err != nil || !got.AuditFull {
+		t.Fatalf("--audit full: %+v %v", got.AuditFull, err)
+	}
+	if err := app.Run([]string{"neuroshard", "--data-dir", t.TempDir(), "--audit", "off"}); err != nil || got.AuditFull || got.AuditRate >= 0 {
+		t.Fatalf("--audit off: full %v rate %v %v", got.AuditFull, got.AuditRate, err)
 	}
 }
