@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -31,6 +33,10 @@ func decodeBody(c echo.Context, v any, decode func([]byte, any) error) error {
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, maxBodyBytes+1))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return apitypes.NewError(http.StatusRequestTimeout, apitypes.CodeInvalidRequest, "the request body did not arrive in time",
+				map[string]any{"min_bytes_per_second": BodyMinRate})
+		}
 		return apitypes.InvalidRequest("could not read request body", nil)
 	}
 	if len(body) > maxBodyBytes {

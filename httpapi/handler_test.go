@@ -3,6 +3,9 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,5 +121,88 @@ func TestHandlersAnswerFromTheRealBackend(t *testing.T) {
 		body: `{"prompt":"ROMEO:","max_tokens":6,"temperature":0}`, token: true})
 	if rec.Code != http.StatusOK || body["tokens_generated"] != float64(6) || body["finish_reason"] != "length" {
 		t.Fatalf("inference: %d %v", rec.Code, body)
+	}
+}
+
+// Failed attempts spend the caller's address's budget, never the token's: after 100 requests
+// with a wrong token from this address (the last refused with 429), the owner's request still
+// passes, and the owner's own budget is counted apart.
+func TestWrongTokensNeverSpendTheOwnersBudget(t *testing.T) {
+	n := realNode(t)
+	srv, err := httpapi.New(n.API(), n.Token(), httpapi.WithRateLimits(map[httpapi.Class]int{httpapi.ClassStatus: 20}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	get := func(token string) int {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	codes := map[int]int{}
+	for range 100 {
+		codes[get("wrong")]++
+	}
+	if codes[http.StatusUnauthorized] < 20 || codes[http.StatusTooManyRequests] == 0 || codes[http.StatusOK] != 0 {
+		t.Fatalf("wrong-token answers: %v (want 401s, then 429 once the address's budget is spent)", codes)
+	}
+	for i := range 20 {
+		if code := get(n.Token()); code != http.StatusOK {
+			t.Fatalf("the owner's request %d after 100 wrong tokens: %d", i+1, code)
+		}
+	}
+	if code := get(n.Token()); code != http.StatusTooManyRequests {
+		t.Fatalf("the owner's 21st request in the minute: %d, want 429 (its own budget of 20)", code)
+	}
+}
+
+// A client that sends its body a byte at a time loses the connection once the body's time is
+// up (the grace plus its length at the minimum rate), instead of holding it for minutes.
+func TestSlowBodyIsCutOff(t *testing.T) {
+	n := realNode(t)
+	srv, err := httpapi.New(n.API(), n.Token(), httpapi.WithBodyGrace(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"prompt": "ROMEO:", "max_tokens": 4}`
+	fmt.Fprintf(conn, "POST /api/v1/inference HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", n.Token(), len(body))
+	start := time.Now()
+	closed := make(chan struct{})
+	var answer []byte
+	go func() {
+		answer, _ = io.ReadAll(conn) // whatever the server answers, then its close
+		close(closed)
+	}()
+	for i := 0; i < len(body); i++ {
+		if _, err := conn.Write([]byte{body[i]}); err != nil {
+			break // cut off
+		}
+		select {
+		case <-closed:
+			i = len(body)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection of a byte-a-time body still open after 5 s")
+	}
+	if !strings.Contains(string(answer), "408") || !strings.Contains(string(answer), "did not arrive in time") {
+		t.Fatalf("answer to a slow body: %q", answer)
+	}
+	if took := time.Since(start); took > 3*time.Second || took < 250*time.Millisecond {
+		t.Fatalf("cut off after %v, want about the 0.3 s grace", took)
 	}
 }

@@ -30,6 +30,7 @@ var DefaultLimits = map[Class]int{ClassStatus: 100, ClassInference: 60, ClassWal
 // request per 60/N s.
 type limiter struct {
 	mu      sync.Mutex
+	key     func(echo.Context) string // whose budget a request spends (rateKey)
 	perMin  map[Class]int
 	buckets map[string]*bucket
 	now     func() time.Time
@@ -86,7 +87,11 @@ func (l *limiter) gc(now time.Time) {
 func (l *limiter) middleware(class Class) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ok, wait := l.take(class, c.RealIP())
+			who := "ip:" + c.RealIP()
+			if l.key != nil {
+				who = l.key(c)
+			}
+			ok, wait := l.take(class, who)
 			if !ok {
 				secs := int(math.Ceil(wait.Seconds()))
 				c.Response().Header().Set("Retry-After", strconv.Itoa(secs))

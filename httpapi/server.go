@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -48,9 +49,11 @@ type Server struct {
 	e       *echo.Echo
 	backend Backend
 	limits  *limiter
-	token   string
-	closing chan struct{} // closed when Close begins: long-lived connections (WebSocket) end
-	once    sync.Once
+	// bodyGrace is BodyGrace unless an option (tests) changes it.
+	bodyGrace time.Duration
+	token     string
+	closing   chan struct{} // closed when Close begins: long-lived connections (WebSocket) end
+	once      sync.Once
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -66,6 +69,12 @@ func WithRateLimits(perMin map[Class]int) Option {
 	return func(s *Server) { s.limits = newLimiter(perMin) }
 }
 
+// WithBodyGrace replaces BodyGrace, the time a request body gets beyond its length at
+// BodyMinRate.
+func WithBodyGrace(d time.Duration) Option {
+	return func(s *Server) { s.bodyGrace = d }
+}
+
 // New builds the API for a backend, guarded by a bearer token.
 func New(b Backend, token string, opts ...Option) (*Server, error) {
 	if b == nil {
@@ -74,10 +83,11 @@ func New(b Backend, token string, opts ...Option) (*Server, error) {
 	if token == "" {
 		return nil, errors.New("httpapi: empty API token")
 	}
-	s := &Server{backend: b, limits: newLimiter(DefaultLimits), token: token, closing: make(chan struct{})}
+	s := &Server{backend: b, limits: newLimiter(DefaultLimits), token: token, closing: make(chan struct{}), bodyGrace: BodyGrace}
 	for _, o := range opts {
 		o(s)
 	}
+	s.limits.key = rateKey(sha256.Sum256([]byte(token)))
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler
@@ -86,9 +96,34 @@ func New(b Backend, token string, opts ...Option) (*Server, error) {
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.Recover())
 	e.Use(middleware.BodyLimit(fmt.Sprint(maxBodyBytes) + "B"))
+	e.Use(s.bodyDeadline)
 	s.e = e
 	s.routes(requireToken(token))
 	return s, nil
+}
+
+// A request body must arrive within BodyGrace plus its length at BodyMinRate: a client that
+// sends a byte a second no longer holds a connection (and a handler) for minutes.
+const (
+	BodyGrace   = 10 * time.Second
+	BodyMinRate = 16 << 10 // bytes per second
+)
+
+// bodyDeadline sets the connection's read deadline for a request that has a body.
+func (s *Server) bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			n := r.ContentLength
+			if n < 0 { // chunked: as long as the largest body takes
+				n = maxBodyBytes
+			}
+			d := s.bodyGrace + time.Duration(n)*time.Second/BodyMinRate
+			// Not every writer can (httptest's recorder): no listener, no slow client.
+			_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(d))
+		}
+		return next(c)
+	}
 }
 
 // Handler is the API as an http.Handler (for tests and benchmarks).

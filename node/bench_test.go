@@ -175,8 +175,9 @@ func BenchmarkInferenceAPIVsEngine(b *testing.B) {
 }
 
 // BenchmarkAuditCost: greedy generations through a 2-stage pipeline (the tail held by two
-// nodes, all on this machine's cores) with no audits, at the default rate and auditing every
-// stage: tokens/s of each against none, the audits' recomputation included.
+// nodes, all on this machine's cores) with no audits, at the default rate, auditing every
+// stage after the answer, and under full audits (every step checked by the other tail holder
+// before it is used): tokens/s of each against none, the audits' recomputation included.
 func BenchmarkAuditCost(b *testing.B) {
 	cfg := testConfig(b)
 	cfg.Layers = "0-3"
@@ -188,8 +189,9 @@ func BenchmarkAuditCost(b *testing.B) {
 	}
 	eventually(b, 15*time.Second, "coverage", func() bool { return len(req.api.Coverage(context.Background()).Layers[7].Providers) == 2 })
 	const gens, tokens = 8, 64
-	run := func(rate float64) float64 {
+	run := func(rate float64, full bool) float64 {
 		req.pipe.SetAuditRate(rate)
+		req.pipe.SetAuditFull(full)
 		start := time.Now()
 		for range gens {
 			genRate(b, req, tokens)
@@ -197,16 +199,19 @@ func BenchmarkAuditCost(b *testing.B) {
 		req.api.WaitAudits()
 		return float64(gens*tokens) / time.Since(start).Seconds()
 	}
-	run(1) // compiles every graph the generations and the audits use
+	run(1, false) // compiles every graph the generations and the audits use
+	run(0, true)
 	for i := 0; i < b.N; i++ {
-		var none, def, full float64
+		var none, def, every, full float64
 		for range 3 { // interleaved, best of three: the machine's noise is larger than the cost
-			none, def, full = max(none, run(0)), max(def, run(pipeline.DefaultAuditRate)), max(full, run(1))
+			none, def = max(none, run(0, false)), max(def, run(pipeline.DefaultAuditRate, false))
+			every, full = max(every, run(1, false)), max(full, run(0, true))
 		}
-		b.Logf("2 stages, %d generations of %d tokens: no audits %.1f tok/s, rate %.2f %.1f (%.2f), every stage %.1f (%.2f); audits %v",
-			gens, tokens, none, pipeline.DefaultAuditRate, def, def/none, full, full/none, req.pipe.AuditsPassed())
+		b.Logf("2 stages, %d generations of %d tokens: no audits %.1f tok/s, rate %.2f %.1f (%.2f), every stage after %.1f (%.2f), --audit full %.1f (%.2f, cost %.2fx); audits %v",
+			gens, tokens, none, pipeline.DefaultAuditRate, def, def/none, every, every/none, full, full/none, none/full, req.pipe.AuditsPassed())
 		b.ReportMetric(def/none, "default/none")
-		b.ReportMetric(full/none, "every/none")
+		b.ReportMetric(every/none, "every/none")
+		b.ReportMetric(full/none, "full/none")
 	}
 }
 
