@@ -241,14 +241,10 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 		return Outcome{}, nil, fmt.Errorf("%w: at round %d, the contribution is for %d", ErrBehind, round, s.Round)
 	}
 	if s.Round != round || s.Base != base {
-		// Answered for this round: the aggregator stops waiting for it.
-		c := r.collection(round, base)
-		r.mu.Lock()
-		if _, ok := c.got[from]; !ok {
-			c.rejected[from] = reasonBehind
-			c.signal()
-		}
-		r.mu.Unlock()
+		// Told to resync, it usually comes back within the round with this round's weights:
+		// the aggregator keeps waiting for it until the deadline. Counting it as answered let
+		// a fast aggregator close rounds alone each time a replica behind knocked, and the
+		// replica, resyncing, never caught up with rounds that ran faster than a fetch.
 		return Outcome{Round: round, Status: StatusResync,
 			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", s.Round, short(s.Base), round, short(base))}, nil, nil
 	}

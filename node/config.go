@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"log/slog"
 	"net"
 	"os"
@@ -39,10 +40,18 @@ type Config struct {
 	MaxMemory int64    // memory budget in bytes for the span; 0: stored setting or default
 	DHTMode   string   // auto, server or client
 	Profile   string   // auto, local or internet
-	Model     string   // model preset name
-	ModelSeed uint64   // seed of the initial weights; every peer of a network uses the same
-	DataFile  string   // training corpus; empty: the one shipped in the binary
-	Train     *bool    // turn training on or off at start (nil: the stored setting, on by default)
+	// Relay makes the node a circuit relay for peers that cannot be dialled (when it is
+	// reachable itself); Relays are relays to use when this node cannot be (full multiaddrs,
+	// tried before the bootstrap peers); Reachability is auto (AutoNAT), public or private.
+	Relay        bool
+	Relays       []string
+	Reachability string
+	// Gater, when set, filters the host's connections (tests stand for a NAT with one).
+	Gater     connmgr.ConnectionGater
+	Model     string // model preset name
+	ModelSeed uint64 // seed of the initial weights; every peer of a network uses the same
+	DataFile  string // training corpus; empty: the one shipped in the binary
+	Train     *bool  // turn training on or off at start (nil: the stored setting, on by default)
 	// DiLoCoSteps and Compression override the stored training settings for this run (0 and
 	// "": keep them).
 	DiLoCoSteps int
@@ -149,6 +158,14 @@ func (c *Config) Validate() error {
 	case p2p.DHTModeAuto, p2p.DHTModeServer, p2p.DHTModeClient:
 	default:
 		return fmt.Errorf("%w: --dht-mode %q (want auto, server or client)", ErrInvalidConfig, c.DHTMode)
+	}
+	switch c.Reachability {
+	case "", p2p.ReachabilityAuto, p2p.ReachabilityPublic, p2p.ReachabilityPrivate:
+	default:
+		return fmt.Errorf("%w: --reachability %q (want auto, public or private)", ErrInvalidConfig, c.Reachability)
+	}
+	if _, err := p2p.ParseBootstrap(c.Relays); err != nil {
+		return fmt.Errorf("%w: --relay-via: %v", ErrInvalidConfig, err)
 	}
 	switch p2p.Profile(c.Profile) {
 	case p2p.ProfileAuto, p2p.ProfileLocal, p2p.ProfileInternet:

@@ -217,14 +217,25 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	boot, _ := p2p.ParseBootstrap(cfg.Bootstrap) // checked by Validate
-	n.host, err = p2p.New(key,
+	relays, _ := p2p.ParseBootstrap(cfg.Relays)
+	netOpts := []p2p.Option{p2p.WithRelays(relays...)}
+	if cfg.Relay {
+		netOpts = append(netOpts, p2p.WithRelayService())
+	}
+	if cfg.Reachability != "" {
+		netOpts = append(netOpts, p2p.WithReachability(cfg.Reachability))
+	}
+	if cfg.Gater != nil {
+		netOpts = append(netOpts, p2p.WithGater(cfg.Gater))
+	}
+	n.host, err = p2p.New(key, append(netOpts,
 		p2p.WithListenAddrs(listen...),
 		p2p.WithBootstrap(boot...),
 		p2p.WithDHTMode(p2p.DHTMode(cfg.DHTMode)),
 		p2p.WithProfile(p2p.Profile(cfg.Profile)),
 		p2p.WithUserAgent("neuroshard/"+Version),
 		p2p.WithIntervals(cfg.ReprovideInterval, cfg.BootstrapInterval, cfg.PingInterval),
-	)
+	)...)
 	if err != nil {
 		lg.Close()
 		return nil, err

@@ -121,6 +121,12 @@ func (n *Node) wake() {
 	}
 }
 
+// joinGrace: a replica that has just started and sees no other holder of its span yet takes
+// no round alone. Its coverage view and the gossip mesh take a second or two to show the
+// replicas already there; rounds alone meanwhile only end in catch-ups (a second replica of
+// short rounds took three in its first second). Inner steps go on and are kept.
+const joinGrace = 3 * time.Second
+
 // roundCheck is how often the round loop looks at the gossip for a replica ahead when nothing
 // woke it.
 const roundCheck = time.Second
@@ -145,6 +151,9 @@ func (n *Node) roundLoop() {
 		steps := n.innerSteps()
 		if steps-n.replica.State().StepsAtEnd < h {
 			n.catch.CatchUp()
+			continue
+		}
+		if started := n.Started(); !started.IsZero() && time.Since(started) < joinGrace && len(n.roundMembers(n.ctx)) <= 1 {
 			continue
 		}
 		if from, ahead := n.newerReplica(); ahead && n.catchUpFrom(from) {

@@ -44,6 +44,9 @@ func (a *API) Status(ctx context.Context) apitypes.Status {
 		APIPort:       a.apiPort(),
 		P2PPort:       a.p2pPort(),
 		Benchmark:     benchmark(a.node.Benchmark()),
+		Reachability:  a.host.Reachability(),
+		RelayAddrs:    a.host.RelayAddrStrings(),
+		RelayService:  a.host.RelayService(),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -56,6 +57,10 @@ type Config struct {
 	BootstrapInterval time.Duration // how often an empty routing table triggers re-dialling
 	PingInterval      time.Duration // how often connected peers are pinged for latency
 	DialTimeout       time.Duration
+	RelayService      bool            // serve as a circuit-relay v2 relay (nat.go)
+	Relays            []peer.AddrInfo // relays to use when not reachable, before the bootstrap peers
+	Reachability      string          // auto (AutoNAT), public or private
+	Gater             connmgr.ConnectionGater
 }
 
 // Option changes a Config.
@@ -76,6 +81,7 @@ func defaults() Config {
 		BootstrapInterval: 5 * time.Second,
 		PingInterval:      15 * time.Second,
 		DialTimeout:       10 * time.Second,
+		Reachability:      ReachabilityAuto,
 	}
 }
 
@@ -133,6 +139,11 @@ func (c *Config) Validate() error {
 	case ProfileLocal, ProfileInternet:
 	default:
 		return fmt.Errorf("%w: profile %q (want auto, local or internet)", ErrInvalidConfig, c.Profile)
+	}
+	switch c.Reachability {
+	case ReachabilityAuto, ReachabilityPublic, ReachabilityPrivate:
+	default:
+		return fmt.Errorf("%w: reachability %q (want auto, public or private)", ErrInvalidConfig, c.Reachability)
 	}
 	if c.ReprovideInterval <= 0 || c.ProvideValidity < c.ReprovideInterval || c.BootstrapInterval <= 0 || c.PingInterval <= 0 {
 		return fmt.Errorf("%w: intervals must be positive and validity >= reprovide interval", ErrInvalidConfig)

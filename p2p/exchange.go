@@ -145,7 +145,7 @@ func (n *Host) ServeExchange(h ExchangeHandler) {
 func (n *Host) Exchange(ctx context.Context, p peer.ID, req ExchangeRequest, blob []byte) (ExchangeResult, []byte, error) {
 	var res ExchangeResult
 	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
-	s, err := n.h.NewStream(octx, p, ProtocolExchangeGradient)
+	s, err := n.newStream(octx, p, ProtocolExchangeGradient)
 	cancel()
 	if err != nil {
 		return res, nil, fmt.Errorf("p2p: exchange stream to %s: %w", p, err)
@@ -254,7 +254,7 @@ func readChunks(s network.Stream, p peer.ID, size int64) ([]byte, error) {
 func (n *Host) GetCheckpoint(ctx context.Context, p peer.ID, req CheckpointRequest) (CheckpointHead, []byte, error) {
 	var head CheckpointHead
 	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
-	s, err := n.h.NewStream(octx, p, ProtocolCheckpointGet)
+	s, err := n.newStream(octx, p, ProtocolCheckpointGet)
 	cancel()
 	if err != nil {
 		return head, nil, fmt.Errorf("p2p: checkpoint stream to %s: %w", p, err)
@@ -330,7 +330,7 @@ func (n *Host) ServeCheckpointPut(admit CheckpointAdmit, sink CheckpointSink) {
 // PutCheckpoint offers a checkpoint to a peer and waits for its answer.
 func (n *Host) PutCheckpoint(ctx context.Context, p peer.ID, put CheckpointPut, data []byte) error {
 	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
-	s, err := n.h.NewStream(octx, p, ProtocolCheckpointPut)
+	s, err := n.newStream(octx, p, ProtocolCheckpointPut)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("p2p: checkpoint put stream to %s: %w", p, err)

@@ -172,7 +172,7 @@ func (n *Host) openSession(ctx context.Context, p peer.ID, proto protocol.ID, re
 	var opened ForwardOpened
 	octx, cancel := context.WithTimeout(ctx, ForwardOpenTimeout)
 	defer cancel()
-	s, err := n.h.NewStream(octx, p, proto)
+	s, err := n.newStream(octx, p, proto)
 	if err != nil {
 		return nil, opened, fmt.Errorf("p2p: open %s stream to %s: %w", proto, p, err)
 	}

@@ -51,6 +51,8 @@ type Host struct {
 
 	bw           *metrics.BandwidthCounter
 	forwardSteps atomic.Int64 // forward steps served
+	reach        reachability
+	hmu          sync.Mutex // guards h for the relay source, which runs while New builds it
 	started      bool
 	closed       bool
 }
@@ -78,7 +80,8 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
 	bw := metrics.NewBandwidthCounter()
-	h, err := libp2p.New(
+	n := &Host{cfg: cfg, reannounce: make(chan struct{}, 1), unreachable: map[peer.ID]bool{}, bw: bw}
+	h, err := libp2p.New(append(n.natOptions(),
 		libp2p.BandwidthReporter(bw),
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(cfg.ListenAddrs...),
@@ -90,7 +93,7 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 		libp2p.DefaultSecurity,
 		libp2p.DefaultMuxers,
 		libp2p.DefaultTransports,
-	)
+	)...)
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("p2p: listen on %v: %w", cfg.ListenAddrs, err)
@@ -100,8 +103,12 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 		h.Close()
 		return nil, fmt.Errorf("p2p: dht: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Host{cfg: cfg, h: h, dht: d, ctx: ctx, cancel: cancel, reannounce: make(chan struct{}, 1), unreachable: map[peer.ID]bool{}, bw: bw}, nil
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.hmu.Lock()
+	n.h, n.dht = h, d
+	n.hmu.Unlock()
+	n.watchReachability()
+	return n, nil
 }
 
 func dhtOptions(cfg Config) []dht.Option {

@@ -166,7 +166,7 @@ func DecodeLedgerPage(b []byte) (LedgerPage, error) {
 func (n *Host) ask(ctx context.Context, p peer.ID, typ byte, payload []byte, want byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, LedgerTimeout)
 	defer cancel()
-	s, err := n.h.NewStream(ctx, p, ProtocolLedger)
+	s, err := n.newStream(ctx, p, ProtocolLedger)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: ledger stream to %s: %w", p, err)
 	}

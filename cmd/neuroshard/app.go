@@ -54,6 +54,9 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.Float64Flag{Name: "diloco-outer-lr", Usage: "learning rate of DiLoCo's outer Nesterov step; every replica of a span must use the same (default: the stored setting, 0.7 as in the paper; with short rounds, e.g. --diloco-steps 10, 1.0 with --diloco-outer-momentum 0 does better, see README)", EnvVars: env("DILOCO_OUTER_LR")},
 			&cli.Float64Flag{Name: "diloco-outer-momentum", Usage: "momentum of DiLoCo's outer Nesterov step, in [0, 1); every replica of a span must use the same (default: the stored setting, 0.9)", EnvVars: env("DILOCO_OUTER_MOMENTUM")},
 			&cli.StringFlag{Name: "data", Usage: "training corpus, a text `FILE` (default: the Shakespeare slice shipped in the binary)", EnvVars: env("DATA")},
+			&cli.BoolFlag{Name: "relay", Usage: "relay connections for peers that cannot be dialled (circuit relay v2, when this node is reachable; at most 64 reservations and 8 circuits a peer)", EnvVars: env("RELAY")},
+			&cli.StringSliceFlag{Name: "relay-via", Usage: "multiaddr `ADDR` of a relay to reserve a slot on when this node cannot be dialled (repeatable; the bootstrap peers are tried after)", EnvVars: env("RELAY_VIA")},
+			&cli.StringFlag{Name: "reachability", Value: "auto", Usage: "whether peers can dial this node: auto (AutoNAT decides), public, or private (behind a NAT: advertise relay addresses)", EnvVars: env("REACHABILITY")},
 			&cli.StringFlag{Name: "dht-mode", Value: d.DHTMode, Usage: "DHT mode: server, client, or auto (server on a local network, reachability-driven on the internet)", EnvVars: env("DHT_MODE")},
 			&cli.StringFlag{Name: "net-profile", Value: d.Profile, Usage: "address filters: local (loopback and private addresses), internet (public only), or auto", EnvVars: env("NET_PROFILE")},
 			&cli.StringFlag{Name: "network-config", Usage: "ledger rules of the network, a JSON `FILE` (genesis allocation, fees, reward rates; see README); every node of a network must use the same (default: the built-in network)", EnvVars: env("NETWORK_CONFIG")},
@@ -110,6 +113,7 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	cfg.Host = c.String("host")
 	cfg.APIHost = c.String("api-host")
 	cfg.Bootstrap = c.StringSlice("bootstrap")
+	cfg.Relay, cfg.Relays, cfg.Reachability = c.Bool("relay"), c.StringSlice("relay-via"), c.String("reachability")
 	cfg.DataDir = c.String("data-dir")
 	cfg.Layers = c.String("layers")
 	cfg.Model = c.String("model")

@@ -124,7 +124,15 @@ func (c *Catchup) vouch(p peer.ID, span layers.Span, round int64, hash string) e
 	if rep := c.Replica(); rep != nil {
 		excl = rep.Exclusions()
 	}
-	return diloco.Vouch(c.Reports.Fresh(), c.otherHolders(), span.First, span.Last, round, hash, p.String(), excl)
+	holders := c.otherHolders()
+	if !slices.Contains(holders, p.String()) && c.Refresh != nil {
+		// A server the coverage view does not show yet (a replica that joined a moment ago,
+		// or this one's view from before it): look again, as mayServe does, before
+		// deciding that no holder gossips what it serves.
+		c.Refresh()
+		holders = c.otherHolders()
+	}
+	return diloco.Vouch(c.Reports.Fresh(), holders, span.First, span.Last, round, hash, p.String(), excl)
 }
 
 // CatchUp resyncs from a replica that gossips a newer round, if a quorum backs one.

@@ -23,6 +23,11 @@ type Status struct {
 	ModelHash  string   `json:"model_hash,omitempty"` // sha256 of the weights served: theta_0 of the last DiLoCo round
 	APIPort    int      `json:"api_port"`
 	P2PPort    int      `json:"p2p_port"`
+	// Reachability is what AutoNAT (or --reachability) says of this node: public, private or
+	// unknown; a private node is reached through the relays of RelayAddrs.
+	Reachability string   `json:"reachability"`
+	RelayAddrs   []string `json:"relay_addrs"`
+	RelayService bool     `json:"relay_service"` // this node relays for others (--relay)
 	// Benchmark is this machine's measured throughput on the node's preset and backend (the
 	// short run of its first start); null until measured or when measuring is off.
 	Benchmark *Benchmark `json:"benchmark"`

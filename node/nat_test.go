@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/pipeline"
+)
+
+func relayedAddr(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// behindNAT stands for a NAT in front of a node: it dials out only to its relay and takes in
+// nothing but the relay's connections and relayed ones.
+type behindNAT struct{ relay peer.ID }
+
+func (g behindNAT) InterceptPeerDial(p peer.ID) bool                 { return p == g.relay }
+func (g behindNAT) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return p == g.relay }
+func (g behindNAT) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g behindNAT) InterceptSecured(dir network.Direction, p peer.ID, cm network.ConnMultiaddrs) bool {
+	return p == g.relay || dir == network.DirInbound && relayedAddr(cm.RemoteMultiaddr())
+}
+func (g behindNAT) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// cannotDial is everyone else's side of that NAT: a dial to the node's own addresses cannot
+// be made, one through a relay can.
+type cannotDial struct{ natted peer.ID }
+
+func (g cannotDial) InterceptPeerDial(peer.ID) bool { return true }
+func (g cannotDial) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	return p != g.natted || relayedAddr(a)
+}
+func (g cannotDial) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+func (g cannotDial) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (g cannotDial) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// A node behind a NAT (nobody can dial it; it dials only its relay) holds layers 4-7: it
+// reserves a slot on a relay node, says so in its status, and serves a requester's
+// generation through the relay, exactly as a directly connected stage would.
+func TestNodeBehindANATServesInferenceThroughARelay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	relayCfg := testConfig(t)
+	relayCfg.Layers, relayCfg.Relay = "0-3", true
+	relay := startNode(t, relayCfg)
+
+	natCfg := testConfig(t)
+	natCfg.Layers, natCfg.Bootstrap, natCfg.Reachability, natCfg.DHTMode = "4-7", relay.Multiaddrs(), "private", "client"
+	natCfg.Gater = behindNAT{relay: relay.host.ID()}
+	natted := startNode(t, natCfg)
+	eventually(t, 20*time.Second, "a relay reservation in the status", func() bool {
+		st, err := apiClient(natted).Status(ctx)
+		return err == nil && st.Reachability == "private" && len(st.RelayAddrs) > 0
+	})
+	if st, _ := apiClient(relay).Status(ctx); !st.RelayService {
+		t.Fatal("the relay does not say it relays")
+	}
+
+	reqCfg := testConfig(t)
+	reqCfg.Layers, reqCfg.Bootstrap, reqCfg.Gater = "0-3", relay.Multiaddrs(), cannotDial{natted: natted.host.ID()}
+	req := startNode(t, reqCfg)
+	eventually(t, 30*time.Second, "layers 4-7 in the requester's coverage", func() bool {
+		return len(req.api.Coverage(ctx).Layers[7].Providers) == 1
+	})
+	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 8}
+	want := localGeneration(t, req, natted, prompt, s)
+	r, err := req.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: req.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
+		{Peer: natted.host.ID(), Span: layers.Span{First: 4, Last: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
+	r.Close()
+	if err != nil || string(layers.Decode(got)) != string(layers.Decode(want)) {
+		t.Fatalf("through the relay: %q %v, want %q", layers.Decode(got), err, layers.Decode(want))
+	}
+	conns := req.host.Libp2p().Network().ConnsToPeer(natted.host.ID())
+	if len(conns) == 0 {
+		t.Fatal("no connection to the node behind the NAT")
+	}
+	for _, c := range conns {
+		if !relayedAddr(c.RemoteMultiaddr()) {
+			t.Fatalf("a direct connection to a node nobody can dial: %s", c.RemoteMultiaddr())
+		}
+	}
+}
