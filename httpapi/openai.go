@@ -12,7 +12,8 @@ import (
 )
 
 // The OpenAI-compatible endpoints: POST /v1/completions, POST /v1/chat/completions (both with
-// "stream": true as Server-Sent Events ending in [DONE]) and GET /v1/models, so that clients
+// "stream": true as Server-Sent Events ending in [DONE]; the usage in a last chunk of its own
+// only when stream_options.include_usage asks), GET /v1/models and GET /v1/models/{id}, so that clients
 // written for OpenAI's API work against a node by changing only their base URL and key (the
 // node's token). Requests are decoded leniently (unknown options are ignored), errors take
 // OpenAI's shape.
@@ -156,6 +157,15 @@ func (s *Server) openAIRoutes(mw ...echo.MiddlewareFunc) {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": data})
 	})
+	g.GET("/models/:id", func(c echo.Context) error {
+		id := c.Param("id")
+		for _, m := range s.backend.Models(c.Request().Context()).Models {
+			if m.ID == id {
+				return c.JSON(http.StatusOK, map[string]any{"id": m.ID, "object": "model", "created": m.Created, "owned_by": "neuroshard"})
+			}
+		}
+		return apitypes.NewError(http.StatusNotFound, "MODEL_NOT_FOUND", fmt.Sprintf("The model %q does not exist on this network", id), map[string]any{"field": "model"})
+	})
 	g.POST("/completions", s.openAICompletion)
 	g.POST("/chat/completions", s.openAIChat)
 }
@@ -189,16 +199,23 @@ func (s *Server) openAICompletion(c echo.Context) error {
 		return map[string]any{"id": id, "object": "text_completion", "created": created, "model": r.Model,
 			"choices": []map[string]any{{"text": text, "index": 0, "logprobs": nil, "finish_reason": finish}}}
 	}
-	return s.openAIRun(c, req, r.Stream, func(text string) any { return chunk(text, nil) },
+	usage := r.StreamOptions.WantsUsage()
+	streamed := func(m map[string]any) map[string]any {
+		if usage {
+			m["usage"] = nil // OpenAI's streams with usage: null on every chunk but the last
+		}
+		return m
+	}
+	return s.openAIRun(c, req, r.Stream, usage, func(text string) any { return streamed(chunk(text, nil)) },
 		func(resp *apitypes.InferenceResponse) any {
 			out := chunk(resp.Text, resp.FinishReason)
 			out["usage"] = resp.Usage
 			return out
 		},
+		func(resp *apitypes.InferenceResponse) any { return streamed(chunk("", resp.FinishReason)) },
 		func(resp *apitypes.InferenceResponse) any {
-			out := chunk("", resp.FinishReason)
-			out["usage"] = resp.Usage
-			return out
+			return map[string]any{"id": id, "object": "text_completion", "created": created, "model": r.Model,
+				"choices": []any{}, "usage": resp.Usage}
 		})
 }
 
@@ -229,13 +246,20 @@ func (s *Server) openAIChat(c echo.Context) error {
 			"choices": []map[string]any{{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
 	}
 	first := true
-	return s.openAIRun(c, req, r.Stream,
+	usage := r.StreamOptions.WantsUsage()
+	streamed := func(m map[string]any) map[string]any {
+		if usage {
+			m["usage"] = nil
+		}
+		return m
+	}
+	return s.openAIRun(c, req, r.Stream, usage,
 		func(text string) any {
 			d := map[string]any{"content": text}
 			if first {
 				d["role"], first = "assistant", false
 			}
-			return chunk(d, nil)
+			return streamed(chunk(d, nil))
 		},
 		func(resp *apitypes.InferenceResponse) any {
 			return map[string]any{"id": id, "object": "chat.completion", "created": created, "model": r.Model,
@@ -244,15 +268,17 @@ func (s *Server) openAIChat(c echo.Context) error {
 				"usage": resp.Usage}
 		},
 		func(resp *apitypes.InferenceResponse) any {
-			out := chunk(map[string]any{}, resp.FinishReason)
-			out["usage"] = resp.Usage
-			return out
+			return streamed(chunk(map[string]any{}, resp.FinishReason))
+		},
+		func(resp *apitypes.InferenceResponse) any {
+			return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": r.Model,
+				"choices": []any{}, "usage": resp.Usage}
 		})
 }
 
 // openAIRun generates and answers: one JSON object (whole), or SSE chunks (piece) closed by a
-// final chunk (last) and [DONE].
-func (s *Server) openAIRun(c echo.Context, req apitypes.InferenceRequest, stream bool, piece func(string) any, whole, last func(*apitypes.InferenceResponse) any) error {
+// final chunk (last), with usage a chunk of the usage (usageChunk), and [DONE].
+func (s *Server) openAIRun(c echo.Context, req apitypes.InferenceRequest, stream, usage bool, piece func(string) any, whole, last, usageChunk func(*apitypes.InferenceResponse) any) error {
 	ctx := c.Request().Context()
 	if !stream {
 		resp, err := s.backend.Inference(ctx, req, nil)
@@ -272,6 +298,11 @@ func (s *Server) openAIRun(c echo.Context, req apitypes.InferenceRequest, stream
 	}
 	if err := out.send("", last(resp)); err != nil {
 		return nil
+	}
+	if usage {
+		if err := out.send("", usageChunk(resp)); err != nil {
+			return nil
+		}
 	}
 	out.send("", "[DONE]")
 	return nil

@@ -82,6 +82,69 @@ func TestOpenAICompatibleEndpoints(t *testing.T) {
 		t.Fatalf("stream events %q", events)
 	}
 
+	for _, e := range events {
+		if strings.Contains(e, `"usage"`) {
+			t.Fatalf("usage in a stream that did not ask for it: %s", e)
+		}
+	}
+	// With stream_options.include_usage: usage null on every chunk, then a last chunk of its
+	// own with no choices and the usage, then [DONE]; the text is the non-streamed one.
+	resp = post("/v1/completions", `{"model":"neuroshard-tiny","prompt":"ROMEO:","max_tokens":5,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`)
+	events = events[:0]
+	sc = bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			events = append(events, d)
+		}
+	}
+	var streamed strings.Builder
+	for _, e := range events[:len(events)-2] {
+		var ch struct {
+			Choices []struct {
+				Text string `json:"text"`
+			} `json:"choices"`
+			Usage *json.RawMessage `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(e), &ch); err != nil || len(ch.Choices) != 1 || !strings.Contains(e, `"usage":null`) {
+			t.Fatalf("a chunk of a stream with usage: %s %v", e, err)
+		}
+		streamed.WriteString(ch.Choices[0].Text)
+	}
+	usageChunk := events[len(events)-2]
+	if !strings.Contains(usageChunk, `"choices":[]`) || !strings.Contains(usageChunk, `"completion_tokens":5`) || events[len(events)-1] != "[DONE]" {
+		t.Fatalf("the usage chunk: %q", events[len(events)-2:])
+	}
+	if streamed.String() != comp.Choices[0].Text {
+		t.Fatalf("streamed %q, not streamed %q", streamed.String(), comp.Choices[0].Text)
+	}
+
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, n.APIURL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+n.Token())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	var one struct {
+		ID, Object string
+	}
+	if resp := get("/v1/models/neuroshard-tiny"); resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/models/neuroshard-tiny: %d", resp.StatusCode)
+	} else if decode(resp, &one); one.ID != "neuroshard-tiny" || one.Object != "model" {
+		t.Fatalf("GET /v1/models/neuroshard-tiny: %+v", one)
+	}
+	var missing struct {
+		Error struct{ Type, Code string }
+	}
+	if resp := get("/v1/models/gpt-4"); resp.StatusCode != 404 {
+		t.Fatalf("GET /v1/models/gpt-4: %d", resp.StatusCode)
+	} else if decode(resp, &missing); missing.Error.Code != "model_not_found" || missing.Error.Type != "invalid_request_error" {
+		t.Fatalf("GET /v1/models/gpt-4: %+v", missing)
+	}
+
 	var models struct {
 		Object string `json:"object"`
 		Data   []struct {

@@ -18,8 +18,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// NAT traversal, with libp2p's own parts. Every node answers AutoNAT probes (so peers learn
-// whether they are reachable) and punches holes (DCUtR) when a relayed peer wants a direct
+// NAT traversal, with libp2p's own parts. Every node on the internet profile answers AutoNAT
+// probes (so peers learn whether they are reachable), and every node punches holes (DCUtR) when a relayed peer wants a direct
 // connection. A node that is not reachable reserves a slot on a relay (its bootstrap peers,
 // the relays it was given, then connected peers that serve the relay protocol) and
 // advertises the relay's circuit address, so peers reach it through the relay, and a direct
@@ -67,10 +67,14 @@ func (n *Host) natOptions() []libp2p.Option {
 	cfg := n.cfg
 	opts := []libp2p.Option{
 		libp2p.AddrsFactory(n.withRelayAddrs),
-		libp2p.EnableNATService(),
 		libp2p.EnableHolePunching(),
 		libp2p.EnableAutoRelayWithPeerSource(n.relaySource, autorelay.WithBootDelay(0), autorelay.WithMinCandidates(1),
 			autorelay.WithMinInterval(time.Second)),
+	}
+	if cfg.Profile == ProfileInternet {
+		// Answering AutoNAT probes means dialling back: on a LAN or loopback AutoNAT can never
+		// say public, and every node dialling every other back only costs.
+		opts = append(opts, libp2p.EnableNATService())
 	}
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
