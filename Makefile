@@ -16,7 +16,7 @@ FUZZTIME ?= 20s
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: build run test test-short bench bench-deps lint fuzz clean
+.PHONY: build run test test-python test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/neuroshard
@@ -28,6 +28,11 @@ test: lint
 	$(GO) test -race -count=1 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 15m -run '$(SLOW_NODE_TESTS)' ./node/
 	$(GO) test -count=1 -timeout 15m $(PLAIN_PKGS)
+	$(MAKE) --no-print-directory test-python
+
+# The Python client's tests, against the built binary (a real node on 127.0.0.1).
+test-python: build
+	NEUROSHARD_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m unittest discover -s clients/python/tests
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
