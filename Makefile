@@ -11,7 +11,7 @@ RACE_SKIP := TestReplicasAgreeAfterEveryRound
 # Long training tests through real hosts: the round's logic runs under the race detector in
 # diloco's in-memory tests, and the node's concurrent glue in the node tests that stay, so
 # these run without it (under it the model trains about 20x slower).
-SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate
+SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay
 FUZZTIME ?= 20s
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)

@@ -94,3 +94,35 @@ func TestNodeBehindANATServesInferenceThroughARelay(t *testing.T) {
 		}
 	}
 }
+
+// A node behind a NAT trains too: a driver (layers 0-1) that cannot dial it sends its training
+// activations to the NATed stage (2-3) through a relay, and both take their inner steps.
+func TestNodeBehindANATTrainsThroughARelay(t *testing.T) {
+	t.Parallel()
+	on, off := true, false
+	relayCfg := testConfig(t)
+	relayCfg.Model, relayCfg.Layers, relayCfg.Train, relayCfg.Relay = "neuroshard-tiny", "0-1", &off, true
+	relay := startNode(t, relayCfg)
+	natCfg := testConfig(t)
+	natCfg.Model, natCfg.Layers, natCfg.Train = "neuroshard-tiny", "2-3", &on
+	natCfg.Bootstrap, natCfg.Reachability, natCfg.DHTMode = relay.Multiaddrs(), "private", "client"
+	natCfg.Gater = behindNAT{relay: relay.host.ID()}
+	natted := startNode(t, natCfg)
+	eventually(t, 20*time.Second, "a relay reservation", func() bool { return len(natted.host.RelayAddrs()) > 0 })
+	driverCfg := testConfig(t)
+	driverCfg.Model, driverCfg.Layers, driverCfg.Train = "neuroshard-tiny", "0-1", &on
+	driverCfg.Bootstrap, driverCfg.Gater = relay.Multiaddrs(), cannotDial{natted: natted.host.ID()}
+	driver := startNode(t, driverCfg)
+	eventually(t, 2*time.Minute, "inner steps on the driver and the NATed stage", func() bool {
+		return driver.innerSteps() >= 20 && natted.innerSteps() >= 20
+	})
+	conns := driver.host.Libp2p().Network().ConnsToPeer(natted.host.ID())
+	if len(conns) == 0 {
+		t.Fatal("the driver has no connection to the stage it trains")
+	}
+	for _, c := range conns {
+		if !relayedAddr(c.RemoteMultiaddr()) {
+			t.Fatalf("a direct connection to a node nobody can dial: %s", c.RemoteMultiaddr())
+		}
+	}
+}
