@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
@@ -61,13 +62,24 @@ type servedSession struct {
 	weights string // the hash of the weights the session runs
 	release func()
 	once    sync.Once
+	peer    peer.ID
+	budget  *computeBudgets
 }
 
 // WeightsHash names the version the session runs (p2p.Versioned).
 func (s *servedSession) WeightsHash() string { return s.weights }
 
 func (s *servedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
+	positions := 1
+	for _, d := range in.Dims[:min(2, len(in.Dims))] {
+		positions *= d
+	}
+	if err := s.budget.admit(s.peer, positions); err != nil {
+		return nil, err
+	}
+	start := time.Now()
 	out, err := s.sess.Step(FromWire(in))
+	s.budget.charge(s.peer, time.Since(start))
 	if err != nil {
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
@@ -117,7 +129,7 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 		release()
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
-	return &servedSession{sess: sess, weights: st.Hash(), release: release}, nil
+	return &servedSession{sess: sess, weights: st.Hash(), release: release, peer: from, budget: &p.compute}, nil
 }
 
 // subStages caches stages for parts of the held span (a route may need only its tail), keyed

@@ -53,6 +53,10 @@ type Config struct {
 	// KVBudget is the bytes of KV cache the node's sessions may reserve, its own generations
 	// and the sessions it serves to peers together; 0: DefaultKVBudget.
 	KVBudget int64
+	// ComputeShare is the part of the node's cores one peer's sessions may use on average,
+	// and ComputeBurst the compute time they may use at once (compute.go); 0: the defaults.
+	ComputeShare float64
+	ComputeBurst time.Duration
 	// StepFloor is the least time a remote stage gets for a step once its speed is known
 	// (stepTimeout); 0: DefaultStepFloor.
 	StepFloor time.Duration
@@ -86,6 +90,7 @@ type Pipeline struct {
 	budget  kvBudget
 	audits  auditState
 	fraud   fraudState
+	compute computeBudgets
 	running atomic.Int64
 
 	subs     subStages
@@ -113,7 +118,14 @@ func New(cfg Config) *Pipeline {
 	if floor <= 0 {
 		floor = DefaultStepFloor
 	}
-	return &Pipeline{model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
+	share, burst := cfg.ComputeShare, cfg.ComputeBurst
+	if share <= 0 {
+		share = DefaultComputeShare
+	}
+	if burst <= 0 {
+		burst = DefaultComputeBurst
+	}
+	return &Pipeline{compute: computeBudgets{share: share, burst: burst}, model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
 		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate), full: cfg.AuditFull}, speed: stepSpeeds{floor: floor}}
 }
 

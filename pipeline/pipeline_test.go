@@ -255,3 +255,38 @@ func TestRoutesPreferPeersThatPassedAudits(t *testing.T) {
 		t.Fatalf("with %d sessions on the known peer: %s, want the newcomer", trustedAfter+1, got)
 	}
 }
+
+// A peer's sessions spend its compute budget: once spent, its next step is BUSY with the time
+// to wait, while another peer is served; a step past MaxStepPositions is refused unrun.
+func TestComputeBudgetIsPerPeer(t *testing.T) {
+	m := tiny(t)
+	span := layers.Span{First: 0, Last: m.Layers - 1}
+	st, err := layers.NewStage(m, span, m.InitParams(span, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{Model: m, Local: func() *layers.Stage { return st }, ComputeShare: 1e-6, ComputeBurst: time.Microsecond})
+	open := func(from peer.ID) p2p.ForwardSession {
+		s, err := p.ServeForward(from, p2p.ForwardOpen{Model: m.Name, First: 0, Last: m.Layers - 1, Batch: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	prompt := &p2p.Tensor{Dims: []int{1, 32}, I32: make([]int32, 32)}
+	a := open("a")
+	if _, err := a.Step(prompt); err != nil {
+		t.Fatalf("the first step within the burst: %v", err)
+	}
+	var re *p2p.RemoteError
+	if _, err := a.Step(&p2p.Tensor{Dims: []int{1, 1}, I32: []int32{5}}); !errors.As(err, &re) || re.Code != "BUSY" || !strings.Contains(re.Message, "retry in") {
+		t.Fatalf("a step past the peer's budget: %v, want BUSY", err)
+	}
+	if _, err := open("b").Step(prompt); err != nil {
+		t.Fatalf("another peer while the first is over budget: %v", err)
+	}
+	if _, err := open("c").Step(&p2p.Tensor{Dims: []int{2, MaxStepPositions}, I32: make([]int32, 2*MaxStepPositions)}); !errors.As(err, &re) || re.Code != "BAD_INPUT" {
+		t.Fatalf("a step of %d positions: %v", 2*MaxStepPositions, err)
+	}
+}
