@@ -275,9 +275,10 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 	c.blobs[from] = s
 	c.signal()
 	r.mu.Unlock()
-	// A replica that does not begin aggregating the round within its deadline (it contributes
-	// to another, or catches up meanwhile) hands the contributor back to planning: held until
-	// the contributor's own timeout, a killed aggregator's neighbour stalled its rounds 40 s.
+	// A replica that does not begin aggregating the round within its deadline (it does not
+	// train, contributes to another, or catches up meanwhile) sends the contributor on to the
+	// next replica: held until the contributor's own timeout, a killed aggregator's neighbour
+	// stalled its rounds 40 s.
 	begin := time.NewTimer(r.Deadline() + time.Second)
 	defer begin.Stop()
 wait:
@@ -296,7 +297,7 @@ wait:
 			}
 			r.mu.Unlock()
 			if !busy {
-				return Outcome{Round: round, Status: StatusReplan, Reason: fmt.Sprintf("this replica has not begun aggregating round %d", round)}, nil, nil
+				return Outcome{Round: round, Status: StatusIdle, Reason: fmt.Sprintf("this replica has not begun aggregating round %d", round)}, nil, nil
 			}
 		}
 	}

@@ -56,12 +56,15 @@ const (
 	// StatusReplan: the aggregator found a lower replica at the round and handed the round to
 	// it; the contributor plans the round again at once.
 	StatusReplan = "replan"
+	// StatusIdle: the replica asked did not begin aggregating the round within its deadline
+	// (it does not train, or contributes elsewhere); the contributor tries the next one.
+	StatusIdle = "idle"
 )
 
 // Outcome is a round's result for one contributor.
 type Outcome struct {
 	Round    int64
-	Status   string // StatusOK, StatusExcluded, StatusResync or StatusReplan
+	Status   string // StatusOK, StatusExcluded, StatusResync, StatusReplan or StatusIdle
 	Reason   string
 	Used     []string
 	Excluded map[string]string
@@ -456,7 +459,7 @@ func finishing(p string, at, round int64, lastUsed []string) bool {
 }
 
 // aggregators lists, in the order to try them, the replicas that may aggregate round: those
-// not known to be behind it, lowest ID first. A replica that just joined (round 0) is never
+// not known to be behind it (past round 0, those known at all), lowest ID first. A replica that just joined (round 0) is never
 // asked by replicas further along, so it cannot roll them back.
 func (r *Replica) aggregators(reps []string, round int64) []string {
 	r.mu.Lock()
@@ -465,8 +468,12 @@ func (r *Replica) aggregators(reps []string, round int64) []string {
 	var out []string
 	for _, p := range reps {
 		if p != r.cfg.Self {
-			if at, known := r.cfg.Membership.Round(p); known && at < round && !finishing(p, at, round, lastUsed) {
+			at, known := r.cfg.Membership.Round(p)
+			if known && at < round && !finishing(p, at, round, lastUsed) {
 				continue
+			}
+			if !known && round > 0 {
+				continue // past round 0, a replica that gossips no round does not train
 			}
 		}
 		out = append(out, p)
@@ -552,6 +559,9 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 			return &ResyncError{From: agg, Reason: res.Reason}
 		case StatusReplan:
 			return fmt.Errorf("%w: %s", ErrReplan, res.Reason)
+		case StatusIdle:
+			logger().Info("aggregator idle; trying the next replica", "aggregator", agg, "reason", res.Reason)
+			continue
 		case StatusOK:
 		default:
 			return fmt.Errorf("diloco: excluded from round %d: %s", round, res.Reason)

@@ -626,8 +626,9 @@ func TestRebaseWithoutWorkKeepsTheBits(t *testing.T) {
 	}
 }
 
-// A contribution to a replica that never begins aggregating the round is handed back for
-// planning once that replica's deadline has passed, not held until the contributor's timeout.
+// A contribution to a replica that never begins aggregating the round (it does not train) is
+// sent on once that replica's deadline has passed, not held until the contributor's timeout:
+// the contributor goes on to the next replica (here itself) and the round closes.
 func TestContributionToAnIdleAggregatorIsHandedBack(t *testing.T) {
 	n := newMemNet()
 	short := func(cfg *ReplicaConfig) { cfg.RoundTimeout = 200 * time.Millisecond }
@@ -635,9 +636,11 @@ func TestContributionToAnIdleAggregatorIsHandedBack(t *testing.T) {
 	b := n.join(t, "b", 2, short)
 	steps := b.w.train(5)
 	start := time.Now()
-	err := b.r.RunRound(context.Background(), steps)
-	if !errors.Is(err, ErrReplan) {
-		t.Fatalf("contributing to an idle aggregator: %v", err)
+	if err := b.r.RunRound(context.Background(), steps); err != nil {
+		t.Fatalf("a round whose first aggregator is idle: %v", err)
+	}
+	if st := b.r.State(); st.Round != 1 {
+		t.Fatalf("after the idle aggregator: %+v", st)
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("handed back after %v", took)

@@ -1,10 +1,8 @@
 package node
 
 import (
-	"context"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
 )
@@ -22,14 +20,4 @@ func (n *Node) makeCatchup() *replicanet.Catchup {
 		Synced:  n.publishTraining,
 		Refresh: func() { n.cov.Expire(2 * time.Second) },
 	}
-}
-
-func (n *Node) newerReplica() (peer.ID, bool) { return n.catch.NewerReplica() }
-
-// catchUpFrom resyncs from one replica and reports whether it took its checkpoint.
-func (n *Node) catchUpFrom(from peer.ID) bool { return n.catch.From(from) }
-
-// resyncFrom fetches a replica's checkpoint and takes it.
-func (n *Node) resyncFrom(ctx context.Context, p peer.ID, steps int64) error {
-	return n.catch.Resync(ctx, p, steps)
 }

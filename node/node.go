@@ -323,7 +323,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}()
 	n.wg.Add(1)
-	go n.roundLoop()
+	go func() {
+		defer n.wg.Done()
+		loop := replicanet.Loop{Replica: n.replica, Catchup: n.catch, Steps: n.innerSteps, Started: n.Started, Wake: n.roundWake,
+			H: func() int64 { return int64(n.settings.Get().Training.DiLoCoSteps) }}
+		loop.Run(n.ctx)
+	}()
 	n.api.Start()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())

@@ -2,11 +2,8 @@ package node
 
 import (
 	"context"
-	"errors"
 	"slices"
-	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
@@ -28,7 +25,7 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 	n.replica = diloco.NewReplica(diloco.ReplicaConfig{
 		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: roundWeights{n: n, st: st},
 		Transport:  replicanet.Transport{Host: n.host, Span: n.heldSpan},
-		Membership: replicanet.Members{Host: n.host, Holders: n.roundMembers, RoundOf: n.gossipedRound},
+		Membership: replicanet.Members{Host: n.host, Holders: func(ctx context.Context) []peer.ID { return n.catch.RoundMembers(ctx) }, RoundOf: n.gossipedRound},
 		Signer:     replicanet.Signer{Key: n.key},
 		Settings:   n.roundSettings, Loss: n.recentLoss, RoundTimeout: n.cfg.RoundTimeout, Round: round,
 		Finished: n.roundFinished,
@@ -90,29 +87,6 @@ func (n *Node) replicas(ctx context.Context) []peer.ID {
 	return out
 }
 
-// roundMembers are the replicas a round plans with: the span's holders in the coverage view,
-// and connected peers whose fresh report names the span (a holder whose provider record a
-// lookup has not found yet). Two replicas that saw different holders chose different
-// aggregators and split the span's rounds. Catch-up quorums count the coverage view alone.
-func (n *Node) roundMembers(ctx context.Context) []peer.ID {
-	out := n.replicas(ctx)
-	if !slices.Contains(out, n.host.ID()) {
-		out = append(out, n.host.ID())
-	}
-	span := n.Span()
-	for p, r := range n.reports.Fresh() {
-		id, err := peer.Decode(p)
-		if err != nil || r.Model != n.model.Name || r.First != span.First || r.Last != span.Last || slices.Contains(out, id) {
-			continue
-		}
-		if n.host.Libp2p().Network().Connectedness(id) == network.Connected {
-			out = append(out, id)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // wake tells the round loop that something it waits on changed (an inner step, a report).
 func (n *Node) wake() {
 	select {
@@ -120,68 +94,6 @@ func (n *Node) wake() {
 	default:
 	}
 }
-
-// joinGrace: a replica that has just started and sees no other holder of its span yet takes
-// no round alone. Its coverage view and the gossip mesh take a second or two to show the
-// replicas already there; rounds alone meanwhile only end in catch-ups (a second replica of
-// short rounds took three in its first second). Inner steps go on and are kept.
-const joinGrace = 3 * time.Second
-
-// roundCheck is how often the round loop looks at the gossip for a replica ahead when nothing
-// woke it.
-const roundCheck = time.Second
-
-// roundLoop runs a DiLoCo round each time the stage has taken H inner steps since the last,
-// and catches up when gossip shows a replica ahead. Inner steps and reports wake it.
-func (n *Node) roundLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(roundCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-n.roundWake:
-		case <-t.C:
-		}
-		if n.ctx.Err() != nil { // select picks at random when both are ready
-			return
-		}
-		h := int64(n.settings.Get().Training.DiLoCoSteps)
-		steps := n.innerSteps()
-		if steps-n.replica.State().StepsAtEnd < h {
-			n.catch.CatchUp()
-			continue
-		}
-		if started := n.Started(); !started.IsZero() && time.Since(started) < joinGrace && len(n.roundMembers(n.ctx)) <= 1 {
-			continue
-		}
-		if from, ahead := n.newerReplica(); ahead && n.catchUpFrom(from) {
-			// Behind the others: this round's work is moot; their theta_0 is taken.
-			n.replica.Skip(steps, false)
-			continue
-		}
-		err := n.replica.RunRound(n.ctx, steps)
-		var re *diloco.ResyncError
-		if errors.As(err, &re) {
-			logger().Info("weights behind the round; fetching the span's checkpoint", "from", re.From, "reason", re.Reason)
-			id, derr := peer.Decode(re.From)
-			if err = derr; err == nil {
-				err = n.resyncFrom(n.ctx, id, steps)
-			}
-		}
-		if errors.Is(err, diloco.ErrReplan) {
-			logger().Info("DiLoCo round handed to another aggregator; planning it again", "reason", err)
-			continue // the same work goes to the round's aggregator
-		}
-		if err != nil && n.ctx.Err() == nil {
-			logger().Warn("DiLoCo round failed", "err", err)
-			n.replica.Skip(steps, true) // try again after H more steps
-		}
-	}
-}
-
-func short12(h string) string { return h[:min(12, len(h))] }
 
 // innerSteps is how many inner steps the stage has taken.
 func (n *Node) innerSteps() int64 {

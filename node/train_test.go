@@ -482,7 +482,7 @@ func TestRoundFailsWhenCaughtUpMeanwhile(t *testing.T) {
 	eventually(t, 30*time.Second, "the round to fail", func() bool { return agg.roundState().Failed > failed })
 	r, h := rounds(agg)
 	if r != round || h != want {
-		t.Fatalf("after the moot round: round %d hash %s, want the caught-up round %d hash %s", r, short12(h), round, short12(want))
+		t.Fatalf("after the moot round: round %d hash %s, want the caught-up round %d hash %s", r, h[:12], round, want[:12])
 	}
 }
 

@@ -71,21 +71,21 @@ func TestCatchUpNeedsAQuorumOfHolders(t *testing.T) {
 	}
 	fake := strings.Repeat("ab", 32)
 	claim(randomPeer(t), mine+1000, fake) // a valid identity that holds nothing
-	if p, ok := a.newerReplica(); ok {
+	if p, ok := a.catch.NewerReplica(); ok {
 		t.Fatalf("a non-holder's report made %s the source of a catch-up", p)
 	}
 	claim(b.host.ID(), mine+1, fake) // the only other holder: a quorum of one
-	if p, ok := a.newerReplica(); !ok || p != b.host.ID() {
+	if p, ok := a.catch.NewerReplica(); !ok || p != b.host.ID() {
 		t.Fatalf("the other holder's newer round: %s %v", p, ok)
 	}
 	// A checkpoint whose hash the majority's report for its round contradicts is refused, and
 	// the next try from that peer waits.
 	claim(b.host.ID(), b.roundState().Round, fake)
-	if a.catchUpFrom(b.host.ID()) {
+	if a.catch.From(b.host.ID()) {
 		t.Fatal("took a checkpoint whose hash the gossip contradicts")
 	}
 	claim(b.host.ID(), mine+1, fake)
-	if _, ok := a.newerReplica(); ok {
+	if _, ok := a.catch.NewerReplica(); ok {
 		t.Fatal("no back-off after a failed catch-up")
 	}
 	before := a.innerSteps()

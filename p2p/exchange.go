@@ -68,7 +68,7 @@ type ContributionRef struct {
 // ExchangeResult is a round's outcome for one contributor.
 type ExchangeResult struct {
 	Round    int64             `json:"round"`
-	Status   string            `json:"status"` // "ok", "excluded" or "resync"
+	Status   string            `json:"status"` // "ok", "excluded", "resync", "replan" or "idle"
 	Reason   string            `json:"reason,omitempty"`
 	Used     []string          `json:"used"`
 	Excluded map[string]string `json:"excluded,omitempty"`
