@@ -397,13 +397,17 @@ func (r *Replica) Snapshot() (round int64, theta0 *layers.Params, velocity [][]f
 // the next round counts from.
 func (r *Replica) Adopt(round int64, theta0 *layers.Params, velocity [][]float32, steps int64) error {
 	lw, keep := r.cfg.Weights.(LocalWeights)
+	r.mu.Lock()
+	old, mine := r.theta0, r.round
+	r.mu.Unlock()
+	// The replica's work since its own theta_0 moves onto the adopted one when it missed at
+	// most a round: the next round's pseudo-gradient carries it instead of it being thrown
+	// away. Work from further behind was done on weights the span has left; carried over, a
+	// joiner's hundreds of steps from the initial weights made a pseudo-gradient 20x the
+	// others' and got it excluded as an outlier.
+	keep = keep && round <= mine+1
 	var local *layers.Params
 	if keep {
-		// The replica's work since its own theta_0 moves onto the adopted one: the next
-		// round's pseudo-gradient carries it instead of it being thrown away.
-		r.mu.Lock()
-		old := r.theta0
-		r.mu.Unlock()
 		local = Rebase(theta0, old, r.cfg.Weights.Params())
 	}
 	if err := r.cfg.Weights.SetParams(theta0); err != nil {

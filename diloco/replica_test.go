@@ -523,26 +523,36 @@ func TestDeadlineAdaptsToTheRoundsWork(t *testing.T) {
 	}
 }
 
-// A catch-up keeps the replica's work since its own theta_0: it moves onto the adopted one.
+// A catch-up to the next round keeps the replica's work since its own theta_0: it moves onto
+// the adopted one. From further behind, the work was done on weights the span has left and is
+// dropped (carried over, a joiner's hundreds of steps got its contribution excluded).
 func TestCatchUpKeepsLocalWork(t *testing.T) {
-	n := newMemNet()
-	m := n.join(t, "a", 1, func(cfg *ReplicaConfig) { cfg.Weights = keptWeights{cfg.Weights.(*toyWeights)} })
-	steps := m.w.train(4)
-	_, old, _ := m.r.Snapshot()
-	worked := m.w.Params()
-	ahead := old.Clone()
-	for i := range ahead.Values[0] {
-		ahead.Values[0][i] += 0.5
-	}
-	if err := m.r.Adopt(7, ahead, nil, steps); err != nil {
-		t.Fatal(err)
-	}
-	got, want := m.w.Params(), Rebase(ahead, old, worked)
-	if got.Hash() != want.Hash() || got.Hash() == ahead.Hash() {
-		t.Fatalf("after the catch-up: %v, want %v", got.Values[0][:3], want.Values[0][:3])
-	}
-	if st := m.r.State(); st.Round != 7 || st.Hash != ahead.Hash() {
-		t.Fatalf("state %+v", st)
+	for _, tc := range []struct {
+		round int64
+		keeps bool
+	}{{1, true}, {7, false}} {
+		n := newMemNet()
+		m := n.join(t, "a", 1, func(cfg *ReplicaConfig) { cfg.Weights = keptWeights{cfg.Weights.(*toyWeights)} })
+		steps := m.w.train(4)
+		_, old, _ := m.r.Snapshot()
+		worked := m.w.Params()
+		ahead := old.Clone()
+		for i := range ahead.Values[0] {
+			ahead.Values[0][i] += 0.5
+		}
+		if err := m.r.Adopt(tc.round, ahead, nil, steps); err != nil {
+			t.Fatal(err)
+		}
+		want := ahead
+		if tc.keeps {
+			want = Rebase(ahead, old, worked)
+		}
+		if got := m.w.Params(); got.Hash() != want.Hash() || tc.keeps && got.Hash() == ahead.Hash() {
+			t.Fatalf("after a catch-up to round %d: %v, want %v", tc.round, got.Values[0][:3], want.Values[0][:3])
+		}
+		if st := m.r.State(); st.Round != tc.round || st.Hash != ahead.Hash() {
+			t.Fatalf("state %+v", st)
+		}
 	}
 }
 

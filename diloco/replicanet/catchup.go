@@ -62,6 +62,17 @@ func (c *Catchup) Wait() { c.wg.Wait() }
 // report with one hash (diloco.NewerRound), or without a quorum the newest uncontradicted one
 // (diloco.Newest), one whose catch-ups are not backing off.
 func (c *Catchup) NewerReplica() (peer.ID, bool) {
+	from, ok := c.newer()
+	for _, p := range from {
+		if id, err := peer.Decode(p); ok && err == nil && c.backoff.Ready(id) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// newer lists the replicas to catch up from, backing off or not.
+func (c *Catchup) newer() ([]string, bool) {
 	span, fresh, holders, mine := c.Span(), c.Reports.Fresh(), c.otherHolders(), c.round()
 	_, _, from, ok := diloco.NewerRound(fresh, holders, span.First, span.Last, mine)
 	if !ok {
@@ -70,12 +81,14 @@ func (c *Catchup) NewerReplica() (peer.ID, bool) {
 			from, ok = []string{p}, true
 		}
 	}
-	for _, p := range from {
-		if id, err := peer.Decode(p); ok && err == nil && c.backoff.Ready(id) {
-			return id, true
-		}
-	}
-	return "", false
+	return from, ok
+}
+
+// Behind tells whether the rules of NewerReplica name a replica ahead, even one whose
+// catch-ups are backing off.
+func (c *Catchup) Behind() bool {
+	_, ok := c.newer()
+	return ok
 }
 
 // otherHolders lists the span's other replicas whose votes a quorum about rounds ahead of

@@ -14,8 +14,12 @@ import (
 // JoinGrace: a replica that has just started and sees no other holder of its span yet takes
 // no round alone. Its coverage view and the gossip mesh take a second or two to show the
 // replicas already there; rounds alone meanwhile only end in catch-ups (a second replica of
-// short rounds took three in its first second). Inner steps go on and are kept.
+// short rounds took three in its first second). Catch-ups run; inner steps go on and are kept.
 const JoinGrace = 3 * time.Second
+
+// freshWait bounds how long a replica that has finished no round waits for a catch-up to
+// the span's round before it goes on alone.
+const freshWait = 10 * JoinGrace
 
 // roundCheck is how often the loop looks at the gossip for a replica ahead when nothing woke
 // it.
@@ -59,10 +63,17 @@ func (l *Loop) step(ctx context.Context) {
 		return
 	}
 	if started := l.Started(); !started.IsZero() && time.Since(started) < JoinGrace && len(c.RoundMembers(ctx)) <= 1 {
+		c.CatchUp()
 		return
 	}
 	if from, ahead := c.NewerReplica(); ahead && c.From(from) {
 		rep.Skip(steps, false) // behind the others: this round's work is moot; their theta_0 is taken
+		return
+	}
+	if rep.State().Round == 0 && time.Since(l.Started()) < freshWait && c.Behind() {
+		// A replica that has not finished a round yet and sees the span ahead waits for its
+		// catch-up (backing off after a refusal) instead of taking a round alone; bounded, so
+		// a report that cannot be followed never stops its training.
 		return
 	}
 	err := rep.RunRound(ctx, steps)

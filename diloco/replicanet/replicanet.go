@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -23,6 +24,11 @@ type Span struct {
 	Model string
 	Span  layers.Span
 }
+
+// ExchangeDialTimeout bounds a dial to an aggregator: the replicas of a span stay connected
+// through the gossip mesh, so a dial is to one that is gone or unreachable, and waiting out
+// a transport's handshake timeout (5 s) made a round wait past twice its deadline.
+const ExchangeDialTimeout = time.Second
 
 // Transport sends contributions over the exchange protocol.
 type Transport struct {
@@ -39,7 +45,7 @@ func (t Transport) Contribute(ctx context.Context, to string, s diloco.Submissio
 	sp := t.Span()
 	req := p2p.ExchangeRequest{Model: sp.Model, First: sp.Span.First, Last: sp.Span.Last, Round: s.Round, BaseHash: s.Base,
 		Compression: byte(s.Compression), Loss: s.Loss, Sig: s.Sig, OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum}
-	res, data, err := t.Host.Exchange(ctx, id, req, s.Blob)
+	res, data, err := t.Host.Exchange(network.WithDialPeerTimeout(ctx, ExchangeDialTimeout), id, req, s.Blob)
 	if err != nil {
 		return diloco.Outcome{}, nil, err
 	}
