@@ -110,3 +110,22 @@ func FuzzDecodeLedgerPage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSignedOutput: a signed OUTPUT payload is split and decoded without panics, and what is
+// accepted re-frames to the same bytes.
+func FuzzSignedOutput(f *testing.F) {
+	tb, _ := AppendTensor(nil, &Tensor{Dims: []int{1, 2}, F32: []float32{1, 2}})
+	f.Add(appendSigned(make([]byte, 64), tb))
+	f.Add([]byte{0, 0})
+	f.Add([]byte{255, 255, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sig, rest, err := splitSigned(b)
+		if err != nil {
+			return
+		}
+		if len(sig) == 0 || len(sig) > maxSignature || !bytes.Equal(appendSigned(sig, rest), b) {
+			t.Fatalf("split %d-byte signature from %d bytes", len(sig), len(b))
+		}
+		readOnlyTensor(rest)
+	})
+}
