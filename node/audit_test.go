@@ -60,24 +60,10 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 		return skewedSession{inner: inner, token: steer}, nil
 	})
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
-	head, err := layers.NewStage(req.model, layers.Span{First: 0, Last: 3}, req.Stage().Params())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tail, err := layers.NewStage(third.model, layers.Span{First: 4, Last: 7}, third.Stage().Params())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pipe, _ := layers.NewPipeline([]*layers.Stage{head, tail})
-	want, _, err := layers.Generate(pipe, third.model.Context, prompt, s, nil)
-	pipe.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := localGeneration(t, req, third, prompt, s)
 	// The liar serves the first request (the requester chose it), and the audit that follows
 	// it recomputes the liar's work elsewhere.
-	r, err := req.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: req.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
-		{Peer: liar.host.ID(), Span: layers.Span{First: 4, Last: 7}}})
+	r, err := routeThrough(req, liar.host.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,8 +179,7 @@ func TestFullAuditsLetNoWrongAnswerThrough(t *testing.T) {
 	})
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
 	want := localGeneration(t, req, third, prompt, s)
-	r, err := req.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: req.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
-		{Peer: liar.host.ID(), Span: layers.Span{First: 4, Last: 7}}})
+	r, err := routeThrough(req, liar.host.ID())
 	if err != nil {
 		t.Fatal(err)
 	}

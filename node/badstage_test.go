@@ -29,14 +29,19 @@ func (s lyingSession) Close() {}
 // generateThrough generates 12 greedy tokens after "ROMEO:" on a route of a's layers 0-3 and
 // tail's 4-7.
 func generateThrough(a *Node, tail peer.ID) ([]int32, error) {
-	hops := []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true}, {Peer: tail, Span: layers.Span{First: 4, Last: 7}}}
-	r, err := a.pipe.OpenRoute(context.Background(), hops)
+	r, err := routeThrough(a, tail)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	out, _, err := layers.Generate(r, a.model.Context, layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}, nil)
 	return out, err
+}
+
+// routeThrough opens a route of a's own layers 0-3 and tail's 4-7.
+func routeThrough(a *Node, tail peer.ID) (*pipeline.Route, error) {
+	return a.pipe.OpenRoute(context.Background(), []pipeline.Hop{{Peer: a.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
+		{Peer: tail, Span: layers.Span{First: 4, Last: 7}}})
 }
 
 // A stage that answers malformed tensors (wrong rank, dtype, width, length) or refuses a good

@@ -2,47 +2,12 @@ package node
 
 import (
 	"context"
+	"github.com/neuroshard/neuroshard/internal/natsim"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/control"
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/neuroshard/neuroshard/layers"
-	"github.com/neuroshard/neuroshard/pipeline"
 )
-
-func relayedAddr(a ma.Multiaddr) bool {
-	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
-	return err == nil
-}
-
-// behindNAT stands for a NAT in front of a node: it dials out only to its relay and takes in
-// nothing but the relay's connections and relayed ones.
-type behindNAT struct{ relay peer.ID }
-
-func (g behindNAT) InterceptPeerDial(p peer.ID) bool                 { return p == g.relay }
-func (g behindNAT) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return p == g.relay }
-func (g behindNAT) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g behindNAT) InterceptSecured(dir network.Direction, p peer.ID, cm network.ConnMultiaddrs) bool {
-	return p == g.relay || dir == network.DirInbound && relayedAddr(cm.RemoteMultiaddr())
-}
-func (g behindNAT) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
-
-// cannotDial is everyone else's side of that NAT: a dial to the node's own addresses cannot
-// be made, one through a relay can.
-type cannotDial struct{ natted peer.ID }
-
-func (g cannotDial) InterceptPeerDial(peer.ID) bool { return true }
-func (g cannotDial) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
-	return p != g.natted || relayedAddr(a)
-}
-func (g cannotDial) InterceptAccept(network.ConnMultiaddrs) bool { return true }
-func (g cannotDial) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
-	return true
-}
-func (g cannotDial) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
 // A node behind a NAT (nobody can dial it; it dials only its relay) holds layers 4-7: it
 // reserves a slot on a relay node, says so in its status, and serves a requester's
@@ -56,7 +21,7 @@ func TestNodeBehindANATServesInferenceThroughARelay(t *testing.T) {
 
 	natCfg := testConfig(t)
 	natCfg.Layers, natCfg.Bootstrap, natCfg.Reachability, natCfg.DHTMode = "4-7", relay.Multiaddrs(), "private", "client"
-	natCfg.Gater = behindNAT{relay: relay.host.ID()}
+	natCfg.Gater = natsim.Behind{Relay: relay.host.ID()}
 	natted := startNode(t, natCfg)
 	eventually(t, 20*time.Second, "a relay reservation in the status", func() bool {
 		st, err := apiClient(natted).Status(ctx)
@@ -67,15 +32,14 @@ func TestNodeBehindANATServesInferenceThroughARelay(t *testing.T) {
 	}
 
 	reqCfg := testConfig(t)
-	reqCfg.Layers, reqCfg.Bootstrap, reqCfg.Gater = "0-3", relay.Multiaddrs(), cannotDial{natted: natted.host.ID()}
+	reqCfg.Layers, reqCfg.Bootstrap, reqCfg.Gater = "0-3", relay.Multiaddrs(), natsim.Outside{Natted: natted.host.ID()}
 	req := startNode(t, reqCfg)
 	eventually(t, 30*time.Second, "layers 4-7 in the requester's coverage", func() bool {
 		return len(req.api.Coverage(ctx).Layers[7].Providers) == 1
 	})
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 8}
 	want := localGeneration(t, req, natted, prompt, s)
-	r, err := req.pipe.OpenRoute(ctx, []pipeline.Hop{{Peer: req.host.ID(), Span: layers.Span{First: 0, Last: 3}, Self: true},
-		{Peer: natted.host.ID(), Span: layers.Span{First: 4, Last: 7}}})
+	r, err := routeThrough(req, natted.host.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +53,7 @@ func TestNodeBehindANATServesInferenceThroughARelay(t *testing.T) {
 		t.Fatal("no connection to the node behind the NAT")
 	}
 	for _, c := range conns {
-		if !relayedAddr(c.RemoteMultiaddr()) {
+		if !natsim.Relayed(c.RemoteMultiaddr()) {
 			t.Fatalf("a direct connection to a node nobody can dial: %s", c.RemoteMultiaddr())
 		}
 	}
@@ -106,12 +70,12 @@ func TestNodeBehindANATTrainsThroughARelay(t *testing.T) {
 	natCfg := testConfig(t)
 	natCfg.Model, natCfg.Layers, natCfg.Train = "neuroshard-tiny", "2-3", &on
 	natCfg.Bootstrap, natCfg.Reachability, natCfg.DHTMode = relay.Multiaddrs(), "private", "client"
-	natCfg.Gater = behindNAT{relay: relay.host.ID()}
+	natCfg.Gater = natsim.Behind{Relay: relay.host.ID()}
 	natted := startNode(t, natCfg)
 	eventually(t, 20*time.Second, "a relay reservation", func() bool { return len(natted.host.RelayAddrs()) > 0 })
 	driverCfg := testConfig(t)
 	driverCfg.Model, driverCfg.Layers, driverCfg.Train = "neuroshard-tiny", "0-1", &on
-	driverCfg.Bootstrap, driverCfg.Gater = relay.Multiaddrs(), cannotDial{natted: natted.host.ID()}
+	driverCfg.Bootstrap, driverCfg.Gater = relay.Multiaddrs(), natsim.Outside{Natted: natted.host.ID()}
 	driver := startNode(t, driverCfg)
 	eventually(t, 2*time.Minute, "inner steps on the driver and the NATed stage", func() bool {
 		return driver.innerSteps() >= 20 && natted.innerSteps() >= 20
@@ -121,7 +85,7 @@ func TestNodeBehindANATTrainsThroughARelay(t *testing.T) {
 		t.Fatal("the driver has no connection to the stage it trains")
 	}
 	for _, c := range conns {
-		if !relayedAddr(c.RemoteMultiaddr()) {
+		if !natsim.Relayed(c.RemoteMultiaddr()) {
 			t.Fatalf("a direct connection to a node nobody can dial: %s", c.RemoteMultiaddr())
 		}
 	}

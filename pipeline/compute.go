@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/internal/peerrate"
 	"github.com/neuroshard/neuroshard/p2p"
 	"golang.org/x/time/rate"
 )
@@ -29,25 +30,18 @@ const (
 
 // computeBudgets keeps a token bucket per peer, in microseconds of compute (x/time/rate).
 type computeBudgets struct {
-	mu    sync.Mutex
 	share float64 // of the node's cores
 	burst time.Duration
-	by    map[peer.ID]*rate.Limiter
+	once  sync.Once
+	by    *peerrate.Limiters[peer.ID]
 }
 
 func (b *computeBudgets) limiter(p peer.ID) *rate.Limiter {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.by == nil || len(b.by) > 4096 {
-		b.by = map[peer.ID]*rate.Limiter{} // forgetting buckets only hands out fresh bursts
-	}
-	lim := b.by[p]
-	if lim == nil {
+	b.once.Do(func() {
 		perSec := b.share * float64(runtime.GOMAXPROCS(0)) * 1e6 // µs of compute a second
-		lim = rate.NewLimiter(rate.Limit(perSec), max(1, int(b.burst.Microseconds())))
-		b.by[p] = lim
-	}
-	return lim
+		b.by = peerrate.New[peer.ID](rate.Limit(perSec), max(1, int(b.burst.Microseconds())))
+	})
+	return b.by.Get(p)
 }
 
 // admit refuses a step of a peer whose budget is spent, or one too large to take at all.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/internal/peerrate"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 	"golang.org/x/sync/semaphore"
@@ -296,7 +297,7 @@ func proofOf(c AuditCase, want *layers.Tensor) *FraudProof {
 type fraudState struct {
 	mu      sync.Mutex
 	topic   *p2p.Topic
-	senders map[peer.ID]*rate.Limiter
+	senders *peerrate.Limiters[peer.ID]
 	verify  *semaphore.Weighted
 	wg      sync.WaitGroup // proof checks under way
 }
@@ -354,16 +355,12 @@ func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 // proofAllowed spends one of a sender's proof checks.
 func (p *Pipeline) proofAllowed(from peer.ID) bool {
 	p.fraud.mu.Lock()
-	defer p.fraud.mu.Unlock()
-	if p.fraud.senders == nil || len(p.fraud.senders) > 1024 {
-		p.fraud.senders = map[peer.ID]*rate.Limiter{}
+	if p.fraud.senders == nil {
+		p.fraud.senders = peerrate.New[peer.ID](rate.Every(proofEvery), proofBurst)
 	}
-	lim := p.fraud.senders[from]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Every(proofEvery), proofBurst)
-		p.fraud.senders[from] = lim
-	}
-	return lim.Allow()
+	senders := p.fraud.senders
+	p.fraud.mu.Unlock()
+	return senders.Get(from).Allow()
 }
 
 // PublishProof gossips a fraud proof (once the node joined the topic).

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/internal/backoff"
+	"github.com/neuroshard/neuroshard/internal/peerrate"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 	"golang.org/x/time/rate"
@@ -46,13 +47,13 @@ type Catchup struct {
 	// NoPull, when set (tests only), stops the replica from fetching checkpoints on its own.
 	NoPull atomic.Bool
 
-	busy     atomic.Bool
-	backoff  backoff.Keys[peer.ID] // of catch-ups from peers that failed
-	serveMu  sync.Mutex
-	serving  map[peer.ID]*rate.Limiter // checkpoints served, by requester
-	wg       sync.WaitGroup
-	pushMu   sync.Mutex
-	pushedAt map[peer.ID]time.Time
+	busy      atomic.Bool
+	backoff   backoff.Keys[peer.ID] // of catch-ups from peers that failed
+	serveOnce sync.Once
+	serving   *peerrate.Limiters[peer.ID] // checkpoints served, by requester
+	wg        sync.WaitGroup
+	pushMu    sync.Mutex
+	pushedAt  map[peer.ID]time.Time
 }
 
 // Wait waits for the checkpoint pushes under way.
@@ -226,17 +227,8 @@ func (c *Catchup) mayServe(from peer.ID) error {
 	if !ok {
 		return &p2p.RemoteError{Code: "FORBIDDEN", Message: "checkpoints go to holders of the span only; announce it first"}
 	}
-	c.serveMu.Lock()
-	defer c.serveMu.Unlock()
-	if c.serving == nil || len(c.serving) > 1024 {
-		c.serving = map[peer.ID]*rate.Limiter{} // forgetting buckets only hands out fresh bursts
-	}
-	lim := c.serving[from]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Every(ServeEvery), ServeBurst)
-		c.serving[from] = lim
-	}
-	if r := lim.Reserve(); r.Delay() > 0 {
+	c.serveOnce.Do(func() { c.serving = peerrate.New[peer.ID](rate.Every(ServeEvery), ServeBurst) })
+	if r := c.serving.Get(from).Reserve(); r.Delay() > 0 {
 		wait := r.Delay()
 		r.Cancel()
 		return &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("too many checkpoint requests; retry in %.1f s", wait.Seconds())}
