@@ -159,6 +159,56 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 // failed over, and the generation is exactly the honest one.
 func TestFullAuditsLetNoWrongAnswerThrough(t *testing.T) {
 	t.Parallel()
+	steered := func(liar *Node) p2p.ForwardHandler {
+		return func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
+			inner, err := liar.pipe.ServeForward(from, r)
+			if err != nil {
+				return nil, err
+			}
+			return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
+		}
+	}
+	// A stage that runs weights of another version (here: another seed's) while naming the
+	// version its peers run.
+	stale := func(liar *Node) p2p.ForwardHandler {
+		span := layers.Span{First: 4, Last: 7}
+		old, err := layers.NewStage(liar.model, span, liar.model.InitParams(span, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
+			sess, err := old.NewSession(r.Batch)
+			if err != nil {
+				return nil, err
+			}
+			return staleSession{sess: sess, named: liar.ServedHash()}, nil
+		}
+	}
+	for name, lie := range map[string]func(*Node) p2p.ForwardHandler{"steered logits": steered, "a stale version": stale} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fullAuditAgainst(t, lie)
+		})
+	}
+}
+
+// staleSession runs a stage of other weights and names another version.
+type staleSession struct {
+	sess  *layers.Session
+	named string
+}
+
+func (s staleSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
+	out, err := s.sess.Step(pipeline.FromWire(in))
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.ToWire(out), nil
+}
+func (s staleSession) Close()              { s.sess.Close() }
+func (s staleSession) WeightsHash() string { return s.named }
+
+func fullAuditAgainst(t *testing.T, lie func(*Node) p2p.ForwardHandler) {
 	ctx := context.Background()
 	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
 	mk := func(span string, full bool) *Node {
@@ -170,13 +220,7 @@ func TestFullAuditsLetNoWrongAnswerThrough(t *testing.T) {
 	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
 		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
 	})
-	liar.host.ServeForward(func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
-		inner, err := liar.pipe.ServeForward(from, r)
-		if err != nil {
-			return nil, err
-		}
-		return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
-	})
+	liar.host.ServeForward(lie(liar))
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
 	want := localGeneration(t, req, third, prompt, s)
 	r, err := routeThrough(req, liar.host.ID())
