@@ -203,42 +203,17 @@ func (p *Pipeline) audit(ctx context.Context, c AuditCase, prove bool) AuditResu
 // span at the case's version, else a holder that names that version, never one in tried
 // (which it adds to).
 func (p *Pipeline) recompute(ctx context.Context, c AuditCase, tried map[peer.ID]bool) (*layers.Tensor, peer.ID, error) {
-	self := p.host.ID()
-	if !tried[self] {
-		tried[self] = true
-		if held := p.localSpan(); p.local() != nil && held.First <= c.Span.First && c.Span.Last <= held.Last {
-			if st, err := p.stageFor(c.Span); err == nil && st.Hash() == c.Weights {
-				sess, err := st.NewSession(1)
-				if err != nil {
-					return nil, "", err
-				}
-				defer sess.Close()
-				out, err := sess.Step(c.In)
-				return out, self, err
-			}
+	for {
+		w, err := p.openVerifier(ctx, c.Span, c.Weights, tried)
+		if err != nil {
+			return nil, "", fmt.Errorf("%v to recompute them", err)
+		}
+		out, err := w.step(ctx, p, c.In)
+		w.close(p)
+		if err == nil || w.local != nil {
+			return out, w.peer, err
 		}
 	}
-	for id, spans := range p.holdings(ctx) {
-		if tried[id] || !holdsSpan(spans, c.Span) {
-			continue
-		}
-		tried[id] = true
-		cl, err := p.host.OpenForward(ctx, id, p2p.ForwardOpen{Model: p.model.Name, First: c.Span.First, Last: c.Span.Last, Batch: 1})
-		if err != nil {
-			continue
-		}
-		if cl.Weights() != c.Weights { // another version: its answer would differ honestly
-			cl.Close()
-			continue
-		}
-		out, err := cl.Step(ctx, ToWire(c.In))
-		cl.Close()
-		if err != nil {
-			continue
-		}
-		return FromWire(out), id, nil
-	}
-	return nil, "", fmt.Errorf("no holder of layers %s at weights %.12s to recompute them", c.Span, c.Weights)
 }
 
 func holdsSpan(spans []layers.Span, s layers.Span) bool {

@@ -33,11 +33,11 @@ type witness struct {
 	remote *p2p.ForwardClient
 }
 
-func (w *witness) step(r *Route, x *layers.Tensor) (*layers.Tensor, error) {
+func (w *witness) step(ctx context.Context, p *Pipeline, x *layers.Tensor) (*layers.Tensor, error) {
 	if w.local != nil {
 		return w.local.Step(x)
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.p.speed.timeout(w.peer, x.Dims[0]*x.Dims[1]))
+	ctx, cancel := context.WithTimeout(ctx, p.speed.timeout(w.peer, x.Dims[0]*x.Dims[1]))
 	defer cancel()
 	out, err := w.remote.Step(ctx, ToWire(x))
 	if err != nil {
@@ -46,14 +46,50 @@ func (w *witness) step(r *Route, x *layers.Tensor) (*layers.Tensor, error) {
 	return FromWire(out), nil
 }
 
-func (w *witness) close(r *Route) {
+func (w *witness) close(p *Pipeline) {
 	if w.local != nil {
 		w.local.Close()
 	}
 	if w.remote != nil {
 		w.remote.Close()
-		r.p.using.add(w.peer, -1, 0)
+		p.using.add(w.peer, -1, 0)
 	}
+}
+
+// openVerifier opens a session on span at version weights with the first verifier it can:
+// this node when it holds the span at that version, else a holder that names that version;
+// never one in tried, to which it adds each one it tries. Audits and full audits both use it.
+func (p *Pipeline) openVerifier(ctx context.Context, span layers.Span, weights string, tried map[peer.ID]bool) (*witness, error) {
+	self := p.host.ID()
+	if !tried[self] {
+		tried[self] = true
+		if held := p.localSpan(); p.local() != nil && held.First <= span.First && span.Last <= held.Last {
+			if st, err := p.stageFor(span); err == nil && st.Hash() == weights {
+				sess, err := st.NewSession(1)
+				if err != nil {
+					return nil, err
+				}
+				return &witness{peer: self, local: sess}, nil
+			}
+		}
+	}
+	for id, spans := range p.holdings(ctx) {
+		if tried[id] || !holdsSpan(spans, span) {
+			continue
+		}
+		tried[id] = true
+		cl, err := p.host.OpenForward(ctx, id, p2p.ForwardOpen{Model: p.model.Name, First: span.First, Last: span.Last, Batch: 1})
+		if err != nil {
+			continue
+		}
+		if cl.Weights() != weights { // another version: its answer would differ honestly
+			cl.Close()
+			continue
+		}
+		p.using.add(id, 1, 0)
+		return &witness{peer: id, remote: cl}, nil
+	}
+	return nil, fmt.Errorf("no holder of layers %s at weights %.12s", span, weights)
 }
 
 // SetAuditFull turns full audits on or off.
@@ -72,32 +108,15 @@ func (p *Pipeline) auditFull() bool {
 // openWitness opens a witness for a hop: this node at the hop's version, else another holder
 // of its span naming that version, never the hop's own peer or one the route failed.
 func (r *Route) openWitness(hr *hopRunner) (*witness, error) {
-	p := r.p
-	if held := p.localSpan(); p.local() != nil && held.First <= hr.hop.Span.First && hr.hop.Span.Last <= held.Last {
-		if st, err := p.stageFor(hr.hop.Span); err == nil && st.Hash() == hr.weights {
-			sess, err := st.NewSession(1)
-			if err != nil {
-				return nil, err
-			}
-			return &witness{peer: p.host.ID(), local: sess}, nil
-		}
+	tried := map[peer.ID]bool{hr.hop.Peer: true}
+	for id := range r.failed {
+		tried[id] = true
 	}
-	for id, spans := range p.holdings(r.ctx) {
-		if id == hr.hop.Peer || id == p.host.ID() || r.failed[id] || !holdsSpan(spans, hr.hop.Span) {
-			continue
-		}
-		cl, err := p.host.OpenForward(r.ctx, id, p2p.ForwardOpen{Model: p.model.Name, First: hr.hop.Span.First, Last: hr.hop.Span.Last, Batch: 1})
-		if err != nil {
-			continue
-		}
-		if cl.Weights() != hr.weights {
-			cl.Close()
-			continue
-		}
-		p.using.add(id, 1, 0)
-		return &witness{peer: id, remote: cl}, nil
+	w, err := r.p.openVerifier(r.ctx, hr.hop.Span, hr.weights, tried)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (full audits)", ErrNoWitness, err)
 	}
-	return nil, fmt.Errorf("%w: layers %s at weights %.12s (full audits)", ErrNoWitness, hr.hop.Span, hr.weights)
+	return w, nil
 }
 
 // witnessedStep runs a remote hop's step on the stage and on its witness at once and returns
@@ -115,7 +134,7 @@ func (r *Route) witnessedStep(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, 
 			}
 			hr.witness = w
 			if hr.history != nil { // a witness that joins late first rebuilds the session's cache
-				if _, err := w.step(r, hr.history); err != nil {
+				if _, err := w.step(r.ctx, r.p, hr.history); err != nil {
 					r.dropWitness(hr)
 					werr = err
 					continue
@@ -126,14 +145,14 @@ func (r *Route) witnessedStep(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, 
 			var g errgroup.Group
 			var serr error
 			g.Go(func() error { out, serr = r.remoteStep(hr, x); return nil })
-			g.Go(func() error { seen, werr = hr.witness.step(r, x); return nil })
+			g.Go(func() error { seen, werr = hr.witness.step(r.ctx, r.p, x); return nil })
 			g.Wait()
 			if serr != nil {
 				r.dropWitness(hr)
 				return nil, serr
 			}
 		} else {
-			seen, werr = hr.witness.step(r, x)
+			seen, werr = hr.witness.step(r.ctx, r.p, x)
 		}
 		if werr == nil {
 			break
@@ -162,7 +181,7 @@ func (r *Route) witnessedStep(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, 
 
 func (r *Route) dropWitness(hr *hopRunner) {
 	if hr.witness != nil {
-		hr.witness.close(r)
+		hr.witness.close(r.p)
 		hr.witness = nil
 	}
 }
