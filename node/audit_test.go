@@ -264,3 +264,55 @@ func localGeneration(t *testing.T, headNode, tailNode *Node, prompt []int32, s l
 	}
 	return want
 }
+
+// Under full audits a witness that lies is caught too: the stage's answer stands (an auditor
+// agrees with it), the witness is excluded, and its own signed answers, gossiped as a fraud
+// proof, exclude it on a holder that never used it. The route runs the tail on an honest
+// holder; the witness is whichever other holder is picked, so a few generations meet the liar.
+func TestFullAuditsConvictALyingWitness(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
+	mk := func(span string, full bool) *Node {
+		c := testConfig(t)
+		c.Layers, c.Bootstrap, c.AuditFull = span, third.Multiaddrs(), full
+		return startNode(t, c)
+	}
+	req, honest, liar := mk("0-3", true), mk("4-7", false), mk("4-7", false)
+	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
+		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
+	})
+	liar.host.ServeForward(func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
+		inner, err := liar.pipe.ServeForward(from, r)
+		if err != nil {
+			return nil, err
+		}
+		return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
+	})
+	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 6}
+	want := localGeneration(t, req, third, prompt, s)
+	for i := 0; ; i++ {
+		if _, ok := req.pipe.Excluded()[liar.host.ID()]; ok {
+			break
+		}
+		if i == 16 {
+			t.Fatal("16 generations and the lying witness was never caught")
+		}
+		r, err := routeThrough(req, honest.host.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
+		r.Close()
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("generation %d: %q %v, want %q", i, layers.Decode(got), err, layers.Decode(want))
+		}
+	}
+	if _, ok := req.pipe.Excluded()[honest.host.ID()]; ok {
+		t.Fatal("the honest stage is excluded")
+	}
+	eventually(t, 20*time.Second, "the holder that never used the liar to exclude it on the proof", func() bool {
+		_, ok := third.pipe.Excluded()[liar.host.ID()]
+		return ok
+	})
+}

@@ -165,13 +165,24 @@ func (r *Route) witnessedStep(hr *hopRunner, x *layers.Tensor) (*layers.Tensor, 
 	if sameBits(out, seen) {
 		return out, nil
 	}
-	wp := hr.witness.peer
+	w := hr.witness
+	wp := w.peer
 	r.dropWitness(hr) // its cache took the step; a new one rebuilds it next time
 	c := AuditCase{Peer: hr.hop.Peer, Span: hr.hop.Span, Weights: hr.weights, In: joinSeq(hr.history, x), Out: joinSeq(hr.outputs, out), Receipts: hr.remote.Receipts()}
 	res := r.p.Audit(r.ctx, c)
 	switch res.Verdict {
 	case VerdictPassed, VerdictVerifierConvicted: // the witness was wrong
 		r.p.Exclude(wp, fmt.Sprintf("as a witness, answered layers %s unlike the stage and an auditor", hr.hop.Span))
+		if w.remote != nil {
+			// Its earlier answers agreed with the stage's: its signed session is the stage's
+			// outputs, then what it answered now; the proof convicts it elsewhere too.
+			wc := AuditCase{Peer: wp, Span: hr.hop.Span, Weights: hr.weights, In: c.In, Out: joinSeq(hr.outputs, seen), Receipts: w.remote.Receipts()}
+			if fp := proofOf(wc, out); fp != nil {
+				if err := r.p.PublishProof(r.ctx, fp); err != nil {
+					logger().Warn("fraud proof not gossiped", "accused", wp, "err", err)
+				}
+			}
+		}
 		return out, nil
 	case VerdictConvicted:
 		return nil, fmt.Errorf("%w: %s convicted: %s", ErrDisagreement, hr.hop.Peer, res.Reason)
