@@ -35,30 +35,47 @@ func (s skewedSession) WeightsHash() string {
 	return s.inner.(p2p.Versioned).WeightsHash()
 }
 
+// auditNetwork starts the tail holder the others join through (third), a requester of layers
+// 0-3, an honest tail holder and a liar whose sessions lie as lie makes them; tune configures
+// each (requester tells which). It returns once the requester sees every tail holder.
+func auditNetwork(t *testing.T, tune func(c *Config, requester bool), lie func(*Node) p2p.ForwardHandler) (req, honest, liar, third *Node) {
+	t.Helper()
+	third = startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
+	mk := func(span string) *Node {
+		c := testConfig(t)
+		c.Layers, c.Bootstrap = span, third.Multiaddrs()
+		tune(&c, span == "0-3")
+		return startNode(t, c)
+	}
+	req, honest, liar = mk("0-3"), mk("4-7"), mk("4-7")
+	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
+		return len(req.api.Coverage(context.Background()).Layers[7].Providers) == 3
+	})
+	liar.host.ServeForward(lie(liar))
+	return req, honest, liar, third
+}
+
+// steered is a lie: the stage computes honestly, then the token "P" wins every position.
+func steered(liar *Node) p2p.ForwardHandler {
+	return func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
+		inner, err := liar.pipe.ServeForward(from, r)
+		if err != nil {
+			return nil, err
+		}
+		return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
+	}
+}
+
+// fullAudits turns full audits on for the requester.
+func fullAudits(c *Config, requester bool) { c.AuditFull = requester }
+
 // A stage that answers well-formed lies under the honest version is caught by the audits of a
 // requester (recomputing on another holder, a third deciding), excluded from its routes at
 // once, shown as excluded in /api/v1/peers, and the requester's answers are the honest ones
 // from then on; the honest holders pass their audits.
 func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 	ctx := context.Background()
-	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
-	mk := func(span string) *Node {
-		c := testConfig(t)
-		c.Layers, c.Bootstrap, c.AuditRate = span, third.Multiaddrs(), 1
-		return startNode(t, c)
-	}
-	req, honest, liar := mk("0-3"), mk("4-7"), mk("4-7")
-	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
-		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
-	})
-	steer := int(layers.Encode("P")[1])
-	liar.host.ServeForward(func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
-		inner, err := liar.pipe.ServeForward(from, r)
-		if err != nil {
-			return nil, err
-		}
-		return skewedSession{inner: inner, token: steer}, nil
-	})
+	req, honest, liar, third := auditNetwork(t, func(c *Config, _ bool) { c.AuditRate = 1 }, steered)
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
 	want := localGeneration(t, req, third, prompt, s)
 	// The liar serves the first request (the requester chose it), and the audit that follows
@@ -159,15 +176,6 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 // failed over, and the generation is exactly the honest one.
 func TestFullAuditsLetNoWrongAnswerThrough(t *testing.T) {
 	t.Parallel()
-	steered := func(liar *Node) p2p.ForwardHandler {
-		return func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
-			inner, err := liar.pipe.ServeForward(from, r)
-			if err != nil {
-				return nil, err
-			}
-			return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
-		}
-	}
 	// A stage that runs weights of another version (here: another seed's) while naming the
 	// version its peers run.
 	stale := func(liar *Node) p2p.ForwardHandler {
@@ -209,18 +217,7 @@ func (s staleSession) Close()              { s.sess.Close() }
 func (s staleSession) WeightsHash() string { return s.named }
 
 func fullAuditAgainst(t *testing.T, lie func(*Node) p2p.ForwardHandler) {
-	ctx := context.Background()
-	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
-	mk := func(span string, full bool) *Node {
-		c := testConfig(t)
-		c.Layers, c.Bootstrap, c.AuditFull = span, third.Multiaddrs(), full
-		return startNode(t, c)
-	}
-	req, _, liar := mk("0-3", true), mk("4-7", false), mk("4-7", false)
-	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
-		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
-	})
-	liar.host.ServeForward(lie(liar))
+	req, _, liar, third := auditNetwork(t, fullAudits, lie)
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
 	want := localGeneration(t, req, third, prompt, s)
 	r, err := routeThrough(req, liar.host.ID())
@@ -271,24 +268,7 @@ func localGeneration(t *testing.T, headNode, tailNode *Node, prompt []int32, s l
 // holder; the witness is whichever other holder is picked, so a few generations meet the liar.
 func TestFullAuditsConvictALyingWitness(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	third := startNode(t, func() Config { c := testConfig(t); c.Layers = "4-7"; return c }())
-	mk := func(span string, full bool) *Node {
-		c := testConfig(t)
-		c.Layers, c.Bootstrap, c.AuditFull = span, third.Multiaddrs(), full
-		return startNode(t, c)
-	}
-	req, honest, liar := mk("0-3", true), mk("4-7", false), mk("4-7", false)
-	eventually(t, 15*time.Second, "every holder in the requester's coverage", func() bool {
-		return len(req.api.Coverage(ctx).Layers[7].Providers) == 3
-	})
-	liar.host.ServeForward(func(from peer.ID, r p2p.ForwardOpen) (p2p.ForwardSession, error) {
-		inner, err := liar.pipe.ServeForward(from, r)
-		if err != nil {
-			return nil, err
-		}
-		return skewedSession{inner: inner, token: int(layers.Encode("P")[1])}, nil
-	})
+	req, honest, liar, third := auditNetwork(t, fullAudits, steered)
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 6}
 	want := localGeneration(t, req, third, prompt, s)
 	for i := 0; ; i++ {
@@ -298,12 +278,7 @@ func TestFullAuditsConvictALyingWitness(t *testing.T) {
 		if i == 16 {
 			t.Fatal("16 generations and the lying witness was never caught")
 		}
-		r, err := routeThrough(req, honest.host.ID())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
-		r.Close()
+		got, _, err := generateWith(req, honest.host.ID(), prompt, s)
 		if err != nil || !slices.Equal(got, want) {
 			t.Fatalf("generation %d: %q %v, want %q", i, layers.Decode(got), err, layers.Decode(want))
 		}

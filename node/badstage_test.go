@@ -29,13 +29,20 @@ func (s lyingSession) Close() {}
 // generateThrough generates 12 greedy tokens after "ROMEO:" on a route of a's layers 0-3 and
 // tail's 4-7.
 func generateThrough(a *Node, tail peer.ID) ([]int32, error) {
+	out, _, err := generateWith(a, tail, layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12})
+	return out, err
+}
+
+// generateWith generates through a's layers 0-3 and tail's 4-7 and returns the route's hops
+// at the end (after any failover).
+func generateWith(a *Node, tail peer.ID, prompt []int32, s layers.Sampling) ([]int32, []pipeline.Hop, error) {
 	r, err := routeThrough(a, tail)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
-	out, _, err := layers.Generate(r, a.model.Context, layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 12}, nil)
-	return out, err
+	out, _, err := layers.Generate(r, a.model.Context, prompt, s, nil)
+	return out, r.Hops(), err
 }
 
 // routeThrough opens a route of a's own layers 0-3 and tail's 4-7.

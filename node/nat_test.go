@@ -39,16 +39,17 @@ func TestNodeBehindANATServesInferenceThroughARelay(t *testing.T) {
 	})
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 8}
 	want := localGeneration(t, req, natted, prompt, s)
-	r, err := routeThrough(req, natted.host.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
-	r.Close()
+	got, _, err := generateWith(req, natted.host.ID(), prompt, s)
 	if err != nil || string(layers.Decode(got)) != string(layers.Decode(want)) {
 		t.Fatalf("through the relay: %q %v, want %q", layers.Decode(got), err, layers.Decode(want))
 	}
-	conns := req.host.Libp2p().Network().ConnsToPeer(natted.host.ID())
+	onlyRelayed(t, req, natted)
+}
+
+// onlyRelayed fails unless from is connected to to, and only through a relay.
+func onlyRelayed(t *testing.T, from, to *Node) {
+	t.Helper()
+	conns := from.host.Libp2p().Network().ConnsToPeer(to.host.ID())
 	if len(conns) == 0 {
 		t.Fatal("no connection to the node behind the NAT")
 	}
@@ -80,13 +81,5 @@ func TestNodeBehindANATTrainsThroughARelay(t *testing.T) {
 	eventually(t, 2*time.Minute, "inner steps on the driver and the NATed stage", func() bool {
 		return driver.innerSteps() >= 20 && natted.innerSteps() >= 20
 	})
-	conns := driver.host.Libp2p().Network().ConnsToPeer(natted.host.ID())
-	if len(conns) == 0 {
-		t.Fatal("the driver has no connection to the stage it trains")
-	}
-	for _, c := range conns {
-		if !natsim.Relayed(c.RemoteMultiaddr()) {
-			t.Fatalf("a direct connection to a node nobody can dial: %s", c.RemoteMultiaddr())
-		}
-	}
+	onlyRelayed(t, driver, natted)
 }

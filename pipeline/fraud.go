@@ -312,7 +312,7 @@ type Gossiper interface {
 }
 
 // JoinFraudGossip joins the model's fraud-proof topic: proofs that hold together are passed on
-// and checked in the background (CheckFraud), each sender within its rate. ctx bounds the
+// and decided in the background (decideFraud), each sender within its rate. ctx bounds the
 // checks.
 func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 	p.fraud.mu.Lock()
@@ -339,7 +339,7 @@ func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 			defer p.fraud.verify.Release(1)
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			res := p.CheckFraud(cctx, from, fp)
+			res := p.decideFraud(cctx, from, fp) // the validator ran CheckProof on it
 			logger().Info("fraud proof checked", "from", from, "accused", fp.Accused, "verdict", res.Verdict, "reason", res.Reason)
 		})
 	})
@@ -378,14 +378,15 @@ func (p *Pipeline) PublishProof(ctx context.Context, fp *FraudProof) error {
 	return t.Publish(ctx, b)
 }
 
-// CheckFraud decides a proof from sender: it must hold together (CheckProof), then its case
-// is audited as this node's own. Convicted: the accused is excluded. Passed: the accused
-// answered right and the sender is excluded for a false accusation.
-func (p *Pipeline) CheckFraud(ctx context.Context, sender peer.ID, fp *FraudProof) AuditResult {
-	c := AuditCase{Peer: fp.Accused, Span: layers.Span{First: fp.Receipt.First, Last: fp.Receipt.Last}, Weights: fp.Receipt.Weights, In: fp.In, Out: fp.Out}
-	if err := p.CheckProof(fp); err != nil {
-		return AuditResult{Case: c, Verdict: VerdictInconclusive, Reason: err.Error()}
-	}
+func proofCase(fp *FraudProof) AuditCase {
+	return AuditCase{Peer: fp.Accused, Span: layers.Span{First: fp.Receipt.First, Last: fp.Receipt.Last}, Weights: fp.Receipt.Weights, In: fp.In, Out: fp.Out}
+}
+
+// decideFraud decides a proof from sender that CheckProof passed: its case is audited as this
+// node's own. Convicted: the accused is excluded. Passed: the accused answered right and the
+// sender is excluded for a false accusation.
+func (p *Pipeline) decideFraud(ctx context.Context, sender peer.ID, fp *FraudProof) AuditResult {
+	c := proofCase(fp)
 	if sender == p.host.ID() || fp.Accused == p.host.ID() {
 		return AuditResult{Case: c, Verdict: VerdictInconclusive, Reason: "a proof this node sent or one against it"}
 	}
