@@ -4,30 +4,37 @@ BIN      := bin/neuroshard
 PKGS     := ./...
 # Packages whose tests run concurrent code (hosts, servers, the node): run under the race detector.
 RACE_PKGS := ./p2p/... ./coverage/... ./pipeline/... ./node/... ./nodeapi/... ./settings/... ./diloco/... ./httpapi/... ./client/... ./cmd/... ./internal/... ./ledger/... ./tasks/...
-# Packages of pure computation (no goroutines of their own) run without it.
-PLAIN_PKGS := ./layers/... ./diloco/...
-# The model-training test of diloco runs without it too (its round logic runs under it).
+# The packages of pure computation (layers) run without it, and so does the model-training test
+# of diloco (its round logic runs under it).
 RACE_SKIP := TestReplicasAgreeAfterEveryRound
 # Long training tests through real hosts: the round's logic runs under the race detector in
 # diloco's in-memory tests, and the node's concurrent glue in the node tests that stay, so
 # these run without it (under it the model trains about 20x slower).
 SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay
 FUZZTIME ?= 20s
+# One set of build flags for every go command here (vet, tests, the binary the end-to-end tests
+# and the Python client's tests run): packages compiled once serve them all. With -trimpath on
+# the binary alone, a fresh machine compiled every dependency twice.
+export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
 .PHONY: build run test test-python test-short bench bench-deps lint fuzz clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/neuroshard
+	$(GO) build -o $(BIN) ./cmd/neuroshard
 
 run: build
 	./$(BIN)
 
 test: lint
 	$(GO) test -race -count=1 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 15m -run '$(SLOW_NODE_TESTS)' ./node/
-	$(GO) test -count=1 -timeout 15m $(PLAIN_PKGS)
+	@# The long node tests leave about half a core idle (they wait on the network): the pure
+	@# computation packages run beside them.
+	$(GO) test -count=1 -timeout 15m -run '$(SLOW_NODE_TESTS)' ./node/ & slow=$$!; \
+	$(GO) test -count=1 -timeout 15m ./layers/... && \
+	$(GO) test -count=1 -timeout 15m -run '^($(RACE_SKIP))$$' ./diloco/; plain=$$?; \
+	wait $$slow && exit $$plain
 	$(MAKE) --no-print-directory test-python
 
 # The Python client's tests, against the built binary (a real node on 127.0.0.1).
