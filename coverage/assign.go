@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -12,18 +13,20 @@ import (
 var ErrNoSpanFits = errors.New("coverage: no span fits the memory budget")
 
 // ChooseSpan picks the layer span a node should hold: the longest span that fits the memory
-// budget, and among those the least-replicated one. replicas[i] is how many other peers hold
-// layer i. Spans compare by their replica counts sorted ascending (leximin): a span that covers
-// a layer nobody holds beats any span that does not, then one covering two such layers, and so
-// on; ties go to spans aligned on multiples of the span length (so nodes of equal memory form
-// identical spans that can train together), then to the lowest start.
-func ChooseSpan(model layers.Config, replicas []int, budget int64) (layers.Span, error) {
+// budget, and among those the least-served one. replicas[i] is how much other peers serve
+// layer i: a count of holders, or their throughput through it (View.Load). Spans compare by
+// their figures sorted ascending (leximin): a span that covers a layer nobody holds beats any
+// span that does not, then one covering two such layers, and so on, then the one whose
+// thinnest layer is thinnest; ties go to spans aligned on multiples of the span length (so
+// nodes of equal memory form identical spans that can train together), then to the lowest
+// start.
+func ChooseSpan[T int | float64](model layers.Config, replicas []T, budget int64) (layers.Span, error) {
 	if len(replicas) != model.Layers {
 		return layers.Span{}, fmt.Errorf("coverage: %d replica counts for %d layers", len(replicas), model.Layers)
 	}
 	for k := model.Layers; k >= 1; k-- {
 		var best layers.Span
-		var bestKey []int
+		var bestKey []T
 		found := false
 		for s := 0; s+k <= model.Layers; s++ {
 			sp := layers.Span{First: s, Last: s + k - 1}
@@ -36,7 +39,7 @@ func ChooseSpan(model layers.Config, replicas []int, budget int64) (layers.Span,
 			if s%k == 0 || s+k == model.Layers {
 				aligned = 0
 			}
-			key = append(key, aligned)
+			key = append(key, T(aligned))
 			if !found || slices.Compare(key, bestKey) < 0 {
 				best, bestKey, found = sp, key, true
 			}
@@ -51,4 +54,41 @@ func ChooseSpan(model layers.Config, replicas []int, budget int64) (layers.Span,
 	}
 	return layers.Span{}, fmt.Errorf("%w: --max-memory %d bytes holds no layer of %s (one layer needs about %d)",
 		ErrNoSpanFits, budget, model.Name, need)
+}
+
+// Load is, for each layer, the throughput the holders other than self give it, in tokens per
+// second through the layer (Capacity's measure): a holder without a measured record counts at
+// the median of the measured ones, and while none is measured every holder counts at 1 token
+// per second through the whole model (the replica count, for holders of equal spans). A slow
+// holder so leaves its layers under-served, and a joining node goes where the swarm is
+// thinnest in throughput, not in heads (Petals chooses its blocks the same way).
+func (v View) Load(self peer.ID) []float64 {
+	L := float64(len(v.Layers))
+	var known []float64
+	for _, r := range v.Records {
+		if r.Throughput.Decode > 0 {
+			known = append(known, r.Throughput.Decode)
+		}
+	}
+	unknown := 1.0
+	if len(known) > 0 {
+		slices.Sort(known)
+		unknown = known[len(known)/2]
+	}
+	out := make([]float64, len(v.Layers))
+	for id, spans := range v.Spans() {
+		if id == self {
+			continue
+		}
+		d := v.Records[id].Throughput.Decode
+		if d <= 0 {
+			d = unknown
+		}
+		for _, sp := range spans {
+			for l := sp.First; l <= sp.Last && l < len(out); l++ {
+				out[l] += d * L / float64(sp.Len())
+			}
+		}
+	}
+	return out
 }

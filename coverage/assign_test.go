@@ -4,7 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 func TestChooseSpan(t *testing.T) {
@@ -40,5 +42,63 @@ func TestChooseSpan(t *testing.T) {
 	}
 	if _, err := ChooseSpan(m, make([]int, 3), 1<<40); err == nil {
 		t.Fatal("wrong replica count accepted")
+	}
+}
+
+// viewOf builds a view of 8 layers from each holder's span and measured decode speed (0: a
+// holder without a measured record).
+func viewOf(holders map[peer.ID]layers.Span, decode map[peer.ID]float64) View {
+	v := View{Model: "neuroshard-small", Layers: make([]Layer, 8), Records: map[peer.ID]p2p.PeerRecord{}}
+	for i := range v.Layers {
+		v.Layers[i].Index = i
+	}
+	for id, sp := range holders {
+		for l := sp.First; l <= sp.Last; l++ {
+			v.Layers[l].Providers = append(v.Layers[l].Providers, id)
+		}
+		if d := decode[id]; d > 0 {
+			v.Records[id] = p2p.PeerRecord{Peer: id, Seq: 1, Model: v.Model, First: sp.First, Last: sp.Last, Throughput: p2p.Throughput{Decode: d}}
+		}
+	}
+	return v
+}
+
+// A joining node goes where the swarm is thinnest in throughput, not in heads.
+func TestChooseSpanWeighsHoldersBySpeed(t *testing.T) {
+	m, _ := layers.Preset("neuroshard-small")
+	budget := 4*m.LayerMemoryBytes() + (m.EmbeddingParams()+m.HeadParams())*4*6
+	first, second := layers.Span{First: 0, Last: 3}, layers.Span{First: 4, Last: 7}
+	// Two holders on each half: by heads the halves tie (and the first wins the tie); with
+	// the second half's holders measured 10x slower, the newcomer takes the second half.
+	holders := map[peer.ID]layers.Span{"a": first, "b": first, "c": second, "d": second}
+	for _, tc := range []struct {
+		name   string
+		decode map[peer.ID]float64
+		want   layers.Span
+	}{
+		{"nothing measured", nil, first},
+		{"every holder as fast", map[peer.ID]float64{"a": 500, "b": 500, "c": 500, "d": 500}, first},
+		{"the second half slow", map[peer.ID]float64{"a": 500, "b": 500, "c": 50, "d": 50}, second},
+		{"the first half slow", map[peer.ID]float64{"a": 50, "b": 50, "c": 500, "d": 500}, first},
+		// One fast holder of the second half outweighs two slow ones of the first.
+		{"unmeasured at the median", map[peer.ID]float64{"a": 100, "b": 100, "c": 1000}, first},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := viewOf(holders, tc.decode)
+			got, err := ChooseSpan(m, v.Load("me"), budget)
+			if err != nil || got != tc.want {
+				t.Fatalf("got %v %v, want %v (load %v)", got, err, tc.want, v.Load("me"))
+			}
+		})
+	}
+	// This node's own holding does not count toward the load it compares.
+	v := viewOf(map[peer.ID]layers.Span{"me": first, "a": second}, nil)
+	if load := v.Load("me"); load[0] != 0 || load[7] != 2 {
+		t.Fatalf("load %v", load)
+	}
+	// Capacity: 500 tokens/s through 8 layers, 4 held, passes 1000 through each of them.
+	c := viewOf(holders, map[peer.ID]float64{"a": 500, "b": 500, "c": 50, "d": 50}).Capacity()
+	if c.Layers[0] != 2000 || c.Layers[7] != 200 || c.Decode != 200 || c.Recorded != 4 || c.Measured != 4 {
+		t.Fatalf("capacity %+v", c)
 	}
 }

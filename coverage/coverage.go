@@ -14,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -41,6 +42,25 @@ type Prober interface {
 // ProbeTimeout bounds how long a refresh waits for the holders to answer.
 const ProbeTimeout = 2 * time.Second
 
+// Recorder finds peers' records (p2p.Host is one): what each holder says of its memory and
+// measured throughput.
+type Recorder interface {
+	PeerRecord(ctx context.Context, id peer.ID) (p2p.PeerRecord, error)
+}
+
+// RecordTTL is how long a holder's record is reused before it is looked up again; a record
+// whose span no longer matches the holder's provider records is looked up at once.
+const RecordTTL = 5 * time.Minute
+
+// noRecordTTL is how long a holder found without a record is not asked again.
+const noRecordTTL = 30 * time.Second
+
+// heldRecord is a record and when it was found (Seq 0: none was).
+type heldRecord struct {
+	rec p2p.PeerRecord
+	at  time.Time
+}
+
 // Layer is who holds one layer.
 type Layer struct {
 	Index     int
@@ -56,7 +76,14 @@ type View struct {
 	Layers   []Layer
 	Missing  []int // layers nobody holds
 	Complete bool  // every layer has a holder
+	// Records are the holders' records, for those that have one for this model (this node's
+	// too, once it has one).
+	Records map[peer.ID]p2p.PeerRecord
 }
+
+// Decode is a holder's measured decode throughput (tokens per second through the whole
+// model), 0 when it is unknown.
+func (v View) Decode(id peer.ID) float64 { return v.Records[id].Throughput.Decode }
 
 // ByPeer inverts the view: for each peer, the layers it holds, ascending.
 func (v View) ByPeer() map[peer.ID][]int {
@@ -95,11 +122,12 @@ type Cache struct {
 	interval time.Duration
 	group    singleflight.Group
 
-	mu     sync.Mutex
-	view   View
-	at     time.Time
-	set    bool
-	forced bool // Expire asked the next Get to wait for a new lookup
+	mu      sync.Mutex
+	view    View
+	at      time.Time
+	set     bool
+	forced  bool // Expire asked the next Get to wait for a new lookup
+	records map[peer.ID]heldRecord
 }
 
 // New makes a cache of a model's coverage, refreshed at most every interval.
@@ -155,7 +183,7 @@ func (c *Cache) Expire(maxAge time.Duration) {
 }
 
 func (c *Cache) empty() View {
-	v := View{Model: c.model, Layers: make([]Layer, c.layers)}
+	v := View{Model: c.model, Layers: make([]Layer, c.layers), Records: map[peer.ID]p2p.PeerRecord{}}
 	for i := range v.Layers {
 		v.Layers[i] = Layer{Index: i, Providers: []peer.ID{}}
 		v.Missing = append(v.Missing, i)
@@ -201,7 +229,68 @@ func (c *Cache) Lookup(ctx context.Context) View {
 		}
 	}
 	v.Complete = len(v.Missing) == 0
+	v.Records = c.recordsOf(v)
 	return v
+}
+
+// recordsOf finds the records of the view's holders: reused while younger than RecordTTL and
+// naming the span the holder provides, else looked up, in parallel. A holder without a record
+// (an older node, or one not yet put) is left out; so is a record of another model.
+func (c *Cache) recordsOf(v View) map[peer.ID]p2p.PeerRecord {
+	out := map[peer.ID]p2p.PeerRecord{}
+	rf, ok := c.finder.(Recorder)
+	if !ok {
+		return out
+	}
+	spans := v.Spans()
+	c.mu.Lock()
+	if c.records == nil {
+		c.records = map[peer.ID]heldRecord{}
+	}
+	var stale []peer.ID
+	for id, sp := range spans {
+		h, ok := c.records[id]
+		switch {
+		case id == c.finder.ID(): // this node's own: no lookup
+			stale = append(stale, id)
+		case ok && h.rec.Seq == 0 && time.Since(h.at) < noRecordTTL: // none a moment ago
+		case ok && time.Since(h.at) < RecordTTL && len(sp) == 1 && h.rec.First == sp[0].First && h.rec.Last == sp[0].Last:
+			out[id] = h.rec
+		default:
+			stale = append(stale, id)
+		}
+	}
+	for id := range c.records {
+		if _, held := spans[id]; !held {
+			delete(c.records, id)
+		}
+	}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), ProbeTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range stale {
+		wg.Go(func() {
+			r, err := rf.PeerRecord(ctx, id)
+			if err != nil || r.Model != c.model {
+				if err != nil {
+					logger().Debug("no peer record", "peer", id, "err", err)
+				}
+				return
+			}
+			mu.Lock()
+			out[id] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	c.mu.Lock()
+	for _, id := range stale {
+		c.records[id] = heldRecord{rec: out[id], at: time.Now()}
+	}
+	c.mu.Unlock()
+	return out
 }
 
 // probe asks every holder found whether it answers, each once and in parallel; without a
@@ -245,4 +334,43 @@ func (c *Cache) Providers(ctx context.Context, layer int) ([]peer.AddrInfo, erro
 	ctx, cancel := context.WithTimeout(ctx, LookupTimeout)
 	defer cancel()
 	return c.finder.FindProviders(ctx, LayerKey(c.model, layer), 0)
+}
+
+// Capacity is what the holders' records say the network can do.
+type Capacity struct {
+	// Layers is, for each layer, the tokens per second its holders pass through it together
+	// when decoding one sequence each: a holder that decodes d tokens/s through all L layers
+	// and holds k of them passes d*L/k through each. Holders without a measured record add
+	// nothing.
+	Layers []float64
+	// Decode is the whole model's figure: its slowest layer's (0 while any layer has no
+	// measured holder). DecodeBatch8 is the same from the holders' batch-8 figures.
+	Decode, DecodeBatch8   float64
+	MemoryBytes, UsedBytes int64 // the budgets and span weights of the holders with records
+	Recorded, Measured     int   // holders with a record; those with a measured throughput
+}
+
+// Capacity sums the holders' records layer by layer.
+func (v View) Capacity() Capacity {
+	c := Capacity{Layers: make([]float64, len(v.Layers))}
+	b8 := make([]float64, len(v.Layers))
+	L := float64(len(v.Layers))
+	for id, r := range v.Records {
+		c.Recorded++
+		c.MemoryBytes += r.MemoryBytes
+		c.UsedBytes += r.UsedBytes
+		if r.Throughput.Decode > 0 {
+			c.Measured++
+		}
+		for _, sp := range v.Spans()[id] {
+			for l := sp.First; l <= sp.Last && l < len(v.Layers); l++ {
+				c.Layers[l] += r.Throughput.Decode * L / float64(sp.Len())
+				b8[l] += r.Throughput.DecodeBatch8 * L / float64(sp.Len())
+			}
+		}
+	}
+	if len(v.Layers) > 0 {
+		c.Decode, c.DecodeBatch8 = slices.Min(c.Layers), slices.Min(b8)
+	}
+	return c
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // benchFile keeps the node's measured throughput, so it is measured once per machine, preset
@@ -50,5 +51,20 @@ func (n *Node) measure() {
 	logger().Info("throughput", "forward", int(r.Forward), "train", int(r.Train), "decode", int(r.Decode), "decode_batch8", int(r.DecodeBatch8), "prefill", int(r.Prefill))
 	if err := layers.StoreBench(path, r); err != nil {
 		logger().Warn("could not store the benchmark", "err", err)
+	}
+}
+
+// publishRecord puts the node's peer record in the DHT: its span, memory and measured
+// throughput (none before it is measured), which peers weigh it by when they route.
+func (n *Node) publishRecord() {
+	span := n.Span()
+	r := p2p.PeerRecord{Model: n.model.Name, First: span.First, Last: span.Last, MemoryBytes: n.memoryBudget(),
+		UsedBytes: n.model.SpanMemoryBytes(span), Backend: layers.BackendName()}
+	if b := n.Benchmark(); b != nil {
+		r.Backend, r.Threads = b.Backend, b.Threads
+		r.Throughput = p2p.Throughput{Forward: b.Forward, Train: b.Train, Decode: b.Decode, DecodeBatch8: b.DecodeBatch8, Prefill: b.Prefill}
+	}
+	if err := n.host.SetRecord(r); err != nil {
+		logger().Warn("could not make the node's peer record", "err", err)
 	}
 }

@@ -305,6 +305,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.host.ServeCheckpoints(n.catch.Serve)
 	n.host.ServeCheckpointPut(n.catch.Admit, n.catch.Take)
 	n.host.SetAnnounced(n.layerKeys(span))
+	n.publishRecord()
 	if n.front != nil {
 		if err := n.front.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
 			return err
@@ -317,6 +318,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go func() {
 		defer n.wg.Done()
 		n.measure() // before training takes the cores
+		n.publishRecord()
 		if span.First == 0 {
 			n.wg.Add(1)
 			n.driveLoop()
@@ -339,26 +341,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// chooseSpan fixes the span from --layers, or asks the DHT who holds what and takes the
-// least-replicated span that fits the memory budget.
+// chooseSpan fixes the span from --layers, or asks the DHT who holds what, at what measured
+// speed, and takes the least-served span that fits the memory budget.
 func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 	if n.cfg.Layers != "" {
 		return layers.ParseSpan(n.cfg.Layers) // checked by Validate
 	}
-	budget := n.cfg.MaxMemory
-	if budget == 0 {
-		budget = n.settings.Get().MaxMemoryBytes()
-	}
-	replicas := make([]int, n.model.Layers)
+	budget := n.memoryBudget()
+	load := make([]float64, n.model.Layers)
 	if len(n.host.RoutingTable()) > 0 {
 		cctx, cancel := context.WithTimeout(ctx, joinCoverageTimeout)
-		cov := n.cov.Lookup(cctx)
+		load = n.cov.Lookup(cctx).Load(n.host.ID())
 		cancel()
-		for i, lc := range cov.Layers {
-			replicas[i] = lc.Replicas
-		}
 	}
-	span, err := coverage.ChooseSpan(n.model, replicas, budget)
+	span, err := coverage.ChooseSpan(n.model, load, budget)
 	if errors.Is(err, coverage.ErrNoSpanFits) {
 		err = fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -367,12 +363,14 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 
 // kvBudget is the memory the KV caches of the node's sessions may reserve: a quarter of the
 // memory budget (the rest holds the weights, their served copy and the optimizer state).
-func (n *Node) kvBudget() int64 {
-	budget := n.cfg.MaxMemory
-	if budget == 0 {
-		budget = n.settings.Get().MaxMemoryBytes()
+func (n *Node) kvBudget() int64 { return max(64<<20, n.memoryBudget()/4) }
+
+// memoryBudget is the memory the node may spend on its span: --max-memory, else the setting.
+func (n *Node) memoryBudget() int64 {
+	if n.cfg.MaxMemory != 0 {
+		return n.cfg.MaxMemory
 	}
-	return max(64<<20, budget/4)
+	return n.settings.Get().MaxMemoryBytes()
 }
 
 // Close stops the API, the p2p host and every background loop.

@@ -2,8 +2,13 @@ package node
 
 import (
 	"context"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/layers"
 )
 
 // A node measures its throughput at its first start, shows it in its status and stores it;
@@ -41,4 +46,58 @@ func TestNodeMeasuresItsThroughputOnce(t *testing.T) {
 		r := n3.Benchmark()
 		return r != nil && r.MeasuredAt.After(b.MeasuredAt)
 	})
+}
+
+// Each node puts a signed record of its span, memory and measured throughput in the DHT: the
+// network's capacity adds them up layer by layer, and of two idle holders of a span the
+// faster one serves (load still comes first).
+func TestPeerRecordsGiveCapacityAndFasterRoutes(t *testing.T) {
+	t.Parallel()
+	spans, decode := []string{"0-3", "4-7", "4-7"}, []float64{400, 100, 1000}
+	var nodes []*Node
+	for i, s := range spans {
+		cfg := testConfig(t)
+		cfg.Layers, cfg.Bench = s, BenchFirst
+		if i > 0 {
+			cfg.Bootstrap = nodes[0].Multiaddrs()
+		}
+		// What a first start on this machine would have measured, stored as it stores it.
+		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * decode[i], Train: decode[i],
+			Decode: decode[i], DecodeBatch8: 4 * decode[i], Prefill: 10 * decode[i], Short: true, MeasuredAt: time.Now()}
+		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	ctx := context.Background()
+	var net apitypes.Network
+	eventually(t, 20*time.Second, "every node's measured record", func() bool {
+		net = nodes[0].api.Network(ctx)
+		return net.Capacity.NodesMeasured == 3
+	})
+	c := net.Capacity
+	// Layers 0-3: 400 tokens/s through 8 layers, 4 held: 800 through each; layers 4-7: 200 + 2000.
+	want := []float64{800, 800, 800, 800, 2200, 2200, 2200, 2200}
+	if !slices.Equal(c.LayerTokensPerS, want) || c.DecodeTokensPerS != 800 || c.DecodeBatch8TokensPerS != 3200 || c.NodesRecorded != 3 {
+		t.Fatalf("capacity %+v, want layers %v", c, want)
+	}
+	if c.TotalMemoryGB <= 0 || c.UsedMemoryGB <= 0 || c.UsedMemoryGB >= c.TotalMemoryGB {
+		t.Fatalf("memory: %+v", c)
+	}
+	r1, err := nodes[0].pipe.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	if hops := r1.Hops(); len(hops) != 2 || hops[1].Peer != nodes[2].host.ID() {
+		t.Fatalf("first route %v, want the tail on the faster holder %s", hops, nodes[2].host.ID())
+	}
+	r2, err := nodes[0].pipe.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if hops := r2.Hops(); len(hops) != 2 || hops[1].Peer != nodes[1].host.ID() {
+		t.Fatalf("second route %v, want the idle slower holder %s", hops, nodes[1].host.ID())
+	}
 }

@@ -3,6 +3,7 @@ package nodeapi
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -171,9 +172,12 @@ func (a *API) Network(ctx context.Context) apitypes.Network {
 	if g := a.TrainingGlobal(ctx); g.TotalNodesTraining > 0 {
 		tr = &apitypes.NetworkTraining{Epoch: a.newestRound(), GlobalStep: g.GlobalSteps, Loss: g.GlobalAvgLoss}
 	}
+	c := view.Capacity()
 	return apitypes.Network{
 		Training: tr,
 		Nodes:    counts,
+		Capacity: apitypes.Capacity{TotalMemoryGB: gb(c.MemoryBytes), UsedMemoryGB: gb(c.UsedBytes), DecodeTokensPerS: round1(c.Decode),
+			DecodeBatch8TokensPerS: round1(c.DecodeBatch8), LayerTokensPerS: roundAll(c.Layers), NodesRecorded: c.Recorded, NodesMeasured: c.Measured},
 		Architecture: apitypes.Architecture{Model: m.Name, Layers: m.Layers, HiddenDim: m.DModel, Heads: m.Heads,
 			Vocab: m.Vocab, Context: m.Context, Parameters: layers.HumanParams(m.TotalParams())},
 		Coverage: apiCoverage(view),
@@ -266,4 +270,16 @@ func (a *API) FindPeer(ctx context.Context, id string) (apitypes.PeerAddrs, erro
 		out.Addrs = append(out.Addrs, a.String())
 	}
 	return out, nil
+}
+
+func gb(b int64) float64 { return math.Round(float64(b)/(1<<30)*1000) / 1000 }
+
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
+
+func roundAll(fs []float64) []float64 {
+	out := make([]float64, len(fs))
+	for i, f := range fs {
+		out[i] = round1(f)
+	}
+	return out
 }

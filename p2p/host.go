@@ -42,6 +42,7 @@ type Host struct {
 
 	mu          sync.Mutex
 	announced   []string         // content keys this node provides
+	record      PeerRecord       // this node's own record (Seq 0: none yet)
 	reannounce  chan struct{}    // wakes the provide loop after SetAnnounced
 	unreachable map[peer.ID]bool // bootstrap peers whose last dial failed
 
@@ -116,6 +117,7 @@ func dhtOptions(cfg Config) []dht.Option {
 		dht.ProtocolPrefix(protocol.ID(cfg.ProtocolPrefix)),
 		dht.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity)),
 		dht.BootstrapPeers(cfg.Bootstrap...),
+		peerRecordOption(),
 	}
 	switch {
 	case cfg.DHTMode == DHTModeServer, cfg.DHTMode == DHTModeAuto && cfg.Profile == ProfileLocal:

@@ -74,6 +74,10 @@ func (n *Host) provideLoop() {
 		case <-t.C:
 		case <-n.reannounce:
 		}
+		// With an empty routing table the record stays local, as provider records do.
+		if err := n.putRecord(n.ctx); err != nil && n.ctx.Err() == nil {
+			logger().Debug("record not put", "err", err)
+		}
 		keys := n.Announced()
 		if len(keys) == 0 {
 			continue

@@ -21,6 +21,14 @@ type static struct {
 	holders map[int][]peer.ID
 	model   string
 	latency map[peer.ID]time.Duration
+	records map[peer.ID]p2p.PeerRecord
+}
+
+func (s *static) PeerRecord(_ context.Context, id peer.ID) (p2p.PeerRecord, error) {
+	if r, ok := s.records[id]; ok {
+		return r, nil
+	}
+	return p2p.PeerRecord{}, errors.New("no record")
 }
 
 func (s *static) ID() peer.ID                     { return s.self }
@@ -77,6 +85,45 @@ func TestPlanTakesFewestHopsThenLowestLatency(t *testing.T) {
 	want := []Hop{{Peer: a, Span: layers.Span{First: 0, Last: 1}}, {Peer: c, Span: layers.Span{First: 2, Last: 3}}}
 	if !slices.Equal(route, want) {
 		t.Fatalf("route without b: %v, want %v", route, want)
+	}
+}
+
+func TestPlanWeighsHoldersByTheirMeasuredSpeed(t *testing.T) {
+	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	all := map[int][]peer.ID{0: {a, b}, 1: {a, b}, 2: {a, b}, 3: {a, b}}
+	h := &static{self: "me", holders: all, latency: map[peer.ID]time.Duration{a: time.Millisecond, b: 2 * time.Millisecond}}
+	p := newPipeline(t, h, nil)
+	if route, err := p.planRoute(context.Background(), nil); err != nil || len(route) != 1 || route[0].Peer != a {
+		t.Fatalf("without records: %v %v, want a (the nearer)", route, err)
+	}
+	rec := func(decode float64) p2p.PeerRecord {
+		return p2p.PeerRecord{Seq: 1, Model: "neuroshard-tiny", First: 0, Last: 3, Throughput: p2p.Throughput{Decode: decode}}
+	}
+	// a decodes at 100 tokens/s (10 ms a step), b at 1000 (1 ms): b's 3 ms beat a's 11.
+	h.records = map[peer.ID]p2p.PeerRecord{a: rec(100), b: rec(1000)}
+	p = newPipeline(t, h, nil)
+	if route, err := p.planRoute(context.Background(), nil); err != nil || len(route) != 1 || route[0].Peer != b {
+		t.Fatalf("with records: %v %v, want b (the faster)", route, err)
+	}
+	// Load still comes first: with a session open on b, idle a serves.
+	p.using.add(b, 1, 100)
+	if route, err := p.planRoute(context.Background(), nil); err != nil || route[0].Peer != a {
+		t.Fatalf("b busy: %v %v, want a", route, err)
+	}
+	p.using.add(b, -1, 100)
+	// Failover takes the faster holder too.
+	if hop, ok := p.replacementFor(context.Background(), layers.Span{First: 0, Last: 3}, nil); !ok || hop.Peer != b {
+		t.Fatalf("replacement %v %v, want b", hop, ok)
+	}
+	// A holder without a record counts at the median of the known speeds (here 1000: b's),
+	// so a nearer unmeasured c beats b and a slow measured a does not.
+	for l := range all {
+		all[l] = append(all[l], c)
+	}
+	h.latency[c] = time.Millisecond
+	p = newPipeline(t, h, nil)
+	if route, err := p.planRoute(context.Background(), nil); err != nil || route[0].Peer != c {
+		t.Fatalf("with unmeasured c: %v %v, want c", route, err)
 	}
 }
 

@@ -35,6 +35,47 @@ func (p *Pipeline) holdings(ctx context.Context) map[peer.ID][]layers.Span {
 	return out
 }
 
+// speeds is what route planning knows of the holders' throughput: each one's measured decode
+// speed (tokens per second through the whole model, from its peer record), and the speed
+// assumed of a holder without a record (this node's own, else the median of those known).
+type speeds struct {
+	layers  int
+	decode  map[peer.ID]float64
+	unknown float64
+}
+
+// speeds reads the holders' throughput from the coverage view's records.
+func (p *Pipeline) speeds(ctx context.Context) speeds {
+	s := speeds{layers: p.model.Layers, decode: map[peer.ID]float64{}}
+	var known []float64
+	for id, r := range p.cov.Get(ctx).Records {
+		if d := r.Throughput.Decode; d > 0 {
+			s.decode[id] = d
+			known = append(known, d)
+		}
+	}
+	if d, ok := s.decode[p.host.ID()]; ok {
+		s.unknown = d
+	} else if len(known) > 0 {
+		slices.Sort(known)
+		s.unknown = known[len(known)/2]
+	}
+	return s
+}
+
+// compute estimates one decode step of a span's layers on a peer (0 when no speed is known
+// at all: then only latencies count, as before any peer measured itself).
+func (s speeds) compute(id peer.ID, span layers.Span) time.Duration {
+	d, ok := s.decode[id]
+	if !ok {
+		d = s.unknown
+	}
+	if d <= 0 || s.layers <= 0 {
+		return 0
+	}
+	return time.Duration(float64(span.Len()) / (d * float64(s.layers)) * float64(time.Second))
+}
+
 // latency is the measured round trip to a peer (0 for this node).
 func (p *Pipeline) latency(id peer.ID) time.Duration {
 	if id == p.host.ID() {
@@ -50,7 +91,7 @@ func (p *Pipeline) latency(id peer.ID) time.Duration {
 type best struct {
 	hops int
 	load int
-	lat  time.Duration
+	time time.Duration // estimated: the hops' compute at their measured speeds plus round trips
 	prev int
 	via  Hop
 	ok   bool
@@ -62,8 +103,8 @@ func (a best) better(c best) bool {
 		return a.hops < c.hops
 	case a.load != c.load:
 		return a.load < c.load
-	case a.lat != c.lat:
-		return a.lat < c.lat
+	case a.time != c.time:
+		return a.time < c.time
 	}
 	return a.via.Peer < c.via.Peer
 }
@@ -90,10 +131,11 @@ func (p *Pipeline) load(id peer.ID) int {
 // planRoute covers layers 0..L-1 with the fewest hops, then the lowest load on the route's
 // peers (sessions this node has open there, and audits a new peer still has to pass: a busy
 // peer costs a whole step of its compute per token, far more than loopback or LAN latency,
-// so concurrent requests spread over the holders of a span), then the lowest summed latency.
-// Peers in exclude are not used.
+// so concurrent requests spread over the holders of a span), then the least estimated time:
+// each hop's layers at its holder's measured speed (its peer record) plus the round trip, so
+// of two idle holders the faster one serves. Peers in exclude are not used.
 func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]Hop, error) {
-	hold := p.holdings(ctx)
+	hold, sp := p.holdings(ctx), p.speeds(ctx)
 	L := p.model.Layers
 	b := make([]best, L+1)
 	b[0].ok = true
@@ -105,13 +147,14 @@ func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]H
 			if exclude[id] {
 				continue
 			}
-			for _, sp := range spans {
-				if !sp.Contains(l) {
+			for _, span := range spans {
+				if !span.Contains(l) {
 					continue
 				}
-				next := sp.Last + 1
-				cand := best{hops: b[l].hops + 1, load: b[l].load + p.load(id), lat: b[l].lat + p.latency(id), prev: l, ok: true,
-					via: Hop{Peer: id, Span: layers.Span{First: l, Last: sp.Last}, Self: id == p.host.ID()}}
+				next := span.Last + 1
+				hop := layers.Span{First: l, Last: span.Last}
+				cand := best{hops: b[l].hops + 1, load: b[l].load + p.load(id), time: b[l].time + sp.compute(id, hop) + p.latency(id), prev: l, ok: true,
+					via: Hop{Peer: id, Span: hop, Self: id == p.host.ID()}}
 				if cur := b[next]; !cur.ok || cand.better(cur) {
 					b[next] = cand
 				}
@@ -141,22 +184,23 @@ func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]H
 	return route, nil
 }
 
-// replacementFor finds another holder of a whole hop span, for failover.
+// replacementFor finds another holder of a whole hop span, for failover: the least loaded,
+// then the fastest by estimated time.
 func (p *Pipeline) replacementFor(ctx context.Context, span layers.Span, exclude map[peer.ID]bool) (Hop, bool) {
-	var bestHop Hop
-	found := false
+	sp := p.speeds(ctx)
+	var b best
 	for id, spans := range p.holdings(ctx) {
 		if exclude[id] {
 			continue
 		}
-		for _, sp := range spans {
-			if sp.First <= span.First && sp.Last >= span.Last {
-				if !found || p.load(id) < p.load(bestHop.Peer) ||
-					p.load(id) == p.load(bestHop.Peer) && p.latency(id) < p.latency(bestHop.Peer) {
-					bestHop, found = Hop{Peer: id, Span: span, Self: id == p.host.ID()}, true
+		for _, held := range spans {
+			if held.First <= span.First && held.Last >= span.Last {
+				cand := best{load: p.load(id), time: sp.compute(id, span) + p.latency(id), ok: true, via: Hop{Peer: id, Span: span, Self: id == p.host.ID()}}
+				if !b.ok || cand.better(b) {
+					b = cand
 				}
 			}
 		}
 	}
-	return bestHop, found
+	return b.via, b.ok
 }

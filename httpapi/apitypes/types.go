@@ -114,6 +114,7 @@ type LayerList struct {
 type Network struct {
 	Nodes        NodeCounts       `json:"nodes"`
 	Architecture Architecture     `json:"architecture"`
+	Capacity     Capacity         `json:"capacity"`
 	Training     *NetworkTraining `json:"training,omitempty"`
 	Coverage     Coverage         `json:"coverage"`
 	Ledger       NetworkLedger    `json:"ledger"`
@@ -135,6 +136,21 @@ type NetworkTraining struct {
 	Epoch      int64   `json:"epoch"`       // the newest DiLoCo round any replica completed
 	GlobalStep int64   `json:"global_step"` // inner steps, summed over the replicas reporting
 	Loss       float64 `json:"loss"`        // mean of the reported losses
+}
+
+// Capacity is the network's capacity as the holders' peer records state it (the nodes
+// without a record, older builds, are not counted: nodes_recorded says how many are).
+type Capacity struct {
+	TotalMemoryGB float64 `json:"total_memory_gb"` // the holders' memory budgets
+	UsedMemoryGB  float64 `json:"used_memory_gb"`  // what their spans' weights take
+	// DecodeTokensPerS is how many tokens per second the holders can decode through the whole
+	// model, one sequence each: the slowest layer's holders together (0 while a layer has no
+	// measured holder). DecodeBatch8TokensPerS is the same at batch 8.
+	DecodeTokensPerS       float64   `json:"decode_tokens_per_s"`
+	DecodeBatch8TokensPerS float64   `json:"decode_batch8_tokens_per_s"`
+	LayerTokensPerS        []float64 `json:"layer_tokens_per_s"` // each layer's figure at batch 1
+	NodesRecorded          int       `json:"nodes_recorded"`
+	NodesMeasured          int       `json:"nodes_measured"` // of those, with a measured throughput
 }
 
 // NodeCounts counts the nodes the DHT knows by role.
