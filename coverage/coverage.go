@@ -81,6 +81,16 @@ type View struct {
 	Records map[peer.ID]p2p.PeerRecord
 }
 
+// Holds tells whether a peer holds any layer in the view.
+func (v View) Holds(id peer.ID) bool {
+	for _, l := range v.Layers {
+		if _, ok := slices.BinarySearch(l.Providers, id); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Decode is a holder's measured decode throughput (tokens per second through the whole
 // model), 0 when it is unknown.
 func (v View) Decode(id peer.ID) float64 { return v.Records[id].Throughput.Decode }
@@ -169,6 +179,16 @@ func (c *Cache) Get(ctx context.Context) View {
 		}
 		return c.empty()
 	}
+}
+
+// Last is the last view, without a refresh or a wait (an empty one before the first lookup).
+func (c *Cache) Last() View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.set {
+		return c.empty()
+	}
+	return c.view
 }
 
 // Expire makes the next Get wait for a new lookup if the view is older than maxAge (the view

@@ -22,6 +22,11 @@ const DefaultKVBudget = 1 << 30
 // peerShare is the part of the budget one peer may hold (1/peerShare).
 const peerShare = 4
 
+// keptShare is the part of the budget (1/keptShare) that peers without a standing here
+// (knownPeer) cannot take: fresh identities are served from the rest, so a crowd of them
+// cannot lock out the network's own holders.
+const keptShare = 4
+
 // RetryAfter is the time a refused request is told to wait, in seconds: about how long a
 // generation holds its reservation.
 const RetryAfter = 5
@@ -33,12 +38,16 @@ var ErrBusy = errors.New("pipeline: KV-cache budget full")
 type BusyError struct {
 	Want, Used, Limit int64
 	PerPeer           bool // the peer's share was full, not the node's budget
+	Unknown           bool // the part open to peers without a standing here was full
 }
 
 func (e *BusyError) Error() string {
 	scope := "the node's KV-cache budget"
-	if e.PerPeer {
+	switch {
+	case e.PerPeer:
 		scope = "this peer's share of the KV-cache budget"
+	case e.Unknown:
+		scope = "the part of the KV-cache budget open to peers that hold no layers and passed no audit here"
 	}
 	return fmt.Sprintf("%s is full: %d bytes in use of %d, the session needs %d; retry in %d s", scope, e.Used, e.Limit, e.Want, RetryAfter)
 }
@@ -53,12 +62,16 @@ type kvBudget struct {
 	byPeer map[peer.ID]int64 // "" is the node's own generations
 }
 
-// reserve takes n bytes for p, or says why not.
-func (b *kvBudget) reserve(p peer.ID, n int64) error {
+// reserve takes n bytes for p (known: a peer with a standing here, or the node itself), or
+// says why not.
+func (b *kvBudget) reserve(p peer.ID, n int64, known bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.used+n > b.limit {
 		return &BusyError{Want: n, Used: b.used, Limit: b.limit}
+	}
+	if open := b.limit - b.limit/keptShare; !known && b.used+n > open {
+		return &BusyError{Want: n, Used: b.used, Limit: open, Unknown: true}
 	}
 	if share := b.limit / peerShare; p != "" && b.byPeer[p]+n > share {
 		return &BusyError{Want: n, Used: b.byPeer[p], Limit: share, PerPeer: true}

@@ -16,6 +16,8 @@ const (
 	maxServedSessions  = 64
 	maxSessionsPerPeer = 16
 	maxBatch           = 64 // sequences in one session (layers.NewSession's bound)
+	// keptSessions of the slots are kept for peers with a standing here (knownPeer).
+	keptSessions = 16
 )
 
 // sessionCounts counts open sessions by peer: those this node serves, or those it opened.
@@ -113,13 +115,24 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 	if !p.servedBy.add(from, 1, maxSessionsPerPeer) {
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions already open for this peer", maxSessionsPerPeer)}
 	}
-	unserve := func() { p.served.Add(-1); p.servedBy.add(from, -1, 0) }
-	if p.served.Add(1) > maxServedSessions {
+	known := p.knownPeer(from)
+	strangers := int64(0) // this session's count among the unknown peers' sessions
+	if !known {
+		strangers = 1
+	}
+	unserve := func() { p.served.Add(-1); p.servedUnknown.Add(-strangers); p.servedBy.add(from, -1, 0) }
+	total, unknown := p.served.Add(1), p.servedUnknown.Add(strangers)
+	switch {
+	case total > maxServedSessions:
 		unserve()
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open; retry in %d s", maxServedSessions, RetryAfter)}
+	case !known && unknown > maxServedSessions-keptSessions:
+		unserve()
+		return nil, &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("%d sessions open for peers that hold no layers and passed no audit here (the other %d are kept for holders); retry in %d s",
+			maxServedSessions-keptSessions, keptSessions, RetryAfter)}
 	}
 	kv := sessionBytes(p.model, want, req.Batch, p.model.Context)
-	if err := p.budget.reserve(from, kv); err != nil {
+	if err := p.budget.reserve(from, kv, known); err != nil {
 		unserve()
 		return nil, &p2p.RemoteError{Code: "BUSY", Message: err.Error()}
 	}
@@ -130,6 +143,18 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
 	return &servedSession{sess: sess, weights: st.Hash(), release: release, peer: from, budget: &p.compute}, nil
+}
+
+// knownPeer tells whether a peer has a standing here: it holds layers in the last coverage
+// view (it announced them, answers, and can be audited), or it passed an audit of this node's.
+// Others, fresh identities above all, are served from what the known leave free, and so last:
+// a few identities cannot take every slot from the network's own holders. The check never
+// waits on a lookup.
+func (p *Pipeline) knownPeer(id peer.ID) bool {
+	p.audits.mu.Lock()
+	passed := p.audits.passed[id]
+	p.audits.mu.Unlock()
+	return passed > 0 || (p.cov != nil && p.cov.Last().Holds(id))
 }
 
 // subStages caches stages for parts of the held span (a route may need only its tail), keyed

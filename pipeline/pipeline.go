@@ -93,11 +93,12 @@ type Pipeline struct {
 	compute computeBudgets
 	running atomic.Int64
 
-	subs     subStages
-	served   atomic.Int64  // forward sessions served to peers
-	servedBy sessionCounts // ... by peer
-	using    sessionCounts // forward sessions this node has open, by serving peer
-	speed    stepSpeeds    // measured time per position of remote stages
+	subs          subStages
+	served        atomic.Int64  // forward sessions served to peers
+	servedBy      sessionCounts // ... by peer
+	servedUnknown atomic.Int64  // ... to peers without a standing here (knownPeer)
+	using         sessionCounts // forward sessions this node has open, by serving peer
+	speed         stepSpeeds    // measured time per position of remote stages
 }
 
 // New builds a pipeline.
@@ -151,7 +152,7 @@ func (p *Pipeline) KVReserved() int64 { return p.budget.inUse() }
 // gives it back.
 func (p *Pipeline) Acquire(positions int) (release func(), err error) {
 	n := sessionBytes(p.model, p.localSpan(), 1, min(positions, p.model.Context))
-	if err := p.budget.reserve("", n); err != nil {
+	if err := p.budget.reserve("", n, true); err != nil {
 		return nil, err
 	}
 	p.running.Add(1)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -335,5 +336,86 @@ func TestComputeBudgetIsPerPeer(t *testing.T) {
 	}
 	if _, err := open("c").Step(&p2p.Tensor{Dims: []int{2, MaxStepPositions}, I32: make([]int32, 2*MaxStepPositions)}); !errors.As(err, &re) || re.Code != "BAD_INPUT" {
 		t.Fatalf("a step of %d positions: %v", 2*MaxStepPositions, err)
+	}
+}
+
+// Peers without a standing here (no layers in the coverage view, no passed audit) are served
+// from what the holders leave free: a crowd of fresh identities fills its part of the
+// KV-cache budget and of the session slots, and a holder, or a peer that passed an audit,
+// still gets in.
+func TestStrangersAreServedLast(t *testing.T) {
+	m := tiny(t)
+	span := layers.Span{First: 0, Last: m.Layers - 1}
+	st, err := layers.NewStage(m, span, m.InitParams(span, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := sessionBytes(m, span, 1, m.Context)
+	holder, audited := peer.ID("holder"), peer.ID("audited")
+	h := &static{self: "me", model: m.Name, holders: map[int][]peer.ID{0: {holder}, 1: {holder}}}
+	newP := func(budget int64) *Pipeline {
+		p := New(Config{Model: m, Host: h, Coverage: coverage.New(h, m.Name, m.Layers, time.Hour), KVBudget: budget,
+			Local: func() *layers.Stage { return st }})
+		p.cov.Get(context.Background()) // the view the checks read, without waiting, afterwards
+		p.passed(audited)
+		return p
+	}
+	open := func(p *Pipeline, from peer.ID) (p2p.ForwardSession, error) {
+		return p.ServeForward(from, p2p.ForwardOpen{Model: m.Name, First: 0, Last: m.Layers - 1, Batch: 1})
+	}
+	busy := func(err error, what string) {
+		t.Helper()
+		var re *p2p.RemoteError
+		if !errors.As(err, &re) || re.Code != "BUSY" || !strings.Contains(re.Message, what) {
+			t.Fatalf("%v, want BUSY naming %q", err, what)
+		}
+	}
+	var held []p2p.ForwardSession
+	defer func() {
+		for _, s := range held {
+			s.Close()
+		}
+	}()
+	// The budget: 8 whole-context sessions, strangers at most 6 of them (2 each).
+	p := newP(8 * whole)
+	for _, u := range []peer.ID{"u1", "u1", "u2", "u2", "u3", "u3"} {
+		s, err := open(p, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	_, err = open(p, "u4")
+	busy(err, "open to peers that hold no layers")
+	for _, known := range []peer.ID{holder, audited} {
+		s, err := open(p, known)
+		if err != nil {
+			t.Fatalf("%s refused: %v", known, err)
+		}
+		held = append(held, s)
+	}
+	// The slots: strangers at most 48 of the 64, 16 each.
+	p = newP(1000 * whole)
+	for i := range 48 {
+		s, err := open(p, peer.ID(fmt.Sprint("s", i/16)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	_, err = open(p, "s9")
+	busy(err, "kept for holders")
+	s, err := open(p, holder)
+	if err != nil {
+		t.Fatalf("holder refused: %v", err)
+	}
+	held = append(held, s)
+	// Every slot and byte comes back.
+	for _, s := range held {
+		s.Close()
+	}
+	held = nil
+	if p.served.Load() != 0 || p.servedUnknown.Load() != 0 || p.KVReserved() != 0 {
+		t.Fatalf("after closing: %d sessions, %d of strangers, %d bytes", p.served.Load(), p.servedUnknown.Load(), p.KVReserved())
 	}
 }
