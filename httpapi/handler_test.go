@@ -206,3 +206,42 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 		t.Fatalf("cut off after %v, want about the 0.3 s grace", took)
 	}
 }
+
+// The dashboard's files are embedded and served under a policy that lets the page load only
+// its own files and talk only to this node; the rounds it charts come from the API.
+func TestDashboardIsServedWithItsPolicy(t *testing.T) {
+	n := realNode(t)
+	srv, err := httpapi.New(n.API(), n.Token(), httpapi.WithRateLimits(map[httpapi.Class]int{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	for path, want := range map[string]string{"/": "text/html", "/dashboard/app.js": "javascript", "/dashboard/style.css": "text/css"} {
+		rec := get(path)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Header().Get("Content-Type"), want) || rec.Body.Len() == 0 {
+			t.Fatalf("%s: %d %q (%d bytes)", path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") {
+			t.Fatalf("%s: policy %q", path, csp)
+		}
+	}
+	if page := get("/").Body.String(); !strings.Contains(page, `src="/dashboard/app.js"`) || strings.Contains(page, "http") && strings.Contains(page, "://cdn") {
+		t.Fatalf("index: %q", page)
+	}
+	if rec := get("/dashboard/nothing.js"); rec.Code != http.StatusNotFound {
+		t.Fatalf("a missing file: %d", rec.Code)
+	}
+	// The rounds endpoint: a list (never null) and behind the token.
+	rec, body := do(t, h, n.Token(), call{method: http.MethodGet, path: "/api/v1/training/rounds", token: true})
+	if rs, ok := body["rounds"].([]any); rec.Code != http.StatusOK || !ok || len(rs) != 0 || body["model"] != "neuroshard-tiny" {
+		t.Fatalf("rounds: %d %v", rec.Code, body)
+	}
+	if rec, _ := do(t, h, n.Token(), call{method: http.MethodGet, path: "/api/v1/training/rounds"}); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("rounds without the token: %d", rec.Code)
+	}
+}

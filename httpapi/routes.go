@@ -29,6 +29,9 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 	dht.GET("/coverage", s.coverage)
 
 	v1.GET("/metrics", s.metrics, read, auth)
+	v1.GET("/training/rounds", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, s.backend.TrainingRounds(c.Request().Context()))
+	}, read, auth)
 	v1.POST("/inference", s.inference, infer, auth)
 	s.walletRoutes(v1.Group("/wallet", wallet, auth), v1, wallet, auth)
 	s.taskRoutes(auth, infer, v1)
@@ -36,6 +39,7 @@ func (s *Server) routes(auth echo.MiddlewareFunc) {
 	s.openAIRoutes(infer, auth)
 	s.insightRoutes(v1, read, wallet, auth)
 	s.e.GET("/ws", s.ws) // authenticates with its first message (browsers cannot set headers)
+	s.dashboardRoutes()
 	tr := s.e.Group("/api/training", read)
 	tr.GET("/global", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, s.backend.TrainingGlobal(c.Request().Context()))

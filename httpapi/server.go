@@ -32,6 +32,7 @@ type Backend interface {
 	Metrics(ctx context.Context) apitypes.Metrics
 	TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal
 	TrainingVerify(ctx context.Context) apitypes.TrainingVerify
+	TrainingRounds(ctx context.Context) apitypes.TrainingRounds
 	// Inference generates; emit, when not nil, receives text as it is produced (streaming).
 	Inference(ctx context.Context, req apitypes.InferenceRequest, emit func(apitypes.TokenEvent) error) (*apitypes.InferenceResponse, error)
 	Wallet

@@ -72,6 +72,7 @@ func (n *Node) roundFinished(r diloco.Round) {
 	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: r.Steps, Round: r.Round + 1}
 	n.stored("checkpoint", layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, r.Theta0))
 	n.publishTraining()
+	n.api.RoundDone(r, float64(n.recentLoss()))
 }
 
 // replicas lists the peers holding exactly the node's span (itself included), sorted by ID.

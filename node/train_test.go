@@ -141,6 +141,16 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 4 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
 		t.Fatalf("training global: %+v", g)
 	}
+	// The dashboard's round history: rounds shared with the other replica, both naming the
+	// same weights after each.
+	eventually(t, time.Minute, "a charted round both replicas of span 0-3 agree on", func() bool {
+		for _, p := range nodes[0].api.TrainingRounds(context.Background()).Rounds {
+			if p.Members == 2 && p.Agreeing == 2 && p.Agreement == 1 && !p.Solo && p.Replicas == 2 && p.Loss > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	// Rounds are rewarded (the aggregators countersign the contributions they used); the
 	// stages' pipeline work mints nothing on the default network.
 	var kinds map[string]bool

@@ -74,6 +74,7 @@ type API struct {
 
 	tasks   *tasks.Queue
 	events  eventBus
+	rounds  roundBook
 	metrics inferenceMetrics
 	cpu     cpuSampler
 

@@ -393,6 +393,31 @@ type TrainingGlobal struct {
 	DiLoCo            DiLoCoStatus  `json:"diloco"`
 }
 
+// TrainingRounds is GET /api/v1/training/rounds: the DiLoCo rounds this node's replica
+// completed, oldest first (the dashboard's loss and agreement charts).
+type TrainingRounds struct {
+	Model  string       `json:"model"`
+	First  int          `json:"first_layer"`
+	Last   int          `json:"last_layer"`
+	Rounds []RoundPoint `json:"rounds"`
+}
+
+// RoundPoint is one completed round; the training.round event carries the same object.
+type RoundPoint struct {
+	Round    int64   `json:"round"`
+	Time     string  `json:"time"`
+	Loss     float64 `json:"loss"` // this node's recent training loss when the round ended
+	Hash     string  `json:"hash"` // of the weights (theta_0) the round ended with
+	Replicas int     `json:"replicas"`
+	Excluded int     `json:"excluded"`
+	Solo     bool    `json:"solo"` // no other replica's contribution was used
+	// Of the span's members that reported the round's result, how many named the same weights
+	// (counted as their reports arrive; 0 members until one does).
+	Members   int     `json:"members"`
+	Agreeing  int     `json:"agreeing"`
+	Agreement float64 `json:"agreement"`
+}
+
 // TrainingLocal is this node's part of TrainingGlobal.
 type TrainingLocal struct {
 	NodeID         string  `json:"node_id"`
