@@ -19,7 +19,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: build run test test-python test-browser test-short bench bench-deps lint fuzz clean
+.PHONY: build run test test-python test-js test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/neuroshard
@@ -29,27 +29,26 @@ run: build
 
 test: lint
 	$(GO) test -race -count=1 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
-	@# The long node tests leave about half a core idle (they wait on the network): the pure
-	@# computation packages run beside them.
-	$(GO) test -count=1 -timeout 15m -run '$(SLOW_NODE_TESTS)' ./node/ & slow=$$!; \
-	$(GO) test -count=1 -timeout 15m ./layers/... && \
-	$(GO) test -count=1 -timeout 15m -run '^($(RACE_SKIP))$$' ./diloco/; plain=$$?; \
-	wait $$slow && exit $$plain
-	$(MAKE) --no-print-directory test-python test-browser
+	$(GO) test -count=1 -timeout 15m -run '$(SLOW_NODE_TESTS)' ./node/
+	$(GO) test -count=1 -timeout 15m ./layers/...
+	$(GO) test -count=1 -timeout 15m -run '^($(RACE_SKIP))$$' ./diloco/
+	$(MAKE) --no-print-directory test-python test-js
 
 # The Python client's tests, against the built binary (a real node on 127.0.0.1).
 test-python: build
 	NEUROSHARD_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m unittest discover -s clients/python/tests
 
-# The dashboard in a real headless browser: Debian's chromium driven by puppeteer-core (npm,
-# pinned by tests/browser/package-lock.json), against the built binary.
+# The node against JavaScript clients, with the built binary: the dashboard in a real headless
+# browser (Debian's chromium driven by puppeteer-core) and the OpenAI API with the official
+# openai package (both from npm, pinned by tests/js/package-lock.json).
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || echo /usr/bin/chromium)
-test-browser: build
+test-js: build
 	@test -x "$(CHROMIUM)" || { echo "no chromium: apt-get install chromium (.ci/run does)"; exit 1; }
-	@cd tests/browser && sum=$$(sha256sum package-lock.json) && \
+	@cd tests/js && sum=$$(sha256sum package-lock.json) && \
 	if [ "$$(cat node_modules/.lock-sum 2>/dev/null)" != "$$sum" ]; then \
 		npm ci --no-audit --no-fund --loglevel=error && echo "$$sum" > node_modules/.lock-sum; fi
-	NEUROSHARD_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node tests/browser/dashboard.test.mjs
+	cd tests/js && NEUROSHARD_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node dashboard.test.mjs
+	cd tests/js && NEUROSHARD_BIN=$(CURDIR)/$(BIN) node openai.test.mjs
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

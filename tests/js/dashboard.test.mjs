@@ -6,37 +6,16 @@
 // NEUROSHARD_BIN names the binary (make test builds it); CHROMIUM the browser
 // (/usr/bin/chromium by default).
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import puppeteer from "puppeteer-core";
+import { run } from "./node.mjs";
 
-const bin = process.env.NEUROSHARD_BIN;
 const chromium = process.env.CHROMIUM || "/usr/bin/chromium";
 const TOKEN = "dashboard-browser-test-token";
-if (!bin) throw new Error("NEUROSHARD_BIN must name the built binary");
-
-const dir = mkdtempSync(join(tmpdir(), "neuroshard-browser-"));
-const node = spawn(bin, ["--host", "127.0.0.1", "--port", "0", "--data-dir", join(dir, "data"), "--token", TOKEN,
-  "--model", "neuroshard-tiny", "--bench=false", "--train=true", "--diloco-steps", "4", "--log-level", "info"]);
-let output = "";
-const apiURL = new Promise((resolve, reject) => {
-  const seen = (chunk) => {
-    output += chunk;
-    const m = output.match(/API:\s+(http:\/\/[0-9.:]+)\/api\/v1/);
-    if (m) resolve(m[1]);
-  };
-  node.stdout.on("data", seen);
-  node.stderr.on("data", seen);
-  node.on("exit", (code) => reject(new Error(`the node exited (${code}) before its API was up`)));
-  setTimeout(() => reject(new Error("the node never said where its API is")), 60000);
-});
 
 let browser;
 const problems = [];
-async function main() {
-  const base = await apiURL;
+async function main(node) {
+  const base = node.url;
   const status = await (await fetch(base + "/api/v1/status", { headers: { Authorization: "Bearer " + TOKEN } })).json();
   browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
   const page = await browser.newPage();
@@ -86,16 +65,10 @@ async function main() {
   console.log(`dashboard: node ${status.node_id.slice(-8)}, layers ${layers}, ${dots} rounds charted (${before} at first), live`);
 }
 
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  failed = true;
-  console.error("FAIL:", e.message);
-  console.error("node output:\n" + output);
-} finally {
-  if (browser) await browser.close();
-  node.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+await run("dashboard", TOKEN, ["--train=true", "--diloco-steps", "4"], async (node) => {
+  try {
+    await main(node);
+  } finally {
+    if (browser) await browser.close();
+  }
+});
