@@ -101,3 +101,37 @@ func TestPeerRecordsGiveCapacityAndFasterRoutes(t *testing.T) {
 		t.Fatalf("second route %v, want the idle slower holder %s", hops, nodes[1].host.ID())
 	}
 }
+
+// A joining node weighs the holders by their measured throughput: two fast holders of the
+// first half and two slow ones of the second tie by heads (where the first half would win),
+// and the newcomer takes the second half, where the swarm is thin.
+func TestJoiningNodeGoesWhereTheSwarmIsSlow(t *testing.T) {
+	t.Parallel()
+	var nodes []*Node
+	for i, hold := range []struct {
+		span   string
+		decode float64
+	}{{"0-3", 1000}, {"0-3", 1000}, {"4-7", 50}, {"4-7", 50}} {
+		cfg := testConfig(t)
+		cfg.Layers, cfg.Bench = hold.span, BenchFirst
+		if i > 0 {
+			cfg.Bootstrap = nodes[0].Multiaddrs()
+		}
+		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * hold.decode, Train: hold.decode,
+			Decode: hold.decode, DecodeBatch8: 4 * hold.decode, Prefill: 10 * hold.decode, Short: true, MeasuredAt: time.Now()}
+		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	eventually(t, 20*time.Second, "every holder's measured record", func() bool {
+		return nodes[0].api.Network(context.Background()).Capacity.NodesMeasured == 4
+	})
+	joiner := testConfig(t)
+	model, _ := layers.Preset(joiner.Model)
+	joiner.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+	joiner.Bootstrap = nodes[0].Multiaddrs()
+	if n := startNode(t, joiner); n.Span().String() != "4-7" {
+		t.Fatalf("the joiner took %s, want 4-7 (the slow holders' half)", n.Span())
+	}
+}
