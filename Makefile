@@ -19,7 +19,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: build run test test-python test-js test-short bench bench-deps lint fuzz clean
+.PHONY: build run test test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/neuroshard
@@ -49,6 +49,16 @@ test-js: build
 		npm ci --no-audit --no-fund --loglevel=error && echo "$$sum" > node_modules/.lock-sum; fi
 	cd tests/js && NEUROSHARD_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node dashboard.test.mjs
 	cd tests/js && NEUROSHARD_BIN=$(CURDIR)/$(BIN) node openai.test.mjs
+
+# The swarm simulation (internal/sim): the node's p2p parts on libp2p's in-memory network, at
+# 100, 300 and 1,000 peers (sim) or 25, 50 and 100 (sim-small, a few minutes); results and
+# plots in docs/sim.
+SIM_OUT ?= docs/sim
+sim:
+	$(GO) run ./cmd/neuroshard-sim --peers 100,300,1000 --out $(SIM_OUT)
+
+sim-small:
+	$(GO) run ./cmd/neuroshard-sim --peers 25,50,100 --churn-time 20s --out $(SIM_OUT)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

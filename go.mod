@@ -16,6 +16,7 @@ require (
 	github.com/multiformats/go-multihash v0.2.3
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/x448/float16 v0.8.4
+	golang.org/x/image v0.26.0
 	golang.org/x/sync v0.22.0
 	golang.org/x/sys v0.47.0
 	golang.org/x/time v0.15.0

@@ -112,6 +112,28 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 	return n, nil
 }
 
+// Over makes a Host of a libp2p host built elsewhere (the swarm simulation's in-memory
+// hosts): the node's own DHT, provider and peer records, loops and gossip, without the
+// transports, resource limits and NAT traversal New sets up. Close closes h too.
+func Over(h host.Host, opts ...Option) (*Host, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := dht.New(h, dhtOptions(cfg)...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: dht: %w", err)
+	}
+	n := &Host{cfg: cfg, reannounce: make(chan struct{}, 1), unreachable: map[peer.ID]bool{}, bw: metrics.NewBandwidthCounter(), h: h, dht: d}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
 func dhtOptions(cfg Config) []dht.Option {
 	opts := []dht.Option{
 		dht.ProtocolPrefix(protocol.ID(cfg.ProtocolPrefix)),

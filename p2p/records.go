@@ -134,3 +134,12 @@ func (n *Host) isClosed() bool {
 	defer n.mu.Unlock()
 	return n.closed
 }
+
+// ClosestPeers looks up the peers whose IDs are closest to key in the DHT's keyspace (a
+// Kademlia lookup: the swarm simulation times them).
+func (n *Host) ClosestPeers(ctx context.Context, key string) ([]peer.ID, error) {
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	return n.dht.GetClosestPeers(ctx, key)
+}

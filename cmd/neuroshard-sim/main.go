@@ -1,0 +1,115 @@
+// Command neuroshard-sim runs swarms of the node's p2p parts on libp2p's in-memory network at
+// several sizes and writes what it measured (results.json) and how each figure grows with the
+// number of peers (PNG plots) to a directory. `make sim` runs it at 100, 300 and 1,000 peers;
+// `make sim-small` at 25, 50 and 100 (a few minutes).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/neuroshard/neuroshard/internal/sim"
+)
+
+func main() {
+	peers := flag.String("peers", "100,300,1000", "swarm sizes, comma-separated")
+	latency := flag.Duration("latency", 20*time.Millisecond, "one-way latency of every link")
+	lookups := flag.Int("lookups", 50, "DHT lookups measured per size")
+	messages := flag.Int("messages", 20, "gossip messages published per size")
+	churn := flag.Float64("churn", 0.1, "share of the peers replaced during the churn phase")
+	churnTime := flag.Duration("churn-time", time.Minute, "how long the churn phase lasts")
+	out := flag.String("out", "sim-results", "directory for results.json and the plots")
+	flag.Parse()
+	var sizes []int
+	for _, f := range strings.Split(*peers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 4 {
+			fmt.Fprintf(os.Stderr, "--peers: %q is not a size of at least 4\n", f)
+			os.Exit(2)
+		}
+		sizes = append(sizes, n)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var results []sim.Result
+	for _, n := range sizes {
+		fmt.Printf("%d peers:\n", n)
+		start := time.Now()
+		r, err := sim.Run(context.Background(), sim.Config{Peers: n, Latency: *latency, Lookups: *lookups, Messages: *messages,
+			Churn: *churn, ChurnTime: *churnTime, Seed: uint64(n), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%d peers: %v\n", n, err)
+			os.Exit(1)
+		}
+		fmt.Printf("  (%.0f s)\n", time.Since(start).Seconds())
+		results = append(results, r)
+	}
+	if err := write(*out, results); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("results and plots in %s\n", *out)
+}
+
+func write(dir string, results []sim.Result) error {
+	data, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), data, 0o644); err != nil {
+		return err
+	}
+	col := func(f func(sim.Result) float64) (xs, ys []float64) {
+		for _, r := range results {
+			xs, ys = append(xs, float64(r.Peers)), append(ys, f(r))
+		}
+		return
+	}
+	series := func(name string, f func(sim.Result) float64) sim.Series {
+		xs, ys := col(f)
+		return sim.Series{Name: name, X: xs, Y: ys}
+	}
+	last := results[len(results)-1]
+	var secs, dead, complete []float64
+	for _, s := range last.ChurnSamples {
+		secs, dead = append(secs, s.Second), append(dead, float64(s.Dead))
+		c := 0.0
+		if s.Complete {
+			c = 1
+		}
+		complete = append(complete, c)
+	}
+	plots := map[string]sim.Plot{
+		"lookup.png": {Title: "DHT lookup of a random peer's closest peers", XLabel: "peers", YLabel: "ms", LogX: true,
+			Series: []sim.Series{series("p50", func(r sim.Result) float64 { return r.LookupP50MS }), series("p99", func(r sim.Result) float64 { return r.LookupP99MS })}},
+		"lookup-peers.png": {Title: "Peers asked per lookup", XLabel: "peers", YLabel: "peers asked", LogX: true,
+			Series: []sim.Series{series("mean", func(r sim.Result) float64 { return r.LookupAsked })}},
+		"gossip.png": {Title: "Gossip: time to reach each peer", XLabel: "peers", YLabel: "ms", LogX: true,
+			Series: []sim.Series{series("p50", func(r sim.Result) float64 { return r.GossipP50MS }), series("p99", func(r sim.Result) float64 { return r.GossipP99MS })}},
+		"churn.png": {Title: fmt.Sprintf("Coverage view under churn, %d peers", last.Peers), XLabel: "seconds", YLabel: "count",
+			Series: []sim.Series{{Name: "departed in view", X: secs, Y: dead}, {Name: "complete (1/0)", X: secs, Y: complete}}},
+	}
+	for name, p := range plots {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		err = p.WritePNG(f, 640, 360)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

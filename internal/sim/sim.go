@@ -1,0 +1,426 @@
+// Package sim runs a swarm of the node's own p2p parts in one process, over libp2p's
+// in-memory network (mocknet) with a link latency, and measures what a real network of that
+// size would see: DHT lookups (time and peers asked), gossip delivery (share and time), and the
+// coverage view of an 8-layer model while 10% of the peers leave and as many join each
+// minute. Each peer is a p2p.Host (the node's DHT with its prefix and record validators, its
+// provider and peer records, its gossip) and the observer's view is a coverage.Cache: the
+// parts the node ships, on a simulated wire. What it leaves out: models, pipelines and DiLoCo
+// rounds (their network behaviour is the exchange of a few messages per round among a span's
+// replicas, which the gossip and lookup figures bound), packet loss (mocknet has none).
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/neuroshard/neuroshard/coverage"
+	"github.com/neuroshard/neuroshard/p2p"
+)
+
+// Model is the simulated model's name; it has Layers layers, and each peer holds a span of
+// Span of them.
+const (
+	Model  = "sim-model"
+	Layers = 8
+	Span   = 2
+)
+
+// Config sizes one run.
+type Config struct {
+	Peers     int           // swarm size
+	Latency   time.Duration // one-way link latency
+	Lookups   int           // DHT lookups measured
+	Messages  int           // gossip messages published
+	Churn     float64       // share of the peers replaced per ChurnTime (0.1)
+	ChurnTime time.Duration // the simulated minute
+	Seed      uint64
+	Log       func(format string, args ...any) // progress, if set
+}
+
+// Result is what one run measured.
+type Result struct {
+	Peers           int     `json:"peers"`
+	LatencyMS       float64 `json:"link_latency_ms"`
+	JoinSeconds     float64 `json:"join_seconds"`
+	RoutingTableP50 int     `json:"routing_table_p50"`
+	// DHT: lookups of a random peer's closest peers from a random peer.
+	LookupP50MS  float64 `json:"lookup_p50_ms"`
+	LookupP99MS  float64 `json:"lookup_p99_ms"`
+	LookupAsked  float64 `json:"lookup_peers_asked_mean"` // peers queried per lookup (Kademlia's hops, summed over its parallel paths)
+	LookupFailed int     `json:"lookup_failed"`
+	// Provider lookups: the holders of one layer.
+	ProvidersP50MS float64 `json:"providers_p50_ms"`
+	ProvidersFound float64 `json:"providers_found_share"` // share of lookups that found a holder
+	// Gossip: a message's arrival at every subscribed peer.
+	GossipDelivered float64 `json:"gossip_delivered_share"`
+	GossipP50MS     float64 `json:"gossip_p50_ms"`
+	GossipP99MS     float64 `json:"gossip_p99_ms"`
+	// Churn: the observer's coverage view, sampled while peers leave and join.
+	ChurnSamples  []ChurnSample `json:"churn_samples"`
+	CoverageShare float64       `json:"coverage_complete_share"` // samples whose view held every layer
+	DeadCounted   float64       `json:"dead_holders_counted_share"`
+}
+
+// ChurnSample is one look of the observer at the coverage while peers come and go.
+type ChurnSample struct {
+	Second   float64 `json:"second"`
+	Live     int     `json:"live_peers"`
+	Complete bool    `json:"complete"`
+	Holders  int     `json:"holders_in_view"`
+	Dead     int     `json:"dead_in_view"` // holders the view counts that have left
+}
+
+type swarm struct {
+	cfg   Config
+	mn    mocknet.Mocknet
+	rng   *rand.Rand
+	mu    sync.Mutex
+	hosts []*p2p.Host
+	dead  map[peer.ID]bool
+}
+
+func (s *swarm) logf(format string, args ...any) {
+	if s.cfg.Log != nil {
+		s.cfg.Log(format, args...)
+	}
+}
+
+// newPeer adds a host to the in-memory network, linked to every peer in it.
+func (s *swarm) newPeer(index int) (peer.ID, error) {
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return "", err
+	}
+	h, err := s.mn.AddPeer(k, ma.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", index>>16&255, index>>8&255, index&255)))
+	if err != nil {
+		return "", err
+	}
+	for _, other := range s.mn.Peers() {
+		if other != h.ID() {
+			if _, err := s.mn.LinkPeers(h.ID(), other); err != nil {
+				return "", err
+			}
+		}
+	}
+	return h.ID(), nil
+}
+
+// start runs the node's p2p parts over a peer's host, bootstrapping off a few live peers, and
+// provides its span.
+func (s *swarm) start(ctx context.Context, id peer.ID, index int) error {
+	s.mu.Lock()
+	var boot []peer.AddrInfo
+	live := s.liveLocked()
+	for _, i := range s.rng.Perm(len(live))[:min(3, len(live))] {
+		b := live[i]
+		boot = append(boot, peer.AddrInfo{ID: b.ID(), Addrs: b.Libp2p().Addrs()})
+	}
+	s.mu.Unlock()
+	n, err := p2p.Over(s.mn.Host(id), p2p.WithBootstrap(boot...), p2p.WithDHTMode(p2p.DHTModeServer), p2p.WithProfile(p2p.ProfileLocal),
+		p2p.WithIntervals(10*time.Second, time.Second, time.Hour))
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	first := (index % (Layers / Span)) * Span
+	var keys []string
+	for l := first; l < first+Span; l++ {
+		keys = append(keys, coverage.LayerKey(Model, l))
+	}
+	n.SetAnnounced(keys)
+	s.mu.Lock()
+	s.hosts = append(s.hosts, n)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *swarm) liveLocked() []*p2p.Host {
+	var out []*p2p.Host
+	for _, h := range s.hosts {
+		if !s.dead[h.ID()] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (s *swarm) live() []*p2p.Host {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.liveLocked()
+}
+
+// Run builds a swarm of cfg.Peers and measures it.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Peers < 4 {
+		return Result{}, fmt.Errorf("sim: %d peers (at least 4)", cfg.Peers)
+	}
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // the hosts' own logs would drown the figures
+	s := &swarm{cfg: cfg, mn: mocknet.New(), rng: rand.New(rand.NewPCG(cfg.Seed, 1)), dead: map[peer.ID]bool{}}
+	s.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency})
+	defer func() {
+		for _, h := range s.hosts {
+			h.Close()
+		}
+		s.mn.Close()
+	}()
+	res := Result{Peers: cfg.Peers, LatencyMS: ms(cfg.Latency)}
+	start := time.Now()
+	// The first few alone, then the rest in parallel batches, each bootstrapping off peers
+	// already in.
+	ids := make([]peer.ID, cfg.Peers)
+	for i := range ids {
+		id, err := s.newPeer(i)
+		if err != nil {
+			return res, err
+		}
+		ids[i] = id
+	}
+	next := 0
+	for next < cfg.Peers {
+		batch := min(cfg.Peers-next, max(1, next/2), 50)
+		var wg sync.WaitGroup
+		errs := make(chan error, batch)
+		for i := range batch {
+			wg.Go(func() {
+				if err := s.start(ctx, ids[next+i], next+i); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return res, err
+		}
+		next += batch
+		s.logf("  %d peers joined", next)
+	}
+	res.JoinSeconds = time.Since(start).Seconds()
+	// Routing tables fill through the DHT's own refreshes.
+	settle := time.Now().Add(30 * time.Second)
+	for time.Now().Before(settle) {
+		if p := routingP50(s.live()); p >= min(cfg.Peers-1, 20) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	res.RoutingTableP50 = routingP50(s.live())
+	s.logf("  routing tables: median %d peers", res.RoutingTableP50)
+	s.lookups(ctx, &res)
+	s.logf("  lookups: p50 %.0f ms, %.1f peers asked", res.LookupP50MS, res.LookupAsked)
+	if err := s.gossip(ctx, &res); err != nil {
+		return res, err
+	}
+	s.logf("  gossip: %.3f delivered, p50 %.0f ms, p99 %.0f ms", res.GossipDelivered, res.GossipP50MS, res.GossipP99MS)
+	if err := s.churn(ctx, &res); err != nil {
+		return res, err
+	}
+	s.logf("  churn: coverage complete in %.2f of the looks, dead holders counted in %.2f", res.CoverageShare, res.DeadCounted)
+	return res, nil
+}
+
+func routingP50(hs []*p2p.Host) int {
+	var sizes []int
+	for _, h := range hs {
+		sizes = append(sizes, len(h.RoutingTable()))
+	}
+	slices.Sort(sizes)
+	return sizes[len(sizes)/2]
+}
+
+// lookups measures closest-peer lookups of random peers and provider lookups of layers.
+func (s *swarm) lookups(ctx context.Context, res *Result) {
+	hs := s.live()
+	var times []float64
+	asked := 0
+	for range s.cfg.Lookups {
+		from, target := hs[s.rng.IntN(len(hs))], hs[s.rng.IntN(len(hs))]
+		ectx, stop := context.WithCancel(ctx)
+		qctx, events := routing.RegisterForQueryEvents(ectx) // closed when ectx ends
+		var n atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			for e := range events {
+				if e.Type == routing.SendingQuery {
+					n.Add(1)
+				}
+			}
+			close(done)
+		}()
+		lctx, cancel := context.WithTimeout(qctx, 30*time.Second)
+		t0 := time.Now()
+		_, err := from.ClosestPeers(lctx, string(target.ID()))
+		d := time.Since(t0)
+		cancel()
+		stop()
+		<-done
+		if err != nil {
+			res.LookupFailed++
+			continue
+		}
+		times = append(times, ms(d))
+		asked += int(n.Load())
+	}
+	res.LookupP50MS, res.LookupP99MS = quantile(times, 0.5), quantile(times, 0.99)
+	if len(times) > 0 {
+		res.LookupAsked = float64(asked) / float64(len(times))
+	}
+	times = times[:0]
+	found := 0
+	for range s.cfg.Lookups {
+		from := hs[s.rng.IntN(len(hs))]
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		t0 := time.Now()
+		provs, _ := from.FindProviders(lctx, coverage.LayerKey(Model, s.rng.IntN(Layers)), 1)
+		times = append(times, ms(time.Since(t0)))
+		cancel()
+		if len(provs) > 0 {
+			found++
+		}
+	}
+	res.ProvidersP50MS = quantile(times, 0.5)
+	res.ProvidersFound = float64(found) / float64(s.cfg.Lookups)
+}
+
+// gossip publishes messages from random peers and times their arrival everywhere.
+func (s *swarm) gossip(ctx context.Context, res *Result) error {
+	hs := s.live()
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var delays []float64
+	got := 0
+	var topics []*p2p.Topic // they end with their hosts
+	for _, h := range hs {
+		t, err := h.JoinTopic("/sim/gossip", 1024, func(peer.ID, []byte) bool { return true }, func(_ peer.ID, data []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if at, ok := sent[string(data)]; ok {
+				delays = append(delays, ms(time.Since(at)))
+				got++
+			}
+		})
+		if err != nil {
+			return err
+		}
+		topics = append(topics, t)
+	}
+	time.Sleep(2 * time.Second) // the mesh forms over a few heartbeats (1 s each)
+	for i := range s.cfg.Messages {
+		from := s.rng.IntN(len(topics))
+		msg := fmt.Sprintf("message %d from %d", i, from)
+		mu.Lock()
+		sent[msg] = time.Now()
+		mu.Unlock()
+		if err := topics[from].Publish(ctx, []byte(msg)); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	res.GossipDelivered = float64(got) / float64(s.cfg.Messages*(len(hs)-1))
+	res.GossipP50MS, res.GossipP99MS = quantile(delays, 0.5), quantile(delays, 0.99)
+	return nil
+}
+
+// churn replaces cfg.Churn of the peers over cfg.ChurnTime, one at a time, while an observer
+// (a peer that stays) refreshes its coverage view every second.
+func (s *swarm) churn(ctx context.Context, res *Result) error {
+	hs := s.live()
+	observer := hs[0]
+	view := coverage.New(observer, Model, Layers, time.Second)
+	replace := max(1, int(float64(s.cfg.Peers)*s.cfg.Churn))
+	every := s.cfg.ChurnTime / time.Duration(replace)
+	start := time.Now()
+	next := time.Now()
+	index := s.cfg.Peers
+	left := 0
+	complete, deadSeen := 0, 0
+	for time.Since(start) < s.cfg.ChurnTime+churnTail {
+		if left < replace && time.Now().After(next) {
+			live := s.live()
+			victim := live[1+s.rng.IntN(len(live)-1)] // never the observer
+			s.vanish(victim)
+			id, err := s.newPeer(index)
+			if err == nil {
+				err = s.start(ctx, id, index)
+			}
+			if err != nil {
+				return err
+			}
+			index++
+			left++
+			next = next.Add(every)
+		}
+		vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v := view.Get(vctx)
+		cancel()
+		sample := ChurnSample{Second: time.Since(start).Seconds(), Live: len(s.live()), Complete: v.Complete}
+		s.mu.Lock()
+		for id := range v.ByPeer() {
+			sample.Holders++
+			if s.dead[id] {
+				sample.Dead++
+			}
+		}
+		s.mu.Unlock()
+		res.ChurnSamples = append(res.ChurnSamples, sample)
+		if sample.Complete {
+			complete++
+		}
+		if sample.Dead > 0 {
+			deadSeen++
+		}
+		time.Sleep(time.Second)
+	}
+	n := float64(len(res.ChurnSamples))
+	res.CoverageShare, res.DeadCounted = float64(complete)/n, float64(deadSeen)/n
+	return nil
+}
+
+// churnTail is how long the observer keeps looking after the last replacement: its view is
+// refreshed every second and a departed holder must leave it within a few.
+const churnTail = 5 * time.Second
+
+// vanish takes a peer off the network as a machine that goes away does: its host closes, and
+// nothing can reach it any more (an in-memory link would still accept dials to a closed host).
+func (s *swarm) vanish(h *p2p.Host) {
+	s.mu.Lock()
+	s.dead[h.ID()] = true
+	s.mu.Unlock()
+	h.Close()
+	for _, other := range s.mn.Peers() {
+		if other != h.ID() {
+			s.mn.DisconnectPeers(h.ID(), other)
+			s.mn.UnlinkPeers(h.ID(), other)
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// quantile is the q-quantile of xs (nearest rank), 0 for none.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[min(len(s)-1, max(0, i))]
+}

@@ -1,0 +1,38 @@
+package sim
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A small swarm of the node's own p2p parts on the in-memory network: every lookup succeeds,
+// gossip reaches nearly every peer, and the observer's coverage stays complete while a tenth
+// of the peers are replaced (each layer has several holders).
+func TestSmallSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a swarm")
+	}
+	res, err := Run(context.Background(), Config{Peers: 12, Latency: 5 * time.Millisecond, Lookups: 10, Messages: 5,
+		Churn: 0.25, ChurnTime: 3 * time.Second, Seed: 1, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.LookupFailed > 0 || res.LookupP50MS <= 0 || res.LookupAsked < 1 {
+		t.Fatalf("lookups: %+v", res)
+	}
+	if res.ProvidersFound < 1 {
+		t.Fatalf("provider lookups found a holder in %.2f of them", res.ProvidersFound)
+	}
+	if res.GossipDelivered < 0.9 || res.GossipP50MS < 5 {
+		t.Fatalf("gossip: %.2f delivered, p50 %.1f ms (links take 5 ms)", res.GossipDelivered, res.GossipP50MS)
+	}
+	if res.CoverageShare < 0.9 || len(res.ChurnSamples) < 5 {
+		t.Fatalf("coverage under churn: %.2f of %d looks complete", res.CoverageShare, len(res.ChurnSamples))
+	}
+	// Departed holders leave the view: the last looks count none.
+	if last := res.ChurnSamples[len(res.ChurnSamples)-1]; last.Dead != 0 {
+		t.Fatalf("the view still counts %d departed holders at the end: %+v", last.Dead, res.ChurnSamples)
+	}
+}
