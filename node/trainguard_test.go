@@ -178,6 +178,24 @@ func TestCheckpointsGoToHoldersOnlyAtARate(t *testing.T) {
 	if _, _, err := stranger.host.GetCheckpoint(ctx, a.host.ID(), req); code(err) != "FORBIDDEN" {
 		t.Fatalf("a non-holder's checkpoint request: %v, want FORBIDDEN", err)
 	}
+	// A record shown with the request stands for provider records still on their way, when it
+	// is the requester's own, names the span, and is fresh: its record naming another span, or
+	// another holder's record, does not.
+	shown := func(r p2p.PeerRecord) p2p.CheckpointRequest { q := req; q.Record = r.Encode(); return q }
+	if _, _, err := stranger.host.GetCheckpoint(ctx, a.host.ID(), shown(stranger.host.Record())); code(err) != "FORBIDDEN" {
+		t.Fatalf("a record naming span 2-3 for 0-3: %v, want FORBIDDEN", err)
+	}
+	if _, _, err := stranger.host.GetCheckpoint(ctx, a.host.ID(), shown(b.host.Record())); code(err) != "FORBIDDEN" {
+		t.Fatalf("another holder's record: %v, want FORBIDDEN", err)
+	}
+	own := stranger.host.Record()
+	own.First, own.Last = 0, 3
+	if err := stranger.host.SetRecord(own); err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := stranger.host.GetCheckpoint(ctx, a.host.ID(), shown(stranger.host.Record())); err != nil || len(data) == 0 {
+		t.Fatalf("the requester's own fresh record naming the span: %v", err)
+	}
 	// The coverage view is a DHT lookup: a holder may be missing from one for a moment.
 	eventually(t, 20*time.Second, "a holder's request served", func() bool {
 		_, data, err := b.host.GetCheckpoint(ctx, a.host.ID(), req)

@@ -173,6 +173,10 @@ type CheckpointRequest struct {
 	Model string `json:"model"`
 	First int    `json:"first"`
 	Last  int    `json:"last"`
+	// Record is the requester's signed peer record (PeerRecord.Encode), naming the span: a
+	// node that has just taken the span shows it, since its provider records can take many
+	// seconds to land in the DHT.
+	Record []byte `json:"record,omitempty"`
 }
 
 // CheckpointHead describes the checkpoint that follows in data frames.

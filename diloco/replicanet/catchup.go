@@ -188,7 +188,7 @@ func (c *Catchup) Serve(from peer.ID, req p2p.CheckpointRequest) (p2p.Checkpoint
 		return p2p.CheckpointHead{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
 	}
 	if from != c.Host.ID() {
-		if err := c.mayServe(from); err != nil {
+		if err := c.mayServe(from, req); err != nil {
 			return p2p.CheckpointHead{}, nil, err
 		}
 	}
@@ -211,15 +211,32 @@ func (c *Catchup) Serve(from peer.ID, req p2p.CheckpointRequest) (p2p.Checkpoint
 	return p2p.CheckpointHead{Hash: theta0.Hash(), Round: round, Extra: m.Bytes()}, w.Bytes(), nil
 }
 
+// recordFresh is how old a peer record shown with a checkpoint request may be.
+const recordFresh = 10 * time.Minute
+
+// shows tells whether a request carries the requester's own signed peer record naming the
+// span, signed within recordFresh of this node's clock. It is the same claim a provider record
+// makes (anyone can announce a span), made where the DHT is slow: a joiner's provider records
+// took up to 20 s to land after a replica was killed (the lookup waits on the dead peer), and
+// its requests were refused meanwhile while the span's rounds waited for it.
+func (c *Catchup) shows(from peer.ID, req p2p.CheckpointRequest) bool {
+	if len(req.Record) == 0 {
+		return false
+	}
+	r, err := p2p.DecodePeerRecord(req.Record)
+	return err == nil && r.Peer == from && r.Model == c.Model.Name && r.First == req.First && r.Last == req.Last &&
+		time.Since(time.Unix(0, int64(r.Seq))).Abs() < recordFresh
+}
+
 // mayServe admits a checkpoint request from a peer: a holder of the span in the coverage
-// view, within its rate.
-func (c *Catchup) mayServe(from peer.ID) error {
+// view, or one that shows its signed record naming it, within its rate.
+func (c *Catchup) mayServe(from peer.ID, req p2p.CheckpointRequest) error {
 	holds := func() bool {
 		ctx, cancel := context.WithTimeout(c.Ctx, 3*time.Second)
 		defer cancel()
 		return slices.Contains(c.Holders(ctx), from)
 	}
-	ok := holds()
+	ok := holds() || c.shows(from, req)
 	if !ok && c.Refresh != nil {
 		c.Refresh()
 		ok = holds()
@@ -239,7 +256,11 @@ func (c *Catchup) mayServe(from peer.ID) error {
 // Resync replaces theta_0, the momentum and the stage's weights with a replica's.
 func (c *Catchup) Resync(ctx context.Context, p peer.ID, steps int64) error {
 	span := c.Span()
-	head, data, err := c.Host.GetCheckpoint(ctx, p, p2p.CheckpointRequest{Model: c.Model.Name, First: span.First, Last: span.Last})
+	req := p2p.CheckpointRequest{Model: c.Model.Name, First: span.First, Last: span.Last}
+	if r := c.Host.Record(); r.Seq != 0 {
+		req.Record = r.Encode()
+	}
+	head, data, err := c.Host.GetCheckpoint(ctx, p, req)
 	if err != nil {
 		return err
 	}
