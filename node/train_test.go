@@ -170,6 +170,28 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	if kinds["backward"] || kinds["forward"] {
 		t.Fatalf("pipeline work minted rewards: %v", kinds)
 	}
+	// The metrics' training and rewards sections: the node's steps and pseudo-gradients, and
+	// what its rewards minted (equal to its proofs' total; all of it today, unless the test
+	// straddles midnight UTC).
+	earned := false
+	for _, n := range nodes {
+		m, err := apiClient(n).Metrics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, rw := m.Training, m.Rewards
+		if tr.StepsTotal <= 0 || tr.StepsPerHour <= 0 || tr.GradientsSubmitted < 3 || tr.GradientsAccepted < 3 || tr.GradientsAccepted > tr.GradientsSubmitted {
+			t.Fatalf("metrics.training: %+v", tr)
+		}
+		proofs, err := apiClient(n).Proofs(context.Background(), 1, 0)
+		if err != nil || rw.EarnedTotal != proofs.Stats.TotalReward || rw.EarnedToday > rw.EarnedTotal || rw.Pending != 0 {
+			t.Fatalf("metrics.rewards %+v, proofs total %v (%v)", rw, proofs.Stats.TotalReward, err)
+		}
+		earned = earned || rw.EarnedToday > 0
+	}
+	if !earned {
+		t.Fatal("no node earned anything today by its metrics, while round rewards were minted")
+	}
 	sent := map[string]int64{}
 	for _, n := range nodes {
 		st, err := apiClient(n).Status(context.Background())

@@ -3,6 +3,7 @@ package nodeapi
 import (
 	"context"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -85,7 +86,51 @@ func (a *API) Metrics(ctx context.Context) apitypes.Metrics {
 	return apitypes.Metrics{
 		Timestamp: time.Now().UTC().Format(time.RFC3339),
 		Inference: inf,
+		Training:  a.trainingMetrics(),
 		Network: apitypes.NetworkMetrics{BytesSent: tr.BytesSent, BytesReceived: tr.BytesReceived,
 			ActiveConnections: tr.Connections, RPCCalls: tr.ForwardSteps},
+		Rewards: a.rewardMetrics(),
 	}
 }
+
+// trainingMetrics is the node's own training: inner steps, their rate since the node started,
+// and its pseudo-gradients: one per DiLoCo round it took part in, accepted when the round was
+// applied with it.
+func (a *API) trainingMetrics() apitypes.TrainingMetrics {
+	v := a.node.Training()
+	out := apitypes.TrainingMetrics{StepsTotal: v.InnerSteps, GradientsSubmitted: v.Round.OK + v.Round.Failed, GradientsAccepted: v.Round.OK}
+	if started := a.node.Started(); !started.IsZero() {
+		if h := time.Since(started).Hours(); h > 0 {
+			out.StepsPerHour = math.Round(float64(v.InnerSteps)/h*10) / 10
+		}
+	}
+	return out
+}
+
+// rewardMetrics is what the node's wallet earned by rewards: since midnight UTC, in all, and
+// pending (0: a proof is rewarded when its transaction applies, nothing waits).
+func (a *API) rewardMetrics() apitypes.RewardMetrics {
+	me := a.wallet.Address()
+	var out apitypes.RewardMetrics
+	if acct, err := a.ledger.Account(me); err == nil {
+		out.EarnedTotal = acct.Rewarded
+	}
+	now := time.Now().UTC()
+	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).UnixMilli()
+	// Newest first: read pages until a reward older than today.
+	for offset := 0; ; offset += rewardPage {
+		entries, _, err := a.ledger.Rewards(me, rewardPage, offset)
+		if err != nil || len(entries) == 0 {
+			return out
+		}
+		for _, e := range entries {
+			if e.Tx.Proof == nil || e.Tx.Proof.Time < midnight {
+				return out
+			}
+			out.EarnedToday += e.Tx.Amount
+		}
+	}
+}
+
+// rewardPage is how many reward transactions rewardMetrics reads at a time.
+const rewardPage = 256

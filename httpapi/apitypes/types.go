@@ -341,12 +341,32 @@ type TokenEvent struct {
 	Usage        *Usage `json:"usage,omitempty"`
 }
 
-// Metrics is GET /api/v1/metrics. Training and rewards are absent until the node trains and
-// keeps the ledger.
+// Metrics is GET /api/v1/metrics.
 type Metrics struct {
 	Timestamp string           `json:"timestamp"`
 	Inference InferenceMetrics `json:"inference"`
+	Training  TrainingMetrics  `json:"training"`
 	Network   NetworkMetrics   `json:"network"`
+	Rewards   RewardMetrics    `json:"rewards"`
+}
+
+// TrainingMetrics is the training section of Metrics: this node's inner steps (their rate
+// since it started) and its pseudo-gradients, one per DiLoCo round it took part in, accepted
+// when the round was applied with it.
+type TrainingMetrics struct {
+	StepsTotal         int64   `json:"steps_total"`
+	StepsPerHour       float64 `json:"steps_per_hour"`
+	GradientsSubmitted int64   `json:"gradients_submitted"`
+	GradientsAccepted  int64   `json:"gradients_accepted"`
+}
+
+// RewardMetrics is the rewards section of Metrics: NEURO minted to this node's wallet by
+// rewards since midnight UTC and in all; pending is 0 (a proof is rewarded when its
+// transaction applies: nothing waits).
+type RewardMetrics struct {
+	EarnedToday neuro.Amount `json:"earned_today"`
+	EarnedTotal neuro.Amount `json:"earned_total"`
+	Pending     neuro.Amount `json:"pending"`
 }
 
 // InferenceMetrics is the inference section of Metrics.
