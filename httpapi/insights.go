@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -126,7 +127,14 @@ func (s *Server) insightRoutes(v1 *echo.Group, read, wallet, auth echo.Middlewar
 	})
 	an.GET("/usage", func(c echo.Context) error {
 		y, m, _ := time.Now().UTC().Date()
-		return window(c, time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)) // this month
+		w, err := b.Analytics(c.Request().Context(), time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)) // this month
+		if err != nil {
+			return err
+		}
+		compute := time.Duration(w.ComputeSeconds * float64(time.Second))
+		return ok002(c, apitypes.AnalyticsUsage{AnalyticsWindow: w, CurrentMonth: apitypes.MonthUsage{TasksCompleted: w.TasksCompleted,
+			TotalCost: w.TotalCost, ComputeTime: fmt.Sprintf("%dh %dm", int(compute.Hours()), int(compute.Minutes())%60),
+			TokensGenerated: w.TokensGenerated}})
 	})
 
 	bill := v1.Group("/billing", seed002, wallet, auth)

@@ -46,6 +46,18 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/nodes/"+b.ID(), nil, &one); err != nil || one.Data.Layers[0] != 4 || one.Data.Self || len(one.Data.Addrs) == 0 {
 		t.Fatalf("node detail %+v %v", one, err)
 	}
+	// What no peer reports is present as null, never invented; nothing was measured here.
+	var raw struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/nodes/"+b.ID(), nil, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"region", "gpu_info", "owner", "earnings", "performance_score"} {
+		if v, present := raw.Data[f]; !present || v != nil {
+			t.Fatalf("node field %s: %v (present %v), want null", f, v, present)
+		}
+	}
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/nodes/12D3KooWnope", nil, nil); !client.IsCode(err, apitypes.CodeNotFound) {
 		t.Fatalf("unknown node: %v", err)
 	}
@@ -77,6 +89,19 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 			stats.Data.SuccessRate != 100 || stats.Data.AvgResponseTime <= 0 {
 			t.Fatalf("%s: %+v %v", p, stats, err)
 		}
+	}
+	// The seed's current_month summary, and limits present as null (nothing limits the owner).
+	var usage struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/analytics/usage", nil, &usage); err != nil {
+		t.Fatal(err)
+	}
+	month, _ := usage.Data["current_month"].(map[string]any)
+	limits, hasLimits := usage.Data["limits"].(map[string]any)
+	if month["tasks_completed"] != float64(1) || month["tokens_generated"] != usage.Data["tokens_generated"] || month["compute_time"] != "0h 0m" ||
+		!hasLimits || limits["monthly_tasks"] != nil || limits["monthly_budget"] != nil {
+		t.Fatalf("usage: %v", usage.Data)
 	}
 	if err := c.Do(ctx, http.MethodGet, "/api/v1/analytics/performance?timeframe=1y", nil, nil); !client.IsCode(err, apitypes.CodeInvalidRequest) {
 		t.Fatalf("bad timeframe: %v", err)

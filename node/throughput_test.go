@@ -84,6 +84,16 @@ func TestPeerRecordsGiveCapacityAndFasterRoutes(t *testing.T) {
 	if c.TotalMemoryGB <= 0 || c.UsedMemoryGB <= 0 || c.UsedMemoryGB >= c.TotalMemoryGB {
 		t.Fatalf("memory: %+v", c)
 	}
+	// Seed 002's performance score: each node's decode speed against the fastest's.
+	scores := map[string]float64{}
+	for _, v := range nodes[0].api.Nodes(ctx) {
+		if v.PerformanceScore != nil {
+			scores[v.ID] = *v.PerformanceScore
+		}
+	}
+	if scores[nodes[2].ID()] != 100 || scores[nodes[1].ID()] != 10 || scores[nodes[0].ID()] != 40 {
+		t.Fatalf("performance scores %v", scores)
+	}
 	r1, err := nodes[0].pipe.Open(ctx)
 	if err != nil {
 		t.Fatal(err)

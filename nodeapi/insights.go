@@ -3,6 +3,7 @@ package nodeapi
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -17,7 +18,7 @@ import (
 // The network views and analytics (seeds 000 and 002), from what this node actually knows:
 // provider records in the DHT (who holds which layers), its connections (latency, agent),
 // gossiped training reports (round, loss, when), its own forward sessions (load) and its own
-// tasks. Nothing a peer does not report (GPU, region, earnings) is shown.
+// tasks. What no peer reports (GPU, region, owner, earnings) is null, never invented.
 
 // Nodes implements httpapi.Insights.
 func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
@@ -67,6 +68,20 @@ func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
 	}
 	for p, c := range using {
 		view(p.String()).Load = float64(c) / float64(totalSessions)
+	}
+
+	// Performance: each node's measured decode speed against the fastest known.
+	records := a.cov.Get(ctx).Records
+	best := 0.0
+	for _, r := range records {
+		best = max(best, r.Throughput.Decode)
+	}
+	for id, r := range records {
+		if d := r.Throughput.Decode; d > 0 && best > 0 {
+			v := view(id.String())
+			score := math.Round(1000*d/best) / 10
+			v.PerformanceScore, v.DecodeTokensPerS = &score, math.Round(d*10)/10
+		}
 	}
 
 	out := make([]apitypes.NodeView, 0, len(views))

@@ -2,14 +2,24 @@ package apitypes
 
 import "github.com/neuroshard/neuroshard/ledger/neuro"
 
-// NodeView is a peer as this node knows it (seed 002's node, without what no peer reports:
-// GPU, region, owner, earnings).
+// NodeView is a peer as this node knows it (seed 002's node). What no peer reports is present
+// as null: region (nobody configures one), gpu_info (nodes run on CPU), owner and earnings
+// (a peer's wallet and income are not tied to its peer ID anywhere this node can read).
 type NodeView struct {
 	ID           string   `json:"id"`
 	Status       string   `json:"status"` // online (connected or heard from lately) or offline
 	Self         bool     `json:"self"`
 	Capabilities []string `json:"capabilities"` // text-generation (holds layers), training (gossips training reports)
 	Layers       []int    `json:"layers"`
+	Region       *string  `json:"region"`
+	GPUInfo      *GPUInfo `json:"gpu_info"`
+	Owner        *string  `json:"owner"`
+	Earnings     *string  `json:"earnings"`
+	// PerformanceScore is the node's measured decode throughput (its peer record) as a
+	// percentage of the fastest measured node's this node knows: 100 for the fastest; null when
+	// the node published no measurement.
+	PerformanceScore *float64 `json:"performance_score"`
+	DecodeTokensPerS float64  `json:"decode_tokens_per_s,omitempty"`
 	// Load is the share of this node's forward sessions that run on the peer (what routing
 	// balances); a peer's own load is not gossiped.
 	Load         float64  `json:"current_load"`
@@ -19,6 +29,13 @@ type NodeView struct {
 	Round        int64    `json:"training_round,omitempty"`
 	Loss         float64  `json:"training_loss,omitempty"`
 	Addrs        []string `json:"addrs,omitempty"`
+}
+
+// GPUInfo is seed 002's GPU description (no node reports one: it is always null).
+type GPUInfo struct {
+	Model             string `json:"model"`
+	Memory            string `json:"memory"`
+	ComputeCapability string `json:"compute_capability"`
 }
 
 // NetworkStatus is GET /api/network/status (seed 000).
@@ -40,6 +57,28 @@ type ServiceHealth struct {
 	UptimeHuman string         `json:"uptime_human"`
 	Memory      map[string]any `json:"memory"`
 	Network     map[string]any `json:"network"`
+}
+
+// AnalyticsUsage is GET /api/v1/analytics/usage: this month's window, seed 002's current_month summary
+// of it, and the limits (null: the node sets no monthly task count or budget).
+type AnalyticsUsage struct {
+	AnalyticsWindow
+	CurrentMonth MonthUsage  `json:"current_month"`
+	Limits       UsageLimits `json:"limits"`
+}
+
+// MonthUsage is seed 002's current_month.
+type MonthUsage struct {
+	TasksCompleted  int          `json:"tasks_completed"`
+	TotalCost       neuro.Amount `json:"total_cost"`
+	ComputeTime     string       `json:"compute_time"` // "2h 15m"
+	TokensGenerated int          `json:"tokens_generated"`
+}
+
+// UsageLimits is seed 002's limits: null, since nothing limits a node's owner.
+type UsageLimits struct {
+	MonthlyTasks  *int          `json:"monthly_tasks"`
+	MonthlyBudget *neuro.Amount `json:"monthly_budget"`
 }
 
 // AnalyticsWindow is what the node's own tasks and inference show over a time window.

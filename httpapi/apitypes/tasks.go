@@ -20,6 +20,15 @@ type TaskNode struct {
 type TaskCost struct {
 	Estimated neuro.Amount `json:"estimated"` // upper bound: every token up to max_tokens
 	Currency  string       `json:"currency"`
+	// Comparison is seed 000's price of the same task elsewhere: null, since the node knows
+	// no other provider's price and does not make one up.
+	Comparison *CostComparison `json:"comparison"`
+}
+
+// CostComparison is seed 000's cost comparison (never filled: see TaskCost.Comparison).
+type CostComparison struct {
+	OpenAI  string `json:"openai"`
+	Savings string `json:"savings"`
 }
 
 // TaskSubmitted answers POST /api/tasks.
