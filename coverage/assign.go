@@ -3,6 +3,7 @@ package coverage
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -85,10 +86,77 @@ func (v View) Load(self peer.ID) []float64 {
 			d = unknown
 		}
 		for _, sp := range spans {
+			k := float64(v.heldLen(id, sp))
 			for l := sp.First; l <= sp.Last && l < len(out); l++ {
-				out[l] += d * L / float64(sp.Len())
+				out[l] += d * L / k
 			}
 		}
 	}
 	return out
+}
+
+// Move is what Rebalance found: the swarm's decode throughput through the whole model now
+// (its slowest layer's, tokens per second, View.Capacity's measure) and if this node held To
+// instead of From.
+type Move struct {
+	From, To   layers.Span
+	Now, After float64
+}
+
+// Gain is After over Now (0 when nothing flows now, 1 for no move).
+func (m Move) Gain() float64 {
+	if m.Now <= 0 {
+		return 0
+	}
+	return m.After / m.Now
+}
+
+// Rebalance applies the balance rule (Petals moves servers the same way): the swarm's
+// throughput is its slowest layer's; this node, holding from, looks at every span that fits
+// its memory budget and finds the one that would raise that figure most if it left from for
+// it. It moves (the bool) only when the gain is at least 1+threshold: a node never leaves a
+// layer nobody else holds (the figure would fall to 0), and small gains do not make nodes
+// chase each other. Speeds are the records' (a holder without one counts at the median of
+// those measured, this node too).
+func Rebalance(model layers.Config, v View, self peer.ID, from layers.Span, budget int64, threshold float64) (Move, bool) {
+	others := v.Load(self)
+	mine := v.Records[self].Throughput.Decode
+	if mine <= 0 {
+		var known []float64
+		for _, r := range v.Records {
+			if r.Throughput.Decode > 0 {
+				known = append(known, r.Throughput.Decode)
+			}
+		}
+		mine = 1
+		if len(known) > 0 {
+			slices.Sort(known)
+			mine = known[len(known)/2]
+		}
+	}
+	L := float64(model.Layers)
+	with := func(sp layers.Span) float64 {
+		low := math.Inf(1)
+		for l, c := range others {
+			if sp.Contains(l) {
+				c += mine * L / float64(sp.Len())
+			}
+			low = min(low, c)
+		}
+		return low
+	}
+	m := Move{From: from, To: from, Now: with(from)}
+	m.After = m.Now
+	for k := model.Layers; k >= 1; k-- {
+		for s := 0; s+k <= model.Layers; s++ {
+			sp := layers.Span{First: s, Last: s + k - 1}
+			if model.SpanMemoryBytes(sp) > budget {
+				continue
+			}
+			if t := with(sp); t > m.After {
+				m.To, m.After = sp, t
+			}
+		}
+	}
+	return m, m.To != from && m.Now > 0 && m.After >= m.Now*(1+threshold) || m.To != from && m.Now == 0 && m.After > 0
 }

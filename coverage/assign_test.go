@@ -102,3 +102,43 @@ func TestChooseSpanWeighsHoldersBySpeed(t *testing.T) {
 		t.Fatalf("capacity %+v", c)
 	}
 }
+
+// The balance rule: a node moves to the span that raises the swarm's slowest layer most, by
+// at least the threshold, and never leaves a layer nobody else holds.
+func TestRebalanceMovesWhereTheSwarmIsSlowest(t *testing.T) {
+	m, _ := layers.Preset("neuroshard-small")
+	budget := 4*m.LayerMemoryBytes() + (m.EmbeddingParams()+m.HeadParams())*4*6
+	first, second := layers.Span{First: 0, Last: 3}, layers.Span{First: 4, Last: 7}
+	for _, tc := range []struct {
+		name    string
+		holders map[peer.ID]layers.Span
+		decode  map[peer.ID]float64
+		move    bool
+		to      layers.Span
+	}{
+		// me and a fast node on the first half, a slow one alone on the second: the second
+		// half carries 100 tokens/s, the first 2400; with me there it would carry 900.
+		{"to the slow half", map[peer.ID]layers.Span{"me": first, "fast": first, "slow": second},
+			map[peer.ID]float64{"me": 400, "fast": 800, "slow": 50}, true, second},
+		// me alone on the first half: leaving it would leave layers nobody holds.
+		{"never leave a layer alone", map[peer.ID]layers.Span{"me": first, "slow": second, "slow2": second},
+			map[peer.ID]float64{"me": 400, "slow": 50, "slow2": 50}, false, first},
+		// Balanced: no span gains 20%.
+		{"balanced stays", map[peer.ID]layers.Span{"me": first, "a": first, "b": second, "c": second},
+			map[peer.ID]float64{"me": 400, "a": 400, "b": 400, "c": 400}, false, first},
+		// A layer nobody holds: a node whose span others cover goes there.
+		{"covers a gap", map[peer.ID]layers.Span{"me": first, "a": first, "b": {First: 4, Last: 5}},
+			map[peer.ID]float64{"me": 400, "a": 400, "b": 400}, true, second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := viewOf(tc.holders, tc.decode)
+			mv, ok := Rebalance(m, v, "me", first, budget, 0.2)
+			if ok != tc.move || (ok && mv.To != tc.to) {
+				t.Fatalf("move %v to %v (now %.0f, after %.0f), want %v to %v", ok, mv.To, mv.Now, mv.After, tc.move, tc.to)
+			}
+			if ok && mv.Gain() < 1.2 && mv.Now > 0 {
+				t.Fatalf("moved for a gain of %.2f", mv.Gain())
+			}
+		})
+	}
+}

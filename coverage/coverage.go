@@ -49,7 +49,8 @@ type Recorder interface {
 }
 
 // RecordTTL is how long a holder's record is reused before it is looked up again; a record
-// whose span no longer matches the holder's provider records is looked up at once.
+// whose span no longer matches the holder's provider records is looked up at once, and one
+// without a measured throughput (the holder may be measuring) after noRecordTTL.
 const RecordTTL = 5 * time.Minute
 
 // noRecordTTL is how long a holder found without a record is not asked again.
@@ -274,6 +275,8 @@ func (c *Cache) recordsOf(v View) map[peer.ID]p2p.PeerRecord {
 		case id == c.finder.ID(): // this node's own: no lookup
 			stale = append(stale, id)
 		case ok && h.rec.Seq == 0 && time.Since(h.at) < noRecordTTL: // none a moment ago
+		case ok && h.rec.Throughput.Decode == 0 && time.Since(h.at) >= noRecordTTL: // not measured then: look again
+			stale = append(stale, id)
 		case ok && time.Since(h.at) < RecordTTL && len(sp) == 1 && h.rec.First == sp[0].First && h.rec.Last == sp[0].Last:
 			out[id] = h.rec
 		default:
@@ -370,6 +373,15 @@ type Capacity struct {
 	Recorded, Measured     int   // holders with a record; those with a measured throughput
 }
 
+// heldLen is how many layers a holder computes per token: its record's span (what it serves),
+// else the span its provider records show (a lookup may find some of them before the rest).
+func (v View) heldLen(id peer.ID, sp layers.Span) int {
+	if r, ok := v.Records[id]; ok && r.Holds() && r.First <= sp.First && sp.Last <= r.Last {
+		return r.Last - r.First + 1
+	}
+	return sp.Len()
+}
+
 // Capacity sums the holders' records layer by layer.
 func (v View) Capacity() Capacity {
 	c := Capacity{Layers: make([]float64, len(v.Layers))}
@@ -383,9 +395,10 @@ func (v View) Capacity() Capacity {
 			c.Measured++
 		}
 		for _, sp := range v.Spans()[id] {
+			k := float64(v.heldLen(id, sp))
 			for l := sp.First; l <= sp.Last && l < len(v.Layers); l++ {
-				c.Layers[l] += r.Throughput.Decode * L / float64(sp.Len())
-				b8[l] += r.Throughput.DecodeBatch8 * L / float64(sp.Len())
+				c.Layers[l] += r.Throughput.Decode * L / k
+				b8[l] += r.Throughput.DecodeBatch8 * L / k
 			}
 		}
 	}

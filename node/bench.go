@@ -28,15 +28,21 @@ type benchState struct {
 // before it is measured.
 func (n *Node) Benchmark() *layers.BenchResult { return n.bench.v.Load() }
 
+// loadBench takes the stored measurement when the config reuses one (at Start, so the first
+// peer record carries it).
+func (n *Node) loadBench() {
+	if n.cfg.Bench == BenchFirst {
+		if r := layers.LoadBench(filepath.Join(n.cfg.DataDir, benchFile), n.model); r != nil {
+			n.bench.v.Store(r)
+		}
+	}
+}
+
 // measure runs the short benchmark when the config asks for it and nothing fitting is
 // stored, keeps it and stores it. It runs before the node trains, on the same cores.
 func (n *Node) measure() {
 	path := filepath.Join(n.cfg.DataDir, benchFile)
-	if n.cfg.Bench == BenchOff {
-		return
-	}
-	if r := layers.LoadBench(path, n.model); r != nil && n.cfg.Bench == BenchFirst {
-		n.bench.v.Store(r)
+	if n.cfg.Bench == BenchOff || n.cfg.Bench == BenchFirst && n.Benchmark() != nil {
 		return
 	}
 	logger().Info("measuring this machine's throughput (first start on this preset and backend; --rebench repeats it)", "model", n.model.Name, "backend", layers.BackendName())
@@ -58,7 +64,7 @@ func (n *Node) measure() {
 // throughput (none before it is measured), which peers weigh it by when they route.
 func (n *Node) publishRecord() {
 	span := n.Span()
-	r := p2p.PeerRecord{Model: n.model.Name, First: span.First, Last: span.Last, MemoryBytes: n.memoryBudget(),
+	r := p2p.PeerRecord{Model: n.model.Name, First: span.First, Last: span.Last, MemoryBytes: n.MemoryBudget(),
 		UsedBytes: n.model.SpanMemoryBytes(span), Backend: layers.BackendName()}
 	if b := n.Benchmark(); b != nil {
 		r.Backend, r.Threads = b.Backend, b.Threads

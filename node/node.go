@@ -305,6 +305,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.host.ServeCheckpoints(n.catch.Serve)
 	n.host.ServeCheckpointPut(n.catch.Admit, n.catch.Take)
 	n.host.SetAnnounced(n.layerKeys(span))
+	n.loadBench()
 	n.publishRecord()
 	if n.front != nil {
 		if err := n.front.Start(net.JoinHostPort(n.cfg.APIHost, strconv.Itoa(n.cfg.Port))); err != nil {
@@ -347,7 +348,7 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 	if n.cfg.Layers != "" {
 		return layers.ParseSpan(n.cfg.Layers) // checked by Validate
 	}
-	budget := n.memoryBudget()
+	budget := n.MemoryBudget()
 	load := make([]float64, n.model.Layers)
 	if len(n.host.RoutingTable()) > 0 {
 		cctx, cancel := context.WithTimeout(ctx, joinCoverageTimeout)
@@ -363,10 +364,10 @@ func (n *Node) chooseSpan(ctx context.Context) (layers.Span, error) {
 
 // kvBudget is the memory the KV caches of the node's sessions may reserve: a quarter of the
 // memory budget (the rest holds the weights, their served copy and the optimizer state).
-func (n *Node) kvBudget() int64 { return max(64<<20, n.memoryBudget()/4) }
+func (n *Node) kvBudget() int64 { return max(64<<20, n.MemoryBudget()/4) }
 
-// memoryBudget is the memory the node may spend on its span: --max-memory, else the setting.
-func (n *Node) memoryBudget() int64 {
+// MemoryBudget is the memory the node may spend on its span: --max-memory, else the setting.
+func (n *Node) MemoryBudget() int64 {
 	if n.cfg.MaxMemory != 0 {
 		return n.cfg.MaxMemory
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -71,13 +72,13 @@ func TestPeerRecordsGiveCapacityAndFasterRoutes(t *testing.T) {
 	}
 	ctx := context.Background()
 	var net apitypes.Network
-	eventually(t, 20*time.Second, "every node's measured record", func() bool {
-		net = nodes[0].api.Network(ctx)
-		return net.Capacity.NodesMeasured == 3
-	})
-	c := net.Capacity
 	// Layers 0-3: 400 tokens/s through 8 layers, 4 held: 800 through each; layers 4-7: 200 + 2000.
 	want := []float64{800, 800, 800, 800, 2200, 2200, 2200, 2200}
+	eventually(t, 20*time.Second, "every node's measured record and layers", func() bool {
+		net = nodes[0].api.Network(ctx)
+		return net.Capacity.NodesMeasured == 3 && slices.Equal(net.Capacity.LayerTokensPerS, want)
+	})
+	c := net.Capacity
 	if !slices.Equal(c.LayerTokensPerS, want) || c.DecodeTokensPerS != 800 || c.DecodeBatch8TokensPerS != 3200 || c.NodesRecorded != 3 {
 		t.Fatalf("capacity %+v, want layers %v", c, want)
 	}
@@ -93,6 +94,26 @@ func TestPeerRecordsGiveCapacityAndFasterRoutes(t *testing.T) {
 	}
 	if scores[nodes[2].ID()] != 100 || scores[nodes[1].ID()] != 10 || scores[nodes[0].ID()] != 40 {
 		t.Fatalf("performance scores %v", scores)
+	}
+	// The balance rule: the first half (800 tokens/s) is the bottleneck. The slow holder of the
+	// second half would raise it to 1,000 on the first (a 25% gain) while the fast one keeps
+	// the second at 2,000; the fast one, whose memory holds the whole model, would raise it to
+	// 1,200 holding all of it (1,000 through each layer); the first half's only holder is
+	// advised nothing (leaving starves it).
+	for i, n := range nodes {
+		// The status reads the last view without a lookup: wait for one with every record.
+		eventually(t, 10*time.Second, fmt.Sprintf("node %d's view of every record", i), func() bool {
+			return slices.Equal(n.api.Network(ctx).Capacity.LayerTokensPerS, want)
+		})
+		adv := n.api.Status(ctx).Rebalance
+		switch {
+		case i == 0 && adv != nil:
+			t.Fatalf("the first half's only holder advised %+v", adv)
+		case i == 1 && (adv == nil || adv.From != "4-7" || adv.To != "0-3" || adv.TokensPerSNow != 800 || adv.TokensPerSAfter != 1000):
+			t.Fatalf("the slow holder's advice: %+v", adv)
+		case i == 2 && (adv == nil || adv.From != "4-7" || adv.To != "0-7" || adv.TokensPerSNow != 800 || adv.TokensPerSAfter != 1200):
+			t.Fatalf("the fast holder's advice: %+v", adv)
+		}
 	}
 	r1, err := nodes[0].pipe.Open(ctx)
 	if err != nil {

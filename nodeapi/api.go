@@ -48,7 +48,23 @@ func (a *API) Status(ctx context.Context) apitypes.Status {
 		Reachability:  a.host.Reachability(),
 		RelayAddrs:    a.host.RelayAddrStrings(),
 		RelayService:  a.host.RelayService(),
+		Rebalance:     a.rebalance(span),
 	}
+}
+
+// rebalanceThreshold is the least gain the balance rule moves for.
+const rebalanceThreshold = 0.2
+
+// rebalance asks the balance rule about the last coverage view (no lookup).
+func (a *API) rebalance(span layers.Span) *apitypes.RebalanceAdvice {
+	if a.node.Stage() == nil {
+		return nil
+	}
+	m, ok := coverage.Rebalance(a.model, a.cov.Last(), a.host.ID(), span, a.node.MemoryBudget(), rebalanceThreshold)
+	if !ok {
+		return nil
+	}
+	return &apitypes.RebalanceAdvice{From: m.From.String(), To: m.To.String(), TokensPerSNow: round1(m.Now), TokensPerSAfter: round1(m.After)}
 }
 
 func benchmark(r *layers.BenchResult) *apitypes.Benchmark {

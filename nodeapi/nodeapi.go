@@ -39,6 +39,7 @@ type Node interface {
 	CheckDataDir() error // nil when the data dir is writable
 	Training() TrainingView
 	Benchmark() *layers.BenchResult // nil until measured
+	MemoryBudget() int64            // what the node may spend on its span
 }
 
 // Config is the node and the parts the API answers from.

@@ -31,6 +31,19 @@ type Status struct {
 	// Benchmark is this machine's measured throughput on the node's preset and backend (the
 	// short run of its first start); null until measured or when measuring is off.
 	Benchmark *Benchmark `json:"benchmark"`
+	// Rebalance is the balance rule's advice (coverage.Rebalance): the span that would raise
+	// the swarm's decode throughput (its slowest layer's) by 20% or more if this node held it
+	// instead; null when none would. The node does not move by itself yet: restarting it with
+	// --layers set to the span, or without --layers, takes the advice.
+	Rebalance *RebalanceAdvice `json:"rebalance"`
+}
+
+// RebalanceAdvice is a span move the balance rule advises.
+type RebalanceAdvice struct {
+	From            string  `json:"from"`
+	To              string  `json:"to"`
+	TokensPerSNow   float64 `json:"tokens_per_s_now"`
+	TokensPerSAfter float64 `json:"tokens_per_s_after"`
 }
 
 // Benchmark is a node's throughput in tokens per second (`neuroshard bench` measures the same
