@@ -71,6 +71,15 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 	if err := c.Do(ctx, http.MethodGet, "/api/network/status", nil, &ns); err != nil || !ns.Success || ns.Network["nodes_online"] != float64(2) {
 		t.Fatalf("network status %+v %v", ns.Network, err)
 	}
+	// Seed 000's figures nobody measures are present as null.
+	for _, f := range []string{"cost_savings_vs_openai", "uptime"} {
+		if v, ok := ns.Network[f]; !ok || v != nil {
+			t.Fatalf("network.%s: %v (present %v)", f, v, ok)
+		}
+	}
+	if v, ok := ns.Stats["total_savings"]; !ok || v != nil || ns.Stats["total_compute_time"] == nil {
+		t.Fatalf("stats: %v", ns.Stats)
+	}
 
 	prompt, mt := "ROMEO:", 4
 	sub, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt})

@@ -121,11 +121,21 @@ func (a *API) NetworkStatus(ctx context.Context) apitypes.NetworkStatus {
 	st, _ := a.tasks.Stats(time.Time{})
 	counts := a.tasks.Counts()
 	w := windowOf(st)
+	for i := range nodes {
+		if nodes[i].Self { // the tasks this node ran; no peer reports its own
+			done := st.Completed
+			nodes[i].TasksProcessed = &done
+		}
+	}
 	return apitypes.NetworkStatus{Success: true, Timestamp: time.Now().UTC().Format(time.RFC3339), Nodes: nodes,
+		Stats: map[string]any{"total_compute_time": fmt.Sprintf("%.0fs", w.ComputeSeconds), "beta_signups": nil, "total_savings": nil},
 		Network: map[string]any{"nodes_online": online(nodes), "nodes_known": len(nodes), "total_tasks": st.Created,
 			"completed_tasks": st.Completed, "queued_tasks": counts.Queued, "running_tasks": counts.Running,
 			"success_rate": w.SuccessRate, "avg_response_time": fmt.Sprintf("%.1fs", w.AvgResponseTime),
-			"model": a.model.Name, "coverage_complete": a.cov.Get(ctx).Complete}}
+			"model": a.model.Name, "coverage_complete": a.cov.Get(ctx).Complete,
+			// Seed 000's figures nobody measures (another provider's price, a service-wide uptime)
+			// are present as null.
+			"cost_savings_vs_openai": nil, "uptime": nil}}
 }
 
 // ServiceHealth implements httpapi.Insights.

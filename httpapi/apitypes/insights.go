@@ -19,7 +19,12 @@ type NodeView struct {
 	// percentage of the fastest measured node's this node knows: 100 for the fastest; null when
 	// the node published no measurement.
 	PerformanceScore *float64 `json:"performance_score"`
-	DecodeTokensPerS float64  `json:"decode_tokens_per_s,omitempty"`
+	// Seed 000's names: location and gpu (null, as region and gpu_info), tasks_processed (this
+	// node's own completed tasks; null for peers, which do not report theirs).
+	Location         *string `json:"location"`
+	GPU              *string `json:"gpu"`
+	TasksProcessed   *int    `json:"tasks_processed"`
+	DecodeTokensPerS float64 `json:"decode_tokens_per_s,omitempty"`
 	// Load is the share of this node's forward sessions that run on the peer (what routing
 	// balances); a peer's own load is not gossiped.
 	Load         float64  `json:"current_load"`
@@ -44,6 +49,9 @@ type NetworkStatus struct {
 	Timestamp string         `json:"timestamp"`
 	Network   map[string]any `json:"network"`
 	Nodes     []NodeView     `json:"nodes"`
+	// Stats: the compute time of this node's tasks; beta sign-ups and savings (a website's
+	// and another provider's figures) are null.
+	Stats map[string]any `json:"stats"`
 }
 
 // ServiceHealth is GET /health (seed 000).
