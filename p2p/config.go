@@ -152,12 +152,18 @@ func (c *Config) Validate() error {
 }
 
 // autoProfile picks local when the node listens on, or joins through, loopback or private
-// addresses: the internet filters would drop every such peer from the routing table.
+// addresses: the internet filters would drop every such peer from the routing table. A node
+// that listens on every interface and joins no one (`neuroshard` with no flags) is local too
+// when the machine has no public address: on the internet profile it would run its DHT as a
+// client (nobody can reach it), so no peer on its LAN or loopback could join through it.
 func autoProfile(listen []ma.Multiaddr, boot []peer.AddrInfo) Profile {
 	for _, a := range listen {
 		if isLocal(a) {
 			return ProfileLocal
 		}
+	}
+	if len(boot) == 0 && listensEverywhere(listen) && !publicInterface() {
+		return ProfileLocal
 	}
 	for _, b := range boot {
 		for _, a := range b.Addrs {
@@ -175,6 +181,30 @@ func isLocal(a ma.Multiaddr) bool {
 		return false
 	}
 	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast()
+}
+
+// listensEverywhere tells whether the node listens on the unspecified address (0.0.0.0, ::).
+func listensEverywhere(listen []ma.Multiaddr) bool {
+	for _, a := range listen {
+		if ip, err := manet.ToIP(a); err == nil && ip.IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
+// publicInterface tells whether any of the machine's interfaces has a public address.
+func publicInterface() bool {
+	addrs, err := manet.InterfaceMultiaddrs()
+	if err != nil {
+		return true // unknown: keep the internet profile
+	}
+	for _, a := range addrs {
+		if manet.IsPublicAddr(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // ListenAddrsFor returns the TCP and QUIC listen addresses for an IP and port.

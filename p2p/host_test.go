@@ -187,8 +187,18 @@ func TestConfigValidation(t *testing.T) {
 
 func TestAutoProfile(t *testing.T) {
 	pub := ma.StringCast("/ip4/0.0.0.0/tcp/1")
-	if p := autoProfile([]ma.Multiaddr{pub}, nil); p != ProfileInternet {
-		t.Fatalf("unspecified listen, no bootstrap: %s", p)
+	// Every interface and nobody to join: internet only on a machine with a public address
+	// (else its DHT would be a client nobody on the LAN could join through).
+	want := ProfileLocal
+	if publicInterface() {
+		want = ProfileInternet
+	}
+	if p := autoProfile([]ma.Multiaddr{pub}, nil); p != want {
+		t.Fatalf("unspecified listen, no bootstrap: %s, want %s", p, want)
+	}
+	publicBoot := []peer.AddrInfo{{Addrs: []ma.Multiaddr{ma.StringCast("/ip4/1.2.3.4/tcp/1")}}}
+	if p := autoProfile([]ma.Multiaddr{pub}, publicBoot); p != ProfileInternet {
+		t.Fatalf("unspecified listen, public bootstrap: %s", p)
 	}
 	if p := autoProfile([]ma.Multiaddr{ma.StringCast("/ip4/192.168.1.4/tcp/1")}, nil); p != ProfileLocal {
 		t.Fatalf("private listen: %s", p)
