@@ -61,6 +61,15 @@ func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
 	if a.node.Stage() != nil {
 		self.Layers = a.node.Span().Indices()
 	}
+	if st, err := a.tasks.Stats(time.Time{}); err == nil {
+		done := st.Completed
+		self.TasksProcessed, self.TotalTasksCompleted = &done, &done
+	}
+	if started := a.node.Started(); !started.IsZero() {
+		up := time.Since(started)
+		s := fmt.Sprintf("%dd %dh %dm", int(up.Hours())/24, int(up.Hours())%24, int(up.Minutes())%60)
+		self.Uptime = &s
+	}
 	totalSessions := 0
 	using := a.pipe.Using()
 	for _, c := range using {
@@ -121,12 +130,6 @@ func (a *API) NetworkStatus(ctx context.Context) apitypes.NetworkStatus {
 	st, _ := a.tasks.Stats(time.Time{})
 	counts := a.tasks.Counts()
 	w := windowOf(st)
-	for i := range nodes {
-		if nodes[i].Self { // the tasks this node ran; no peer reports its own
-			done := st.Completed
-			nodes[i].TasksProcessed = &done
-		}
-	}
 	return apitypes.NetworkStatus{Success: true, Timestamp: time.Now().UTC().Format(time.RFC3339), Nodes: nodes,
 		Stats: map[string]any{"total_compute_time": fmt.Sprintf("%.0fs", w.ComputeSeconds), "beta_signups": nil, "total_savings": nil},
 		Network: map[string]any{"nodes_online": online(nodes), "nodes_known": len(nodes), "total_tasks": st.Created,
@@ -155,8 +158,9 @@ func (a *API) ServiceHealth(ctx context.Context) apitypes.ServiceHealth {
 	}
 	return apitypes.ServiceHealth{Status: status, Service: "NeuroShard", Version: a.version, Environment: string(a.host.Config().Profile),
 		Timestamp: time.Now().UTC().Format(time.RFC3339), Uptime: int64(up.Seconds()), UptimeHuman: up.Round(time.Second).String(),
-		Memory:  map[string]any{"used": fmt.Sprintf("%dMB", ms.HeapAlloc>>20), "total": fmt.Sprintf("%dMB", ms.Sys>>20)},
-		Network: map[string]any{"nodes_online": online(a.Nodes(ctx)), "total_tasks": st.Created, "peers": len(a.host.Peers())}}
+		Memory: map[string]any{"used": fmt.Sprintf("%dMB", ms.HeapAlloc>>20), "total": fmt.Sprintf("%dMB", ms.Sys>>20)},
+		Network: map[string]any{"nodes_online": online(a.Nodes(ctx)), "total_tasks": st.Created, "peers": len(a.host.Peers()),
+			"beta_signups": nil}} // a website's figure: null
 }
 
 // windowOf summarises task stats.
@@ -190,6 +194,7 @@ func (a *API) Analytics(ctx context.Context, since time.Time) (apitypes.Analytic
 	w := windowOf(st)
 	nodes := a.Nodes(ctx)
 	w.Since, w.TotalNodes, w.ActiveNodes = since.UTC().Format(time.RFC3339), len(nodes), online(nodes)
+	w.TotalTasksToday, w.TotalComputeHours = w.TasksCreated, math.Round(w.ComputeSeconds/3600*1000)/1000
 	w.InferenceMetrics = a.Metrics(ctx)
 	return w, nil
 }

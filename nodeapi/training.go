@@ -162,12 +162,9 @@ type ReportSeen struct {
 }
 
 // trainingStatus is the training section of /status: the node's rounds (epochs), inner steps
-// and recent loss; absent before the node has trained.
+// and recent loss (zeros before the node has trained; enabled says whether it trains).
 func (a *API) trainingStatus() *apitypes.TrainingStatus {
 	v := a.node.Training()
-	if v.InnerSteps == 0 && v.Round.Round == 0 {
-		return nil
-	}
 	tr := a.settings.Get().Training
 	return &apitypes.TrainingStatus{Enabled: tr.Enabled, Epoch: v.Round.Round, Step: v.InnerSteps, Loss: v.Loss,
 		Compression: tr.Compression, ExchangeBytesSent: v.Round.SentBytes}

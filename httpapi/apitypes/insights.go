@@ -21,10 +21,13 @@ type NodeView struct {
 	PerformanceScore *float64 `json:"performance_score"`
 	// Seed 000's names: location and gpu (null, as region and gpu_info), tasks_processed (this
 	// node's own completed tasks; null for peers, which do not report theirs).
-	Location         *string `json:"location"`
-	GPU              *string `json:"gpu"`
-	TasksProcessed   *int    `json:"tasks_processed"`
-	DecodeTokensPerS float64 `json:"decode_tokens_per_s,omitempty"`
+	Location       *string `json:"location"`
+	GPU            *string `json:"gpu"`
+	TasksProcessed *int    `json:"tasks_processed"`
+	// Seed 002's detail: this node's completed tasks and uptime ("15d 8h 32m"); null for peers.
+	TotalTasksCompleted *int    `json:"total_tasks_completed"`
+	Uptime              *string `json:"uptime"`
+	DecodeTokensPerS    float64 `json:"decode_tokens_per_s,omitempty"`
 	// Load is the share of this node's forward sessions that run on the peer (what routing
 	// balances); a peer's own load is not gossiped.
 	Load         float64  `json:"current_load"`
@@ -91,19 +94,24 @@ type UsageLimits struct {
 
 // AnalyticsWindow is what the node's own tasks and inference show over a time window.
 type AnalyticsWindow struct {
-	Since            string       `json:"since"`
-	TasksCreated     int          `json:"tasks_created"`
-	TasksCompleted   int          `json:"tasks_completed"`
-	TasksFailed      int          `json:"tasks_failed"`
-	TasksCancelled   int          `json:"tasks_cancelled"`
-	SuccessRate      float64      `json:"success_rate"` // completed / finished, percent
-	TokensGenerated  int          `json:"tokens_generated"`
-	TotalCost        neuro.Amount `json:"total_cost"`
-	ComputeSeconds   float64      `json:"compute_seconds"`
-	AvgResponseTime  float64      `json:"average_response_time"` // seconds, completed tasks
-	P50ResponseTime  float64      `json:"p50_response_time"`
-	P95ResponseTime  float64      `json:"p95_response_time"`
-	TotalNodes       int          `json:"total_nodes"`
-	ActiveNodes      int          `json:"active_nodes"`
-	InferenceMetrics Metrics      `json:"inference"`
+	Since           string       `json:"since"`
+	TasksCreated    int          `json:"tasks_created"`
+	TasksCompleted  int          `json:"tasks_completed"`
+	TasksFailed     int          `json:"tasks_failed"`
+	TasksCancelled  int          `json:"tasks_cancelled"`
+	SuccessRate     float64      `json:"success_rate"` // completed / finished, percent
+	TokensGenerated int          `json:"tokens_generated"`
+	TotalCost       neuro.Amount `json:"total_cost"`
+	ComputeSeconds  float64      `json:"compute_seconds"`
+	// Seed 002's names for the stats: tasks created in the window, compute in hours, and the
+	// network's uptime (null: nobody measures a whole network's).
+	TotalTasksToday   int      `json:"total_tasks_today"`
+	TotalComputeHours float64  `json:"total_compute_hours"`
+	NetworkUptime     *float64 `json:"network_uptime"`
+	AvgResponseTime   float64  `json:"average_response_time"` // seconds, completed tasks
+	P50ResponseTime   float64  `json:"p50_response_time"`
+	P95ResponseTime   float64  `json:"p95_response_time"`
+	TotalNodes        int      `json:"total_nodes"`
+	ActiveNodes       int      `json:"active_nodes"`
+	InferenceMetrics  Metrics  `json:"inference"`
 }

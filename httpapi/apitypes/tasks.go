@@ -12,8 +12,10 @@ type TaskRequest struct {
 
 // TaskNode names the node that runs a task.
 type TaskNode struct {
-	ID       string `json:"id"`
-	Location string `json:"location,omitempty"`
+	ID string `json:"id"`
+	// Location and GPU are null: nobody configures a node's location, and nodes run on CPU.
+	Location *string `json:"location"`
+	GPU      *string `json:"gpu"`
 }
 
 // TaskCost is a task's estimated cost in NEURO.

@@ -15,7 +15,7 @@ type Status struct {
 	Role          string          `json:"role"`
 	Layers        []int           `json:"layers"`
 	PeerCount     int             `json:"peer_count"`
-	Training      *TrainingStatus `json:"training,omitempty"`
+	Training      *TrainingStatus `json:"training"`
 	Resources     Resources       `json:"resources"`
 	// Beyond the seed: what scripts need to reach and bootstrap from this node.
 	Multiaddrs []string `json:"multiaddrs"`
@@ -128,7 +128,7 @@ type Network struct {
 	Nodes        NodeCounts       `json:"nodes"`
 	Architecture Architecture     `json:"architecture"`
 	Capacity     Capacity         `json:"capacity"`
-	Training     *NetworkTraining `json:"training,omitempty"`
+	Training     *NetworkTraining `json:"training"` // null while no replica reports training
 	Coverage     Coverage         `json:"coverage"`
 	Ledger       NetworkLedger    `json:"ledger"`
 }
@@ -187,12 +187,14 @@ type Architecture struct {
 
 // NodeConfig is GET /api/v1/config.
 type NodeConfig struct {
-	NodeID    string          `json:"node_id"`
-	Port      int             `json:"port"`
-	GRPCPort  int             `json:"grpc_port"`
-	Bootstrap []string        `json:"bootstrap"`
-	Training  TrainingConfig  `json:"training"`
-	Resources ResourcesConfig `json:"resources"`
+	NodeID   string `json:"node_id"`
+	Port     int    `json:"port"`
+	GRPCPort int    `json:"grpc_port"`
+	// TrackerURL is null: peers find each other through the DHT (Bootstrap), no tracker.
+	TrackerURL *string         `json:"tracker_url"`
+	Bootstrap  []string        `json:"bootstrap"`
+	Training   TrainingConfig  `json:"training"`
+	Resources  ResourcesConfig `json:"resources"`
 }
 
 // TrainingConfig is the training section of NodeConfig.
