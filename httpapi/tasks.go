@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -29,8 +32,13 @@ func taskError(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		e := toAPIError(err)
 		details := e.Message
-		if len(e.Details) > 0 {
-			details = fmt.Sprintf("%s %v", e.Message, e.Details)
+		if len(e.Details) > 0 { // as JSON values, never Go's formatting of a map
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(e.Details)) {
+				v, _ := json.Marshal(e.Details[k])
+				parts = append(parts, k+": "+string(v))
+			}
+			details += " (" + strings.Join(parts, ", ") + ")"
 		}
 		return c.JSON(e.Status, map[string]any{"success": false, "error": e.Message, "code": e.Code,
 			"details": details, "timestamp": time.Now().UTC().Format(time.RFC3339)})

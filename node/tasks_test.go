@@ -80,4 +80,8 @@ func TestTaskAPI(t *testing.T) {
 	if json.Unmarshal(raw, &e) != nil || resp.StatusCode != 400 || e.Success == nil || *e.Success || !strings.Contains(e.Details, "prompt") || e.Timestamp == "" {
 		t.Fatalf("seed 000 error: %d %s", resp.StatusCode, raw)
 	}
+	// Details as JSON values, never Go's formatting of a map ("map[field:prompt]").
+	if !strings.Contains(e.Details, `field: "prompt"`) || strings.Contains(e.Details, "map[") {
+		t.Fatalf("seed 000 details: %q", e.Details)
+	}
 }

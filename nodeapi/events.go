@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,7 +111,7 @@ func (a *API) statusLoop() {
 		switch {
 		case len(cov.Missing) > 0 && !slices.Equal(cov.Missing, missing):
 			a.publish("system.alert", map[string]any{"level": "warning", "code": "COVERAGE_INCOMPLETE",
-				"message": fmt.Sprintf("no reachable peer holds layers %v of %s: inference and training wait", cov.Missing, a.model.Name), "missing_layers": cov.Missing})
+				"message": fmt.Sprintf("no reachable peer holds layers %s of %s: inference and training wait", layerList(cov.Missing), a.model.Name), "missing_layers": cov.Missing})
 		case len(cov.Missing) == 0 && len(missing) > 0:
 			a.publish("system.alert", map[string]any{"level": "info", "code": "COVERAGE_RESTORED", "message": "every layer is held again"})
 		}
@@ -127,4 +129,13 @@ func (a *API) statusLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// layerList writes layer indices for a message: "2, 3, 5".
+func layerList(ls []int) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = strconv.Itoa(l)
+	}
+	return strings.Join(parts, ", ")
 }
