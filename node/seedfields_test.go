@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/layers"
 )
 
 // Every field of the seeds' example answers is in the node's answer to the same request:
@@ -18,7 +19,11 @@ import (
 // lists them, per endpoint).
 func TestSeedFieldsArePresent(t *testing.T) {
 	t.Parallel()
-	nodes := startNetwork(t, "0-3", "4-7")
+	// A ledger network whose genesis funds the first node (wallet sends and stakes), with a
+	// second node for the peers' views.
+	cfgs := ledgerConfigs(t, 2, 1000)
+	cfgs[0].Model, cfgs[0].Layers, cfgs[1].Model, cfgs[1].Layers = layers.DefaultModel, "0-3", layers.DefaultModel, "4-7"
+	nodes := startLedgerNodes(t, cfgs)
 	n := nodes[0]
 	c := apiClient(n)
 	ctx := context.Background()
@@ -51,6 +56,10 @@ func TestSeedFieldsArePresent(t *testing.T) {
 		"001 POST /inference":          {"POST", "/api/v1/inference", map[string]any{"prompt": "ROMEO:", "max_tokens": 3}},
 		"001 PATCH /config":            {"PATCH", "/api/v1/config", map[string]any{"training": map[string]any{"batch_size": 8}}},
 		"002 GET /nodes/{nodeId}":      {"GET", "/api/v1/nodes/" + nodes[1].ID(), nil},
+		"001 POST /wallet/send":        {"POST", "/api/v1/wallet/send", map[string]any{"to": nodes[1].WalletAddress().String(), "amount": 12.5, "memo": "for the layers"}},
+		"001 POST /wallet/stake":       {"POST", "/api/v1/wallet/stake", map[string]any{"amount": 100, "duration_days": 30}},
+		"002 POST /models/generate/text": {"POST", "/api/v1/models/generate/text",
+			map[string]any{"model": layers.DefaultModel, "prompt": "ROMEO:", "parameters": map[string]any{"max_tokens": 3}}},
 	}
 	f, err := os.Open("testdata/seed_fields.txt")
 	if err != nil {
