@@ -52,10 +52,11 @@ func main() {
 		}
 		fmt.Printf("  (%.0f s)\n", time.Since(start).Seconds())
 		results = append(results, r)
-	}
-	if err := write(*out, results); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		// After each size, so a long run stopped midway keeps what it measured.
+		if err := write(*out, results); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	fmt.Printf("results and plots in %s\n", *out)
 }
