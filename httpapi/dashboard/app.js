@@ -74,6 +74,8 @@ function renderStatus(st) {
   text("peer-count", st.peer_count);
   text("model-hash", st.model_hash ? st.model_hash.slice(0, 16) : "");
   text("reach", st.reachability);
+  const r = st.rebalance;
+  text("balance", r ? `layers ${r.to} instead of ${r.from} would raise the swarm from ${num(r.tokens_per_s_now, 1)} to ${num(r.tokens_per_s_after, 1)} tokens/s` : "this span is where the swarm needs it");
   const b = st.benchmark;
   text("bench", b ? `decode ${num(b.decode_tokens_per_s)} tok/s, batch 8 ${num(b.decode_batch8_tokens_per_s)}, train ${num(b.train_tokens_per_s)}` : "not measured");
   const t = st.training;
