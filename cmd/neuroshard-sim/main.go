@@ -1,7 +1,8 @@
 // Command neuroshard-sim runs swarms of the node's p2p parts on libp2p's in-memory network at
 // several sizes and writes what it measured (results.json) and how each figure grows with the
-// number of peers (PNG plots) to a directory. `make sim` runs it at 100, 300 and 1,000 peers;
-// `make sim-small` at 25, 50 and 100 (a few minutes).
+// number of peers (PNG plots) to a directory. `make sim` runs it at 100 and 300 peers
+// (SIM_PEERS for others); `make sim-small` at 25, 50 and 100 (a few minutes); --replot draws
+// the plots again from a directory's results.
 package main
 
 import (
@@ -26,7 +27,26 @@ func main() {
 	churn := flag.Float64("churn", 0.1, "share of the peers replaced during the churn phase")
 	churnTime := flag.Duration("churn-time", time.Minute, "how long the churn phase lasts")
 	out := flag.String("out", "sim-results", "directory for results.json and the plots")
+	replot := flag.Bool("replot", false, "draw the plots again from the directory's results.json, without running")
 	flag.Parse()
+	if *replot {
+		var results []sim.Result
+		data, err := os.ReadFile(filepath.Join(*out, "results.json"))
+		if err == nil {
+			err = json.Unmarshal(data, &results)
+		}
+		if err == nil && len(results) == 0 {
+			err = fmt.Errorf("no results in %s", *out)
+		}
+		if err == nil {
+			err = write(*out, results)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	var sizes []int
 	for _, f := range strings.Split(*peers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"slices"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
@@ -64,14 +65,17 @@ func (p Plot) WritePNG(out io.Writer, w, h int) error {
 	}
 	line(img, left, bottom, right, bottom, black)
 	line(img, left, top, left, bottom, black)
-	ticks := map[float64]bool{}
+	var xs []float64
 	for _, s := range p.Series {
-		for _, x := range s.X {
-			if !ticks[x] {
-				ticks[x] = true
-				line(img, px(x), bottom, px(x), bottom+4, black)
-				label(img, px(x)-10, bottom+16, fmt.Sprintf("%.4g", x), black)
-			}
+		xs = append(xs, s.X...)
+	}
+	slices.Sort(xs)
+	xs = slices.Compact(xs)
+	step := max(1, (len(xs)+7)/8) // at most about 8 labels
+	for i, x := range xs {
+		if i%step == 0 || i == len(xs)-1 {
+			line(img, px(x), bottom, px(x), bottom+4, black)
+			label(img, px(x)-10, bottom+16, fmt.Sprintf("%.4g", x), black)
 		}
 	}
 	label(img, left, 20, p.Title, black)
