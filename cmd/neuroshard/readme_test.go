@@ -114,7 +114,11 @@ func runReadme(t *testing.T, sandbox, home, bindir, script string) string {
 	}
 	cmd := exec.CommandContext(ctx, lang, "-c", body)
 	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "HOME="+home, "SANDBOX="+sandbox, "PATH="+bindir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// The sandbox's nodes neither train nor measure the machine (NEUROSHARD_TRAIN and
+	// NEUROSHARD_BENCH, which the flags read): no example depends on it, and both would take
+	// the cores from the tests running beside this one.
+	cmd.Env = append(os.Environ(), "HOME="+home, "SANDBOX="+sandbox, "PATH="+bindir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"NEUROSHARD_TRAIN=false", "NEUROSHARD_BENCH=false")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		logs, _ := os.ReadFile(filepath.Join(sandbox, "nodes.log"))
