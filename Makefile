@@ -9,8 +9,9 @@ RACE_PKGS := ./p2p/... ./coverage/... ./pipeline/... ./node/... ./nodeapi/... ./
 RACE_SKIP := TestReplicasAgreeAfterEveryRound
 # Long training tests through real hosts: the round's logic runs under the race detector in
 # diloco's in-memory tests, and the node's concurrent glue in the node tests that stay, so
-# these run without it (under it the model trains about 20x slower).
-SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay
+# these run without it (under it the model trains about 20x slower). So do the two swarms of
+# 5 and 9 nodes whose logic (span choice, coverage) has race-tested tests of its own.
+SLOW_NODE_TESTS := TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay|TestEightNodesAndAFreshNodeSeesEveryLayer|TestJoiningNodeGoesWhereTheSwarmIsSlow
 FUZZTIME ?= 20s
 # One set of build flags for every go command here (vet, tests, the binary the end-to-end tests
 # and the Python client's tests run): packages compiled once serve them all. With -trimpath on
