@@ -189,6 +189,11 @@ func TestJoiningNodeTakesTheLeastReplicatedSpan(t *testing.T) {
 	if b.Span().String() != "3-5" {
 		t.Fatalf("second node took %s, want 3-5", b.Span())
 	}
+	// The second node announces its layers in the background: the third must be able to see
+	// them when it chooses.
+	eventually(t, 10*time.Second, "the second node's layers in the DHT", func() bool {
+		return slices.Contains(a.pipe.Holdings(context.Background())[b.host.ID()], b.Span())
+	})
 	third := testConfig(t)
 	third.MaxMemory = budget
 	third.Bootstrap = a.Multiaddrs()
