@@ -81,15 +81,7 @@ func TestNetworkViewsAnalyticsAndBilling(t *testing.T) {
 		t.Fatalf("stats: %v", ns.Stats)
 	}
 
-	prompt, mt := "ROMEO:", 4
-	sub, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "the task to complete", func() bool {
-		v, err := c.Task(ctx, sub.TaskID)
-		return err == nil && v.Status == "completed"
-	})
+	completeTask(t, c, "ROMEO:", 4)
 	var stats struct {
 		Data apitypes.AnalyticsWindow `json:"data"`
 	}

@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -28,15 +25,7 @@ func TestSeedFieldsArePresent(t *testing.T) {
 	c := apiClient(n)
 	ctx := context.Background()
 	waitCoverage(t, n)
-	prompt, mt := "ROMEO:", 4
-	sub, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &mt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "the task to complete", func() bool {
-		v, err := c.Task(ctx, sub.TaskID)
-		return err == nil && v.Status == "completed"
-	})
+	taskID := completeTask(t, c, "ROMEO:", 4)
 	requests := map[string]struct {
 		method, path string
 		body         any
@@ -52,7 +41,7 @@ func TestSeedFieldsArePresent(t *testing.T) {
 		"002 GET /analytics/usage": {"GET", "/api/v1/analytics/usage", nil}, "000 GET /api/network/status": {"GET", "/api/network/status", nil},
 		"000 GET /health":              {"GET", "/health", nil},
 		"000 POST /api/tasks":          {"POST", "/api/tasks", map[string]any{"prompt": "ROMEO:", "max_tokens": 2}},
-		"000 GET /api/tasks/{task_id}": {"GET", "/api/tasks/" + sub.TaskID, nil},
+		"000 GET /api/tasks/{task_id}": {"GET", "/api/tasks/" + taskID, nil},
 		"001 POST /inference":          {"POST", "/api/v1/inference", map[string]any{"prompt": "ROMEO:", "max_tokens": 3}},
 		"001 PATCH /config":            {"PATCH", "/api/v1/config", map[string]any{"training": map[string]any{"batch_size": 8}}},
 		"002 GET /nodes/{nodeId}":      {"GET", "/api/v1/nodes/" + nodes[1].ID(), nil},
@@ -99,7 +88,6 @@ func TestSeedFieldsArePresent(t *testing.T) {
 	if checked != len(requests) {
 		t.Fatalf("checked %d endpoints of %d", checked, len(requests))
 	}
-	_ = http.MethodGet
 }
 
 // hasPath tells whether v holds the key path; an empty array or a null on the way holds

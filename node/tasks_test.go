@@ -85,3 +85,19 @@ func TestTaskAPI(t *testing.T) {
 		t.Fatalf("seed 000 details: %q", e.Details)
 	}
 }
+
+// completeTask submits a task of the tiny length and waits for it to complete; it returns
+// the task's ID.
+func completeTask(t *testing.T, c *client.Client, prompt string, maxTokens int) string {
+	t.Helper()
+	ctx := context.Background()
+	sub, err := c.SubmitTask(ctx, apitypes.TaskRequest{Prompt: &prompt, MaxTokens: &maxTokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the task to complete", func() bool {
+		v, err := c.Task(ctx, sub.TaskID)
+		return err == nil && v.Status == "completed"
+	})
+	return sub.TaskID
+}

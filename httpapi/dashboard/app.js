@@ -187,8 +187,10 @@ function renderCharts() {
 }
 
 async function refresh() {
-  const [st, net, cov, peers, metrics, wallet, hist] = await Promise.all([
-    api("/api/v1/status"), api("/api/v1/network"), api("/api/v1/dht/coverage"), api("/api/v1/peers"),
+  // The status first: a refused token stops here, not after six more refused requests.
+  const st = await api("/api/v1/status");
+  const [net, cov, peers, metrics, wallet, hist] = await Promise.all([
+    api("/api/v1/network"), api("/api/v1/dht/coverage"), api("/api/v1/peers"),
     api("/api/v1/metrics"), api("/api/v1/wallet/balance"), api("/api/v1/training/rounds"),
   ]);
   renderStatus(st);
