@@ -7,6 +7,7 @@ package coverage
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -289,25 +290,14 @@ func (c *Cache) recordsOf(v View) map[peer.ID]p2p.PeerRecord {
 		}
 	}
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), ProbeTimeout)
-	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, id := range stale {
-		wg.Go(func() {
-			r, err := rf.PeerRecord(ctx, id)
-			if err != nil || r.Model != c.model {
-				if err != nil {
-					logger().Debug("no peer record", "peer", id, "err", err)
-				}
-				return
-			}
-			mu.Lock()
-			out[id] = r
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	found := eachPeer(stale, func(ctx context.Context, id peer.ID) (p2p.PeerRecord, bool) {
+		r, err := rf.PeerRecord(ctx, id)
+		if err != nil {
+			logger().Debug("no peer record", "peer", id, "err", err)
+		}
+		return r, err == nil && r.Model == c.model
+	})
+	maps.Copy(out, found)
 	c.mu.Lock()
 	for _, id := range stale {
 		c.records[id] = heldRecord{rec: out[id], at: time.Now()}
@@ -327,29 +317,31 @@ func (c *Cache) probe(found [][]peer.AddrInfo) map[peer.ID]bool {
 			}
 		}
 	}
-	live := make(map[peer.ID]bool, len(all))
 	pr, ok := c.finder.(Prober)
-	if !ok {
-		for id := range all {
-			live[id] = true
-		}
-		return live
-	}
-	// A fresh deadline: the lookups may have used the refresh's.
+	return eachPeer(slices.Collect(maps.Keys(all)), func(ctx context.Context, id peer.ID) (bool, bool) {
+		return !ok || id == c.finder.ID() || pr.Reachable(ctx, all[id]), true
+	})
+}
+
+// eachPeer runs f for every peer at once, under one fresh ProbeTimeout deadline (a refresh's
+// lookups may have used its own), and keeps what f says to keep.
+func eachPeer[T any](ids []peer.ID, f func(ctx context.Context, id peer.ID) (T, bool)) map[peer.ID]T {
 	ctx, cancel := context.WithTimeout(context.Background(), ProbeTimeout)
 	defer cancel()
+	out := make(map[peer.ID]T, len(ids))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for id, ai := range all {
+	for _, id := range ids {
 		wg.Go(func() {
-			ok := id == c.finder.ID() || pr.Reachable(ctx, ai)
-			mu.Lock()
-			live[id] = ok
-			mu.Unlock()
+			if v, keep := f(ctx, id); keep {
+				mu.Lock()
+				out[id] = v
+				mu.Unlock()
+			}
 		})
 	}
 	wg.Wait()
-	return live
+	return out
 }
 
 // Providers looks up the holders of one layer now, with their addresses.
@@ -387,6 +379,7 @@ func (v View) Capacity() Capacity {
 	c := Capacity{Layers: make([]float64, len(v.Layers))}
 	b8 := make([]float64, len(v.Layers))
 	L := float64(len(v.Layers))
+	spans := v.Spans()
 	for id, r := range v.Records {
 		c.Recorded++
 		c.MemoryBytes += r.MemoryBytes
@@ -394,7 +387,7 @@ func (v View) Capacity() Capacity {
 		if r.Throughput.Decode > 0 {
 			c.Measured++
 		}
-		for _, sp := range v.Spans()[id] {
+		for _, sp := range spans[id] {
 			k := float64(v.heldLen(id, sp))
 			for l := sp.First; l <= sp.Last && l < len(v.Layers); l++ {
 				c.Layers[l] += r.Throughput.Decode * L / k

@@ -22,7 +22,8 @@ import (
 
 // Nodes implements httpapi.Insights.
 func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
-	held := a.cov.Get(ctx).ByPeer()
+	cov := a.cov.Get(ctx)
+	held := cov.ByPeer()
 	connected := map[peer.ID]bool{}
 	views := map[string]*apitypes.NodeView{}
 	view := func(id string) *apitypes.NodeView {
@@ -80,7 +81,7 @@ func (a *API) Nodes(ctx context.Context) []apitypes.NodeView {
 	}
 
 	// Performance: each node's measured decode speed against the fastest known.
-	records := a.cov.Get(ctx).Records
+	records := cov.Records
 	best := 0.0
 	for _, r := range records {
 		best = max(best, r.Throughput.Decode)
