@@ -96,6 +96,7 @@ func TestHandlersAnswerFromTheRealBackend(t *testing.T) {
 		{call{method: http.MethodPost, path: "/api/v1/wallet/send", body: `{"to":"0x12","amount":1}`, token: true}, http.StatusBadRequest, apitypes.CodeInvalidRequest, "to"},
 		{call{method: http.MethodGet, path: "/api/tasks/task_missing", token: true}, http.StatusNotFound, apitypes.CodeNotFound, ""},
 		{call{method: http.MethodGet, path: "/api/v1/nowhere", token: true}, http.StatusNotFound, apitypes.CodeNotFound, ""},
+		{call{method: http.MethodPost, path: "/api/beta/signup", body: `{"email":"a@b.c"}`}, http.StatusNotFound, apitypes.CodeNotFound, ""},
 	} {
 		rec, body := do(t, h, n.Token(), tc.call)
 		e, _ := body["error"].(map[string]any)
@@ -109,6 +110,11 @@ func TestHandlersAnswerFromTheRealBackend(t *testing.T) {
 		if d, _ := e["details"].(map[string]any); tc.field != "" && (d == nil || d["field"] != tc.field) {
 			t.Errorf("%s %s: details %v, want field %s", tc.call.method, tc.call.path, e["details"], tc.field)
 		}
+	}
+	// The beta sign-up says why a node has none, in seed 000's format.
+	if rec, body := do(t, h, n.Token(), call{method: http.MethodPost, path: "/api/beta/signup", body: `{"email":"a@b.c"}`}); rec.Code != http.StatusNotFound ||
+		body["success"] != false || !strings.Contains(fmt.Sprint(body["error"]), "website") {
+		t.Fatalf("beta sign-up: %d %v", rec.Code, body)
 	}
 	// A refused patch changed nothing.
 	rec, body = do(t, h, n.Token(), call{method: http.MethodGet, path: "/api/v1/config", token: true})

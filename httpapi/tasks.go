@@ -60,6 +60,12 @@ func (s *Server) taskRoutes(auth echo.MiddlewareFunc, read echo.MiddlewareFunc, 
 	}
 	g := s.e.Group("/api/tasks", taskError, read, auth)
 	g.POST("", submit)
+	// Seed 000's beta sign-up belongs to the project's website: a node keeps no list of people.
+	// It says so in the seed's error format rather than answering an unknown route.
+	s.e.POST("/api/beta/signup", func(c echo.Context) error {
+		return apitypes.NotFound("beta sign-ups are taken by the project's website: a node keeps no sign-up list",
+			map[string]any{"endpoint": "/api/beta/signup"})
+	}, taskError, read)
 	g.GET("/:id", func(c echo.Context) error {
 		v, err := b.GetTask(c.Request().Context(), c.Param("id"))
 		if err != nil {
