@@ -89,8 +89,9 @@ function renderWallet(w) {
   text("total", w.balances.total + " NEURO");
 }
 
-function renderTraffic(m, net) {
+function renderTraffic(m, net, today) {
   const i = m.inference;
+  text("tasks", `${num(today.data.tasks_created)} (${num(today.data.tasks_completed)} / ${num(i.queue_length)})`);
   text("requests", num(i.requests_total));
   text("tokens", num(i.tokens_generated));
   text("latency", `${num(i.avg_latency_ms)} / ${num(i.p99_latency_ms)} ms`);
@@ -189,14 +190,15 @@ function renderCharts() {
 async function refresh() {
   // The status first: a refused token stops here, not after six more refused requests.
   const st = await api("/api/v1/status");
-  const [net, cov, peers, metrics, wallet, hist] = await Promise.all([
+  const [net, cov, peers, metrics, wallet, hist, today] = await Promise.all([
     api("/api/v1/network"), api("/api/v1/dht/coverage"), api("/api/v1/peers"),
     api("/api/v1/metrics"), api("/api/v1/wallet/balance"), api("/api/v1/training/rounds"),
+    api("/api/v1/analytics/stats"),
   ]);
   renderStatus(st);
   renderCoverage(cov);
   renderPeers(peers);
-  renderTraffic(metrics, net);
+  renderTraffic(metrics, net, today);
   renderWallet(wallet);
   rounds = hist.rounds || [];
   renderCharts();
@@ -219,6 +221,7 @@ function connect() {
       }
       case "node.status": text("peer-count", ev.data.peers); text("layers", spans(ev.data.layers)); break;
       case "system.alert": alertBanner(ev.data.message); break;
+      case "task.completed": case "task.failed": refresh().catch(failed); break; // the traffic figures
     }
   };
   socket.onclose = () => { live(false); socket = null; setTimeout(() => { if (token) connect(); }, 3000); };

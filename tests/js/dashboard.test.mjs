@@ -55,6 +55,12 @@ async function main(node) {
   const bars = await page.$$eval("#agreement-chart rect", (rs) => rs.length);
   if (dots <= before || bars !== dots) throw new Error(`charts: ${dots} loss points, ${bars} agreement bars (had ${before})`);
 
+  // Traffic: a task run through the API shows in the tasks figure at the next refresh.
+  const sub = await (await fetch(base + "/api/tasks", { method: "POST", headers: { Authorization: "Bearer " + TOKEN, "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: "ROMEO:", max_tokens: 2 }) })).json();
+  if (!sub.task_id) throw new Error("task not submitted: " + JSON.stringify(sub));
+  await page.waitForFunction(() => document.getElementById("tasks").textContent.startsWith("1 ("), { timeout: 30000 });
+
   // The token is kept for the tab: a reload opens the dashboard without asking.
   await page.reload({ waitUntil: "load" });
   await page.waitForSelector("#main:not([hidden])", { timeout: 15000 });
