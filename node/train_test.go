@@ -156,6 +156,7 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	if took[len(took)/2] > 50*time.Millisecond {
 		t.Fatalf("/api/training/global while training: median %v (all %v)", took[len(took)/2], took)
 	}
+	t.Logf("/api/training/global while training: median %v, slowest %v", took[len(took)/2], took[len(took)-1])
 	// The dashboard's round history: rounds shared with the other replica, both naming the
 	// same weights after each.
 	eventually(t, time.Minute, "a charted round both replicas of span 0-3 agree on", func() bool {
