@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/layers"
 )
 
@@ -23,8 +24,13 @@ type Hop struct {
 // holdings lists, for each peer the coverage view knows (this node included), the contiguous
 // spans it holds.
 func (p *Pipeline) holdings(ctx context.Context) map[peer.ID][]layers.Span {
+	return p.holdingsOf(p.cov.Get(ctx))
+}
+
+// holdingsOf is holdings from a view already read.
+func (p *Pipeline) holdingsOf(v coverage.View) map[peer.ID][]layers.Span {
 	out := map[peer.ID][]layers.Span{}
-	for id, spans := range p.cov.Get(ctx).Spans() {
+	for id, spans := range v.Spans() {
 		if id != p.host.ID() && !p.isExcluded(id) {
 			out[id] = spans
 		}
@@ -44,11 +50,11 @@ type speeds struct {
 	unknown float64
 }
 
-// speeds reads the holders' throughput from the coverage view's records.
-func (p *Pipeline) speeds(ctx context.Context) speeds {
+// speedsOf reads the holders' throughput from a coverage view's records.
+func (p *Pipeline) speedsOf(v coverage.View) speeds {
 	s := speeds{layers: p.model.Layers, decode: map[peer.ID]float64{}}
 	var known []float64
-	for id, r := range p.cov.Get(ctx).Records {
+	for id, r := range v.Records {
 		if d := r.Throughput.Decode; d > 0 {
 			s.decode[id] = d
 			known = append(known, d)
@@ -135,7 +141,10 @@ func (p *Pipeline) load(id peer.ID) int {
 // each hop's layers at its holder's measured speed (its peer record) plus the round trip, so
 // of two idle holders the faster one serves. Peers in exclude are not used.
 func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]Hop, error) {
-	hold, sp := p.holdings(ctx), p.speeds(ctx)
+	// Holders and their speeds from one view: a refresh landing between two reads would pair
+	// one view's holders with another's records.
+	view := p.cov.Get(ctx)
+	hold, sp := p.holdingsOf(view), p.speedsOf(view)
 	L := p.model.Layers
 	b := make([]best, L+1)
 	b[0].ok = true
@@ -187,9 +196,10 @@ func (p *Pipeline) planRoute(ctx context.Context, exclude map[peer.ID]bool) ([]H
 // replacementFor finds another holder of a whole hop span, for failover: the least loaded,
 // then the fastest by estimated time.
 func (p *Pipeline) replacementFor(ctx context.Context, span layers.Span, exclude map[peer.ID]bool) (Hop, bool) {
-	sp := p.speeds(ctx)
+	view := p.cov.Get(ctx)
+	sp := p.speedsOf(view)
 	var b best
-	for id, spans := range p.holdings(ctx) {
+	for id, spans := range p.holdingsOf(view) {
 		if exclude[id] {
 			continue
 		}
