@@ -144,8 +144,12 @@ func runDot(d *dotAxes, lhs, rhs []float32, lhsDims, rhsDims []int, out []float3
 		return Gemm(d.m, d.n, d.k, view(lhs, b, d.m, d.k, d.lhsT), view(rhs, b, d.k, d.n, d.rhsT), out[b*mn:(b+1)*mn], d.n, th)
 	}
 	// Many small products (attention's heads) run side by side, one goroutine each; a few large
-	// ones spread their tiles over the threads. Either way each output is one fixed chain.
-	if d.batch == 1 || threads <= 1 || d.m*d.n*d.k >= parallelMin*4 {
+	// ones spread their tiles over the threads. Either way each output is one fixed chain. All
+	// of them small (a decode step's attention: a few thousand multiply-adds per head) run on
+	// the caller alone: handing parts to a helper costs more than they take, and a helper
+	// that another goroutine keeps off its core stalls the step (decode through the node ran
+	// at half the rate of one thread).
+	if d.batch == 1 || threads <= 1 || d.m*d.n*d.k >= parallelMin*4 || d.batch*d.m*d.n*d.k < parallelMin {
 		for b := 0; b < d.batch; b++ {
 			if err := one(b, threads); err != nil {
 				return err
