@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // gomlx's pure-Go backend, the reference
@@ -93,8 +94,25 @@ type Stage struct {
 	batch   batcher
 }
 
+// A StageOption changes how a stage runs.
+type StageOption func(*stageOptions)
+
+type stageOptions struct {
+	busy  func() bool
+	limit time.Duration
+}
+
+// InBackground makes the stage's computations give the cores to foreground work: on the cpu
+// backend each computation, before each of its ops, waits while busy() reports foreground
+// work, for at most limit in all (cpu.Backend.Yielding). A node's training stage runs so,
+// busy while it serves inference: a training step in flight stops within one op. Results are
+// the same bits; on simplego the option has no effect.
+func InBackground(busy func() bool, limit time.Duration) StageOption {
+	return func(o *stageOptions) { o.busy, o.limit = busy, limit }
+}
+
 // NewStage builds a stage for a span with the given parameters (InitParams for a fresh model).
-func NewStage(cfg Config, span Span, params *Params) (*Stage, error) {
+func NewStage(cfg Config, span Span, params *Params, opts ...StageOption) (*Stage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -107,6 +125,13 @@ func NewStage(cfg Config, span Span, params *Params) (*Stage, error) {
 	be, err := sharedBackend()
 	if err != nil {
 		return nil, fmt.Errorf("layers: backend %s: %w", BackendName(), err)
+	}
+	var o stageOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if c, ok := be.(*cpu.Backend); ok && o.busy != nil && o.limit > 0 {
+		be = c.Yielding(o.busy, o.limit)
 	}
 	s := &Stage{cfg: cfg, span: span, params: params.Clone(), be: be}
 	nParams := len(params.Specs)

@@ -14,6 +14,7 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/pipeline"
+	"github.com/neuroshard/neuroshard/settings"
 )
 
 // hammer sends GET url from `workers` keep-alive clients for d and returns requests per second.
@@ -216,29 +217,53 @@ func BenchmarkAuditCost(b *testing.B) {
 }
 
 // BenchmarkDecodeWhileTraining: greedy generation through POST /api/v1/inference on a node
-// holding the whole small model, idle against the same node training (its driver yielding to
-// inference, the default, and not yielding): tokens/s and the ratio to idle.
+// holding the whole small model, idle against the same node training (its training stage and
+// driver yielding to inference, the default), turned on and off between generations so slow
+// drifts of the machine touch both alike; then a node that does not yield. Tokens/s, best of
+// five each, and the ratio to idle.
 func BenchmarkDecodeWhileTraining(b *testing.B) {
-	rate := func(train bool, yield time.Duration) float64 {
+	const tokens, reps = 192, 5
+	node := func(yield time.Duration) *Node {
 		cfg := testConfig(b)
-		cfg.Train, cfg.TrainYield = &train, yield
-		n := startNode(b, cfg, unlimited)
-		if train {
-			eventually(b, time.Minute, "training under way", func() bool { return n.innerSteps() > 2 })
+		on := true
+		cfg.Train, cfg.TrainYield = &on, yield
+		return startNode(b, cfg, unlimited)
+	}
+	training := func(n *Node, on bool) {
+		n.settings.Override(func(s *settings.Settings) { s.Training.Enabled = on })
+		if on {
+			steps := n.innerSteps()
+			eventually(b, time.Minute, "training under way", func() bool { return n.innerSteps() > steps+2 })
+		} else {
+			eventually(b, time.Minute, "training stopped", func() bool {
+				n.train.mu.Lock()
+				defer n.train.mu.Unlock()
+				return !n.train.driving
+			})
 		}
-		genRate(b, n, 16)
-		best := 0.0
-		for range 3 {
-			r, _, _ := genRate(b, n, 128)
-			best = max(best, r)
-		}
-		n.Close()
-		return best
 	}
 	for i := 0; i < b.N; i++ {
-		idle, yielding, greedy := rate(false, 0), rate(true, 0), rate(true, -1)
-		b.Logf("decode 128 tokens: idle %.1f tok/s, while training %.1f (%.2f of idle), while training without yielding %.1f (%.2f)",
-			idle, yielding, yielding/idle, greedy, greedy/idle)
+		n := node(0)
+		genRate(b, n, 16)
+		var idle, yielding, greedy float64
+		for range reps {
+			training(n, false)
+			r, _, _ := genRate(b, n, tokens)
+			idle = max(idle, r)
+			training(n, true)
+			r, _, _ = genRate(b, n, tokens)
+			yielding = max(yielding, r)
+		}
+		n.Close()
+		n = node(-1)
+		eventually(b, time.Minute, "training under way", func() bool { return n.innerSteps() > 2 })
+		for range reps {
+			r, _, _ := genRate(b, n, tokens)
+			greedy = max(greedy, r)
+		}
+		n.Close()
+		b.Logf("decode %d tokens: idle %.1f tok/s, while training %.1f (%.2f of idle), while training without yielding %.1f (%.2f)",
+			tokens, idle, yielding, yielding/idle, greedy, greedy/idle)
 		b.ReportMetric(yielding/idle, "training/idle")
 		b.ReportMetric(greedy/idle, "no-yield/idle")
 	}

@@ -92,22 +92,37 @@ func (n *Node) driveLoop() {
 }
 
 // yieldToServing holds the next training micro-step while the node serves inference (its own
-// generations or sessions of peers), for at most Config.TrainYield: serving comes first on
-// the node's cores, and training still takes a step at least that often.
+// generations or sessions of peers), for at most the yield limit: serving comes first on the
+// node's cores, and training still takes a step at least that often. A step already in flight
+// yields too, between its ops (the training stage runs in the background: loadStage).
 func (n *Node) yieldToServing() {
-	limit := n.cfg.TrainYield
-	if limit == 0 {
-		limit = DefaultTrainYield
-	}
+	limit := n.trainYieldLimit()
 	defer n.yielding.Store(false)
 	for deadline := time.Now().Add(limit); limit > 0 && time.Now().Before(deadline) && n.ctx.Err() == nil; {
-		if n.pipe.Running() == 0 && n.pipe.Served() == 0 {
+		if !n.servingNow() {
 			return
 		}
 		n.yielding.Store(true)
 		n.sleep(yieldPoll)
 	}
 }
+
+// trainYieldLimit is how long training waits for serving, before each micro-step and within
+// each computation of the training stage; 0: never.
+func (n *Node) trainYieldLimit() time.Duration {
+	switch limit := n.cfg.TrainYield; {
+	case limit == 0:
+		return DefaultTrainYield
+	case limit < 0:
+		return 0
+	default:
+		return limit
+	}
+}
+
+// servingNow reports whether the node serves inference: its own generations, or sessions of
+// peers on its served stage.
+func (n *Node) servingNow() bool { return n.pipe.Running() > 0 || n.pipe.Served() > 0 }
 
 // yieldPoll is how often a yielding driver looks whether serving is over.
 const yieldPoll = 5 * time.Millisecond

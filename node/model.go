@@ -34,7 +34,7 @@ func (n *Node) loadStage(span layers.Span) (*layers.Stage, error) {
 	default:
 		return nil, fmt.Errorf("node: checkpoint %s: %w (move it away to start from the initial weights)", path, err)
 	}
-	return layers.NewStage(n.model, span, params)
+	return layers.NewStage(n.model, span, params, layers.InBackground(n.servingNow, n.trainYieldLimit()))
 }
 
 // Stage is the model stage the node holds (nil before Start).

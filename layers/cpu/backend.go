@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -24,6 +25,41 @@ func init() { backends.Register(BackendName, New) }
 type Backend struct {
 	threads   int
 	finalized bool
+	yield     *yieldGate // nil: computations never wait
+}
+
+// yieldGate makes the computations of a background backend wait between ops while busy says
+// foreground work runs, for at most limit per execution.
+type yieldGate struct {
+	busy  func() bool
+	limit time.Duration
+}
+
+// yieldPoll is how often a waiting computation looks whether the foreground work is over.
+const yieldPoll = 500 * time.Microsecond
+
+// Yielding returns a backend that runs like b, except that each computation, before each of
+// its ops, waits while busy() reports foreground work, at most limit in all per execution (so
+// a background computation still ends). A computation in flight gives the cores back within
+// one op, which is what lets a node serve inference while it trains. Waiting never changes
+// what a computation returns.
+func (b *Backend) Yielding(busy func() bool, limit time.Duration) *Backend {
+	c := *b
+	c.yield = &yieldGate{busy: busy, limit: limit}
+	return &c
+}
+
+// wait holds an execution while the foreground is busy; waited is the time it has waited so
+// far, and the result the time after this wait.
+func (g *yieldGate) wait(waited time.Duration) time.Duration {
+	if g == nil || waited >= g.limit || !g.busy() {
+		return waited
+	}
+	start := time.Now()
+	for g.busy() && waited+time.Since(start) < g.limit {
+		time.Sleep(yieldPoll)
+	}
+	return waited + time.Since(start)
 }
 
 var _ backends.Backend = (*Backend)(nil)

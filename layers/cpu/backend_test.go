@@ -3,8 +3,11 @@ package cpu_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego"
@@ -189,4 +192,49 @@ func TestGradientsAgainstSimpleGo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A yielding backend's computation waits between ops while the foreground is busy, at most its
+// limit, and returns the same bits.
+func TestYieldingWaitsForTheForeground(t *testing.T) {
+	ours, _ := backendsUnderTest(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	a, b := randTensor(r, 64, 96), randTensor(r, 96, 32)
+	fn := func(in []*Node) []*Node {
+		p := DotGeneral(in[0], []int{1}, nil, in[1], []int{0}, nil)
+		return []*Node{Tanh(p), Exp(Neg(p))}
+	}
+	want := run(t, ours, fn, a, b)
+
+	var busy atomic.Bool
+	busy.Store(true)
+	bg := ours.(*cpu.Backend).Yielding(busy.Load, 10*time.Second)
+	start := time.Now()
+	time.AfterFunc(150*time.Millisecond, func() { busy.Store(false) })
+	got := run(t, bg, fn, a, b)
+	if took := time.Since(start); took < 150*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("a computation with the foreground busy for 150 ms took %v", took)
+	}
+	// Always busy: the computation still ends after its limit.
+	start = time.Now()
+	busy.Store(true)
+	again := run(t, ours.(*cpu.Backend).Yielding(busy.Load, 100*time.Millisecond), fn, a, b)
+	if took := time.Since(start); took < 100*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("a computation always yielding, limit 100 ms, took %v", took)
+	}
+	for _, res := range [][][]float32{got, again} {
+		for i := range want {
+			if !slices.Equal(math32bits(want[i]), math32bits(res[i])) {
+				t.Fatalf("output %d differs after yielding", i)
+			}
+		}
+	}
+}
+
+func math32bits(v []float32) []uint32 {
+	out := make([]uint32, len(v))
+	for i, x := range v {
+		out[i] = math.Float32bits(x)
+	}
+	return out
 }

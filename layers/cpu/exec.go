@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -115,10 +116,12 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			vals[s] = buf
 		}
 	}
+	var waited time.Duration
 	for i, n := range e.order {
 		if n.op == backends.OpTypeParameter {
 			continue
 		}
+		waited = e.be.yield.wait(waited)
 		in := make([]*Buffer, len(n.inputs))
 		for j, x := range n.inputs {
 			in[j] = vals[e.slot[x]]
