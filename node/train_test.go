@@ -542,7 +542,7 @@ func TestRoundFailsWhenCaughtUpMeanwhile(t *testing.T) {
 // into solo rounds at times: the round protocol's open problem (see the README).
 func TestShortRoundsStillAverageBothReplicas(t *testing.T) {
 	nodes := startTrainingNetwork(t, 15, "0-3", "0-3")
-	eventually(t, 3*time.Minute, "30 rounds", func() bool { r, _ := rounds(nodes[0]); return r >= 30 })
+	eventually(t, 3*time.Minute, "15 rounds", func() bool { r, _ := rounds(nodes[0]); return r >= 15 })
 	for _, n := range nodes {
 		st := n.roundState()
 		ok, shared := st.OK, st.Shared
