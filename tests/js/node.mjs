@@ -1,5 +1,6 @@
 // Starts the built binary (NEUROSHARD_BIN) on 127.0.0.1 with a fresh data dir and waits for it
-// to say where its API is; stop() ends it and removes the data dir.
+// to say where its API is; stop() ends it, waits for it to exit (it saves its state on the way
+// out) and removes the data dir.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +13,18 @@ export async function startNode(token, extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), "neuroshard-js-"));
   const proc = spawn(bin, ["--host", "127.0.0.1", "--port", "0", "--data-dir", join(dir, "data"), "--token", token,
     "--model", "neuroshard-tiny", "--bench=false", "--log-level", "info", ...extraArgs]);
-  const node = { output: "", url: "", stop() { proc.kill("SIGTERM"); rmSync(dir, { recursive: true, force: true }); } };
+  const exited = new Promise((resolve) => proc.on("exit", resolve));
+  const node = {
+    output: "",
+    url: "",
+    async stop() {
+      proc.kill("SIGTERM");
+      const killed = setTimeout(() => proc.kill("SIGKILL"), 20000);
+      await exited;
+      clearTimeout(killed);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
   node.url = await new Promise((resolve, reject) => {
     const seen = (chunk) => {
       node.output += chunk;
@@ -39,7 +51,7 @@ export async function run(name, token, args, body) {
     console.error(`FAIL ${name}: ${e.stack || e.message}`);
     if (node) console.error("node output:\n" + node.output);
   } finally {
-    if (node) node.stop();
+    if (node) await node.stop();
   }
   process.exit(failed ? 1 : 0);
 }
