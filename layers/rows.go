@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -100,14 +101,57 @@ type rowRes struct {
 	lead bool
 }
 
-// batcher gathers single-position steps of a stage's sessions. No step waits for company: a
-// step that finds the stage idle runs at once (alone, or with whatever queued meanwhile);
-// steps that come while a batch runs queue and run together next, led by the first of them.
+// batcher gathers single-position steps of a stage's sessions. Steps that come while a batch
+// runs queue and run together next, led by the first of them. A step that finds the stage idle
+// runs at once, unless sessions of the last batch are still to come: sessions decoding side by
+// side come back together, one after the other, and the first to arrive would otherwise run
+// alone and split them into a batch of one and a batch of the rest, step after step. So the
+// leader waits for them, at most a quarter of the last batch's time (and maxGather): batching
+// never changes a row's bits, only when it runs.
 type batcher struct {
 	mu      sync.Mutex
 	queue   []*rowReq
 	running bool
-	widest  int // the most sessions one step has taken (tests, metrics)
+	widest  int           // the most sessions one step has taken (tests, metrics)
+	last    []*Session    // the sessions of the last batch
+	took    time.Duration // the last batch's time
+	arrived chan struct{} // a step queued (buffered 1)
+}
+
+// maxGather bounds how long a leader waits for the rest of the last batch.
+const maxGather = 2 * time.Millisecond
+
+// gather waits, the lead taken, until the queue holds every open session of the last batch,
+// or the wait is over. Called without b.mu.
+func (b *batcher) gather() {
+	b.mu.Lock()
+	wait := min(b.took/4, maxGather)
+	b.mu.Unlock()
+	if wait <= 0 {
+		return
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		b.mu.Lock()
+		missing := 0
+		for _, ss := range b.last {
+			if !ss.ended.Load() && !slices.ContainsFunc(b.queue, func(r *rowReq) bool { return r.ss == ss }) {
+				missing++
+			}
+		}
+		full := len(b.queue) >= maxRows
+		b.mu.Unlock()
+		left := time.Until(deadline)
+		if missing == 0 || full || left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-b.arrived:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // BatchedWidest is the most sessions one batched step of the stage has taken.
@@ -122,7 +166,14 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	req := &rowReq{ss: ss, in: in, done: make(chan rowRes, 1)}
 	b := &s.batch
 	b.mu.Lock()
+	if b.arrived == nil {
+		b.arrived = make(chan struct{}, 1)
+	}
 	b.queue = append(b.queue, req)
+	select {
+	case b.arrived <- struct{}{}:
+	default:
+	}
 	if b.running {
 		b.mu.Unlock()
 		if res := <-req.done; !res.lead {
@@ -131,6 +182,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	} else {
 		b.running = true
 		b.mu.Unlock()
+		b.gather()
 	}
 	// Leading: run batches until this step's is done, then hand the lead on.
 	for {
@@ -141,6 +193,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 		b.widest = max(b.widest, n)
 		b.mu.Unlock()
 		mine := slices.Contains(reqs, req)
+		start := time.Now()
 		if len(reqs) == 1 { // alone: the single-session computation, without the row split
 			r := reqs[0]
 			out, err := r.ss.stepAlone(r.in, 1)
@@ -148,6 +201,13 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 		} else {
 			s.runRows(reqs)
 		}
+		b.mu.Lock()
+		b.took = time.Since(start)
+		b.last = b.last[:0]
+		for _, r := range reqs {
+			b.last = append(b.last, r.ss)
+		}
+		b.mu.Unlock()
 		if mine {
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
@@ -30,6 +31,7 @@ type Session struct {
 	cap     int // positions the buffers hold
 	k, v    []*tensors.Tensor
 	closed  bool
+	ended   atomic.Bool // closed, readable by the stage's batcher
 }
 
 // minCache is the smallest cache a used session holds, in positions.
@@ -212,6 +214,7 @@ func (ss *Session) Close() {
 		return
 	}
 	ss.closed = true
+	ss.ended.Store(true)
 	for _, t := range append(ss.k, ss.v...) {
 		t.FinalizeAll()
 	}

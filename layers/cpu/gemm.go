@@ -15,7 +15,7 @@ const (
 
 // parallelMin is the work (m*n*k multiply-adds) below which a GEMM runs on one goroutine:
 // starting workers costs more than it saves.
-const parallelMin = 1 << 16
+const parallelMin = 1 << 19
 
 // Mat is a strided view of a row-major matrix: element (i, j) is Data[i*RowStride+j*ColStride].
 // A transposed operand is the same data with the strides swapped.
@@ -119,8 +119,16 @@ type kernel struct {
 	// strided is fn reading B in place, row k of the tile at b[k*ldb:]: for a few rows of A
 	// (decoding) packing B would cost as much as the product.
 	strided func(kc int, a, b []float32, ldb int, c []float32, ldc int, load int)
-	pool    sync.Pool // *buffers
+	// row, when the kernel has one, is one row of A (kc values in a) against n columns of B
+	// read in place: for fewer rows than a tile (decoding), a tile's kernel would compute the
+	// missing rows too.
+	row  func(kc int, a, b []float32, ldb int, c []float32, n int, load int)
+	pool sync.Pool // *buffers
 }
+
+// rowKernelRows is the most rows of A computed row by row with the kernel's row function: each
+// row reads B again, which beyond a few rows costs more than a tile's unused rows.
+const rowKernelRows = 4
 
 // unpackedRows is the most rows of A for which B is read in place instead of packed.
 const unpackedRows = 16
@@ -150,6 +158,19 @@ func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
 			load = 1
 		}
 		inPlace := m <= unpackedRows && b.ColStride == 1
+		if inPlace && kern.row != nil && m <= rowKernelRows {
+			for i := 0; i < m; i++ {
+				ar := a.Data[a.at(i, pc):]
+				if a.ColStride != 1 {
+					ar = buf.a[:kb]
+					for p := range kb {
+						ar[p] = a.Data[a.at(i, pc+p)]
+					}
+				}
+				kern.row(kb, ar, b.Data[b.at(pc, j0):], b.RowStride, c[i*ldc+j0:], j1-j0, load)
+			}
+			continue
+		}
 		if inPlace {
 			// Only a ragged last panel is packed.
 			if last := j0 + (j1-j0)/nr*nr; last < j1 {
@@ -251,5 +272,19 @@ func packB(dst []float32, b Mat, p0, kb, j0, j1, nr int) {
 			}
 			clear(row[cols:])
 		}
+	}
+}
+
+// rowTail computes columns [j0, n) of one row the slow way: each element's FMA chain over k.
+func rowTail(kb int, a, b []float32, ldb int, c []float32, j0, n int, load int) {
+	for j := j0; j < n; j++ {
+		var acc float32
+		if load == 1 {
+			acc = c[j]
+		}
+		for p := 0; p < kb; p++ {
+			acc = fma32(a[p], b[p*ldb+j], acc)
+		}
+		c[j] = acc
 	}
 }

@@ -29,6 +29,7 @@ type shape struct{ m, n, k int }
 var gemmShapes = []shape{
 	{1, 1, 1}, {1, 384, 128}, {3, 5, 7}, {13, 33, 17}, {12, 32, 256}, {12, 32, 257}, {25, 70, 300},
 	{8, 128, 384}, {97, 31, 513}, {64, 96, 128}, {1, 1408, 512}, {130, 40, 3},
+	{2, 200, 300}, {11, 145, 40}, {5, 256, 32}, {1, 32, 256}, {14, 130, 9},
 }
 
 // Every kernel on this CPU gives, on every shape and operand layout, exactly the FMA chain of

@@ -11,6 +11,12 @@ func avx512Micro(kb int, a, b, c *float32, ldc int, load int)
 func avx512MicroStrided(kb int, a, b, c *float32, ldc int, load int, ldb int)
 
 //go:noescape
+func avx512Row128(kb int, a, b, c *float32, ldb int, load int)
+
+//go:noescape
+func avx512Row16(kb int, a, b, c *float32, ldb int, load int)
+
+//go:noescape
 func avx2Micro(kb int, a, b, c *float32, ldc int, load int)
 
 //go:noescape
@@ -25,7 +31,8 @@ var (
 		strided: func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int) {
 			_, _, _ = a[12*kb-1], b[(kb-1)*ldb+31], c[11*ldc+31]
 			avx512MicroStrided(kb, &a[0], &b[0], &c[0], ldc, load, ldb)
-		}}
+		},
+		row: avx512Row}
 	avx2Kernel = &kernel{name: "avx2", mr: 6, nr: 16,
 		fn: func(kb int, a, b, c []float32, ldc int, load int) {
 			_, _, _ = a[6*kb-1], b[16*kb-1], c[5*ldc+15]
@@ -47,4 +54,20 @@ func kernels() []*kernel {
 		ks = append(ks, avx2Kernel)
 	}
 	return append(ks, goKernel)
+}
+
+// avx512Row is the row kernel on AVX-512: 128 columns at a time (eight chains side by side
+// hide the FMA's latency), then 16, the last few in Go with the same chain.
+func avx512Row(kb int, a, b []float32, ldb int, c []float32, n int, load int) {
+	_, _ = a[kb-1], c[n-1]
+	j := 0
+	for ; j+128 <= n; j += 128 {
+		_ = b[(kb-1)*ldb+j+127]
+		avx512Row128(kb, &a[0], &b[j], &c[j], ldb, load)
+	}
+	for ; j+16 <= n; j += 16 {
+		_ = b[(kb-1)*ldb+j+15]
+		avx512Row16(kb, &a[0], &b[j], &c[j], ldb, load)
+	}
+	rowTail(kb, a, b, ldb, c, j, n, load)
 }

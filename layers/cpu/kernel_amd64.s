@@ -504,3 +504,89 @@ avx2MicroStrided_loop:
 	VMOVUPS Y11, 32(R9)
 	VZEROUPPER
 	RET
+
+
+// func avx512Row128(kb int, a, b, c *float32, ldb int, load int)
+// One row of A against 128 columns of B read in place (row k at b + k*ldb floats): each
+// element's FMA chain over k, from its value in c when load is 1, from zero otherwise.
+TEXT ·avx512Row128(SB), NOSPLIT, $0-48
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldb+32(FP), R10
+	SHLQ $2, R10
+	MOVQ load+40(FP), R8
+	TESTQ R8, R8
+	JZ avx512Row128_zero
+	VMOVUPS 0(DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 256(DI), Z4
+	VMOVUPS 320(DI), Z5
+	VMOVUPS 384(DI), Z6
+	VMOVUPS 448(DI), Z7
+	JMP avx512Row128_loop
+avx512Row128_zero:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+avx512Row128_loop:
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS 0(BX), Z8, Z0
+	VFMADD231PS 64(BX), Z8, Z1
+	VFMADD231PS 128(BX), Z8, Z2
+	VFMADD231PS 192(BX), Z8, Z3
+	VFMADD231PS 256(BX), Z8, Z4
+	VFMADD231PS 320(BX), Z8, Z5
+	VFMADD231PS 384(BX), Z8, Z6
+	VFMADD231PS 448(BX), Z8, Z7
+	ADDQ $4, AX
+	ADDQ R10, BX
+	DECQ CX
+	JNZ avx512Row128_loop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VZEROUPPER
+	RET
+
+
+// func avx512Row16(kb int, a, b, c *float32, ldb int, load int)
+// One row of A against 16 columns of B read in place (row k at b + k*ldb floats): each
+// element's FMA chain over k, from its value in c when load is 1, from zero otherwise.
+TEXT ·avx512Row16(SB), NOSPLIT, $0-48
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldb+32(FP), R10
+	SHLQ $2, R10
+	MOVQ load+40(FP), R8
+	TESTQ R8, R8
+	JZ avx512Row16_zero
+	VMOVUPS 0(DI), Z0
+	JMP avx512Row16_loop
+avx512Row16_zero:
+	VPXORD Z0, Z0, Z0
+avx512Row16_loop:
+	VBROADCASTSS 0(AX), Z1
+	VFMADD231PS 0(BX), Z1, Z0
+	ADDQ $4, AX
+	ADDQ R10, BX
+	DECQ CX
+	JNZ avx512Row16_loop
+	VMOVUPS Z0, 0(DI)
+	VZEROUPPER
+	RET
