@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -424,4 +425,41 @@ func TestCloseAnswersEverySubmission(t *testing.T) {
 			t.Fatal("a submission racing Close never returned")
 		}
 	}
+}
+
+// Two wallets that countersign each other's round proofs as fast as they like mint one round
+// reward per RoundRewardMillis of proof time, however many rounds they invent; a proof claimed
+// long after its countersignature earns nothing. The supply is what was minted.
+func TestRoundRewardsAreSpacedPerWorker(t *testing.T) {
+	worker, consumer := wallet(t, "round-worker"), wallet(t, "round-consumer")
+	p := DefaultParams()
+	l := openLedger(t, t.TempDir(), p)
+	now := time.Now()
+	claim := func(at time.Time, work byte) error {
+		pr := &Proof{Kind: ProofRound, Units: 1, Work: [16]byte{work}, Worker: worker.Address(), Time: at.UnixMilli()}
+		pr.Countersign(consumer)
+		return l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}).Err
+	}
+	paid := 0
+	for i := range 20 { // twenty "rounds" within two seconds
+		switch err := claim(now.Add(time.Duration(i)*100*time.Millisecond), byte(i)); {
+		case err == nil:
+			paid++
+		case !errors.Is(err, ErrProof):
+			t.Fatal(err)
+		}
+	}
+	if paid != 1 {
+		t.Fatalf("%d of 20 round rewards within 2 s minted, want 1", paid)
+	}
+	if err := claim(now.Add(time.Duration(p.RoundRewardMillis)*time.Millisecond+time.Second), 50); err != nil {
+		t.Fatalf("a round reward after the spacing: %v", err)
+	}
+	if err := claim(now.Add(-2*time.Hour), 51); !errors.Is(err, ErrProof) || !strings.Contains(err.Error(), "claims within") {
+		t.Fatalf("a proof claimed two hours after its countersignature: %v", err)
+	}
+	if minted, _, _ := l.Supply(); minted != 2*p.Rewards[ProofRound] {
+		t.Fatalf("minted %s, want two round rewards", minted)
+	}
+	mustAudit(t, l)
 }

@@ -32,6 +32,11 @@ type Params struct {
 	Rewards map[ProofKind]neuro.Amount `json:"rewards"`
 	// MaxProofUnits caps the units one proof can claim.
 	MaxProofUnits uint32 `json:"max_proof_units"`
+	// RoundRewardMillis spaces a worker's round rewards: one per this many milliseconds of
+	// the proofs' time, however many replicas countersign a round and however many rounds
+	// a pair of wallets invents (a worker's transactions apply in nonce order everywhere, so
+	// every ledger refuses the same claims). 0: no spacing.
+	RoundRewardMillis int64 `json:"round_reward_ms"`
 	// PricePerToken is what an inference costs its requester per token it runs through the
 	// model (prompt and generated), split among the peers that served it by the layers each
 	// ran. The default network, which starts with no NEURO, serves for free.
@@ -57,10 +62,11 @@ func DefaultParams() Params {
 			ProofBackward: 0,
 			ProofRound:    50_000, // 0.05 NEURO per DiLoCo round taken part in
 		},
-		MaxProofUnits: 1 << 16,
-		PricePerToken: 0,
-		CooldownDays:  7,
-		MaxStakeDays:  365,
+		MaxProofUnits:     1 << 16,
+		RoundRewardMillis: 30_000, // DiLoCo rounds take minutes; faster ones earn once per 30 s
+		PricePerToken:     0,
+		CooldownDays:      7,
+		MaxStakeDays:      365,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
@@ -73,6 +74,11 @@ func (p *Proof) Countersign(consumer *Wallet) {
 	p.Consumer = consumer.PublicKey()
 	p.Sig = consumer.Sign(p.signingBytes())
 }
+
+// ClaimWindow is how long after its countersignature a proof may be claimed: a claim carries
+// its sender's time, which a fresh transaction must keep near every node's clock, so old
+// proofs cannot be gathered up and claimed later.
+const ClaimWindow = time.Hour
 
 // Reward is what the proof mints under the network's rates.
 func (p *Proof) Reward(params Params) neuro.Amount {

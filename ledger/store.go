@@ -30,6 +30,7 @@ var (
 	keyProof    = []byte("proof/")   // proof/<proof id> -> tx id
 	keyReward   = []byte("rwd/")     // rwd/<addr><seq> -> empty: the rewards of an address
 	keyEquivoc  = []byte("equivoc/") // equivoc/<addr><nonce><tx id> -> encoded tx
+	keyRoundAt  = []byte("roundat/") // roundat/<addr> -> the proof time of its last round reward
 	keyNetwork  = []byte("meta/network")
 	keySupply   = []byte("meta/supply")
 	maxPoolSize = 4096 // out-of-order transactions waiting for their predecessors
@@ -212,6 +213,8 @@ func historyKey(a Address, seq uint64) []byte {
 func rewardKey(a Address, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(append([]byte{}, keyReward...), a[:]...), seq)
 }
+
+func roundAtKey(a Address) []byte { return append(append([]byte{}, keyRoundAt...), a[:]...) }
 
 func proofKey(id string) []byte { return append(append([]byte{}, keyProof...), id...) }
 

@@ -146,6 +146,10 @@ func (t *Tx) Check(p Params) error {
 		if want := t.Proof.Reward(p); t.Amount != want {
 			return fmt.Errorf("%w: reward %s, the proof earns %s", ErrProof, t.Amount, want)
 		}
+		if at := t.Proof.Time; at > t.Time+MaxClockSkew.Milliseconds() || at < t.Time-ClaimWindow.Milliseconds() {
+			return fmt.Errorf("%w: a proof of %s claimed at %s (claims within %v of the countersignature)",
+				ErrProof, time.UnixMilli(at).UTC().Format(time.RFC3339), time.UnixMilli(t.Time).UTC().Format(time.RFC3339), ClaimWindow)
+		}
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, t.Type)
 	}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -234,6 +235,34 @@ func (l *Ledger) applyIn(st *batchState, r *request) Result {
 	return Result{Tx: tx, Seq: seq, Err: err}
 }
 
+// roundSpacing refuses a round reward whose proof comes less than RoundRewardMillis after the
+// worker's last round reward (in the worker's nonce order, the same on every ledger).
+func (l *Ledger) roundSpacing(st *batchState, tx *Tx) error {
+	gap := l.params.RoundRewardMillis
+	if tx.Proof.Kind != ProofRound || gap <= 0 {
+		return nil
+	}
+	item, err := st.txn.Get(roundAtKey(tx.From()))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	if len(v) != 8 {
+		return fmt.Errorf("%w: round reward record of %s is %d bytes", ErrDamaged, tx.From(), len(v))
+	}
+	if last := int64(binary.BigEndian.Uint64(v)); tx.Proof.Time < last+gap {
+		return fmt.Errorf("%w: a round reward %v after the last one (one per %v)", ErrProof,
+			time.Duration(tx.Proof.Time-last)*time.Millisecond, time.Duration(gap)*time.Millisecond)
+	}
+	return nil
+}
+
 // applyChecked applies a transaction whose form and signature were checked.
 func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, error) {
 	id, from := tx.ID(), tx.From()
@@ -266,6 +295,9 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 		if _, err := st.txn.Get(proofKey(tx.Proof.ID())); err == nil {
 			return 0, fmt.Errorf("%w: %s was already rewarded", ErrProof, tx.Proof.ID())
 		}
+		if err := l.roundSpacing(st, tx); err != nil {
+			return 0, err
+		}
 	}
 	to := &Account{}
 	if tx.Type == TxSend || tx.Type == TxPayment {
@@ -290,6 +322,9 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 	}
 	if tx.Type == TxReward {
 		sets = append(sets, [2][]byte{proofKey(tx.Proof.ID()), []byte(id)}, [2][]byte{rewardKey(from, seq), nil})
+		if tx.Proof.Kind == ProofRound {
+			sets = append(sets, [2][]byte{roundAtKey(from), binary.BigEndian.AppendUint64(nil, uint64(tx.Proof.Time))})
+		}
 	}
 	for _, kv := range sets {
 		if err := st.txn.Set(kv[0], kv[1]); err != nil {
