@@ -17,7 +17,7 @@ RACE_SKIP := TestReplicasAgreeAfterEveryRound
 # four that generate most tokens through pipelines (exact answers across stages, failover,
 # malformed and lying stages: the pipeline's sessions and failover are race-tested in
 # pipeline/).
-SLOW_NODE_TESTS := TestPipelineInferenceMatchesOneNode|TestFailoverMidStreamGivesTheSameAnswer|TestMalformedStageOutputFailsOverWithoutPanic|TestFullAuditsConvictALyingWitness|TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay|TestEightNodesAndAFreshNodeSeesEveryLayer|TestJoiningNodeGoesWhereTheSwarmIsSlow
+SLOW_NODE_TESTS := TestPipelineInferenceMatchesOneNode|TestFailoverMidStreamGivesTheSameAnswer|TestMalformedStageOutputFailsOverWithoutPanic|TestFullAuditsConvictALyingWitness|TestPipelineTrainingAcrossNodes|TestLateJoinerSyncsByCheckpoint|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestKilledAggregatorDoesNotStallRounds|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestReportsCountOnlyFromRoundMembers|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay|TestEightNodesAndAFreshNodeSeesEveryLayer|TestJoiningNodeGoesWhereTheSwarmIsSlow
 FUZZTIME ?= 20s
 # One set of build flags for every go command here (vet, tests, the binary the end-to-end tests
 # and the Python client's tests run): packages compiled once serve them all. With -trimpath on
@@ -26,7 +26,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: build run test test-plain-node test-plain test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
+.PHONY: build run test test-plain-node test-plain test-clients test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/neuroshard
@@ -36,16 +36,18 @@ run: build
 
 test: lint
 	$(GO) test -race -count=1 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
-	$(MAKE) --no-print-directory -j2 test-plain-node test-plain
-	$(MAKE) --no-print-directory test-python test-js
+	$(MAKE) --no-print-directory -j3 test-plain-node test-plain test-clients
 
-# The tests that run without the race detector, in two lanes side by side (make -j2): the slow
-# node tests, one package whose tests run one at a time, beside the other packages.
+# The tests that run without the race detector, in lanes side by side (make -j3): the slow
+# node tests, one package whose tests run one at a time; the other packages; the clients'
+# tests against the built binary. Much of each lane waits on timers and processes.
 test-plain-node:
 	$(GO) test -count=1 -timeout 15m -run '$(SLOW_NODE_TESTS)' ./node/
 test-plain:
 	$(GO) test -count=1 -timeout 15m $(PLAIN_PKGS)
 	$(GO) test -count=1 -timeout 15m -run '^($(RACE_SKIP))$$' ./diloco/
+
+test-clients: test-python test-js
 
 # The Python client's tests, against the built binary (a real node on 127.0.0.1).
 test-python: build
@@ -65,15 +67,15 @@ test-js: build
 
 # The swarm simulation (internal/sim): the node's p2p parts on libp2p's in-memory network, at
 # 100 and 300 peers (sim; SIM_PEERS=100,300,1000 on a machine with more than 24 GiB: the
-# whole swarm lives in one process) or 25, 50 and 100 (sim-small, a few minutes); results and
-# plots in docs/sim.
+# whole swarm lives in one process) or 25, 50 and 100 (sim-small, a few minutes), then DiLoCo
+# rounds among 2 to 16 replicas of a span (2 to 8 in sim-small); results and plots in docs/sim.
 SIM_OUT ?= docs/sim
 SIM_PEERS ?= 100,300
 sim:
 	$(GO) run ./cmd/neuroshard-sim --peers $(SIM_PEERS) --out $(SIM_OUT)
 
 sim-small:
-	$(GO) run ./cmd/neuroshard-sim --peers 25,50,100 --churn-time 20s --out $(SIM_OUT)
+	$(GO) run ./cmd/neuroshard-sim --peers 25,50,100 --churn-time 20s --replicas 2,4,8 --rounds 3 --out $(SIM_OUT)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

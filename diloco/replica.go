@@ -237,6 +237,9 @@ type Replica struct {
 	shared     int64
 	sentBytes  int64
 	lastUsed   []string
+	// members maps each replica whose signed pseudo-gradient a round of this replica used to
+	// the newest such round: the span's members, whose reports count.
+	members    map[string]int64
 	exclusions []Exclusion
 	// settled is when theta_0 last became the weights (a round's end, a catch-up, a skip);
 	// work the times from it to the next round's start, the latest workSamples of them.
@@ -373,6 +376,42 @@ func (r *Replica) State() State {
 	defer r.mu.Unlock()
 	return State{Round: r.round, Hash: r.hash, StepsAtEnd: r.stepsAtEnd, OK: r.ok, Failed: r.failed, Shared: r.shared,
 		SentBytes: r.sentBytes, LastUsed: slices.Clone(r.lastUsed), Collecting: r.collect != nil && r.collect.busy}
+}
+
+// MemberRounds is how many of its latest rounds a replica counts as members the replicas whose
+// pseudo-gradients those rounds used.
+const MemberRounds = 5
+
+// noteMembers records the replicas a round used; the caller holds r.mu.
+func (r *Replica) noteMembers(round int64, used []string) {
+	if r.members == nil {
+		r.members = map[string]int64{}
+	}
+	for _, p := range used {
+		r.members[p] = max(r.members[p], round)
+	}
+	for p, at := range r.members {
+		if at <= round-MemberRounds {
+			delete(r.members, p)
+		}
+	}
+}
+
+// Members lists, sorted, the replicas whose signed pseudo-gradients one of the replica's last
+// MemberRounds rounds used (the replica itself among them once it has taken a round): the
+// span's members. A peer that only announces the span, or whose contributions were all
+// refused or excluded, is none.
+func (r *Replica) Members() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for p, at := range r.members {
+		if at > r.round-1-MemberRounds {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Exclusions lists the remembered exclusions, newest first.
@@ -629,6 +668,7 @@ func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps i
 	r.ok++
 	r.noteExclusions(res.Round, res.Excluded)
 	r.lastUsed = res.Used
+	r.noteMembers(res.Round, res.Used)
 	if len(res.Used) > 1 {
 		r.shared++
 	}

@@ -21,7 +21,14 @@ type Report struct {
 	Tokens int64   `json:"tokens"`
 	Shard  int     `json:"shard"`
 	Time   int64   `json:"time"` // unix seconds
+	// Members are the replicas whose pseudo-gradients the reporter's latest rounds used
+	// (Replica.Members, at most MaxReportMembers): the membership a node outside the span
+	// reads, from replicas it has reason to trust.
+	Members []string `json:"members,omitempty"`
 }
+
+// MaxReportMembers bounds the members a report names.
+const MaxReportMembers = 32
 
 // maxCount bounds a report's counters (2^50: centuries of steps), so sums over many reports
 // cannot overflow.
@@ -33,7 +40,20 @@ func (r Report) Valid(model string, layers int) bool {
 	return err == nil && len(h) == 32 && r.Model == model && r.First >= 0 && r.Last >= r.First &&
 		r.Last < layers && r.Round >= 0 && r.Round <= maxCount && r.Steps >= 0 && r.Steps <= maxCount &&
 		r.Tokens >= 0 && r.Tokens <= maxCount && r.Shard >= 0 && r.Shard <= maxCount && r.Time > 0 &&
-		!math.IsNaN(r.Loss) && r.Loss >= 0 && r.Loss < 1e3
+		!math.IsNaN(r.Loss) && r.Loss >= 0 && r.Loss < 1e3 && validMembers(r.Members)
+}
+
+// validMembers: at most MaxReportMembers distinct, non-empty names of a peer ID's length.
+func validMembers(ms []string) bool {
+	if len(ms) > MaxReportMembers {
+		return false
+	}
+	for i, m := range ms {
+		if m == "" || len(m) > 128 || slices.Contains(ms[:i], m) {
+			return false
+		}
+	}
+	return true
 }
 
 // LossTrend compares the first and second halves of a loss history.

@@ -139,7 +139,9 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 		g, err = apiClient(nodes[2]).TrainingGlobal(context.Background())
 		return err == nil && g.TrainingVerified && g.LossTrend == "improving"
 	})
-	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 4 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
+	// Its figures are its own span's members: the replicas of 0-3, which it has not audited,
+	// vouch for nothing there (TestReportsCountOnlyFromRoundMembers).
+	if g.HashAgreementRate != 1 || g.TotalNodesTraining != 2 || g.SuccessfulSyncs < 3 || g.LossTrend != "improving" {
 		t.Fatalf("training global: %+v", g)
 	}
 	// It answers from snapshots while the node trains: the median of 20 calls through the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
+	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
@@ -215,5 +217,61 @@ func TestCheckpointsGoToHoldersOnlyAtARate(t *testing.T) {
 	}
 	if busy == 0 {
 		t.Fatalf("%d checkpoint requests at once were all served", replicanet.ServeBurst+2)
+	}
+}
+
+// A holder of the span that does not train (it announces 0-3 and serves it) gossips a signed
+// report of another hash at the newest round: no round used a pseudo-gradient of its, so it is
+// no member, and the replicas' figures do not move (counted as a holder, it made agreement
+// 2 of 3). The holder itself, outside the rounds and with no audit of the replicas, counts
+// none of their reports: holding the span vouches for nobody.
+func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-3", "0-3")
+	a := nodes[0]
+	cfg := testConfig(t)
+	cfg.Model, cfg.Layers, cfg.Bootstrap = "neuroshard-tiny", "0-3", a.Multiaddrs()
+	m := startNode(t, cfg)
+	eventually(t, time.Minute, "a shared round and both replicas' reports", func() bool {
+		for _, n := range nodes {
+			if n.innerSteps() > 0 {
+				n.publishTraining()
+			}
+		}
+		g := a.api.TrainingGlobal(context.Background())
+		return a.roundState().Shared > 0 && g.TotalNodesTraining == 2
+	})
+	for _, n := range nodes {
+		if got := n.replica.Members(); len(got) != 2 || !slices.Contains(got, nodes[0].ID()) || !slices.Contains(got, nodes[1].ID()) {
+			t.Fatalf("%s: members %v", n.ID(), got)
+		}
+	}
+	eventually(t, 30*time.Second, "the third node in a's coverage view as a holder of 0-3", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return slices.Contains(a.pipe.Holdings(ctx)[m.host.ID()], layers.Span{First: 0, Last: 3})
+	})
+	lie := a.myReport()
+	lie.Hash, lie.Members = strings.Repeat("cd", 32), []string{m.ID()}
+	data, _ := json.Marshal(lie)
+	eventually(t, 30*time.Second, "the lying report at a", func() bool {
+		if err := m.topic.Publish(context.Background(), data); err != nil {
+			t.Fatal(err)
+		}
+		r, ok := a.reports.Latest(m.ID())
+		return ok && r.Hash == lie.Hash
+	})
+	if g := a.api.TrainingGlobal(context.Background()); g.TotalNodesTraining != 2 || g.HashAgreementRate != 1 {
+		t.Fatalf("a holder outside the rounds moved the figures: %d training, agreement %v", g.TotalNodesTraining, g.HashAgreementRate)
+	}
+	eventually(t, 30*time.Second, "the replicas' reports at the third node", func() bool {
+		_, okA := m.reports.Latest(nodes[0].ID())
+		_, okB := m.reports.Latest(nodes[1].ID())
+		return okA && okB
+	})
+	v := m.Training()
+	for _, n := range nodes {
+		if seen, ok := v.Reports[n.host.ID()]; !ok || seen.Fresh {
+			t.Fatalf("the third node, which audited no replica, has %s's report %v, counted %v", n.ID(), ok, seen.Fresh)
+		}
 	}
 }

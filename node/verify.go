@@ -63,6 +63,47 @@ func (n *Node) startGossip() error {
 	return nil
 }
 
+// reportMembers returns the rule of Training: whether p's report r counts.
+func (n *Node) reportMembers(all map[string]diloco.Seen, holdings map[peer.ID][]layers.Span) func(peer.ID, diloco.Report) bool {
+	self, own := n.host.ID(), n.Span()
+	members := map[string]bool{}
+	if n.replica != nil {
+		for _, m := range n.replica.Members() {
+			members[m] = true
+		}
+	}
+	trains := len(members) > 0 // a replica that has taken rounds: it knows the span's members
+	holds := func(p peer.ID, sp layers.Span) bool { return slices.Contains(holdings[p], sp) }
+	// Other spans: the holders this node audited, and the members their reports name.
+	type vouch struct {
+		span layers.Span
+		peer string
+	}
+	vouched := map[vouch]bool{}
+	for q, passed := range n.pipe.AuditsPassed() {
+		s, ok := all[q.String()]
+		sp := layers.Span{First: s.Report.First, Last: s.Report.Last}
+		if passed == 0 || !ok || !holds(q, sp) || !n.reports.IsFresh(s.At) {
+			continue
+		}
+		vouched[vouch{sp, q.String()}] = true
+		for _, m := range s.Report.Members {
+			vouched[vouch{sp, m}] = true
+		}
+	}
+	return func(p peer.ID, r diloco.Report) bool {
+		sp := layers.Span{First: r.First, Last: r.Last}
+		switch {
+		case p == self:
+			return true
+		case trains && sp == own:
+			return members[p.String()]
+		default:
+			return holds(p, sp) && vouched[vouch{sp, p.String()}]
+		}
+	}
+}
+
 // myReport is the node's current report.
 func (n *Node) myReport() TrainingReport {
 	span := n.Span()
@@ -70,8 +111,13 @@ func (n *Node) myReport() TrainingReport {
 	n.train.mu.Lock()
 	steps, tokens := n.train.innerSteps, n.train.tokens
 	n.train.mu.Unlock()
+	var members []string
+	if n.replica != nil {
+		members = n.replica.Members()
+		members = members[:min(len(members), diloco.MaxReportMembers)]
+	}
 	return TrainingReport{Model: n.model.Name, First: span.First, Last: span.Last, Round: rs.Round, Hash: rs.Hash,
-		Loss: float64(n.recentLoss()), Steps: steps, Tokens: tokens, Time: time.Now().Unix()}
+		Loss: float64(n.recentLoss()), Steps: steps, Tokens: tokens, Time: time.Now().Unix(), Members: members}
 }
 
 // publishTraining gossips the node's report.
@@ -87,8 +133,11 @@ func (n *Node) publishTraining() {
 }
 
 // Training is the node's training as the API shows it: the gossiped reports, the round, the
-// inner steps. A report counts (is fresh) only from a peer the coverage view shows holding the
-// span it reports on: a peer that announces no layers (or other ones) moves no figure.
+// inner steps. A report counts (is fresh) only from a member of its span's rounds: on the
+// span this node trains, a replica whose signed pseudo-gradient one of its last rounds used;
+// on other spans, a holder (in the coverage view) that passed an audit of this node, or one
+// such a holder's report names as a member. A peer that announces layers, or reports on a
+// span it does not train, moves no figure.
 func (n *Node) Training() nodeapi.TrainingView {
 	v := nodeapi.TrainingView{Reports: map[peer.ID]nodeapi.ReportSeen{}, History: map[peer.ID][]diloco.Report{},
 		Round: n.roundState(), Loss: float64(n.recentLoss())}
@@ -98,13 +147,14 @@ func (n *Node) Training() nodeapi.TrainingView {
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	holdings := n.pipe.Holdings(ctx)
 	cancel()
-	for id, s := range n.reports.All() {
+	all := n.reports.All()
+	counts := n.reportMembers(all, holdings)
+	for id, s := range all {
 		p, err := peer.Decode(id)
 		if err != nil {
 			continue
 		}
-		holds := p == n.host.ID() || slices.Contains(holdings[p], layers.Span{First: s.Report.First, Last: s.Report.Last})
-		v.Reports[p] = nodeapi.ReportSeen{Report: s.Report, At: s.At, Fresh: holds && n.reports.IsFresh(s.At)}
+		v.Reports[p] = nodeapi.ReportSeen{Report: s.Report, At: s.At, Fresh: counts(p, s.Report) && n.reports.IsFresh(s.At)}
 		if v.Reports[p].Fresh {
 			v.History[p] = n.reports.History(id)
 		}
