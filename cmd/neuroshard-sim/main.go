@@ -2,7 +2,8 @@
 // several sizes and writes what it measured (results.json) and how each figure grows with the
 // number of peers (PNG plots) to a directory. `make sim` runs it at 100 and 300 peers
 // (SIM_PEERS for others); `make sim-small` at 25, 50 and 100 (a few minutes); --replot draws
-// the plots again from a directory's results.
+// the plots again from a directory's results. Then it times DiLoCo rounds among 2 to 16
+// replicas of one span (rounds.json, rounds.png).
 package main
 
 import (
@@ -28,6 +29,9 @@ func main() {
 	churnTime := flag.Duration("churn-time", time.Minute, "how long the churn phase lasts")
 	out := flag.String("out", "sim-results", "directory for results.json and the plots")
 	replot := flag.Bool("replot", false, "draw the plots again from the directory's results.json, without running")
+	replicas := flag.String("replicas", "2,4,8,16", "replica counts whose DiLoCo rounds are timed (empty: none)")
+	rounds := flag.Int("rounds", 5, "rounds timed per replica count")
+	bandwidth := flag.Float64("bandwidth", 12.5e6, "bytes per second of every link in the rounds (12.5e6: 100 Mbit/s; 0: unlimited)")
 	flag.Parse()
 	if *replot {
 		var results []sim.Result
@@ -41,11 +45,26 @@ func main() {
 		if err == nil {
 			err = write(*out, results)
 		}
+		if err == nil {
+			err = replotRounds(*out)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		return
+	}
+	var counts []int
+	for _, f := range strings.Split(*replicas, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			fmt.Fprintf(os.Stderr, "--replicas: %q is not a count of at least 2\n", f)
+			os.Exit(2)
+		}
+		counts = append(counts, n)
 	}
 	var sizes []int
 	for _, f := range strings.Split(*peers, ",") {
@@ -78,7 +97,61 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if len(counts) > 0 {
+		fmt.Printf("DiLoCo rounds, %s layers %s, links %v and %.0f Mbit/s:\n", sim.RoundsModel, sim.RoundsSpan, *latency, *bandwidth*8/1e6)
+		rs, err := sim.Rounds(context.Background(), sim.RoundsConfig{Replicas: counts, Rounds: *rounds, Latency: *latency, Bandwidth: *bandwidth,
+			Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+		if err == nil {
+			err = writeRounds(*out, rs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	fmt.Printf("results and plots in %s\n", *out)
+}
+
+// writeRounds stores the rounds' figures and plots round time against the replicas.
+func writeRounds(dir string, rs []sim.RoundResult) error {
+	data, err := json.MarshalIndent(rs, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rounds.json"), data, 0o644); err != nil {
+		return err
+	}
+	var xs, p50, worst []float64
+	for _, r := range rs {
+		xs, p50, worst = append(xs, float64(r.Replicas)), append(p50, r.P50MS), append(worst, r.MaxMS)
+	}
+	p := sim.Plot{Title: "DiLoCo round time against replicas of a span", XLabel: "replicas", YLabel: "ms", LogX: true,
+		Series: []sim.Series{{Name: "p50", X: xs, Y: p50}, {Name: "slowest", X: xs, Y: worst}}}
+	f, err := os.Create(filepath.Join(dir, "rounds.png"))
+	if err != nil {
+		return err
+	}
+	err = p.WritePNG(f, 640, 360)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// replotRounds draws rounds.png again from rounds.json, when the directory has one.
+func replotRounds(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "rounds.json"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	var rs []sim.RoundResult
+	if err == nil {
+		err = json.Unmarshal(data, &rs)
+	}
+	if err != nil {
+		return err
+	}
+	return writeRounds(dir, rs)
 }
 
 func write(dir string, results []sim.Result) error {

@@ -36,3 +36,23 @@ func TestSmallSwarm(t *testing.T) {
 		t.Fatalf("the view still counts %d departed holders at the end: %+v", last.Dead, res.ChurnSamples)
 	}
 }
+
+// DiLoCo rounds among 2 and 3 replicas over the simulated wire: every round averages every
+// replica and leaves them with the same weights, and it takes at least the link's round trips.
+func TestRoundsOverTheSimulatedWire(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs DiLoCo rounds")
+	}
+	res, err := Rounds(context.Background(), RoundsConfig{Replicas: []int{2, 3}, Rounds: 2, Latency: 10 * time.Millisecond, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 {
+		t.Fatalf("%d results", len(res))
+	}
+	for _, r := range res {
+		if r.Shared != 1 || r.P50MS < 20 || r.SentBytes <= 0 {
+			t.Fatalf("%d replicas: %+v", r.Replicas, r)
+		}
+	}
+}
