@@ -240,10 +240,11 @@ func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
 		g := a.api.TrainingGlobal(context.Background())
 		return a.roundState().Shared > 0 && g.TotalNodesTraining == 2
 	})
-	for _, n := range nodes {
-		if got := n.replica.Members(); len(got) != 2 || !slices.Contains(got, nodes[0].ID()) || !slices.Contains(got, nodes[1].ID()) {
-			t.Fatalf("%s: members %v", n.ID(), got)
-		}
+	for _, n := range nodes { // the other may still be applying the shared round
+		eventually(t, 30*time.Second, "both replicas members at "+n.ID(), func() bool {
+			got := n.replica.Members()
+			return len(got) == 2 && slices.Contains(got, nodes[0].ID()) && slices.Contains(got, nodes[1].ID())
+		})
 	}
 	eventually(t, 30*time.Second, "the third node in a's coverage view as a holder of 0-3", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
