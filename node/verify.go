@@ -148,6 +148,12 @@ func (n *Node) Training() nodeapi.TrainingView {
 	holdings := n.pipe.Holdings(ctx)
 	cancel()
 	all := n.reports.All()
+	if n.innerSteps() > 0 { // this node's own training counts as it stands now, published or not
+		self := n.host.ID().String()
+		if _, ok := all[self]; !ok {
+			all[self] = diloco.Seen{Report: n.myReport(), At: time.Now()}
+		}
+	}
 	counts := n.reportMembers(all, holdings)
 	for id, s := range all {
 		p, err := peer.Decode(id)

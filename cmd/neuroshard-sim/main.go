@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	peers := flag.String("peers", "100,300,1000", "swarm sizes, comma-separated")
+	peers := flag.String("peers", "100,300,1000", "swarm sizes, comma-separated (empty: no swarm, the rounds alone)")
 	latency := flag.Duration("latency", 20*time.Millisecond, "one-way latency of every link")
 	lookups := flag.Int("lookups", 50, "DHT lookups measured per size")
 	messages := flag.Int("messages", 20, "gossip messages published per size")
@@ -68,6 +68,9 @@ func main() {
 	}
 	var sizes []int
 	for _, f := range strings.Split(*peers, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue // --peers "": the rounds alone
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 4 {
 			fmt.Fprintf(os.Stderr, "--peers: %q is not a size of at least 4\n", f)

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -51,6 +52,7 @@ var RoundsSpan = layers.Span{First: 0, Last: 1}
 // perturbation of its weights) and then running the round with the others at once. A round's
 // time is from its start to the last replica's end.
 func Rounds(ctx context.Context, cfg RoundsConfig) ([]RoundResult, error) {
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // the replicas' logs would drown the figures
 	var out []RoundResult
 	for _, n := range cfg.Replicas {
 		r, err := roundsOf(ctx, cfg, n)
