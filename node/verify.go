@@ -148,6 +148,9 @@ func (n *Node) Training() nodeapi.TrainingView {
 	holdings := n.pipe.Holdings(ctx)
 	cancel()
 	all := n.reports.All()
+	if all == nil {
+		all = map[string]diloco.Seen{}
+	}
 	if n.innerSteps() > 0 { // this node's own training counts as it stands now, published or not
 		self := n.host.ID().String()
 		if _, ok := all[self]; !ok {
