@@ -27,6 +27,7 @@ func main() {
 	messages := flag.Int("messages", 20, "gossip messages published per size")
 	churn := flag.Float64("churn", 0.1, "share of the peers replaced during the churn phase")
 	churnTime := flag.Duration("churn-time", time.Minute, "how long the churn phase lasts")
+	inference := flag.Bool("inference", true, "every peer serves its 2 layers of neuroshard-small and an observer generates through the swarm once a second during the churn")
 	out := flag.String("out", "sim-results", "directory for results.json and the plots")
 	replot := flag.Bool("replot", false, "draw the plots again from the directory's results.json, without running")
 	replicas := flag.String("replicas", "2,4,8,16", "replica counts whose DiLoCo rounds are timed (empty: none)")
@@ -87,7 +88,7 @@ func main() {
 		fmt.Printf("%d peers:\n", n)
 		start := time.Now()
 		r, err := sim.Run(context.Background(), sim.Config{Peers: n, Latency: *latency, Lookups: *lookups, Messages: *messages,
-			Churn: *churn, ChurnTime: *churnTime, Seed: uint64(n), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+			Churn: *churn, ChurnTime: *churnTime, Inference: *inference, Seed: uint64(n), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%d peers: %v\n", n, err)
 			os.Exit(1)
@@ -192,6 +193,8 @@ func write(dir string, results []sim.Result) error {
 			Series: []sim.Series{series("mean", func(r sim.Result) float64 { return r.LookupAsked })}},
 		"gossip.png": {Title: "Gossip: time to reach each peer", XLabel: "peers", YLabel: "ms", LogX: true,
 			Series: []sim.Series{series("p50", func(r sim.Result) float64 { return r.GossipP50MS }), series("p99", func(r sim.Result) float64 { return r.GossipP99MS })}},
+		"inference.png": {Title: "Generations through the swarm under churn (8 tokens)", XLabel: "peers", YLabel: "ms", LogX: true,
+			Series: []sim.Series{series("p50", func(r sim.Result) float64 { return r.InferenceP50MS })}},
 		"churn.png": {Title: fmt.Sprintf("Coverage view under churn, %d peers", last.Peers), XLabel: "seconds", YLabel: "count",
 			Series: []sim.Series{{Name: "departed in view", X: secs, Y: dead}, {Name: "complete (1/0)", X: secs, Y: complete}}},
 	}

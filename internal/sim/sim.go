@@ -25,13 +25,15 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/neuroshard/neuroshard/coverage"
+	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
-// Model is the simulated model's name; it has Layers layers, and each peer holds a span of
-// Span of them.
+// Model is the simulated model: the small preset, whose Layers layers each peer holds Span
+// of (and serves, with its deterministic initial weights, when the run measures inference).
 const (
-	Model  = "sim-model"
+	Model  = "neuroshard-small"
 	Layers = 8
 	Span   = 2
 )
@@ -44,6 +46,9 @@ type Config struct {
 	Messages  int           // gossip messages published
 	Churn     float64       // share of the peers replaced per ChurnTime (0.1)
 	ChurnTime time.Duration // the simulated minute
+	// Inference makes every peer serve its span (the node's pipeline over its stage) and the
+	// observer generate through the swarm once a second during the churn.
+	Inference bool
 	Seed      uint64
 	Log       func(format string, args ...any) // progress, if set
 }
@@ -70,7 +75,15 @@ type Result struct {
 	ChurnSamples  []ChurnSample `json:"churn_samples"`
 	CoverageShare float64       `json:"coverage_complete_share"` // samples whose view held every layer
 	DeadCounted   float64       `json:"dead_holders_counted_share"`
+	// Inference under churn: generations of InferenceTokens tokens by the observer through
+	// the swarm (failover included), one a second.
+	InferenceTried int     `json:"inference_tried,omitempty"`
+	InferenceOK    float64 `json:"inference_success_share,omitempty"`
+	InferenceP50MS float64 `json:"inference_p50_ms,omitempty"`
 }
+
+// InferenceTokens is how many tokens each generation under churn decodes.
+const InferenceTokens = 8
 
 // ChurnSample is one look of the observer at the coverage while peers come and go.
 type ChurnSample struct {
@@ -79,6 +92,8 @@ type ChurnSample struct {
 	Complete bool    `json:"complete"`
 	Holders  int     `json:"holders_in_view"`
 	Dead     int     `json:"dead_in_view"` // holders the view counts that have left
+	// Generated: the observer's generation in this look succeeded (inference runs only).
+	Generated *bool `json:"generated,omitempty"`
 }
 
 type swarm struct {
@@ -88,6 +103,8 @@ type swarm struct {
 	mu    sync.Mutex
 	hosts []*p2p.Host
 	dead  map[peer.ID]bool
+	model layers.Config
+	pipes map[peer.ID]*pipeline.Pipeline // inference runs: each peer's pipeline
 }
 
 func (s *swarm) logf(format string, args ...any) {
@@ -140,9 +157,31 @@ func (s *swarm) start(ctx context.Context, id peer.ID, index int) error {
 	for l := first; l < first+Span; l++ {
 		keys = append(keys, coverage.LayerKey(Model, l))
 	}
+	if s.cfg.Inference {
+		if err := s.serve(n, layers.Span{First: first, Last: first + Span - 1}); err != nil {
+			return err
+		}
+	}
 	n.SetAnnounced(keys)
 	s.mu.Lock()
 	s.hosts = append(s.hosts, n)
+	s.mu.Unlock()
+	return nil
+}
+
+// serve gives a peer the node's inference side for its span: a stage with the preset's
+// deterministic initial weights (as every holder of a span starts), a pipeline over its own
+// coverage view (refreshed rarely: it serves, the observer plans), the forward protocol.
+func (s *swarm) serve(n *p2p.Host, span layers.Span) error {
+	st, err := layers.NewStage(s.model, span, s.model.InitParams(span, 0))
+	if err != nil {
+		return err
+	}
+	pipe := pipeline.New(pipeline.Config{Model: s.model, Host: n, Coverage: coverage.New(n, Model, Layers, time.Hour),
+		Local: func() *layers.Stage { return st }, AuditRate: -1, KVBudget: 64 << 20})
+	n.ServeForward(pipe.ServeForward)
+	s.mu.Lock()
+	s.pipes[n.ID()] = pipe
 	s.mu.Unlock()
 	return nil
 }
@@ -169,7 +208,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("sim: %d peers (at least 4)", cfg.Peers)
 	}
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // the hosts' own logs would drown the figures
-	s := &swarm{cfg: cfg, mn: mocknet.New(), rng: rand.New(rand.NewPCG(cfg.Seed, 1)), dead: map[peer.ID]bool{}}
+	model, err := layers.Preset(Model)
+	if err != nil {
+		return Result{}, err
+	}
+	s := &swarm{cfg: cfg, mn: mocknet.New(), rng: rand.New(rand.NewPCG(cfg.Seed, 1)), dead: map[peer.ID]bool{}, model: model,
+		pipes: map[peer.ID]*pipeline.Pipeline{}}
 	s.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency})
 	defer func() {
 		for _, h := range s.hosts {
@@ -230,6 +274,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	s.logf("  churn: coverage complete in %.2f of the looks, dead holders counted in %.2f", res.CoverageShare, res.DeadCounted)
+	if res.InferenceTried > 0 {
+		s.logf("  inference under churn: %.2f of %d generations of %d tokens, p50 %.0f ms", res.InferenceOK, res.InferenceTried, InferenceTokens, res.InferenceP50MS)
+	}
 	return res, nil
 }
 
@@ -344,6 +391,17 @@ func (s *swarm) churn(ctx context.Context, res *Result) error {
 	hs := s.live()
 	observer := hs[0]
 	view := coverage.New(observer, Model, Layers, time.Second)
+	var gen *pipeline.Pipeline // the observer's generations, planned on its view
+	if s.cfg.Inference {
+		span := layers.Span{First: 0, Last: Span - 1} // the observer is peer 0
+		st, err := layers.NewStage(s.model, span, s.model.InitParams(span, 0))
+		if err != nil {
+			return err
+		}
+		gen = pipeline.New(pipeline.Config{Model: s.model, Host: observer, Coverage: view, Local: func() *layers.Stage { return st }, AuditRate: -1})
+	}
+	var genTimes []float64
+	genOK := 0
 	replace := max(1, int(float64(s.cfg.Peers)*s.cfg.Churn))
 	every := s.cfg.ChurnTime / time.Duration(replace)
 	start := time.Now()
@@ -352,6 +410,10 @@ func (s *swarm) churn(ctx context.Context, res *Result) error {
 	left := 0
 	complete, deadSeen := 0, 0
 	for time.Since(start) < s.cfg.ChurnTime+churnTail {
+		if n := len(res.ChurnSamples); left == replace && n > 0 && res.ChurnSamples[n-1].Dead == 0 &&
+			time.Since(start) > s.cfg.ChurnTime+2*time.Second {
+			break // every replacement made, and the view has let the departed go
+		}
 		if left < replace && time.Now().After(next) {
 			live := s.live()
 			victim := live[1+s.rng.IntN(len(live)-1)] // never the observer
@@ -379,6 +441,16 @@ func (s *swarm) churn(ctx context.Context, res *Result) error {
 			}
 		}
 		s.mu.Unlock()
+		if gen != nil {
+			t0 := time.Now()
+			ok := generate(ctx, gen) == nil
+			sample.Generated = &ok
+			res.InferenceTried++
+			if ok {
+				genOK++
+				genTimes = append(genTimes, ms(time.Since(t0)))
+			}
+		}
 		res.ChurnSamples = append(res.ChurnSamples, sample)
 		if sample.Complete {
 			complete++
@@ -390,12 +462,46 @@ func (s *swarm) churn(ctx context.Context, res *Result) error {
 	}
 	n := float64(len(res.ChurnSamples))
 	res.CoverageShare, res.DeadCounted = float64(complete)/n, float64(deadSeen)/n
+	if res.InferenceTried > 0 {
+		res.InferenceOK = float64(genOK) / float64(res.InferenceTried)
+		res.InferenceP50MS = quantile(genTimes, 0.5)
+	}
 	return nil
 }
 
-// churnTail is how long the observer keeps looking after the last replacement: its view is
-// refreshed every second and a departed holder must leave it within a few.
-const churnTail = 5 * time.Second
+// generate decodes InferenceTokens greedy tokens through the swarm: a route over the view's
+// holders, failing over to another holder when one has gone.
+func generate(ctx context.Context, p *pipeline.Pipeline) error {
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := p.Open(gctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tokens := layers.Encode("ROMEO:")
+	for range InferenceTokens {
+		logits, err := r.Step(tokens)
+		if err != nil {
+			return err
+		}
+		if gctx.Err() != nil {
+			return gctx.Err()
+		}
+		best := 0
+		for i, x := range logits {
+			if x > logits[best] {
+				best = i
+			}
+		}
+		tokens = []int32{int32(best)}
+	}
+	return nil
+}
+
+// churnTail is how long at most the observer keeps looking after the last replacement, until
+// its view (refreshed every second) counts no departed holder.
+const churnTail = 15 * time.Second
 
 // vanish takes a peer off the network as a machine that goes away does: its host closes, and
 // nothing can reach it any more (an in-memory link would still accept dials to a closed host).

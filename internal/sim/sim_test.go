@@ -7,14 +7,15 @@ import (
 )
 
 // A small swarm of the node's own p2p parts on the in-memory network: every lookup succeeds,
-// gossip reaches nearly every peer, and the observer's coverage stays complete while a tenth
-// of the peers are replaced (each layer has several holders).
+// gossip reaches nearly every peer, and the observer's coverage stays complete and its
+// generations through the swarm succeed while a quarter of the peers are replaced (each layer
+// has several holders).
 func TestSmallSwarm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a swarm")
 	}
 	res, err := Run(context.Background(), Config{Peers: 12, Latency: 5 * time.Millisecond, Lookups: 10, Messages: 5,
-		Churn: 0.25, ChurnTime: 3 * time.Second, Seed: 1, Log: t.Logf})
+		Churn: 0.25, ChurnTime: 4 * time.Second, Inference: true, Seed: 1, Log: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +29,12 @@ func TestSmallSwarm(t *testing.T) {
 	if res.GossipDelivered < 0.9 || res.GossipP50MS < 5 {
 		t.Fatalf("gossip: %.2f delivered, p50 %.1f ms (links take 5 ms)", res.GossipDelivered, res.GossipP50MS)
 	}
-	if res.CoverageShare < 0.9 || len(res.ChurnSamples) < 5 {
+	if res.CoverageShare < 0.9 || len(res.ChurnSamples) < 4 {
 		t.Fatalf("coverage under churn: %.2f of %d looks complete", res.CoverageShare, len(res.ChurnSamples))
+	}
+	// Generations through the swarm go on while holders leave (failover to another holder).
+	if res.InferenceTried < 4 || res.InferenceOK < 0.75 {
+		t.Fatalf("inference under churn: %.2f of %d generations", res.InferenceOK, res.InferenceTried)
 	}
 	// Departed holders leave the view: the last looks count none.
 	if last := res.ChurnSamples[len(res.ChurnSamples)-1]; last.Dead != 0 {
