@@ -6,17 +6,6 @@ import (
 	"github.com/neuroshard/neuroshard/p2p"
 )
 
-func FuzzParseMemory(f *testing.F) {
-	for _, s := range []string{"4GiB", "512MB", "1.5 G", "-1", "1e400", "9999999999999TB"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if b, err := ParseMemory(s); err == nil && b < 0 {
-			t.Fatalf("ParseMemory(%q) = %d", s, b)
-		}
-	})
-}
-
 // FuzzParseBootstrap: any string is either rejected or yields peers with IDs.
 func FuzzParseBootstrap(f *testing.F) {
 	f.Add("/ip4/127.0.0.1/tcp/9000/p2p/12D3KooWGbQRmuZJy8RpJykarJ6RYhenW3rpfqyLASsqst4HxbJS")

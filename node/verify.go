@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -63,47 +62,6 @@ func (n *Node) startGossip() error {
 	return nil
 }
 
-// reportMembers returns the rule of Training: whether p's report r counts.
-func (n *Node) reportMembers(all map[string]diloco.Seen, holdings map[peer.ID][]layers.Span) func(peer.ID, diloco.Report) bool {
-	self, own := n.host.ID(), n.Span()
-	members := map[string]bool{}
-	if n.replica != nil {
-		for _, m := range n.replica.Members() {
-			members[m] = true
-		}
-	}
-	trains := len(members) > 0 // a replica that has taken rounds: it knows the span's members
-	holds := func(p peer.ID, sp layers.Span) bool { return slices.Contains(holdings[p], sp) }
-	// Other spans: the holders this node audited, and the members their reports name.
-	type vouch struct {
-		span layers.Span
-		peer string
-	}
-	vouched := map[vouch]bool{}
-	for q, passed := range n.pipe.AuditsPassed() {
-		s, ok := all[q.String()]
-		sp := layers.Span{First: s.Report.First, Last: s.Report.Last}
-		if passed == 0 || !ok || !holds(q, sp) || !n.reports.IsFresh(s.At) {
-			continue
-		}
-		vouched[vouch{sp, q.String()}] = true
-		for _, m := range s.Report.Members {
-			vouched[vouch{sp, m}] = true
-		}
-	}
-	return func(p peer.ID, r diloco.Report) bool {
-		sp := layers.Span{First: r.First, Last: r.Last}
-		switch {
-		case p == self:
-			return true
-		case trains && sp == own:
-			return members[p.String()]
-		default:
-			return holds(p, sp) && vouched[vouch{sp, p.String()}]
-		}
-	}
-}
-
 // myReport is the node's current report.
 func (n *Node) myReport() TrainingReport {
 	span := n.Span()
@@ -133,11 +91,9 @@ func (n *Node) publishTraining() {
 }
 
 // Training is the node's training as the API shows it: the gossiped reports, the round, the
-// inner steps. A report counts (is fresh) only from a member of its span's rounds: on the
-// span this node trains, a replica whose signed pseudo-gradient one of its last rounds used;
-// on other spans, a holder (in the coverage view) that passed an audit of this node, or one
-// such a holder's report names as a member. A peer that announces layers, or reports on a
-// span it does not train, moves no figure.
+// inner steps. A report counts (is fresh) only from a member of its span's rounds
+// (diloco.Counting): a peer that announces layers, or reports on a span it does not train,
+// moves no figure.
 func (n *Node) Training() nodeapi.TrainingView {
 	v := nodeapi.TrainingView{Reports: map[peer.ID]nodeapi.ReportSeen{}, History: map[peer.ID][]diloco.Report{},
 		Round: n.roundState(), Loss: float64(n.recentLoss())}
@@ -157,13 +113,23 @@ func (n *Node) Training() nodeapi.TrainingView {
 			all[self] = diloco.Seen{Report: n.myReport(), At: time.Now()}
 		}
 	}
-	counts := n.reportMembers(all, holdings)
+	c := diloco.Counting{Self: n.host.ID().String(), Own: n.Span(), Holdings: map[string][]layers.Span{}, Audited: map[string]int{}}
+	if n.replica != nil {
+		c.Members = n.replica.Members()
+	}
+	for p, spans := range holdings {
+		c.Holdings[p.String()] = spans
+	}
+	for p, passed := range n.pipe.AuditsPassed() {
+		c.Audited[p.String()] = passed
+	}
+	counts := c.Counts(all, func(s diloco.Seen) bool { return n.reports.IsFresh(s.At) })
 	for id, s := range all {
 		p, err := peer.Decode(id)
 		if err != nil {
 			continue
 		}
-		v.Reports[p] = nodeapi.ReportSeen{Report: s.Report, At: s.At, Fresh: counts(p, s.Report) && n.reports.IsFresh(s.At)}
+		v.Reports[p] = nodeapi.ReportSeen{Report: s.Report, At: s.At, Fresh: counts(id, s.Report) && n.reports.IsFresh(s.At)}
 		if v.Reports[p].Fresh {
 			v.History[p] = n.reports.History(id)
 		}

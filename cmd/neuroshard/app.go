@@ -16,6 +16,7 @@ import (
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/node"
+	"github.com/neuroshard/neuroshard/settings"
 	"github.com/urfave/cli/v2"
 )
 
@@ -181,7 +182,7 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 		return cfg, err
 	}
 	if s := c.String("max-memory"); s != "" {
-		m, err := node.ParseMemory(s)
+		m, err := settings.ParseMemory(s)
 		if err != nil {
 			return cfg, err
 		}

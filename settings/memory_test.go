@@ -1,4 +1,4 @@
-package node
+package settings
 
 import "testing"
 
@@ -16,4 +16,15 @@ func TestParseMemory(t *testing.T) {
 			t.Errorf("ParseMemory(%q) accepted", bad)
 		}
 	}
+}
+
+func FuzzParseMemory(f *testing.F) {
+	for _, s := range []string{"4GiB", "512MB", "1.5 G", "-1", "1e400", "9999999999999TB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if b, err := ParseMemory(s); err == nil && b < 0 {
+			t.Fatalf("ParseMemory(%q) = %d", s, b)
+		}
+	})
 }

@@ -1,11 +1,15 @@
-package node
+package settings
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 )
+
+// ErrMemorySize is returned for a memory size ParseMemory cannot read.
+var ErrMemorySize = errors.New("settings: bad memory size")
 
 // ParseMemory parses a memory size such as "512MB", "4GiB", "2G" or "1073741824".
 // Decimal units (KB, MB, GB, TB) are powers of 1000, binary ones (KiB, ..., and the bare K, M,
@@ -19,7 +23,7 @@ func ParseMemory(s string) (int64, error) {
 	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || v < 0 || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("%w: memory size %q (try 512MB or 4GiB)", ErrInvalidConfig, s)
+		return 0, fmt.Errorf("%w: memory size %q (try 512MB or 4GiB)", ErrMemorySize, s)
 	}
 	mult := map[string]float64{
 		"": 1, "b": 1,
@@ -28,11 +32,11 @@ func ParseMemory(s string) (int64, error) {
 		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 	}[unit]
 	if mult == 0 {
-		return 0, fmt.Errorf("%w: memory unit %q in %q (use B, KB, MB, GB, KiB, MiB, GiB)", ErrInvalidConfig, unit, s)
+		return 0, fmt.Errorf("%w: memory unit %q in %q (use B, KB, MB, GB, KiB, MiB, GiB)", ErrMemorySize, unit, s)
 	}
 	b := v * mult
 	if b > math.MaxInt64/2 {
-		return 0, fmt.Errorf("%w: memory size %q is too large", ErrInvalidConfig, s)
+		return 0, fmt.Errorf("%w: memory size %q is too large", ErrMemorySize, s)
 	}
 	return int64(b), nil
 }

@@ -1,0 +1,58 @@
+package diloco
+
+import (
+	"slices"
+
+	"github.com/neuroshard/neuroshard/layers"
+)
+
+// Counting is what a node knows to decide whose training reports count: itself, the span it
+// trains and that span's members (Replica.Members), which peers hold which spans (the
+// coverage view), and which passed one of its audits.
+type Counting struct {
+	Self     string
+	Own      layers.Span
+	Members  []string                 // of Own's latest rounds; none: the node trains no round
+	Holdings map[string][]layers.Span // peer -> spans it holds
+	Audited  map[string]int           // peer -> audits passed here
+}
+
+// Counts returns the rule: a report counts only from a member of its span's rounds. On the
+// span the node trains, a replica whose signed pseudo-gradient one of its last rounds used;
+// on other spans, a holder that passed one of the node's audits, or a holder such a one's
+// fresh report (in reports) names as a member. The node's own always counts. A peer that
+// announces layers, or reports on a span it does not train, counts nowhere.
+func (c Counting) Counts(reports map[string]Seen, fresh func(Seen) bool) func(peer string, r Report) bool {
+	members := map[string]bool{}
+	for _, m := range c.Members {
+		members[m] = true
+	}
+	holds := func(p string, sp layers.Span) bool { return slices.Contains(c.Holdings[p], sp) }
+	type vouch struct {
+		span layers.Span
+		peer string
+	}
+	vouched := map[vouch]bool{}
+	for q, passed := range c.Audited {
+		s, ok := reports[q]
+		sp := layers.Span{First: s.Report.First, Last: s.Report.Last}
+		if passed == 0 || !ok || !fresh(s) || !holds(q, sp) {
+			continue
+		}
+		vouched[vouch{sp, q}] = true
+		for _, m := range s.Report.Members {
+			vouched[vouch{sp, m}] = true
+		}
+	}
+	return func(p string, r Report) bool {
+		sp := layers.Span{First: r.First, Last: r.Last}
+		switch {
+		case p == c.Self:
+			return true
+		case len(members) > 0 && sp == c.Own:
+			return members[p]
+		default:
+			return holds(p, sp) && vouched[vouch{sp, p}]
+		}
+	}
+}
