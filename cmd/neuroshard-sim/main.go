@@ -118,11 +118,7 @@ func main() {
 
 // writeRounds stores the rounds' figures and plots round time against the replicas.
 func writeRounds(dir string, rs []sim.RoundResult) error {
-	data, err := json.MarshalIndent(rs, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "rounds.json"), data, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(dir, "rounds.json"), rs); err != nil {
 		return err
 	}
 	var xs, p50, worst []float64
@@ -131,7 +127,21 @@ func writeRounds(dir string, rs []sim.RoundResult) error {
 	}
 	p := sim.Plot{Title: "DiLoCo round time against replicas of a span", XLabel: "replicas", YLabel: "ms", LogX: true,
 		Series: []sim.Series{{Name: "p50", X: xs, Y: p50}, {Name: "slowest", X: xs, Y: worst}}}
-	f, err := os.Create(filepath.Join(dir, "rounds.png"))
+	return writePNG(filepath.Join(dir, "rounds.png"), p)
+}
+
+// writeJSON stores v, indented, at path.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// writePNG draws the plot at path.
+func writePNG(path string, p sim.Plot) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
@@ -159,11 +169,7 @@ func replotRounds(dir string) error {
 }
 
 func write(dir string, results []sim.Result) error {
-	data, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), data, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(dir, "results.json"), results); err != nil {
 		return err
 	}
 	col := func(f func(sim.Result) float64) (xs, ys []float64) {
@@ -199,15 +205,7 @@ func write(dir string, results []sim.Result) error {
 			Series: []sim.Series{{Name: "departed in view", X: secs, Y: dead}, {Name: "complete (1/0)", X: secs, Y: complete}}},
 	}
 	for name, p := range plots {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		err = p.WritePNG(f, 640, 360)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writePNG(filepath.Join(dir, name), p); err != nil {
 			return err
 		}
 	}
