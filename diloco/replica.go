@@ -378,42 +378,6 @@ func (r *Replica) State() State {
 		SentBytes: r.sentBytes, LastUsed: slices.Clone(r.lastUsed), Collecting: r.collect != nil && r.collect.busy}
 }
 
-// MemberRounds is how many of its latest rounds a replica counts as members the replicas whose
-// pseudo-gradients those rounds used.
-const MemberRounds = 5
-
-// noteMembers records the replicas a round used; the caller holds r.mu.
-func (r *Replica) noteMembers(round int64, used []string) {
-	if r.members == nil {
-		r.members = map[string]int64{}
-	}
-	for _, p := range used {
-		r.members[p] = max(r.members[p], round)
-	}
-	for p, at := range r.members {
-		if at <= round-MemberRounds {
-			delete(r.members, p)
-		}
-	}
-}
-
-// Members lists, sorted, the replicas whose signed pseudo-gradients one of the replica's last
-// MemberRounds rounds used (the replica itself among them once it has taken a round): the
-// span's members. A peer that only announces the span, or whose contributions were all
-// refused or excluded, is none.
-func (r *Replica) Members() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for p, at := range r.members {
-		if at > r.round-1-MemberRounds {
-			out = append(out, p)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // Exclusions lists the remembered exclusions, newest first.
 func (r *Replica) Exclusions() []Exclusion {
 	r.mu.Lock()
