@@ -1,4 +1,3 @@
-// Package atomicfile writes files so that a crash leaves either the old or the new content.
 package atomicfile
 
 import (
