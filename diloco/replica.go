@@ -237,6 +237,7 @@ type Replica struct {
 	shared     int64
 	sentBytes  int64
 	lastUsed   []string
+	refused    bool // the aggregator excluded this replica's last contribution
 	// members maps each replica whose signed pseudo-gradient a round of this replica used to
 	// the newest such round: the span's members, whose reports count.
 	members    map[string]int64
@@ -401,14 +402,17 @@ func (r *Replica) Snapshot() (round int64, theta0 *layers.Params, velocity [][]f
 func (r *Replica) Adopt(round int64, theta0 *layers.Params, velocity [][]float32, steps int64) error {
 	lw, keep := r.cfg.Weights.(LocalWeights)
 	r.mu.Lock()
-	old, mine := r.theta0, r.round
+	old, mine, refused := r.theta0, r.round, r.refused
+	r.refused = false
 	r.mu.Unlock()
 	// The replica's work since its own theta_0 moves onto the adopted one when it missed at
 	// most a round: the next round's pseudo-gradient carries it instead of it being thrown
 	// away. Work from further behind was done on weights the span has left; carried over, a
 	// joiner's hundreds of steps from the initial weights made a pseudo-gradient 20x the
-	// others' and got it excluded as an outlier.
-	keep = keep && round <= mine+1
+	// others' and got it excluded as an outlier. Work the last round refused (an outlier) is
+	// dropped: carried into every next round, it grew round after round and kept the replica
+	// excluded for good.
+	keep = keep && round <= mine+1 && !refused
 	var local *layers.Params
 	if keep {
 		local = Rebase(theta0, old, r.cfg.Weights.Params())
@@ -571,6 +575,9 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 			continue
 		case StatusOK:
 		default:
+			r.mu.Lock()
+			r.refused = true // the work it carried is not carried again (Adopt)
+			r.mu.Unlock()
 			return fmt.Errorf("diloco: excluded from round %d: %s", round, res.Reason)
 		}
 		aggPG, err := r.verify(res, out, round, base, blob)

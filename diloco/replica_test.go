@@ -563,6 +563,7 @@ func TestContributionOverTheRecentRoundsIsRefused(t *testing.T) {
 	n := newMemNet()
 	var poison atomic.Bool
 	ms := []member{n.join(t, "a", 1, nil), n.join(t, "b", 2, func(cfg *ReplicaConfig) {
+		cfg.Weights = keptWeights{cfg.Weights.(*toyWeights)}
 		cfg.Tamper = func(p *layers.Params) {
 			if poison.Load() {
 				for _, v := range p.Values {
@@ -593,6 +594,15 @@ func TestContributionOverTheRecentRoundsIsRefused(t *testing.T) {
 	}
 	if st := ms[0].r.State(); !slices.Equal(st.LastUsed, []string{"a"}) {
 		t.Fatalf("used %v", st.LastUsed)
+	}
+	// b catches up to a's round: the work its refused contribution carried is dropped, not
+	// moved onto the new theta_0 (carried round after round, it kept b excluded for good).
+	round, theta, velocity := ms[0].r.Snapshot()
+	if err := ms[1].r.Adopt(round, theta, velocity, ms[1].w.steps); err != nil {
+		t.Fatal(err)
+	}
+	if got := ms[1].w.Params(); got.Hash() != theta.Hash() {
+		t.Fatalf("after its refused round b kept its work: %v, theta_0 %v", got.Values[0][:3], theta.Values[0][:3])
 	}
 }
 
