@@ -64,7 +64,7 @@ func (n *stageNodes) attentionRows(x *Node, i int) *Node {
 	b := x.Shape().Dimensions[0]
 	r := n.rows
 	r.nk[j], r.nv[j] = make([]*Node, b), make([]*Node, b)
-	outs := make([]*Node, b)
+	outs, scores := make([]*Node, b), make([]*Node, b)
 	scale := 1 / math.Sqrt(float64(n.cfg.HeadDim()))
 	for row := 0; row < b; row++ {
 		one := AxisRange(row, row+1)
@@ -73,11 +73,16 @@ func (n *stageNodes) attentionRows(x *Node, i int) *Node {
 		kT := DynamicUpdateSlice(r.k[j][row], TransposeAllAxes(Slice(k, one), 0, 1, 3, 2), []*Node{zero, zero, zero, pos})
 		vv := DynamicUpdateSlice(r.v[j][row], Slice(v, one), []*Node{zero, zero, pos, zero})
 		r.nk[j][row], r.nv[j][row] = kT, vv
-		scores := dot(Slice(q, one), []int{3}, []int{0, 1}, kT, []int{2}, []int{0, 1}) // [1,H,1,C]
-		scores = MulScalar(scores, scale)
-		scores = Add(scores, ExpandLeftToRank(Slice(r.mask, one), 4))
-		probs := Softmax(scores, -1)
-		outs[row] = dot(probs, []int{3}, []int{0, 1}, vv, []int{2}, []int{0, 1}) // [1,H,1,hd]
+		scores[row] = dot(Slice(q, one), []int{3}, []int{0, 1}, kT, []int{2}, []int{0, 1}) // [1,H,1,C]
+	}
+	// The rows' caches share one size: their scores are scaled, masked and normalised
+	// together (each row's softmax over its own positions, the same bits as alone).
+	c := r.mask.Shape().Dimensions[1]
+	all := MulScalar(Concatenate(scores, 0), scale) // [B,H,1,C]
+	all = Add(all, Reshape(r.mask, b, 1, 1, c))
+	probs := Softmax(all, -1)
+	for row := 0; row < b; row++ {
+		outs[row] = dot(Slice(probs, AxisRange(row, row+1)), []int{3}, []int{0, 1}, r.nv[j][row], []int{2}, []int{0, 1}) // [1,H,1,hd]
 	}
 	out := Concatenate(outs, 0)
 	out = TransposeAllAxes(out, 0, 2, 1, 3)
