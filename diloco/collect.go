@@ -253,6 +253,9 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 	if set := r.cfg.Settings(); err == nil && (s.OuterLR != set.OuterLR || s.OuterMomentum != set.OuterMomentum) {
 		err = fmt.Errorf("%w: made for an outer step of lr %g, momentum %g; this span's replicas use lr %g, momentum %g",
 			ErrRejected, s.OuterLR, s.OuterMomentum, set.OuterLR, set.OuterMomentum)
+	} else if err == nil && s.InnerLR != 0 && set.InnerLR != 0 && s.InnerLR != set.InnerLR {
+		err = fmt.Errorf("%w: inner steps at learning rate %g; this span's replicas train at %g (set the same learning_rate on every replica)",
+			ErrRejected, s.InnerLR, set.InnerLR)
 	}
 	if err == nil {
 		err = r.checkSigned(from, round, base, s.Blob, s.Sig)

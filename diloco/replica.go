@@ -38,6 +38,9 @@ type Submission struct {
 	// OuterLR and OuterMomentum are the outer step the contributor will apply: replicas that
 	// disagree on it would end the round with different weights.
 	OuterLR, OuterMomentum float32
+	// InnerLR is the learning rate of the contributor's inner steps (0: not said): one taken
+	// at another rate makes pseudo-gradients the outlier bounds refuse round after round.
+	InnerLR float32
 }
 
 // Ref describes one signed contribution inside an Outcome's data.
@@ -114,6 +117,7 @@ type LocalWeights interface {
 type Settings struct {
 	Compression            Compression
 	OuterLR, OuterMomentum float32
+	InnerLR                float32 // the inner optimizer's learning rate (0: not checked)
 }
 
 // Round is what the replica reports of a round it finished.
@@ -544,7 +548,7 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 		loss = r.cfg.Loss()
 	}
 	mine := Submission{Round: round, Base: base, Compression: s.Compression, Loss: loss, Sig: sig, Blob: blob,
-		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum}
+		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, InnerLR: s.InnerLR}
 	all := r.cfg.Membership.Replicas(ctx)
 	reps := r.aggregators(all, round)
 	for _, agg := range reps {

@@ -669,3 +669,33 @@ func TestContributionToAnIdleAggregatorIsHandedBack(t *testing.T) {
 		t.Fatalf("the idle aggregator kept the contribution: %v", c.got)
 	}
 }
+
+// A replica whose inner steps run at another learning rate is refused with that reason (its
+// pseudo-gradients would otherwise be excluded as outliers round after round, with a reason
+// that names only their size); at the same rate both are used.
+func TestContributionAtAnotherInnerRateIsRefused(t *testing.T) {
+	n := newMemNet()
+	rate := func(lr float32) func(*ReplicaConfig) {
+		return func(cfg *ReplicaConfig) {
+			cfg.Settings = func() Settings {
+				return Settings{Compression: CompressNone, OuterLR: 0.7, OuterMomentum: 0.9, InnerLR: lr}
+			}
+		}
+	}
+	ms := []member{n.join(t, "a", 1, rate(3e-3)), n.join(t, "b", 2, rate(1e-4))}
+	errs := roundAll(ms, 5)
+	if errs["a"] != nil || errs["b"] == nil || !strings.Contains(errs["b"].Error(), "learning rate") {
+		t.Fatalf("a: %v; b: %v (want b refused for its learning rate)", errs["a"], errs["b"])
+	}
+	if ex := ms[0].r.Exclusions(); len(ex) == 0 || ex[0].Peer != "b" || !strings.Contains(ex[0].Reason, "learning rate") {
+		t.Fatalf("exclusions %+v", ex)
+	}
+	n2 := newMemNet()
+	same := []member{n2.join(t, "a", 1, rate(3e-3)), n2.join(t, "b", 2, rate(3e-3))}
+	if errs := roundAll(same, 5); errs["a"] != nil || errs["b"] != nil {
+		t.Fatal(errs)
+	}
+	if st := same[0].r.State(); len(st.LastUsed) != 2 {
+		t.Fatalf("used %v", st.LastUsed)
+	}
+}

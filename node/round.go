@@ -64,7 +64,7 @@ func (n *Node) roundState() diloco.State {
 // roundSettings are the round's knobs as the node's settings say now.
 func (n *Node) roundSettings() diloco.Settings {
 	t := n.settings.Get().Training
-	return diloco.Settings{Compression: t.Codec(), OuterLR: float32(t.OuterLR), OuterMomentum: float32(t.OuterMomentum)}
+	return diloco.Settings{Compression: t.Codec(), OuterLR: float32(t.OuterLR), OuterMomentum: float32(t.OuterMomentum), InnerLR: float32(t.LearningRate)}
 }
 
 // roundFinished saves the agreed weights and tells the network.

@@ -51,6 +51,9 @@ type ExchangeRequest struct {
 	// a contribution made for other settings.
 	OuterLR       float32 `json:"outer_lr"`
 	OuterMomentum float32 `json:"outer_momentum"`
+	// InnerLR is the learning rate of the contributor's inner steps (0: not said); the
+	// aggregator refuses contributions trained at another rate, with that reason.
+	InnerLR float32 `json:"inner_lr,omitempty"`
 	// Sig is the contributor's libp2p-key signature over the round, the base hash and the
 	// blob's SHA-256, so the aggregator can show the contribution to the other replicas.
 	Sig []byte `json:"sig,omitempty"`

@@ -39,7 +39,7 @@ func (t Transport) Contribute(ctx context.Context, to string, s diloco.Submissio
 	}
 	sp := t.Span()
 	req := p2p.ExchangeRequest{Model: sp.Model, First: sp.Span.First, Last: sp.Span.Last, Round: s.Round, BaseHash: s.Base,
-		Compression: byte(s.Compression), Loss: s.Loss, Sig: s.Sig, OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum}
+		Compression: byte(s.Compression), Loss: s.Loss, Sig: s.Sig, OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, InnerLR: s.InnerLR}
 	res, data, err := t.Host.Exchange(network.WithDialPeerTimeout(ctx, ExchangeDialTimeout), id, req, s.Blob)
 	if err != nil {
 		return diloco.Outcome{}, nil, err
@@ -61,7 +61,7 @@ func Handler(replica func() (*diloco.Replica, Span), behind func(from peer.ID)) 
 			return p2p.ExchangeResult{}, nil, &p2p.RemoteError{Code: "NOT_HELD", Message: "this node does not hold that span"}
 		}
 		sub := diloco.Submission{Round: req.Round, Base: req.BaseHash, Compression: diloco.Compression(req.Compression), Loss: req.Loss,
-			Sig: req.Sig, Blob: blob, OuterLR: req.OuterLR, OuterMomentum: req.OuterMomentum}
+			Sig: req.Sig, Blob: blob, OuterLR: req.OuterLR, OuterMomentum: req.OuterMomentum, InnerLR: req.InnerLR}
 		res, data, err := r.Accept(ctx, from.String(), sub)
 		if errors.Is(err, diloco.ErrBehind) {
 			// This replica is the one behind: it catches up, and the contributor asks another.
