@@ -491,8 +491,9 @@ func generate(ctx context.Context, p *pipeline.Pipeline) error {
 }
 
 // churnTail is how long at most the observer keeps looking after the last replacement, until
-// its view (refreshed every second) counts no departed holder.
-const churnTail = 15 * time.Second
+// its view (refreshed every second, each refresh behind the last look) counts no departed
+// holder: the 30 s within which a node drops a silent holder.
+const churnTail = 30 * time.Second
 
 // vanish takes a peer off the network as a machine that goes away does: its host closes, and
 // nothing can reach it any more (an in-memory link would still accept dials to a closed host).
