@@ -502,10 +502,18 @@ func (s *swarm) vanish(h *p2p.Host) {
 	s.dead[h.ID()] = true
 	s.mu.Unlock()
 	h.Close()
-	for _, other := range s.mn.Peers() {
+	// Every link goes before any connection closes: a peer still talking to it (a session of
+	// the observer's generation) could otherwise dial it again between the two, and the new
+	// connection would keep it "reachable" for good.
+	peers := s.mn.Peers()
+	for _, other := range peers {
+		if other != h.ID() {
+			s.mn.UnlinkPeers(h.ID(), other)
+		}
+	}
+	for _, other := range peers {
 		if other != h.ID() {
 			s.mn.DisconnectPeers(h.ID(), other)
-			s.mn.UnlinkPeers(h.ID(), other)
 		}
 	}
 }
