@@ -26,7 +26,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: build run test test-plain-node test-plain test-clients test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
+.PHONY: build run test test-plain-node test-plain test-clients js-deps test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/neuroshard
@@ -35,6 +35,7 @@ run: build
 	./$(BIN)
 
 test: lint
+	@$(MAKE) --no-print-directory js-deps > tests/js/.deps.log 2>&1 & # fetched while the Go tests run
 	$(GO) test -race -count=1 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
 	$(MAKE) --no-print-directory -j2 test-plain-node test-plain
 	$(MAKE) --no-print-directory test-clients
@@ -60,11 +61,16 @@ test-python: build
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || echo /usr/bin/chromium)
 test-js: build
 	@test -x "$(CHROMIUM)" || { echo "no chromium: apt-get install chromium (.ci/run does)"; exit 1; }
-	@cd tests/js && sum=$$(sha256sum package-lock.json) && \
-	if [ "$$(cat node_modules/.lock-sum 2>/dev/null)" != "$$sum" ]; then \
-		npm ci --no-audit --no-fund --loglevel=error && echo "$$sum" > node_modules/.lock-sum; fi
+	@$(MAKE) --no-print-directory js-deps
 	cd tests/js && NEUROSHARD_BIN=$(CURDIR)/$(BIN) CHROMIUM=$(CHROMIUM) node dashboard.test.mjs
 	cd tests/js && NEUROSHARD_BIN=$(CURDIR)/$(BIN) node openai.test.mjs
+
+# The JavaScript tests' packages: npm ci when the lock file changed since the last install,
+# one install at a time (make test starts it in the background while the Go tests run).
+js-deps:
+	@cd tests/js && flock .npm.lock sh -c 'sum=$$(sha256sum package-lock.json); \
+	if [ "$$(cat node_modules/.lock-sum 2>/dev/null)" != "$$sum" ]; then \
+		npm ci --no-audit --no-fund --loglevel=error && echo "$$sum" > node_modules/.lock-sum; fi'
 
 # The swarm simulation (internal/sim): the node's p2p parts on libp2p's in-memory network, at
 # 100 and 300 peers (sim; SIM_PEERS=100,300,1000 on a machine with more than 24 GiB: the
