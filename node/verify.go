@@ -107,13 +107,13 @@ func (n *Node) Training() nodeapi.TrainingView {
 	if all == nil {
 		all = map[string]diloco.Seen{}
 	}
+	self := n.host.ID().String()
 	if n.innerSteps() > 0 { // this node's own training counts as it stands now, published or not
-		self := n.host.ID().String()
 		if _, ok := all[self]; !ok {
 			all[self] = diloco.Seen{Report: n.myReport(), At: time.Now()}
 		}
 	}
-	c := diloco.Counting{Self: n.host.ID().String(), Own: n.Span(), Holdings: map[string][]layers.Span{}, Audited: map[string]int{}}
+	c := diloco.Counting{Self: self, Own: n.Span(), Holdings: map[string][]layers.Span{}, Audited: map[string]int{}}
 	if n.replica != nil {
 		c.Members = n.replica.Members()
 	}

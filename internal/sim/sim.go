@@ -434,7 +434,7 @@ func (s *swarm) churn(ctx context.Context, res *Result) error {
 		s.mu.Unlock()
 		if gen != nil {
 			t0 := time.Now()
-			ok := generate(ctx, gen) == nil
+			ok := generate(ctx, gen, s.model.Context) == nil
 			sample.Generated = &ok
 			res.InferenceTried++
 			if ok {
@@ -460,9 +460,10 @@ func (s *swarm) churn(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// generate decodes InferenceTokens greedy tokens through the swarm: a route over the view's
-// holders, failing over to another holder when one has gone.
-func generate(ctx context.Context, p *pipeline.Pipeline) error {
+// generate decodes InferenceTokens greedy tokens through the swarm, as a node's API does
+// (layers.Generate over a route): a route over the view's holders, failing over to another
+// holder when one has gone.
+func generate(ctx context.Context, p *pipeline.Pipeline, window int) error {
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	r, err := p.Open(gctx)
@@ -470,24 +471,10 @@ func generate(ctx context.Context, p *pipeline.Pipeline) error {
 		return err
 	}
 	defer r.Close()
-	tokens := layers.Encode("ROMEO:")
-	for range InferenceTokens {
-		logits, err := r.Step(tokens)
-		if err != nil {
-			return err
-		}
-		if gctx.Err() != nil {
-			return gctx.Err()
-		}
-		best := 0
-		for i, x := range logits {
-			if x > logits[best] {
-				best = i
-			}
-		}
-		tokens = []int32{int32(best)}
-	}
-	return nil
+	greedy := layers.DefaultSampling()
+	greedy.Temperature, greedy.MaxTokens = 0, InferenceTokens
+	_, _, err = layers.Generate(r, window, layers.Encode("ROMEO:"), greedy, func(int32) error { return gctx.Err() })
+	return err
 }
 
 // churnTail is how long at most the observer keeps looking after the last replacement, until
