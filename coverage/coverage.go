@@ -121,14 +121,21 @@ func (v View) Spans() map[peer.ID][]layers.Span {
 	return out
 }
 
-// Cache reuses one view for Interval: the API's views, route planning and span choice all
-// read it, and each refresh costs one DHT lookup per layer.
+// IncompleteInterval bounds how long a view with a layer nobody holds is reused: a node that
+// has just started, or whose view lost a layer's last holder, sees the holders that come
+// within seconds instead of after the whole interval (a complete view is reused longer).
+const IncompleteInterval = 2 * time.Second
+
+// Cache reuses one view for Interval (IncompleteInterval while a layer is missing): the API's
+// views, route planning and span choice all read it, and each refresh costs one DHT lookup
+// per layer.
 type Cache struct {
-	finder   Finder
-	model    string
-	layers   int
-	interval time.Duration
-	group    singleflight.Group
+	finder     Finder
+	model      string
+	layers     int
+	interval   time.Duration
+	incomplete time.Duration // the reuse of a view with a missing layer
+	group      singleflight.Group
 
 	mu      sync.Mutex
 	view    View
@@ -140,7 +147,7 @@ type Cache struct {
 
 // New makes a cache of a model's coverage, refreshed at most every interval.
 func New(f Finder, model string, nlayers int, interval time.Duration) *Cache {
-	return &Cache{finder: f, model: model, layers: nlayers, interval: interval}
+	return &Cache{finder: f, model: model, layers: nlayers, interval: interval, incomplete: min(interval, IncompleteInterval)}
 }
 
 // Get returns the cached view. A view older than the interval is returned as it is while
@@ -151,7 +158,11 @@ func New(f Finder, model string, nlayers int, interval time.Duration) *Cache {
 func (c *Cache) Get(ctx context.Context) View {
 	c.mu.Lock()
 	v, set, forced := c.view, c.set, c.forced
-	fresh := set && !forced && time.Since(c.at) < c.interval
+	ttl := c.interval
+	if !v.Complete {
+		ttl = c.incomplete
+	}
+	fresh := set && !forced && time.Since(c.at) < ttl
 	c.mu.Unlock()
 	if fresh {
 		return v

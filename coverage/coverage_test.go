@@ -154,3 +154,33 @@ func TestStaleViewIsAnsweredWhileItRefreshes(t *testing.T) {
 		t.Fatalf("after Expire the reader did not wait for the lookup (%v)", took)
 	}
 }
+
+func TestIncompleteViewIsRefreshedSooner(t *testing.T) {
+	f := &table{self: "me", holders: map[string][]peer.ID{LayerKey("m", 0): {"a"}}}
+	c := New(f, "m", 2, time.Hour)
+	if c.incomplete != IncompleteInterval {
+		t.Fatalf("an incomplete view is reused %v, want %v", c.incomplete, IncompleteInterval)
+	}
+	c.incomplete = 100 * time.Millisecond
+	if v := c.Get(context.Background()); v.Complete || !slices.Equal(v.Missing, []int{1}) {
+		t.Fatalf("first view: %+v", v)
+	}
+	f.set(map[string][]peer.ID{LayerKey("m", 0): {"a"}, LayerKey("m", 1): {"b"}})
+	if v := c.Get(context.Background()); v.Complete {
+		t.Fatal("an incomplete view was refreshed before its interval")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Get(context.Background()).Complete {
+		if time.Now().After(deadline) {
+			t.Fatal("the incomplete view was kept for the complete view's interval")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Complete now: kept for the interval, whatever happens.
+	calls := f.calls.Load()
+	f.set(map[string][]peer.ID{})
+	time.Sleep(250 * time.Millisecond)
+	if v := c.Get(context.Background()); !v.Complete || f.calls.Load() != calls {
+		t.Fatalf("a complete view was refreshed within its interval (%d lookups more)", f.calls.Load()-calls)
+	}
+}

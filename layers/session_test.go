@@ -11,6 +11,10 @@ type recompute struct {
 	stages []*Stage
 	seq    []int32
 	worst  float64 // largest logit difference seen against the cached run, filled by the test
+	// picks counts the steps, and split the first (from 1) where the greedy picks of the two
+	// runs differ: the same pick at every step of one prefix is the same greedy answer as
+	// the uncached model's alone.
+	picks, split int
 }
 
 func (r *recompute) Step(tokens []int32) ([]float32, error) {
@@ -39,7 +43,21 @@ func (c *compare) Step(tokens []int32) ([]float32, error) {
 		return nil, err
 	}
 	c.full.worst = math.Max(c.full.worst, maxAbsDiff(a, b))
+	c.full.picks++
+	if c.full.split == 0 && argmax(a) != argmax(b) {
+		c.full.split = c.full.picks
+	}
 	return a, nil
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
 }
 
 // On both backends: the project's writes the cache in place (DynamicUpdateSlice on a donated
@@ -81,20 +99,13 @@ func testKVCacheDecoding(t *testing.T, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Greedy decoding of the uncached model alone must pick the same tokens.
-	alone := &recompute{stages: stages}
-	want, _, err := Generate(alone, cfg.Context, prompt, greedy, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("%d tokens (%s), max logit difference cached vs recomputed: %g", len(got), reason, full.worst)
 	if len(got) != n || reason != FinishLength {
 		t.Fatalf("generated %d tokens (%s), want %d (length)", len(got), reason, n)
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("token %d: cached %d, recomputed %d", i, got[i], want[i])
-		}
+	// Greedy decoding of the uncached model alone picks the same tokens.
+	if full.split != 0 {
+		t.Fatalf("step %d of %d: the cached and the recomputed logits pick different tokens", full.split, full.picks)
 	}
 	if full.worst > 1e-4 {
 		t.Fatalf("cached logits differ from recomputed ones by %g", full.worst)

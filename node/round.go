@@ -64,7 +64,14 @@ func (n *Node) roundState() diloco.State {
 // roundSettings are the round's knobs as the node's settings say now.
 func (n *Node) roundSettings() diloco.Settings {
 	t := n.settings.Get().Training
-	return diloco.Settings{Compression: t.Codec(), OuterLR: float32(t.OuterLR), OuterMomentum: float32(t.OuterMomentum), InnerLR: float32(t.LearningRate)}
+	s := diloco.Settings{Compression: t.Codec(), OuterLR: float32(t.OuterLR), OuterMomentum: float32(t.OuterMomentum), InnerLR: float32(t.LearningRate)}
+	if !t.Enabled {
+		// A replica that takes no inner steps has no learning rate to hold others to: as the
+		// round's aggregator it refused every trainer's contribution (they train at another
+		// rate than its idle setting), and its span's rounds stalled for good.
+		s.InnerLR = 0
+	}
+	return s
 }
 
 // roundFinished saves the agreed weights and tells the network.

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
+	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/p2p"
 )
@@ -274,5 +275,21 @@ func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
 		if seen, ok := v.Reports[n.host.ID()]; !ok || seen.Fresh {
 			t.Fatalf("the third node, which audited no replica, has %s's report %v, counted %v", n.ID(), ok, seen.Fresh)
 		}
+	}
+}
+
+// A replica that does not train holds nobody to its idle learning rate: as the aggregator of
+// a round it refused every trainer's contribution, and the span's rounds stalled.
+func TestIdleReplicaChecksNoInnerLearningRate(t *testing.T) {
+	n := startNode(t, testConfig(t)) // training off
+	if lr := n.roundSettings().InnerLR; lr != 0 {
+		t.Fatalf("an idle replica checks inner learning rate %g", lr)
+	}
+	on := true
+	if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{Enabled: &on}}); err != nil {
+		t.Fatal(err)
+	}
+	if lr, want := n.roundSettings().InnerLR, float32(n.settings.Get().Training.LearningRate); lr != want || lr == 0 {
+		t.Fatalf("a training replica checks inner learning rate %g, want %g", lr, want)
 	}
 }

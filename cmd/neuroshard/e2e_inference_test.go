@@ -20,6 +20,7 @@ func greedyRequest(prompt string, n int) apitypes.InferenceRequest {
 // the whole model; with two holders of the middle span, killing the one in use mid-stream
 // still completes the same answer.
 func TestEndToEndInferenceAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a := startNode(t, t.TempDir(), freeAPIPort(t), "--layers", "0-2", "--token", "tok")
 	stA, err := client.New(a.api, "tok").Status(ctx)

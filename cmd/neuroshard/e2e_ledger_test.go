@@ -21,6 +21,7 @@ import (
 // with SIGKILL part-way, restarts it on the same data dir and checks that every acknowledged
 // transfer is there, none twice, and that the balances add up to minted minus burned.
 func TestEndToEndLedgerSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const token = "nst_e2e-crash-wallet"
 	w, _ := ledger.WalletFromToken(token)

@@ -14,6 +14,7 @@ import (
 // submitted at once all complete, critical ones first on average; cancel works for a queued
 // and a running task; a task running when the node is killed completes after the restart.
 func TestEndToEndTasks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"--model", "neuroshard-tiny", "--layers", "0-3", "--rate-limit", "inference=0", "--log-level", "info"}
 	p := startNode(t, dir, freeAPIPort(t), args...)

@@ -78,8 +78,17 @@ type proc struct {
 }
 
 // freeAPIPort finds a port p such that p and p+1000 are both free on 127.0.0.1.
+// given are the ports freeAPIPort handed out: tests that run in parallel never get one
+// another's (a port is free again between the check and the node's listen).
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
+
 func freeAPIPort(t *testing.T) int {
 	t.Helper()
+	givenMu.Lock()
+	defer givenMu.Unlock()
 	for i := 0; i < 50; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -87,7 +96,7 @@ func freeAPIPort(t *testing.T) int {
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		if p+1000 > 65535 {
+		if p+1000 > 65535 || given[p] || given[p+1000] {
 			continue
 		}
 		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1000))
@@ -95,6 +104,7 @@ func freeAPIPort(t *testing.T) int {
 			continue
 		}
 		l2.Close()
+		given[p], given[p+1000] = true, true
 		return p
 	}
 	t.Fatal("no free port pair")
@@ -164,6 +174,7 @@ func runCLI(t *testing.T, args ...string) string {
 }
 
 func TestEndToEndThreeProcesses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	ports := []int{freeAPIPort(t), 0, 0}

@@ -127,13 +127,25 @@ func runReadme(t *testing.T, sandbox, home, bindir, script string) string {
 	return string(out)
 }
 
+// running tells whether a process runs: not gone, and not a zombie (the scripts' nodes
+// outlive their shell, and whoever inherits them may reap them only later).
+func running(pid int) bool {
+	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// pid (comm) state ...: the state follows the last ')'.
+		if i := strings.LastIndexByte(string(raw), ')'); i >= 0 && i+2 < len(raw) {
+			return raw[i+2] != 'Z'
+		}
+	}
+	return syscall.Kill(pid, 0) == nil
+}
+
 // stopNodes ends the nodes the scripts started.
 func stopNodes(sandbox string) {
 	raw, _ := os.ReadFile(filepath.Join(sandbox, "pids"))
 	for _, f := range strings.Fields(string(raw)) {
 		if pid, err := strconv.Atoi(f); err == nil {
 			syscall.Kill(pid, syscall.SIGTERM)
-			for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			for i := 0; i < 100 && running(pid); i++ {
 				time.Sleep(50 * time.Millisecond)
 			}
 			syscall.Kill(pid, syscall.SIGKILL)
