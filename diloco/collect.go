@@ -248,9 +248,16 @@ func (r *Replica) Accept(ctx context.Context, from string, s Submission) (Outcom
 		return Outcome{Round: round, Status: StatusResync,
 			Reason: fmt.Sprintf("round %d from weights %s; this round is %d from %s", s.Round, short(s.Base), round, short(base))}, nil, nil
 	}
+	set := r.cfg.Settings()
+	if set.Idle {
+		// Held until the begin deadline, every trainer that put this replica first in its
+		// order lost that wait each round (and handed rounds to it): 37 s to a span's first
+		// round in one run.
+		return Outcome{Round: round, Status: StatusInactive, Reason: "this replica does not train"}, nil, nil
+	}
 	c := r.collection(round, base)
 	pg, err := DecodePseudoGradient(s.Compression, r.cfg.Specs, s.Blob)
-	if set := r.cfg.Settings(); err == nil && (s.OuterLR != set.OuterLR || s.OuterMomentum != set.OuterMomentum) {
+	if err == nil && (s.OuterLR != set.OuterLR || s.OuterMomentum != set.OuterMomentum) {
 		err = fmt.Errorf("%w: made for an outer step of lr %g, momentum %g; this span's replicas use lr %g, momentum %g",
 			ErrRejected, s.OuterLR, s.OuterMomentum, set.OuterLR, set.OuterMomentum)
 	} else if err == nil && s.InnerLR != 0 && set.InnerLR != 0 && s.InnerLR != set.InnerLR {

@@ -60,14 +60,17 @@ const (
 	// it; the contributor plans the round again at once.
 	StatusReplan = "replan"
 	// StatusIdle: the replica asked did not begin aggregating the round within its deadline
-	// (it does not train, or contributes elsewhere); the contributor tries the next one.
+	// (it contributes elsewhere, or catches up); the contributor tries the next one.
 	StatusIdle = "idle"
+	// StatusInactive: the replica asked does not train (Settings.Idle): the contributor tries
+	// the next one at once, and neither waits for its contribution nor hands it the round.
+	StatusInactive = "inactive"
 )
 
 // Outcome is a round's result for one contributor.
 type Outcome struct {
 	Round    int64
-	Status   string // StatusOK, StatusExcluded, StatusResync, StatusReplan or StatusIdle
+	Status   string // StatusOK, StatusExcluded, StatusResync, StatusReplan, StatusIdle or StatusInactive
 	Reason   string
 	Used     []string
 	Excluded map[string]string
@@ -118,6 +121,9 @@ type Settings struct {
 	Compression            Compression
 	OuterLR, OuterMomentum float32
 	InnerLR                float32 // the inner optimizer's learning rate (0: not checked)
+	// Idle: the replica takes no inner steps now (training off), so it begins no round to
+	// aggregate; a contributor that asks it is sent on at once.
+	Idle bool
 }
 
 // Round is what the replica reports of a round it finished.
@@ -576,6 +582,10 @@ func (r *Replica) RunRound(ctx context.Context, steps int64) error {
 			return fmt.Errorf("%w: %s", ErrReplan, res.Reason)
 		case StatusIdle:
 			logger().Info("aggregator idle; trying the next replica", "aggregator", agg, "reason", res.Reason)
+			continue
+		case StatusInactive:
+			// Not a replica of this round at all: not waited for, not handed the round.
+			all = slices.DeleteFunc(all, func(p string) bool { return p == agg })
 			continue
 		case StatusOK:
 		default:

@@ -670,6 +670,35 @@ func TestContributionToAnIdleAggregatorIsHandedBack(t *testing.T) {
 	}
 }
 
+// A replica that does not train (Settings.Idle) sends a contributor on at once, whatever its
+// learning rate: held until the begin deadline, every trainer that put it first lost that wait
+// each round, and refused for its idle learning rate, they never rounded at all.
+func TestIdleReplicaSendsContributorsOnAtOnce(t *testing.T) {
+	n := newMemNet()
+	long := func(cfg *ReplicaConfig) { cfg.RoundTimeout = 5 * time.Second }
+	n.join(t, "a", 1, func(cfg *ReplicaConfig) {
+		long(cfg)
+		cfg.Settings = func() Settings {
+			return Settings{Compression: CompressNone, OuterLR: 0.7, OuterMomentum: 0.9, InnerLR: 1e-4, Idle: true}
+		}
+	})
+	b := n.join(t, "b", 2, long)
+	steps := b.w.train(5)
+	start := time.Now()
+	if err := b.r.RunRound(context.Background(), steps); err != nil {
+		t.Fatalf("a round whose first aggregator does not train: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the idle replica held the contributor %v (its begin deadline is over 5 s)", took)
+	}
+	if st := b.r.State(); st.Round != 1 || len(st.LastUsed) != 1 {
+		t.Fatalf("after the idle replica: %+v", st)
+	}
+	if ex := n.replica("a").Exclusions(); len(ex) != 0 {
+		t.Fatalf("the idle replica refused the trainer: %+v", ex)
+	}
+}
+
 // A replica whose inner steps run at another learning rate is refused with that reason (its
 // pseudo-gradients would otherwise be excluded as outliers round after round, with a reason
 // that names only their size); at the same rate both are used.

@@ -69,7 +69,7 @@ func (n *Node) roundSettings() diloco.Settings {
 		// A replica that takes no inner steps has no learning rate to hold others to: as the
 		// round's aggregator it refused every trainer's contribution (they train at another
 		// rate than its idle setting), and its span's rounds stalled for good.
-		s.InnerLR = 0
+		s.InnerLR, s.Idle = 0, true
 	}
 	return s
 }

@@ -352,9 +352,18 @@ func TestCheckpointPutIsTakenOnlyWhenCorroborated(t *testing.T) {
 		t.Fatalf("a refused checkpoint moved the replica to round %d", r)
 	}
 	eventually(t, time.Minute, "the replica to take a corroborated checkpoint", func() bool { return offer(nil) == nil })
-	rc, hc := rounds(c)
-	if ra, _ := rounds(a); rc < 1 || rc > ra || hc != c.Stage().Hash() {
-		t.Fatalf("after the put: round %d (sender at %d), weights %s vs theta_0 %s", rc, ra, c.Stage().Hash()[:12], hc[:12])
+	// The replicas that train push their newer rounds to it too: its round and weights are
+	// read together once no push lands between the reads.
+	var rc int64
+	var hc, hs string
+	eventually(t, 30*time.Second, "the replica's weights to be its theta_0", func() bool {
+		rc, hc = rounds(c)
+		hs = c.Stage().Hash()
+		r2, h2 := rounds(c)
+		return r2 == rc && h2 == hc && hs == hc
+	})
+	if ra, _ := rounds(a); rc < 1 || rc > ra {
+		t.Fatalf("after the put: round %d (sender at %d), weights %s vs theta_0 %s", rc, ra, hs[:12], hc[:12])
 	}
 	if err := offer(func(p *p2p.CheckpointPut) { p.Round = rc }); code(err) != "NOT_NEWER" && code(err) != "UNCORROBORATED" {
 		t.Fatalf("the same round again: %v", err)

@@ -278,18 +278,19 @@ func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
 	}
 }
 
-// A replica that does not train holds nobody to its idle learning rate: as the aggregator of
-// a round it refused every trainer's contribution, and the span's rounds stalled.
+// A replica that does not train holds nobody to its idle learning rate and aggregates no
+// round: as the first aggregator of a round it refused every trainer's contribution (the
+// span's rounds stalled for good), and, once it took them, held each for its begin deadline.
 func TestIdleReplicaChecksNoInnerLearningRate(t *testing.T) {
 	n := startNode(t, testConfig(t)) // training off
-	if lr := n.roundSettings().InnerLR; lr != 0 {
-		t.Fatalf("an idle replica checks inner learning rate %g", lr)
+	if s := n.roundSettings(); s.InnerLR != 0 || !s.Idle {
+		t.Fatalf("an idle replica's round settings: %+v (want no learning rate checked, idle)", s)
 	}
 	on := true
 	if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{Enabled: &on}}); err != nil {
 		t.Fatal(err)
 	}
-	if lr, want := n.roundSettings().InnerLR, float32(n.settings.Get().Training.LearningRate); lr != want || lr == 0 {
-		t.Fatalf("a training replica checks inner learning rate %g, want %g", lr, want)
+	if s, want := n.roundSettings(), float32(n.settings.Get().Training.LearningRate); s.InnerLR != want || want == 0 || s.Idle {
+		t.Fatalf("a training replica's round settings: %+v, want learning rate %g checked, not idle", s, want)
 	}
 }

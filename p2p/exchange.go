@@ -71,7 +71,7 @@ type ContributionRef struct {
 // ExchangeResult is a round's outcome for one contributor.
 type ExchangeResult struct {
 	Round    int64             `json:"round"`
-	Status   string            `json:"status"` // "ok", "excluded", "resync", "replan" or "idle"
+	Status   string            `json:"status"` // "ok", "excluded", "resync", "replan", "idle" or "inactive"
 	Reason   string            `json:"reason,omitempty"`
 	Used     []string          `json:"used"`
 	Excluded map[string]string `json:"excluded,omitempty"`
