@@ -182,6 +182,10 @@ func unaryAny(op backends.OpType, x *Buffer) (any, error) {
 			for i, a := range v {
 				out[i] = float32(math.Abs(float64(a)))
 			}
+		case backends.OpTypeExp:
+			expRow(out, v)
+		case backends.OpTypeLogistic:
+			logisticRow(out, v)
 		default:
 			f := unaryFloat(op)
 			for i, a := range v {
