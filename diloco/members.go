@@ -92,3 +92,47 @@ func (r *Replica) Members() []string {
 	slices.Sort(out)
 	return out
 }
+
+// Agreement is how far one span's counted reports agree: among those at the newest round
+// they name, the share that name its most common hash. Where any of them is backed by stake
+// (weight > 0) each counts by its stake, so identities without stake move nothing however
+// many they are; where none is, each counts once. It returns the share, the reports at the
+// newest round and how many of them name the hash that won.
+func Agreement(reports map[string]Report, weight func(peer string) float64) (share float64, at, agreeing int) {
+	newest := int64(-1)
+	for _, r := range reports {
+		newest = max(newest, r.Round)
+	}
+	staked := false
+	for p, r := range reports {
+		if r.Round == newest && weight(p) > 0 {
+			staked = true
+		}
+	}
+	byHash := map[string]float64{}
+	count := map[string]int{}
+	total := 0.0
+	for p, r := range reports {
+		if r.Round != newest {
+			continue
+		}
+		w := 1.0
+		if staked {
+			w = max(0, weight(p))
+		}
+		byHash[r.Hash] += w
+		count[r.Hash]++
+		total += w
+		at++
+	}
+	win := ""
+	for h, w := range byHash {
+		if win == "" || w > byHash[win] || (w == byHash[win] && h < win) {
+			win = h
+		}
+	}
+	if total > 0 {
+		share = byHash[win] / total
+	}
+	return share, at, count[win]
+}

@@ -1,6 +1,7 @@
 package diloco
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,5 +46,43 @@ func TestCountingIsByRoundMembership(t *testing.T) {
 	c.Members = nil
 	if c.Counts(reports, fresh)("m1", report(own)) {
 		t.Error("with no rounds of its own the node counted an unaudited holder")
+	}
+}
+
+func TestAgreementWeighsByStakeWhereThereIsStake(t *testing.T) {
+	rep := func(round int64, hash string) Report { return Report{Round: round, Hash: hash} }
+	none := func(string) float64 { return 0 }
+	// No stake: each report counts once, the newest round only.
+	rs := map[string]Report{"a": rep(3, "h"), "b": rep(3, "h"), "c": rep(3, "x"), "old": rep(2, "y")}
+	if share, at, agreeing := Agreement(rs, none); share != 2.0/3 || at != 3 || agreeing != 2 {
+		t.Fatalf("unweighted: %v %d %d", share, at, agreeing)
+	}
+	// 100 sybils without stake name another hash: two staked replicas decide.
+	rs = map[string]Report{"a": rep(3, "h"), "b": rep(3, "h")}
+	for i := range 100 {
+		rs[fmt.Sprintf("sybil%d", i)] = rep(3, "x")
+	}
+	stake := func(p string) float64 {
+		if p == "a" || p == "b" {
+			return 50
+		}
+		return 0
+	}
+	if share, at, agreeing := Agreement(rs, stake); share != 1 || at != 102 || agreeing != 2 {
+		t.Fatalf("sybils against stake: %v %d %d", share, at, agreeing)
+	}
+	// Without any stake they would win by numbers: there it is Counting's membership rule
+	// that keeps them out before Agreement sees them.
+	if share, _, agreeing := Agreement(rs, none); share != 100.0/102 || agreeing != 100 {
+		t.Fatalf("unweighted sybils: %v %d", share, agreeing)
+	}
+	// Stake splits: the larger stake's hash is the agreement, its share by stake.
+	rs = map[string]Report{"a": rep(3, "h"), "b": rep(3, "x"), "c": rep(3, "x")}
+	w := map[string]float64{"a": 300, "b": 50, "c": 50}
+	if share, _, agreeing := Agreement(rs, func(p string) float64 { return w[p] }); share != 0.75 || agreeing != 1 {
+		t.Fatalf("by stake: %v %d", share, agreeing)
+	}
+	if share, at, _ := Agreement(nil, none); share != 0 || at != 0 {
+		t.Fatalf("no reports: %v %d", share, at)
 	}
 }

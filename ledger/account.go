@@ -126,6 +126,8 @@ func applyTx(p Params, tx *Tx, from, to *Account) (effect, error) {
 		f.Rewards++
 		f.Rewarded += tx.Amount
 		eff.minted = tx.Amount
+	case TxBind:
+		// The binding lives in its own keys (applyChecked); the account takes the nonce.
 	default:
 		return effect{}, fmt.Errorf("%w: unknown type %d", ErrMalformed, tx.Type)
 	}

@@ -88,12 +88,17 @@ func (t *Tx) encodeBody(e *encoder) {
 	e.u64(uint64(t.Fee))
 	e.u16(t.Days)
 	e.bytes([]byte(t.Memo))
-	if t.Proof == nil {
-		e.u8(0)
-	} else {
+	switch {
+	case t.Proof != nil:
 		e.u8(1)
 		t.Proof.encodeBody(e)
 		e.bytes(t.Proof.Sig)
+	case t.Peer != nil || t.PeerSig != nil:
+		e.u8(2)
+		e.bytes(t.Peer)
+		e.bytes(t.PeerSig)
+	default:
+		e.u8(0)
 	}
 }
 
@@ -131,6 +136,11 @@ func DecodeTx(b []byte) (*Tx, error) {
 		t.Proof = decodeProofBody(&d)
 		if t.Proof != nil {
 			t.Proof.Sig = d.bytes(64)
+		}
+	case 2:
+		t.Peer, t.PeerSig = d.bytes(32), d.bytes(64)
+		if d.err == nil && (len(t.Peer) == 0 || len(t.PeerSig) == 0) {
+			d.err = fmt.Errorf("%w: empty peer binding", ErrMalformed) // its canonical form is flag 0
 		}
 	default:
 		if d.err == nil {

@@ -107,6 +107,7 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add(signed(alice, 2, now, Tx{Type: TxStake, Amount: 7, Days: 30, Memo: "lock"}).Encode())
 	pr := proofFor(alice, bob, ProofRound, 1, 1)
 	f.Add(signed(alice, 3, now, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}).Encode())
+	f.Add(signed(alice, 4, now, bindTx(alice, peerKey("a"))).Encode())
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 0, 32})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
@@ -244,4 +245,56 @@ func (l *Ledger) SetCursor(name string, v uint64) error {
 	return l.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(cursorKey(name), binary.BigEndian.AppendUint64(nil, v))
 	})
+}
+
+// Backing is the account that backs a peer with its stake: of the accounts whose latest bind
+// names the peer's key, the one with the lowest address (one rule whatever order the binds
+// came in; a peer key that consented to several accounts gains nothing from it).
+type Backing struct {
+	Address Address
+	Account Account
+}
+
+// Backing returns the account backing a peer key (raw ed25519), if any account is bound to it.
+func (l *Ledger) Backing(peer []byte) (Backing, bool, error) {
+	var b Backing
+	found := false
+	err := l.db.View(func(txn *badger.Txn) error {
+		prefix := append(append([]byte{}, keyBacks...), peer...)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		it.Rewind()
+		if !it.ValidForPrefix(prefix) {
+			return nil
+		}
+		k := it.Item().Key()
+		if len(k) != len(prefix)+AddressLen {
+			return fmt.Errorf("%w: binding key of %d bytes", ErrDamaged, len(k))
+		}
+		copy(b.Address[:], k[len(prefix):])
+		found = true
+		return nil
+	})
+	if err != nil || !found {
+		return Backing{}, false, err
+	}
+	b.Account, err = l.Account(b.Address)
+	return b, err == nil, err
+}
+
+// Bound is the peer key an account's latest bind names (nil: none).
+func (l *Ledger) Bound(a Address) ([]byte, error) {
+	var peer []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(boundKey(a))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		peer, err = item.ValueCopy(nil)
+		return err
+	})
+	return peer, err
 }

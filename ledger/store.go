@@ -31,6 +31,8 @@ var (
 	keyReward   = []byte("rwd/")     // rwd/<addr><seq> -> empty: the rewards of an address
 	keyEquivoc  = []byte("equivoc/") // equivoc/<addr><nonce><tx id> -> encoded tx
 	keyRoundAt  = []byte("roundat/") // roundat/<addr> -> the proof time of its last round reward
+	keyBound    = []byte("bound/")   // bound/<addr> -> the peer key its latest bind names
+	keyBacks    = []byte("backs/")   // backs/<peer key><addr> -> empty: the accounts bound to a peer
 	keyNetwork  = []byte("meta/network")
 	keySupply   = []byte("meta/supply")
 	maxPoolSize = 4096 // out-of-order transactions waiting for their predecessors
@@ -215,6 +217,12 @@ func rewardKey(a Address, seq uint64) []byte {
 }
 
 func roundAtKey(a Address) []byte { return append(append([]byte{}, keyRoundAt...), a[:]...) }
+
+func boundKey(a Address) []byte { return append(append([]byte{}, keyBound...), a[:]...) }
+
+func backsKey(peer []byte, a Address) []byte {
+	return append(append(append([]byte{}, keyBacks...), peer...), a[:]...)
+}
 
 func proofKey(id string) []byte { return append(append([]byte{}, keyProof...), id...) }
 

@@ -38,6 +38,7 @@ const (
 	TxUnstake TxType = 3 // staked -> pending for the cooldown, then available
 	TxReward  TxType = 4 // mints the reward of a countersigned proof to its worker
 	TxPayment TxType = 5 // an inference payment to a serving peer, fee burned
+	TxBind    TxType = 6 // binds the sender's account to a peer key (both sign): its stake backs that peer
 )
 
 func (t TxType) String() string {
@@ -52,6 +53,8 @@ func (t TxType) String() string {
 		return "reward"
 	case TxPayment:
 		return "inference_payment"
+	case TxBind:
+		return "bind"
 	}
 	return fmt.Sprintf("type%d", uint8(t))
 }
@@ -75,8 +78,17 @@ type Tx struct {
 	Days   uint16 // stake: lock duration
 	Memo   string
 	Proof  *Proof // reward: the countersigned work
-	Sig    []byte // ed25519 over SigningBytes
+	// Peer is, on a bind, the raw ed25519 public key of the p2p identity the account backs,
+	// and PeerSig that key's signature of BindMessage(sender's address): the peer agreed.
+	Peer, PeerSig []byte
+	Sig           []byte // ed25519 over SigningBytes
 }
+
+// bindDomain separates a peer's consent to a binding from anything else its key signs.
+const bindDomain = "neuroshard bind v1\x00"
+
+// BindMessage is what a peer key signs to let account a back it.
+func BindMessage(a Address) []byte { return append([]byte(bindDomain), a[:]...) }
 
 // From is the sender's address.
 func (t *Tx) From() Address { return AddressOf(t.PubKey) }
@@ -113,7 +125,7 @@ func (t *Tx) Check(p Params) error {
 	if len(t.PubKey) != ed25519.PublicKeySize || len(t.Sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: key or signature length", ErrMalformed)
 	}
-	if t.Nonce == 0 || t.Time <= 0 || t.Amount <= 0 || t.Amount > neuro.MaxAmount || t.Fee < 0 || t.Fee > neuro.MaxAmount {
+	if t.Nonce == 0 || t.Time <= 0 || (t.Amount <= 0) != (t.Type == TxBind) || t.Amount < 0 || t.Amount > neuro.MaxAmount || t.Fee < 0 || t.Fee > neuro.MaxAmount {
 		return fmt.Errorf("%w: nonce, time, amount or fee out of range", ErrMalformed)
 	}
 	if len(t.Memo) > MaxMemo || !utf8.ValidString(t.Memo) {
@@ -150,8 +162,18 @@ func (t *Tx) Check(p Params) error {
 			return fmt.Errorf("%w: a proof of %s claimed at %s (claims within %v of the countersignature)",
 				ErrProof, time.UnixMilli(at).UTC().Format(time.RFC3339), time.UnixMilli(t.Time).UTC().Format(time.RFC3339), ClaimWindow)
 		}
+	case TxBind:
+		if len(t.Peer) != ed25519.PublicKeySize || len(t.PeerSig) != ed25519.SignatureSize {
+			return fmt.Errorf("%w: bind without a peer key and its signature", ErrMalformed)
+		}
+		if !ed25519.Verify(t.Peer, BindMessage(from), t.PeerSig) {
+			return fmt.Errorf("%w: the peer key did not sign the binding to %s", ErrSignature, from)
+		}
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, t.Type)
+	}
+	if t.Type != TxBind && (t.Peer != nil || t.PeerSig != nil) {
+		return fmt.Errorf("%w: peer key on a %s", ErrMalformed, t.Type)
 	}
 	if t.Type != TxSend && t.Type != TxPayment && (t.To != Address{} || t.Fee != 0) {
 		return fmt.Errorf("%w: %s carries a recipient or fee", ErrMalformed, t.Type)

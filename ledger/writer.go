@@ -326,6 +326,11 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 			sets = append(sets, [2][]byte{roundAtKey(from), binary.BigEndian.AppendUint64(nil, uint64(tx.Proof.Time))})
 		}
 	}
+	if tx.Type == TxBind {
+		if err := rebind(st.txn, from, tx.Peer); err != nil {
+			return 0, err
+		}
+	}
 	for _, kv := range sets {
 		if err := st.txn.Set(kv[0], kv[1]); err != nil {
 			return 0, err
@@ -335,6 +340,27 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 	st.minted += eff.minted
 	st.burned += eff.burned
 	return seq, nil
+}
+
+// rebind makes peer the one an account backs, in place of the one it backed before.
+func rebind(txn *badger.Txn, a Address, peer []byte) error {
+	item, err := txn.Get(boundKey(a))
+	switch {
+	case err == nil:
+		old, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if err := txn.Delete(backsKey(old, a)); err != nil {
+			return err
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	if err := txn.Set(boundKey(a), peer); err != nil {
+		return err
+	}
+	return txn.Set(backsKey(peer, a), nil)
 }
 
 // hold keeps an early transaction until its predecessors arrive; false if the pool is full.

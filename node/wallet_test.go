@@ -340,3 +340,42 @@ func TestInferencePaysTheServingStagesAndMintsNothing(t *testing.T) {
 		t.Fatal("a refused inference moved NEURO")
 	}
 }
+
+// A stake through the node binds its wallet to the node's peer ID (once): the ledger ties the
+// stake to the peer, on every node, and the stake weighs that peer's reports (StakeOf).
+func TestStakeBacksTheNodesPeerID(t *testing.T) {
+	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 100))
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	if got := b.api.StakeOf(a.ID()); got != 0 {
+		t.Fatalf("stake of a node that never staked: %v", got)
+	}
+	for i, amount := range []neuro.Amount{30, 10} {
+		res, err := apiClient(a).Stake(ctx, apitypes.StakeRequest{Amount: amount * neuro.Micro, DurationDays: 30})
+		if err != nil || res.PeerID != a.ID() {
+			t.Fatalf("stake %d: %+v %v", i, res, err)
+		}
+	}
+	eventually(t, 30*time.Second, "the stake bound to a's peer on both nodes", func() bool {
+		return a.api.StakeOf(a.ID()) == 40 && b.api.StakeOf(a.ID()) == 40
+	})
+	if got := b.api.StakeOf(b.ID()); got != 0 {
+		t.Fatalf("b never staked, its peer has %v", got)
+	}
+	list, err := apiClient(a).Transactions(ctx, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binds := 0
+	for _, tx := range list.Transactions {
+		if tx.Type == "bind" {
+			binds++
+			if tx.Details["peer_id"] != a.ID() {
+				t.Fatalf("bind names %v, want %s", tx.Details["peer_id"], a.ID())
+			}
+		}
+	}
+	if binds != 1 {
+		t.Fatalf("%d binds after two stakes (want one: the second found it bound): %+v", binds, list.Transactions)
+	}
+}

@@ -31,41 +31,31 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 		}
 	}
 	trend := diloco.LossTrend(v.MyLosses)
-	// Hash agreement: within each span, replicas at the span's newest round that share the
-	// most common hash, over all replicas at that round.
+	// Hash agreement: within each span, among the replicas at the span's newest round, the
+	// share naming the most common hash, by the stake backing them where any has stake
+	// (diloco.Agreement); the spans' shares averaged by their replicas.
 	type key struct{ first, last int }
-	bySpan := map[key][]diloco.Report{}
+	bySpan := map[key]map[string]diloco.Report{}
 	shards := map[int]bool{}
 	sum := 0.0
-	for _, r := range current {
-		bySpan[key{r.First, r.Last}] = append(bySpan[key{r.First, r.Last}], r)
+	for p, r := range current {
+		k := key{r.First, r.Last}
+		if bySpan[k] == nil {
+			bySpan[k] = map[string]diloco.Report{}
+		}
+		bySpan[k][p.String()] = r
 		sum += r.Loss
 		g.GlobalMinLoss = math.Min(g.GlobalMinLoss, r.Loss)
 		g.GlobalSteps = satAdd(g.GlobalSteps, r.Steps)
 		g.GlobalTokens = satAdd(g.GlobalTokens, r.Tokens)
 		shards[r.Shard] = true
 	}
-	agree, total, most := 0, 0, 0 // most: the largest group of replicas agreeing in one span
+	agree, total, most := 0.0, 0, 0 // most: the largest group of replicas agreeing in one span
 	for _, rs := range bySpan {
-		newest := int64(-1)
-		for _, r := range rs {
-			newest = max(newest, r.Round)
-		}
-		counts := map[string]int{}
-		n := 0
-		for _, r := range rs {
-			if r.Round == newest {
-				counts[r.Hash]++
-				n++
-			}
-		}
-		best := 0
-		for _, c := range counts {
-			best = max(best, c)
-		}
-		agree += best
-		total += n
-		most = max(most, best)
+		share, at, agreeing := diloco.Agreement(rs, a.StakeOf)
+		agree += share * float64(at)
+		total += at
+		most = max(most, agreeing)
 	}
 	if len(current) > 0 {
 		g.GlobalAvgLoss = sum / float64(len(current))
@@ -73,7 +63,7 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 		g.GlobalMinLoss = 0
 	}
 	if total > 0 {
-		g.HashAgreementRate = float64(agree) / float64(total)
+		g.HashAgreementRate = agree / float64(total)
 	}
 	for s := range shards {
 		g.DataShardsCovered = append(g.DataShardsCovered, s)
@@ -179,4 +169,25 @@ func (a *API) newestRound() int64 {
 		}
 	}
 	return newest
+}
+
+// StakeOf is the stake (in NEURO) of the account the ledger binds to a peer, 0 if none.
+func (a *API) StakeOf(p string) float64 {
+	id, err := peer.Decode(p)
+	if err != nil {
+		return 0
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return 0
+	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return 0
+	}
+	b, ok, err := a.ledger.Backing(raw)
+	if err != nil || !ok {
+		return 0
+	}
+	return b.Account.Staked.Float()
 }

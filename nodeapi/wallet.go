@@ -1,12 +1,15 @@
 package nodeapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
@@ -90,6 +93,9 @@ func (a *API) WalletStake(ctx context.Context, req apitypes.StakeRequest) (apity
 	if err != nil {
 		return out, err
 	}
+	if out.PeerID, err = a.bindStake(); err != nil {
+		logger().Warn("stake not bound to this node's peer ID", "err", err)
+	}
 	acct, err := a.ledger.Account(a.wallet.Address())
 	if err != nil {
 		return out, ledgerError(err)
@@ -148,6 +154,8 @@ func historyEntry(me ledger.Address, tx *ledger.Tx) apitypes.Transaction {
 			"units": p.Units, "consumer": ledger.AddressOf(p.Consumer).String()}
 	case ledger.TxUnstake:
 		t.Details = map[string]any{"pending": true}
+	case ledger.TxBind:
+		t.Details = map[string]any{"peer_id": peerIDOf(tx.Peer)}
 	}
 	return t
 }
@@ -202,4 +210,47 @@ func ledgerError(err error) error {
 		return apitypes.NewError(http.StatusServiceUnavailable, apitypes.CodeNodeUnavailable, "the node is shutting down", nil)
 	}
 	return apitypes.NewError(http.StatusInternalServerError, apitypes.CodeInternal, err.Error(), nil)
+}
+
+// bindStake makes the wallet back this node's peer ID in the ledger, unless it does already:
+// stake weighs a peer's training reports only once a bind that both keys signed ties the
+// account to it. It returns the peer ID the stake backs.
+func (a *API) bindStake() (string, error) {
+	id := a.host.ID()
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return "", err
+	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return "", err
+	}
+	me := a.wallet.Address()
+	bound, err := a.ledger.Bound(me)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(bound, raw) {
+		sig, err := a.host.Sign(ledger.BindMessage(me))
+		if err != nil {
+			return "", err
+		}
+		if _, err := a.submit(ledger.Tx{Type: ledger.TxBind, Peer: raw, PeerSig: sig}); err != nil {
+			return "", err
+		}
+	}
+	return id.String(), nil
+}
+
+// peerIDOf is the peer ID of a raw ed25519 public key ("" if it is not one).
+func peerIDOf(raw []byte) string {
+	pub, err := crypto.UnmarshalEd25519PublicKey(raw)
+	if err != nil {
+		return ""
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	return id.String()
 }

@@ -83,6 +83,9 @@ type StakeResult struct {
 		Available neuro.Amount `json:"available"`
 		Staked    neuro.Amount `json:"staked"`
 	} `json:"new_balance"`
+	// PeerID is the node the stake backs: the ledger binds the wallet to it (a bind both the
+	// wallet and the node's peer key sign), so the stake weighs its training reports.
+	PeerID string `json:"peer_id,omitempty"`
 }
 
 // UnstakeRequest is POST /wallet/unstake.
