@@ -36,7 +36,7 @@ run: build
 
 test: lint
 	@$(MAKE) --no-print-directory js-deps > tests/js/.deps.log 2>&1 & # fetched while the Go tests run
-	$(GO) test -race -count=1 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
+	$(GO) test -race -count=1 -parallel 4 -timeout 15m -skip '$(SLOW_NODE_TESTS)|$(RACE_SKIP)' $(RACE_PKGS)
 	$(MAKE) --no-print-directory -j2 test-plain-node test-plain-then-clients
 
 # The tests that run without the race detector, in two lanes side by side (make -j2): the slow

@@ -331,6 +331,7 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 }
 
 func TestInvalidConfigs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)

@@ -10,6 +10,7 @@ import (
 
 // An OpenAI-style client (plain HTTP, as the official SDKs send it) against a node.
 func TestOpenAICompatibleEndpoints(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
 	n := startNode(t, cfg)

@@ -15,6 +15,7 @@ import (
 )
 
 func TestTaskAPI(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
 	// The test polls its task every 25 ms: under the race detector the task outlasts seed 003's

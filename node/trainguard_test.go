@@ -282,6 +282,7 @@ func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
 // round: as the first aggregator of a round it refused every trainer's contribution (the
 // span's rounds stalled for good), and, once it took them, held each for its begin deadline.
 func TestIdleReplicaChecksNoInnerLearningRate(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, testConfig(t)) // training off
 	if s := n.roundSettings(); s.InnerLR != 0 || !s.Idle {
 		t.Fatalf("an idle replica's round settings: %+v (want no learning rate checked, idle)", s)

@@ -180,6 +180,7 @@ func TestNodesCatchUpOnTransactionsTheyMissed(t *testing.T) {
 }
 
 func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
+	t.Parallel()
 	nodes := startLedgerNodes(t, ledgerConfigs(t, 1, 100))
 	n := nodes[0]
 	c := apiClient(n)
@@ -251,6 +252,7 @@ func TestWalletEndpointsRefuseBadInputAndChangeNothing(t *testing.T) {
 }
 
 func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
+	t.Parallel()
 	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 10))
 	consumer, worker := nodes[0], nodes[1]
 	ctx := context.Background()
@@ -289,6 +291,7 @@ func TestCountersignedReceiptMintsARewardOnce(t *testing.T) {
 }
 
 func TestInferencePaysTheServingStagesAndMintsNothing(t *testing.T) {
+	t.Parallel()
 	cfgs := ledgerConfigs(t, 2, 100)
 	cfgs[0].Network.PricePerToken = 1_000 // 0.001 NEURO a token
 	cfgs[0].Layers, cfgs[1].Layers = "0-1", "2-3"
@@ -344,6 +347,7 @@ func TestInferencePaysTheServingStagesAndMintsNothing(t *testing.T) {
 // A stake through the node binds its wallet to the node's peer ID (once): the ledger ties the
 // stake to the peer, on every node, and the stake weighs that peer's reports (StakeOf).
 func TestStakeBacksTheNodesPeerID(t *testing.T) {
+	t.Parallel()
 	nodes := startLedgerNodes(t, ledgerConfigs(t, 2, 100))
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 )
 
 func TestWebSocketPushesTaskEvents(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Model, cfg.Layers = "neuroshard-tiny", "0-3"
 	n := startNode(t, cfg)

@@ -11,6 +11,7 @@ import (
 // generations through the swarm succeed while a quarter of the peers are replaced (each layer
 // has several holders).
 func TestSmallSwarm(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs a swarm")
 	}
@@ -45,6 +46,7 @@ func TestSmallSwarm(t *testing.T) {
 // DiLoCo rounds among 2 and 3 replicas over the simulated wire: every round averages every
 // replica and leaves them with the same weights, and it takes at least the link's round trips.
 func TestRoundsOverTheSimulatedWire(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs DiLoCo rounds")
 	}
