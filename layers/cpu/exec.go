@@ -19,6 +19,8 @@ type Executable struct {
 	order   []*node
 	slot    map[*node]int
 	release [][]int // per order position: the values whose last use it is
+	inputs  [][]int // per order position: the positions of its inputs
+	maxIn   int     // the most inputs of one op
 	// soleUse marks the parameters one op alone reads: a donated one may be written in place.
 	soleUse map[*node]bool
 }
@@ -38,6 +40,14 @@ func newExecutable(b *Builder, outputs []*node) *Executable {
 	}
 	for _, o := range outputs {
 		visit(o)
+	}
+	e.inputs = make([][]int, len(e.order))
+	for i, n := range e.order {
+		e.inputs[i] = make([]int, len(n.inputs))
+		for j, in := range n.inputs {
+			e.inputs[i][j] = e.slot[in]
+		}
+		e.maxIn = max(e.maxIn, len(n.inputs))
 	}
 	last := make([]int, len(e.order))
 	uses := make([]int, len(e.order))
@@ -101,6 +111,8 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		}
 	}
 	vals := make([]*Buffer, len(e.order))
+	made := make([]Buffer, len(e.order)) // the values the ops make, one allocation for all
+	in := make([]*Buffer, 0, e.maxIn)
 	// live counts, for each float32 array an op of this execution made, the values that hold
 	// it: when the last is released, the array goes back to the pool.
 	live := map[*float32]int{}
@@ -122,15 +134,16 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 			continue
 		}
 		waited = e.be.yield.wait(waited)
-		in := make([]*Buffer, len(n.inputs))
-		for j, x := range n.inputs {
-			in[j] = vals[e.slot[x]]
+		in = in[:0]
+		for _, x := range e.inputs[i] {
+			in = append(in, vals[x])
 		}
 		flat, err := e.run(n, in, writable)
 		if err != nil {
 			return nil, err
 		}
-		vals[i] = &Buffer{shape: n.shape, flat: flat}
+		made[i] = Buffer{shape: n.shape, flat: flat}
+		vals[i] = &made[i]
 		if p := poolable(flat); p != nil {
 			if _, ok := live[p]; ok {
 				live[p]++ // a view of an array this execution made (Reshape, Identity)

@@ -32,8 +32,10 @@ func getF32(n int) []float32 {
 	return make([]float32, n)
 }
 
-// poolMin is the smallest slice worth pooling (small ones are cheap to allocate).
-const poolMin = 1024
+// poolMin is the smallest slice worth pooling. At 1024 the values of a decode step at batch 1
+// ([1,128], [1,384], one row of scores) were all allocated anew: 19% of the step went to the
+// allocator and the collector; at 64 decode went 2,450 -> 2,650 tokens/s (small preset).
+const poolMin = 64
 
 // putF32 gives a slice nobody uses any more to the pool.
 func putF32(s []float32) {
