@@ -126,8 +126,9 @@ func applyTx(p Params, tx *Tx, from, to *Account) (effect, error) {
 		f.Rewards++
 		f.Rewarded += tx.Amount
 		eff.minted = tx.Amount
-	case TxBind:
-		// The binding lives in its own keys (applyChecked); the account takes the nonce.
+	case TxBind, TxSlash:
+		// Their effects live in other keys and accounts (applyChecked); the sender's account
+		// takes the nonce.
 	default:
 		return effect{}, fmt.Errorf("%w: unknown type %d", ErrMalformed, tx.Type)
 	}

@@ -93,6 +93,10 @@ func (t *Tx) encodeBody(e *encoder) {
 		e.u8(1)
 		t.Proof.encodeBody(e)
 		e.bytes(t.Proof.Sig)
+	case t.Slash != nil:
+		e.u8(3)
+		e.bytes(t.Peer)
+		t.Slash.encode(e)
 	case t.Peer != nil || t.PeerSig != nil:
 		e.u8(2)
 		e.bytes(t.Peer)
@@ -137,6 +141,9 @@ func DecodeTx(b []byte) (*Tx, error) {
 		if t.Proof != nil {
 			t.Proof.Sig = d.bytes(64)
 		}
+	case 3:
+		t.Peer = d.bytes(32)
+		t.Slash = decodeSlash(&d)
 	case 2:
 		t.Peer, t.PeerSig = d.bytes(32), d.bytes(64)
 		if d.err == nil && (len(t.Peer) == 0 || len(t.PeerSig) == 0) {

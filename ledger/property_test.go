@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -108,6 +110,10 @@ func FuzzDecodeTx(f *testing.F) {
 	pr := proofFor(alice, bob, ProofRound, 1, 1)
 	f.Add(signed(alice, 3, now, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}).Encode())
 	f.Add(signed(alice, 4, now, bindTx(alice, peerKey("a"))).Encode())
+	proof := sha256.Sum256([]byte("p"))
+	accused := peerKey("m").Public().(ed25519.PublicKey)
+	f.Add(signed(alice, 5, now, Tx{Type: TxSlash, Peer: accused, Slash: &SlashEvidence{Proof: proof,
+		Attestations: []Attestation{attest(peerKey("a"), accused, proof), attest(peerKey("b"), accused, proof)}}}).Encode())
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 0, 32})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -33,6 +33,7 @@ var (
 	keyRoundAt  = []byte("roundat/") // roundat/<addr> -> the proof time of its last round reward
 	keyBound    = []byte("bound/")   // bound/<addr> -> the peer key its latest bind names
 	keyBacks    = []byte("backs/")   // backs/<peer key><addr> -> empty: the accounts bound to a peer
+	keySlashed  = []byte("slashed/") // slashed/<proof id> -> the NEURO its slash burned
 	keyNetwork  = []byte("meta/network")
 	keySupply   = []byte("meta/supply")
 	maxPoolSize = 4096 // out-of-order transactions waiting for their predecessors
@@ -217,6 +218,10 @@ func rewardKey(a Address, seq uint64) []byte {
 }
 
 func roundAtKey(a Address) []byte { return append(append([]byte{}, keyRoundAt...), a[:]...) }
+
+func slashedKey(proof [ProofIDLen]byte) []byte {
+	return append(append([]byte{}, keySlashed...), proof[:]...)
+}
 
 func boundKey(a Address) []byte { return append(append([]byte{}, keyBound...), a[:]...) }
 

@@ -39,6 +39,7 @@ const (
 	TxReward  TxType = 4 // mints the reward of a countersigned proof to its worker
 	TxPayment TxType = 5 // an inference payment to a serving peer, fee burned
 	TxBind    TxType = 6 // binds the sender's account to a peer key (both sign): its stake backs that peer
+	TxSlash   TxType = 7 // burns part of the stake backing a peer that staked peers attest was convicted
 )
 
 func (t TxType) String() string {
@@ -55,6 +56,8 @@ func (t TxType) String() string {
 		return "inference_payment"
 	case TxBind:
 		return "bind"
+	case TxSlash:
+		return "slash"
 	}
 	return fmt.Sprintf("type%d", uint8(t))
 }
@@ -79,9 +82,12 @@ type Tx struct {
 	Memo   string
 	Proof  *Proof // reward: the countersigned work
 	// Peer is, on a bind, the raw ed25519 public key of the p2p identity the account backs,
-	// and PeerSig that key's signature of BindMessage(sender's address): the peer agreed.
+	// and PeerSig that key's signature of BindMessage(sender's address): the peer agreed. On a
+	// slash, Peer is the convicted peer's key.
 	Peer, PeerSig []byte
-	Sig           []byte // ed25519 over SigningBytes
+	// Slash is a slash's evidence: the fraud proof and the peers that attest it convicts.
+	Slash *SlashEvidence
+	Sig   []byte // ed25519 over SigningBytes
 }
 
 // bindDomain separates a peer's consent to a binding from anything else its key signs.
@@ -125,7 +131,7 @@ func (t *Tx) Check(p Params) error {
 	if len(t.PubKey) != ed25519.PublicKeySize || len(t.Sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: key or signature length", ErrMalformed)
 	}
-	if t.Nonce == 0 || t.Time <= 0 || (t.Amount <= 0) != (t.Type == TxBind) || t.Amount < 0 || t.Amount > neuro.MaxAmount || t.Fee < 0 || t.Fee > neuro.MaxAmount {
+	if t.Nonce == 0 || t.Time <= 0 || (t.Amount <= 0) != (t.Type == TxBind || t.Type == TxSlash) || t.Amount < 0 || t.Amount > neuro.MaxAmount || t.Fee < 0 || t.Fee > neuro.MaxAmount {
 		return fmt.Errorf("%w: nonce, time, amount or fee out of range", ErrMalformed)
 	}
 	if len(t.Memo) > MaxMemo || !utf8.ValidString(t.Memo) {
@@ -169,11 +175,21 @@ func (t *Tx) Check(p Params) error {
 		if !ed25519.Verify(t.Peer, BindMessage(from), t.PeerSig) {
 			return fmt.Errorf("%w: the peer key did not sign the binding to %s", ErrSignature, from)
 		}
+	case TxSlash:
+		if len(t.Peer) != ed25519.PublicKeySize || t.PeerSig != nil || t.Slash == nil {
+			return fmt.Errorf("%w: slash without the convicted peer's key and evidence", ErrMalformed)
+		}
+		if err := t.Slash.check(t.Peer); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, t.Type)
 	}
-	if t.Type != TxBind && (t.Peer != nil || t.PeerSig != nil) {
+	if t.Type != TxBind && t.Type != TxSlash && (t.Peer != nil || t.PeerSig != nil) {
 		return fmt.Errorf("%w: peer key on a %s", ErrMalformed, t.Type)
+	}
+	if t.Type != TxSlash && t.Slash != nil {
+		return fmt.Errorf("%w: slash evidence on a %s", ErrMalformed, t.Type)
 	}
 	if t.Type != TxSend && t.Type != TxPayment && (t.To != Address{} || t.Fee != 0) {
 		return fmt.Errorf("%w: %s carries a recipient or fee", ErrMalformed, t.Type)

@@ -305,6 +305,18 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 			return 0, err
 		}
 	}
+	var slashed Address
+	var cut neuro.Amount
+	if tx.Type == TxSlash {
+		// Whatever it finds, the slash applies (and spends its nonce) on every ledger alike.
+		var why string
+		if slashed, cut, why, err = l.slash(st, tx); err != nil {
+			return 0, err
+		}
+		if why != "" {
+			l.log.Info("slash applied without effect", "tx", id, "reason", why)
+		}
+	}
 	// applyTx changes the accounts only on success.
 	eff, err := applyTx(l.params, tx, acct, to)
 	if err != nil {
@@ -330,6 +342,20 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 		if err := rebind(st.txn, from, tx.Peer); err != nil {
 			return 0, err
 		}
+	}
+	if cut > 0 {
+		a, err := st.account(slashed)
+		if err != nil {
+			return 0, err
+		}
+		a.Staked -= cut
+		if a.Staked == 0 {
+			a.StakeStart, a.StakeDays, a.Unlock = 0, 0, 0
+		}
+		eff.burned += cut
+		sets = append(sets, [2][]byte{slashedKey(tx.Slash.Proof), binary.BigEndian.AppendUint64(nil, uint64(cut))},
+			[2][]byte{historyKey(slashed, seq), nil})
+		l.log.Warn("stake slashed", "account", slashed, "burned", cut, "tx", id)
 	}
 	for _, kv := range sets {
 		if err := st.txn.Set(kv[0], kv[1]); err != nil {

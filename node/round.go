@@ -66,9 +66,8 @@ func (n *Node) roundSettings() diloco.Settings {
 	t := n.settings.Get().Training
 	s := diloco.Settings{Compression: t.Codec(), OuterLR: float32(t.OuterLR), OuterMomentum: float32(t.OuterMomentum), InnerLR: float32(t.LearningRate)}
 	if !t.Enabled {
-		// A replica that takes no inner steps has no learning rate to hold others to: as the
-		// round's aggregator it refused every trainer's contribution (they train at another
-		// rate than its idle setting), and its span's rounds stalled for good.
+		// An idle replica holds nobody to its learning rate and aggregates no round (as the
+		// first aggregator it refused every trainer, or held each: its span stalled).
 		s.InnerLR, s.Idle = 0, true
 	}
 	return s

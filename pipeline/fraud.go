@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -341,6 +342,9 @@ func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 			defer cancel()
 			res := p.decideFraud(cctx, from, fp) // the validator ran CheckProof on it
 			logger().Info("fraud proof checked", "from", from, "accused", fp.Accused, "verdict", res.Verdict, "reason", res.Reason)
+			if res.Verdict == VerdictConvicted {
+				p.convicted(fp, false)
+			}
 		})
 	})
 	if err != nil {
@@ -363,12 +367,40 @@ func (p *Pipeline) proofAllowed(from peer.ID) bool {
 	return senders.Get(from).Allow()
 }
 
-// PublishProof gossips a fraud proof (once the node joined the topic).
+// ID names a proof: the SHA-256 of its encoding (one proof, one ID on every node).
+func (fp *FraudProof) ID() ([32]byte, error) {
+	b, err := EncodeFraudProof(fp)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// convicted tells OnConvicted, in the background (Wait waits for it).
+func (p *Pipeline) convicted(fp *FraudProof, mine bool) {
+	f := p.onConvict
+	if f == nil {
+		return
+	}
+	id, err := fp.ID()
+	if err != nil {
+		return
+	}
+	p.fraud.wg.Go(func() {
+		if err := f(fp.Accused, id, mine); err != nil {
+			logger().Warn("conviction not acted on", "accused", fp.Accused, "err", err)
+		}
+	})
+}
+
+// PublishProof gossips a fraud proof (once the node joined the topic), and tells OnConvicted
+// that this node convicted by it.
 func (p *Pipeline) PublishProof(ctx context.Context, fp *FraudProof) error {
 	b, err := EncodeFraudProof(fp)
 	if err != nil {
 		return err
 	}
+	p.convicted(fp, true)
 	p.fraud.mu.Lock()
 	t := p.fraud.topic
 	p.fraud.mu.Unlock()

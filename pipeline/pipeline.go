@@ -55,6 +55,10 @@ type Config struct {
 	// StepFloor is the least time a remote stage gets for a step once its speed is known
 	// (stepTimeout); 0: DefaultStepFloor.
 	StepFloor time.Duration
+	// OnConvicted, when set, is called (in the background) each time this node convicts a
+	// peer by a fraud proof, with the proof's ID: one it found and gossiped (mine), or one
+	// gossiped by another that its own check convicted. The ledger's slash starts there.
+	OnConvicted func(accused peer.ID, proof [32]byte, mine bool) error
 }
 
 // ErrNoRoute is matched by a *NoRouteError: no reachable peers cover every layer.
@@ -81,6 +85,7 @@ type Pipeline struct {
 	local      func() *layers.Stage
 	train      func() *layers.Stage
 	onFailover func()
+	onConvict  func(accused peer.ID, proof [32]byte, mine bool) error
 
 	budget  kvBudget
 	audits  auditState
@@ -121,7 +126,7 @@ func New(cfg Config) *Pipeline {
 	if burst <= 0 {
 		burst = DefaultComputeBurst
 	}
-	return &Pipeline{compute: computeBudgets{share: share, burst: burst}, model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover,
+	return &Pipeline{compute: computeBudgets{share: share, burst: burst}, model: cfg.Model, host: cfg.Host, cov: cfg.Coverage, local: cfg.Local, train: train, onFailover: onFailover, onConvict: cfg.OnConvicted,
 		budget: kvBudget{limit: budget}, audits: auditState{rate: auditRate(cfg.AuditRate), full: cfg.AuditFull}, speed: stepSpeeds{floor: floor}}
 }
 

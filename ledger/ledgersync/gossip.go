@@ -29,6 +29,9 @@ func (s *Sync) start() error {
 		return err
 	}
 	s.topic = t
+	if err := s.joinSlash(); err != nil {
+		return err
+	}
 	s.host.ServeLedger(s)
 	s.wg.Add(1)
 	go s.syncLoop()

@@ -38,6 +38,7 @@ type Sync struct {
 	syncMu        sync.Mutex // one replay at a time: cursors and the log stay in step
 	refusedClaims atomic.Int64
 	payees        payees
+	slash         slashing
 
 	ctx    context.Context
 	cancel context.CancelFunc
