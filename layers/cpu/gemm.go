@@ -122,8 +122,12 @@ type kernel struct {
 	// row, when the kernel has one, is one row of A (kc values in a) against n columns of B
 	// read in place: for fewer rows than a tile (decoding), a tile's kernel would compute the
 	// missing rows too.
-	row  func(kc int, a, b []float32, ldb int, c []float32, n int, load int)
-	pool sync.Pool // *buffers
+	row func(kc int, a, b []float32, ldb int, c []float32, n int, load int)
+	// rows8, when set, computes 8 rows by 32 columns on B read in place, from the rows of A
+	// packed k-major (8 values per p): each element the row function's chain, B read once
+	// for the eight rows instead of once per row.
+	rows8 func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int)
+	pool  sync.Pool // *buffers
 }
 
 // rowKernelRows is the most rows of A computed row by row with the kernel's row function: each
@@ -161,6 +165,30 @@ func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
 			load = 1
 		}
 		inPlace := m <= unpackedRows && b.ColStride == 1
+		if inPlace && kern.rows8 != nil && m == 8 {
+			// A batch of eight decoding: 32 columns at a time for all eight rows, the
+			// columns left row by row.
+			ap := buf.a[:8*kb]
+			for p := range kb {
+				for i := range 8 {
+					ap[8*p+i] = a.Data[a.at(i, pc+p)]
+				}
+			}
+			j := j0
+			for ; j+32 <= j1; j += 32 {
+				kern.rows8(kb, ap, b.Data[b.at(pc, j):], b.RowStride, c[j:], ldc, load)
+			}
+			if j < j1 {
+				for i := range 8 {
+					ar := buf.a[8*kb : 9*kb]
+					for p := range kb {
+						ar[p] = ap[8*p+i]
+					}
+					kern.row(kb, ar, b.Data[b.at(pc, j):], b.RowStride, c[i*ldc+j:], j1-j, load)
+				}
+			}
+			continue
+		}
 		if inPlace && kern.row != nil && m <= rowKernelRows {
 			for i := 0; i < m; i++ {
 				ar := a.Data[a.at(i, pc):]

@@ -17,6 +17,9 @@ func avx512Row128(kb int, a, b, c *float32, ldb int, load int)
 func avx512Row16(kb int, a, b, c *float32, ldb int, load int)
 
 //go:noescape
+func avx512Rows8x32(kb int, a, b, c *float32, ldb, ldc, load int)
+
+//go:noescape
 func avx2Micro(kb int, a, b, c *float32, ldc int, load int)
 
 //go:noescape
@@ -32,7 +35,11 @@ var (
 			_, _, _ = a[12*kb-1], b[(kb-1)*ldb+31], c[11*ldc+31]
 			avx512MicroStrided(kb, &a[0], &b[0], &c[0], ldc, load, ldb)
 		},
-		row: avx512Row}
+		row: avx512Row,
+		rows8: func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int) {
+			_, _, _ = a[8*kb-1], b[(kb-1)*ldb+31], c[7*ldc+31] // the kernel reads and writes exactly these
+			avx512Rows8x32(kb, &a[0], &b[0], &c[0], ldb, ldc, load)
+		}}
 	avx2Kernel = &kernel{name: "avx2", mr: 6, nr: 16,
 		fn: func(kb int, a, b, c []float32, ldc int, load int) {
 			_, _, _ = a[6*kb-1], b[16*kb-1], c[5*ldc+15]
