@@ -3,7 +3,6 @@ package ledger
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
@@ -259,21 +258,9 @@ type Backing struct {
 func (l *Ledger) Backing(peer []byte) (Backing, bool, error) {
 	var b Backing
 	found := false
-	err := l.db.View(func(txn *badger.Txn) error {
-		prefix := append(append([]byte{}, keyBacks...), peer...)
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		defer it.Close()
-		it.Rewind()
-		if !it.ValidForPrefix(prefix) {
-			return nil
-		}
-		k := it.Item().Key()
-		if len(k) != len(prefix)+AddressLen {
-			return fmt.Errorf("%w: binding key of %d bytes", ErrDamaged, len(k))
-		}
-		copy(b.Address[:], k[len(prefix):])
-		found = true
-		return nil
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		b.Address, found, err = backingIn(txn, peer)
+		return err
 	})
 	if err != nil || !found {
 		return Backing{}, false, err

@@ -170,25 +170,30 @@ func (l *Ledger) slash(st *batchState, tx *Tx) (Address, neuro.Amount, string, e
 
 // Slashed tells what a fraud proof's slash burned, if one was applied.
 func (l *Ledger) Slashed(proof [ProofIDLen]byte) (neuro.Amount, bool, error) {
-	var amount neuro.Amount
+	var v uint64
 	found := false
-	err := l.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(slashedKey(proof))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if len(v) != 8 {
-			return fmt.Errorf("%w: slash record of %d bytes", ErrDamaged, len(v))
-		}
-		amount, found = neuro.Amount(binary.BigEndian.Uint64(v)), true
-		return nil
+	err := l.db.View(func(txn *badger.Txn) (err error) {
+		v, found, err = readU64(txn, slashedKey(proof), "slash record")
+		return err
 	})
-	return amount, found, err
+	return neuro.Amount(v), found, err
+}
+
+// readU64 reads an 8-byte big-endian record (what of it names it in an error).
+func readU64(txn *badger.Txn, key []byte, what string) (uint64, bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("%w: %s of %d bytes", ErrDamaged, what, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
 }

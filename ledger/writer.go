@@ -242,21 +242,11 @@ func (l *Ledger) roundSpacing(st *batchState, tx *Tx) error {
 	if tx.Proof.Kind != ProofRound || gap <= 0 {
 		return nil
 	}
-	item, err := st.txn.Get(roundAtKey(tx.From()))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
+	v, ok, err := readU64(st.txn, roundAtKey(tx.From()), "round reward record of "+tx.From().String())
+	if err != nil || !ok {
 		return err
 	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return err
-	}
-	if len(v) != 8 {
-		return fmt.Errorf("%w: round reward record of %s is %d bytes", ErrDamaged, tx.From(), len(v))
-	}
-	if last := int64(binary.BigEndian.Uint64(v)); tx.Proof.Time < last+gap {
+	if last := int64(v); tx.Proof.Time < last+gap {
 		return fmt.Errorf("%w: a round reward %v after the last one (one per %v)", ErrProof,
 			time.Duration(tx.Proof.Time-last)*time.Millisecond, time.Duration(gap)*time.Millisecond)
 	}
