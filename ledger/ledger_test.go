@@ -463,3 +463,25 @@ func TestRoundRewardsAreSpacedPerWorker(t *testing.T) {
 	}
 	mustAudit(t, l)
 }
+
+// A transaction replayed by catch-up may be old, never from the future: dated an hour ahead
+// it is refused (and changes nothing), and applies once its time has come.
+func TestCatchUpRefusesTransactionsFromTheFuture(t *testing.T) {
+	alice, bob := wallet(t, "alice"), wallet(t, "bob")
+	p := fundedParams(10, alice)
+	l := openLedger(t, t.TempDir(), p)
+	ahead := signed(alice, 1, time.Now().Add(time.Hour), send(p, bob, 1))
+	if r := l.Apply(ahead, false); !errors.Is(r.Err, ErrClock) {
+		t.Fatalf("a transaction an hour ahead through catch-up: %v", r.Err)
+	}
+	if a, _ := l.Account(alice.Address()); a.Nonce != 0 {
+		t.Fatalf("a refused transaction moved the account: %+v", a)
+	}
+	old := signed(alice, 1, time.Now().Add(-48*time.Hour), send(p, bob, 1))
+	if r := l.Apply(old, false); r.Err != nil {
+		t.Fatalf("an old transaction through catch-up: %v", r.Err)
+	}
+	if r := l.Apply(signed(alice, 2, time.Now().Add(-time.Hour), send(p, bob, 1)), true); !errors.Is(r.Err, ErrClock) {
+		t.Fatalf("an hour-old transaction gossiped fresh: %v", r.Err)
+	}
+}

@@ -226,10 +226,12 @@ func (l *Ledger) applyIn(st *batchState, r *request) Result {
 	if err := tx.Check(l.params); err != nil {
 		return Result{Tx: tx, Err: err}
 	}
-	if r.fresh {
-		if d := time.UnixMilli(tx.Time).Sub(r.now); d > MaxClockSkew || d < -MaxClockSkew {
-			return Result{Tx: tx, Err: fmt.Errorf("%w: %s is %s from this node's clock", ErrClock, tx.Timestamp().Format(time.RFC3339), d.Round(time.Second))}
-		}
+	if d := time.UnixMilli(tx.Time).Sub(r.now); d > MaxClockSkew || r.fresh && d < -MaxClockSkew {
+		// Replayed by catch-up, a transaction is old by nature, but never from the future: a
+		// peer could otherwise date its transactions ahead (and every later one of the
+		// account after them) through catch-up alone. Refused now, it applies once its time
+		// has come (the next catch-up asks again).
+		return Result{Tx: tx, Err: fmt.Errorf("%w: %s is %s from this node's clock", ErrClock, tx.Timestamp().Format(time.RFC3339), d.Round(time.Second))}
 	}
 	seq, err := l.applyChecked(st, tx, true)
 	return Result{Tx: tx, Seq: seq, Err: err}
