@@ -13,9 +13,10 @@ const (
 	ProtocolExchangeGradient protocol.ID = "/neuroshard/exchange-gradient/1.0.0"
 	ProtocolCheckpointGet    protocol.ID = "/neuroshard/checkpoint/get/1.0.0"
 	ProtocolCheckpointPut    protocol.ID = "/neuroshard/checkpoint/put/1.0.0"
+	ProtocolFraudGet         protocol.ID = "/neuroshard/fraud/get/1.0.0"
 	// ProtocolLedger carries ledger catch-up, wallet addresses and work receipts (ledger.go).
 	ProtocolLedger protocol.ID = "/neuroshard/ledger/1.0.0"
 )
 
 // Protocols lists the node's own stream protocols; the resource manager raises their limits.
-var Protocols = []protocol.ID{ProtocolForward, ProtocolBackward, ProtocolExchangeGradient, ProtocolCheckpointGet, ProtocolCheckpointPut, ProtocolLedger}
+var Protocols = []protocol.ID{ProtocolForward, ProtocolBackward, ProtocolExchangeGradient, ProtocolCheckpointGet, ProtocolCheckpointPut, ProtocolFraudGet, ProtocolLedger}

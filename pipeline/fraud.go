@@ -31,9 +31,35 @@ import (
 // FraudTopic is the gossip topic of a model's fraud proofs.
 func FraudTopic(model string) string { return "/neuroshard/" + model + "/fraud/1" }
 
-// MaxFraudProof bounds an encoded proof (and the gossip message carrying it): a proof of a
-// longer session is not gossiped, and the requester that found it excludes the stage alone.
-const MaxFraudProof = 768 << 10
+// MaxFraudProof bounds a proof gossiped whole (and the gossip message carrying it). A larger
+// one (a long session, a long prompt on a wide model) is announced instead, by its ID and
+// size, and fetched from its finder over fraud/get by whoever checks it, up to
+// MaxFetchedProof.
+const (
+	MaxFraudProof   = 768 << 10
+	MaxFetchedProof = 64 << 20
+)
+
+// keptProofs is how many announced proofs a finder keeps to serve.
+const keptProofs = 8
+
+const announceMagic = "nsfa1"
+
+// encodeAnnouncement names a proof too large for gossip: its ID and size.
+func encodeAnnouncement(id [32]byte, size int) []byte {
+	b := append([]byte(announceMagic), id[:]...)
+	return binary.LittleEndian.AppendUint64(b, uint64(size))
+}
+
+// decodeAnnouncement reads an announcement (ok false when data is not one, or not a sane one).
+func decodeAnnouncement(data []byte) (id [32]byte, size int64, ok bool) {
+	if len(data) != len(announceMagic)+40 || !bytes.HasPrefix(data, []byte(announceMagic)) {
+		return id, 0, false
+	}
+	copy(id[:], data[len(announceMagic):])
+	v := binary.LittleEndian.Uint64(data[len(announceMagic)+32:])
+	return id, int64(v), v > MaxFraudProof && v <= MaxFetchedProof
+}
 
 // Proof checks are bounded per sender: one a few seconds, a few at once, one recomputation
 // at a time on this node.
@@ -82,16 +108,16 @@ func EncodeFraudProof(fp *FraudProof) ([]byte, error) {
 	if b, err = p2p.AppendTensor(b, ToWire(fp.Out)); err != nil {
 		return nil, err
 	}
-	if len(b) > MaxFraudProof {
-		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadProof, len(b), MaxFraudProof)
+	if len(b) > MaxFetchedProof {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadProof, len(b), MaxFetchedProof)
 	}
 	return b, nil
 }
 
 // DecodeFraudProof reads a proof, checking its form only (CheckProof checks what it says).
 func DecodeFraudProof(b []byte) (*FraudProof, error) {
-	if len(b) > MaxFraudProof || !bytes.HasPrefix(b, []byte(proofMagic)) {
-		return nil, fmt.Errorf("%w: not a fraud proof of at most %d bytes", ErrBadProof, MaxFraudProof)
+	if len(b) > MaxFetchedProof || !bytes.HasPrefix(b, []byte(proofMagic)) {
+		return nil, fmt.Errorf("%w: not a fraud proof of at most %d bytes", ErrBadProof, MaxFetchedProof)
 	}
 	b = b[len(proofMagic):]
 	bad := func(what string) (*FraudProof, error) { return nil, fmt.Errorf("%w: %s", ErrBadProof, what) }
@@ -298,6 +324,9 @@ func proofOf(c AuditCase, want *layers.Tensor) *FraudProof {
 type fraudState struct {
 	mu      sync.Mutex
 	topic   *p2p.Topic
+	fetch   func(ctx context.Context, p peer.ID, id [32]byte, max int64) ([]byte, error)
+	kept    map[[32]byte][]byte // announced proofs this node found, served over fraud/get
+	order   [][32]byte          // kept, oldest first
 	senders *peerrate.Limiters[peer.ID]
 	verify  *semaphore.Weighted
 	wg      sync.WaitGroup // proof checks under way
@@ -307,9 +336,12 @@ type fraudState struct {
 // was given).
 func (p *Pipeline) Wait() { p.fraud.wg.Wait() }
 
-// Gossiper joins gossip topics (the p2p host).
+// Gossiper joins gossip topics and serves and fetches proofs too large for them (the p2p
+// host).
 type Gossiper interface {
 	JoinTopic(name string, max int, validate p2p.GossipValidator, onMessage func(from peer.ID, data []byte)) (*p2p.Topic, error)
+	ServeFraudProofs(src p2p.FraudSource)
+	GetFraudProof(ctx context.Context, p peer.ID, id [32]byte, max int64) ([]byte, error)
 }
 
 // JoinFraudGossip joins the model's fraud-proof topic: proofs that hold together are passed on
@@ -318,8 +350,14 @@ type Gossiper interface {
 func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 	p.fraud.mu.Lock()
 	p.fraud.verify = semaphore.NewWeighted(1)
+	p.fraud.fetch = g.GetFraudProof
+	p.fraud.kept = map[[32]byte][]byte{}
 	p.fraud.mu.Unlock()
+	g.ServeFraudProofs(p.keptProof)
 	t, err := g.JoinTopic(FraudTopic(p.model.Name), MaxFraudProof, func(from peer.ID, data []byte) bool {
+		if _, _, ok := decodeAnnouncement(data); ok {
+			return true // the proof is checked once fetched
+		}
 		fp, err := DecodeFraudProof(data)
 		if err == nil {
 			err = p.CheckProof(fp)
@@ -329,8 +367,15 @@ func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 		}
 		return err == nil
 	}, func(from peer.ID, data []byte) {
-		fp, err := DecodeFraudProof(data)
-		if err != nil || !p.proofAllowed(from) {
+		id, size, announced := decodeAnnouncement(data)
+		var fp *FraudProof
+		if !announced {
+			var err error
+			if fp, err = DecodeFraudProof(data); err != nil {
+				return
+			}
+		}
+		if !p.proofAllowed(from) {
 			return
 		}
 		p.fraud.wg.Go(func() {
@@ -340,7 +385,14 @@ func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 			defer p.fraud.verify.Release(1)
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			res := p.decideFraud(cctx, from, fp) // the validator ran CheckProof on it
+			if announced {
+				var err error
+				if fp, err = p.fetchProof(cctx, from, id, size); err != nil {
+					logger().Info("announced fraud proof not taken", "from", from, "err", err)
+					return
+				}
+			}
+			res := p.decideFraud(cctx, from, fp) // CheckProof passed on it
 			logger().Info("fraud proof checked", "from", from, "accused", fp.Accused, "verdict", res.Verdict, "reason", res.Reason)
 			if res.Verdict == VerdictConvicted {
 				p.convicted(fp, false)
@@ -393,14 +445,62 @@ func (p *Pipeline) convicted(fp *FraudProof, mine bool) {
 	})
 }
 
-// PublishProof gossips a fraud proof (once the node joined the topic), and tells OnConvicted
-// that this node convicted by it.
+// fetchProof fetches an announced proof from its finder and checks it: its bytes hash to
+// the announced ID, it decodes, and it holds together (CheckProof).
+func (p *Pipeline) fetchProof(ctx context.Context, from peer.ID, id [32]byte, size int64) (*FraudProof, error) {
+	p.fraud.mu.Lock()
+	fetch := p.fraud.fetch
+	p.fraud.mu.Unlock()
+	b, err := fetch(ctx, from, id, size)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != size || sha256.Sum256(b) != id {
+		return nil, fmt.Errorf("%w: the fetched proof is not the one announced", ErrBadProof)
+	}
+	fp, err := DecodeFraudProof(b)
+	if err != nil {
+		return nil, err
+	}
+	return fp, p.CheckProof(fp)
+}
+
+// keptProof serves a proof this node announced.
+func (p *Pipeline) keptProof(_ peer.ID, id [32]byte) ([]byte, error) {
+	p.fraud.mu.Lock()
+	defer p.fraud.mu.Unlock()
+	b, ok := p.fraud.kept[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: no kept proof %x", ErrBadProof, id[:8])
+	}
+	return b, nil
+}
+
+// PublishProof gossips a fraud proof (once the node joined the topic), whole or, over
+// MaxFraudProof, announced and kept to serve, and tells OnConvicted that this node convicted
+// by it.
 func (p *Pipeline) PublishProof(ctx context.Context, fp *FraudProof) error {
 	b, err := EncodeFraudProof(fp)
 	if err != nil {
 		return err
 	}
 	p.convicted(fp, true)
+	if len(b) > MaxFraudProof {
+		id := sha256.Sum256(b)
+		p.fraud.mu.Lock()
+		if p.fraud.kept != nil {
+			if _, ok := p.fraud.kept[id]; !ok {
+				p.fraud.kept[id] = b
+				p.fraud.order = append(p.fraud.order, id)
+			}
+			for len(p.fraud.order) > keptProofs {
+				delete(p.fraud.kept, p.fraud.order[0])
+				p.fraud.order = p.fraud.order[1:]
+			}
+		}
+		p.fraud.mu.Unlock()
+		b = encodeAnnouncement(id, len(b))
+	}
 	p.fraud.mu.Lock()
 	t := p.fraud.topic
 	p.fraud.mu.Unlock()

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"crypto/sha256"
 	"errors"
 	"math"
 	"strings"
@@ -114,7 +116,11 @@ func FuzzDecodeFraudProof(f *testing.F) {
 	}
 	f.Add([]byte(proofMagic))
 	p := New(Config{Model: m})
+	f.Add(encodeAnnouncement([32]byte{7}, MaxFraudProof+1))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, size, ok := decodeAnnouncement(b); ok && (size <= MaxFraudProof || size > MaxFetchedProof) {
+			t.Fatalf("an announcement of %d bytes taken", size)
+		}
 		fp, err := DecodeFraudProof(b)
 		if err != nil {
 			return
@@ -130,4 +136,62 @@ func FuzzDecodeFraudProof(f *testing.F) {
 			t.Fatalf("a decoded proof does not encode: %v", err)
 		}
 	})
+}
+
+// A proof over MaxFraudProof is kept by its finder and announced by ID and size; a checker
+// fetches it, and takes it only if its bytes hash to the ID and it holds together.
+func TestLargeProofIsAnnouncedKeptAndFetchedWhole(t *testing.T) {
+	m := tiny(t)
+	p := New(Config{Model: m})
+	c, _ := signedCase(t, m)
+	want := &layers.Tensor{Dims: append([]int{}, c.Out.Dims...), F32: append([]float32{}, c.Out.F32...)}
+	want.F32[3*m.DModel+5] += 1
+	fp := proofOf(c, want)
+	b, err := EncodeFraudProof(fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sha256.Sum256(b)
+	if got, _ := fp.ID(); got != id {
+		t.Fatal("a proof's ID is not the hash of its encoding")
+	}
+	// The announcement round-trips; sizes gossip takes whole, or past the fetch bound, are
+	// not announcements.
+	if gid, size, ok := decodeAnnouncement(encodeAnnouncement(id, MaxFraudProof+1)); !ok || gid != id || size != MaxFraudProof+1 {
+		t.Fatalf("announcement: %x %d %v", gid, size, ok)
+	}
+	for _, size := range []int{len(b), MaxFraudProof, MaxFetchedProof + 1} {
+		if _, _, ok := decodeAnnouncement(encodeAnnouncement(id, size)); ok {
+			t.Fatalf("an announcement of %d bytes taken", size)
+		}
+	}
+	// The checker's side: the right bytes are taken, others not.
+	serve := func(data []byte) {
+		p.fraud.fetch = func(context.Context, peer.ID, [32]byte, int64) ([]byte, error) { return data, nil }
+	}
+	serve(b)
+	got, err := p.fetchProof(context.Background(), fp.Accused, id, int64(len(b)))
+	if err != nil || got.Receipt.Step != fp.Receipt.Step {
+		t.Fatalf("fetching the announced proof: %v", err)
+	}
+	forged := append([]byte{}, b...)
+	forged[len(forged)-3] ^= 1
+	serve(forged)
+	if _, err := p.fetchProof(context.Background(), fp.Accused, id, int64(len(b))); !errors.Is(err, ErrBadProof) {
+		t.Fatalf("bytes that are not the announced proof: %v", err)
+	}
+	// The finder's side: a proof over MaxFraudProof is kept to serve (the newest keptProofs).
+	big := &FraudProof{Accused: fp.Accused, Receipt: fp.Receipt, Steps: fp.Steps,
+		In: &layers.Tensor{Dims: []int{1, 4000, 64}, F32: make([]float32, 4000*64)}, Out: fp.Out}
+	p.fraud.kept = map[[32]byte][]byte{}
+	if err := p.PublishProof(context.Background(), big); err == nil {
+		t.Fatal("published with no topic")
+	}
+	bigID, _ := big.ID()
+	if served, err := p.keptProof("", bigID); err != nil || len(served) <= MaxFraudProof {
+		t.Fatalf("the large proof is not kept to serve: %d bytes, %v", len(served), err)
+	}
+	if _, err := p.keptProof("", id); err == nil {
+		t.Fatal("a proof never announced is served")
+	}
 }
