@@ -66,6 +66,32 @@ func steered(liar *Node) p2p.ForwardHandler {
 	}
 }
 
+// convictByAudit has the requester generate through the liar (a route it chose), checks that
+// the answer is not the honest one (else the test would check nothing), and audits the
+// liar's work, which recomputes it elsewhere: the liar is convicted with a proof. It returns
+// the honest answer.
+func convictByAudit(t *testing.T, req, liar, third *Node, prompt []int32, s layers.Sampling) []int32 {
+	t.Helper()
+	want := localGeneration(t, req, third, prompt, s)
+	r, err := routeThrough(req, liar.host.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
+	if err != nil || slices.Equal(got, want) {
+		t.Fatalf("the lying stage's answer is the honest one (%q, %v): the test checks nothing", layers.Decode(got), err)
+	}
+	cases := req.pipe.AuditCases(r)
+	r.Close()
+	if len(cases) != 1 {
+		t.Fatalf("%d audit cases at rate 1, want the liar's", len(cases))
+	}
+	if res := req.pipe.Audit(context.Background(), cases[0]); res.Verdict != pipeline.VerdictConvicted || res.Proof == nil {
+		t.Fatalf("audit of the liar: %+v", res)
+	}
+	return want
+}
+
 // fullAudits turns full audits on for the requester.
 func fullAudits(c *Config, requester bool) { c.AuditFull = requester }
 
@@ -77,29 +103,7 @@ func TestLyingStageIsConvictedByAuditAndExcluded(t *testing.T) {
 	ctx := context.Background()
 	req, honest, liar, third := auditNetwork(t, func(c *Config, _ bool) { c.AuditRate = 1 }, steered)
 	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
-	want := localGeneration(t, req, third, prompt, s)
-	// The liar serves the first request (the requester chose it), and the audit that follows
-	// it recomputes the liar's work elsewhere.
-	r, err := routeThrough(req, liar.host.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Equal(got, want) {
-		t.Fatalf("the lying stage's answer is the honest one (%q): the test checks nothing", layers.Decode(got))
-	}
-	cases := req.pipe.AuditCases(r)
-	r.Close()
-	if len(cases) != 1 {
-		t.Fatalf("%d audit cases at rate 1, want the liar's", len(cases))
-	}
-	res := req.pipe.Audit(ctx, cases[0])
-	if res.Verdict != pipeline.VerdictConvicted || res.Proof == nil {
-		t.Fatalf("audit of the liar: %+v", res)
-	}
+	want := convictByAudit(t, req, liar, third, prompt, s)
 	ex := req.pipe.Excluded()
 	if _, ok := ex[liar.host.ID()]; !ok || len(ex) != 1 {
 		t.Fatalf("excluded %v; want the liar alone", ex)

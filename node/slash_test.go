@@ -2,14 +2,12 @@ package node
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
-	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // A stage convicted by an audit loses half its stake on every ledger: the requester's proof
@@ -46,24 +44,7 @@ func TestConvictedStageIsSlashed(t *testing.T) {
 	})
 	liar.host.ServeForward(steered(liar))
 
-	prompt, s := layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10}
-	want := localGeneration(t, req, third, prompt, s)
-	r, err := routeThrough(req, liar.host.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := layers.Generate(r, req.model.Context, prompt, s, nil)
-	if err != nil || slices.Equal(got, want) {
-		t.Fatalf("the lie did not take (%q, %v): the test checks nothing", layers.Decode(got), err)
-	}
-	cases := req.pipe.AuditCases(r)
-	r.Close()
-	if len(cases) != 1 {
-		t.Fatalf("%d audit cases", len(cases))
-	}
-	if res := req.pipe.Audit(ctx, cases[0]); res.Verdict != pipeline.VerdictConvicted || res.Proof == nil {
-		t.Fatalf("audit of the liar: %+v", res)
-	}
+	convictByAudit(t, req, liar, third, layers.Encode("ROMEO:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 10})
 	staked := func(n, of *Node) neuro.Amount {
 		acct, err := n.Ledger().Account(of.wallet.Address())
 		if err != nil {
