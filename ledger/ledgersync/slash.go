@@ -40,6 +40,13 @@ const maxCases = 256
 // caseTTL is how long a proof's attestations are kept.
 const caseTTL = time.Hour
 
+// An accuser looks at its case again every slashRetryEvery, slashRetries times, for the
+// attesters' stakes its ledger had not yet learned.
+const (
+	slashRetryEvery = 5 * time.Second
+	slashRetries    = 24
+)
+
 type slashCase struct {
 	accused   []byte
 	atts      []ledger.Attestation
@@ -57,10 +64,12 @@ type slashing struct {
 
 func slashTopic(p ledger.Params) string { return ledgerTopic(p) + "/slash" }
 
+func newSlashing() slashing {
+	return slashing{cases: map[[ledger.ProofIDLen]byte]*slashCase{}, senders: peerrate.New[peer.ID](rate.Every(time.Second), 10)}
+}
+
 // joinSlash joins the slash topic.
 func (s *Sync) joinSlash() error {
-	s.slash.cases = map[[ledger.ProofIDLen]byte]*slashCase{}
-	s.slash.senders = peerrate.New[peer.ID](rate.Every(time.Second), 10)
 	t, err := s.host.JoinTopic(slashTopic(s.ledger.Params()), p2p.SmallGossip, func(_ peer.ID, data []byte) bool {
 		_, err := decodeAttest(data)
 		return err == nil
@@ -113,6 +122,22 @@ func (s *Sync) Convicted(accused peer.ID, proof [ledger.ProofIDLen]byte, mine bo
 		return err
 	}
 	s.addAttestation(proof, key, ledger.Attestation{Peer: me, Sig: sig}, mine)
+	if mine {
+		// The ledger may learn the attesters' stakes (their binds) after their attestations
+		// came: the case is looked at again for a while.
+		s.wg.Go(func() {
+			for range slashRetries {
+				select {
+				case <-s.ctx.Done():
+					return
+				case <-time.After(slashRetryEvery):
+				}
+				if s.trySubmit(proof) {
+					return
+				}
+			}
+		})
+	}
 	s.slash.mu.Lock()
 	t := s.slash.topic
 	s.slash.mu.Unlock()
@@ -135,7 +160,7 @@ func (s *Sync) addAttestation(proof [ledger.ProofIDLen]byte, accused []byte, a l
 	}
 	c := s.slash.cases[proof]
 	if c == nil {
-		if len(s.slash.cases) >= maxCases {
+		if len(s.slash.cases) >= maxCases && !s.slash.evictOther() {
 			s.slash.mu.Unlock()
 			return
 		}
@@ -148,23 +173,51 @@ func (s *Sync) addAttestation(proof [ledger.ProofIDLen]byte, accused []byte, a l
 	}
 	c.atts = append(c.atts, a)
 	c.mine = c.mine || mine
-	var submit []ledger.Attestation
-	if c.mine && !c.submitted {
-		if backed := s.backed(c.accused, c.atts); len(backed) >= ledger.SlashQuorum {
-			c.submitted = true
-			submit = backed[:min(len(backed), ledger.MaxAttestations)]
+	s.slash.mu.Unlock()
+	s.trySubmit(proof)
+}
+
+// evictOther drops the oldest case this node does not accuse in (attestations of strangers
+// must not crowd out its own); the caller holds mu.
+func (sl *slashing) evictOther() bool {
+	var oldest [ledger.ProofIDLen]byte
+	found := false
+	for id, c := range sl.cases {
+		if !c.mine && (!found || c.at.Before(sl.cases[oldest].at)) {
+			oldest, found = id, true
 		}
 	}
-	s.slash.mu.Unlock()
-	if submit == nil {
-		return
+	if found {
+		delete(sl.cases, oldest)
 	}
+	return found
+}
+
+// trySubmit submits a case's slash when this node is its accuser and its ledger counts enough
+// attesters backed by stake; it reports whether the case is settled (submitted, or not this
+// node's to submit).
+func (s *Sync) trySubmit(proof [ledger.ProofIDLen]byte) bool {
+	s.slash.mu.Lock()
+	c := s.slash.cases[proof]
+	if c == nil || !c.mine || c.submitted {
+		s.slash.mu.Unlock()
+		return true
+	}
+	backed := s.backed(c.accused, c.atts)
+	if len(backed) < ledger.SlashQuorum {
+		s.slash.mu.Unlock()
+		return false
+	}
+	c.submitted = true
+	accused, submit := c.accused, backed[:min(len(backed), ledger.MaxAttestations)]
+	s.slash.mu.Unlock()
 	tx, err := s.Submit(ledger.Tx{Type: ledger.TxSlash, Peer: accused, Slash: &ledger.SlashEvidence{Proof: proof, Attestations: submit}})
 	if err != nil {
 		logger().Warn("slash not submitted", "err", err)
-		return
+		return true
 	}
 	logger().Info("slash submitted", "tx", tx.ID(), "attesters", len(submit))
+	return true
 }
 
 // backed lists the attestations whose peers this node's ledger finds backed by stake, one

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/neuroshard/neuroshard/ledger"
 )
@@ -50,5 +51,29 @@ func TestDecodeAttestRefusesTheAccusedAndOtherProofs(t *testing.T) {
 	self := ed25519.Sign(key, ledger.SlashMessage(pub, proof))
 	if _, err := decodeAttest(enc(attestMsg{Accused: pub, Proof: proof[:], Peer: pub, Sig: self})); err == nil {
 		t.Fatal("an attestation against oneself was taken")
+	}
+}
+
+// A full book of cases drops the oldest case of strangers' attestations, never one this node
+// accuses in.
+func TestStrangersCasesMakeRoomForOwn(t *testing.T) {
+	sl := newSlashing()
+	now := time.Now()
+	for i := range maxCases {
+		sl.cases[[32]byte{byte(i), byte(i >> 8)}] = &slashCase{mine: i%2 == 0, at: now.Add(time.Duration(i) * time.Second)}
+	}
+	if !sl.evictOther() {
+		t.Fatal("nothing evicted from a full book")
+	}
+	if _, ok := sl.cases[[32]byte{1}]; ok || len(sl.cases) != maxCases-1 {
+		t.Fatalf("evicted the wrong case (%d left)", len(sl.cases))
+	}
+	for id, c := range sl.cases {
+		if !c.mine {
+			delete(sl.cases, id)
+		}
+	}
+	if sl.evictOther() {
+		t.Fatal("evicted a case of this node's own")
 	}
 }

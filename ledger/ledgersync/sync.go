@@ -51,7 +51,7 @@ func New(cfg Config) (*Sync, error) {
 		return nil, errors.New("ledgersync: incomplete config")
 	}
 	s := &Sync{host: cfg.Host, ledger: cfg.Ledger, wallet: cfg.Wallet, modelLayers: cfg.ModelLayers, interval: cfg.Interval,
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), slash: newSlashing()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
