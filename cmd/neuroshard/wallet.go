@@ -64,6 +64,9 @@ secret. Every subcommand but address talks to the running node (--api, --token).
 				return r, func() {
 					fmt.Fprintf(c.App.Writer, "staked: %s NEURO until %s (x%.2f); available %s, staked %s\n",
 						r.Stake.Amount, r.Stake.UnlockDate, r.Stake.Multiplier, r.NewBalance.Available, r.NewBalance.Staked)
+					if r.PeerID != "" {
+						fmt.Fprintf(c.App.Writer, "the stake backs node %s (its reports weigh by it; a fraud proof against it burns half)\n", r.PeerID)
+					}
 				}, err
 			}),
 			clientAction("unstake", "unstake NEURO; it becomes available after the cooldown", []cli.Flag{
