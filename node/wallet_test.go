@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -365,6 +366,13 @@ func TestStakeBacksTheNodesPeerID(t *testing.T) {
 	})
 	if got := b.api.StakeOf(b.ID()); got != 0 {
 		t.Fatalf("b never staked, its peer has %v", got)
+	}
+	peers, err := apiClient(b).Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(peers.Peers, func(p apitypes.Peer) bool { return p.ID == a.ID() }); i < 0 || peers.Peers[i].Stake != 40*neuro.Micro {
+		t.Fatalf("b's /api/v1/peers does not show a's stake: %+v", peers.Peers)
 	}
 	list, err := apiClient(a).Transactions(ctx, 10, 0)
 	if err != nil {

@@ -133,7 +133,7 @@ func (a *API) Peers(ctx context.Context) apitypes.PeerList {
 		if len(ls) > 0 {
 			e.Role = roleOf(ls, a.model.Layers)
 		}
-		e.Excluded, e.AuditsPassed = excluded[p.ID].Reason, passed[p.ID]
+		e.Excluded, e.AuditsPassed, e.Stake = excluded[p.ID].Reason, passed[p.ID], a.stakeOf(p.ID)
 		delete(excluded, p.ID)
 		list.Peers = append(list.Peers, e)
 	}

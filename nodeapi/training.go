@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/ledger/neuro"
 )
 
 // satAdd adds counters of peers' reports without overflowing.
@@ -177,6 +178,11 @@ func (a *API) StakeOf(p string) float64 {
 	if err != nil {
 		return 0
 	}
+	return a.stakeOf(id).Float()
+}
+
+// stakeOf is the stake backing a peer ID, 0 if none.
+func (a *API) stakeOf(id peer.ID) neuro.Amount {
 	pub, err := id.ExtractPublicKey()
 	if err != nil {
 		return 0
@@ -189,5 +195,5 @@ func (a *API) StakeOf(p string) float64 {
 	if err != nil || !ok {
 		return 0
 	}
-	return b.Account.Staked.Float()
+	return b.Account.Staked
 }

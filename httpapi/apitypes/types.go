@@ -100,6 +100,9 @@ type Peer struct {
 	Excluded string `json:"excluded,omitempty"`
 	// AuditsPassed is how many of this node's audits of the peer's answers it passed.
 	AuditsPassed int `json:"audits_passed,omitempty"`
+	// Stake is the NEURO staked by the account the ledger binds to the peer: what weighs its
+	// training reports, and what a fraud proof against it burns half of.
+	Stake neuro.Amount `json:"stake,omitempty"`
 }
 
 // PeerList is GET /api/v1/peers.
