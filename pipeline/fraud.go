@@ -389,6 +389,11 @@ func (p *Pipeline) JoinFraudGossip(ctx context.Context, g Gossiper) error {
 				var err error
 				if fp, err = p.fetchProof(cctx, from, id, size); err != nil {
 					logger().Info("announced fraud proof not taken", "from", from, "err", err)
+					if errors.Is(err, ErrBadProof) {
+						// It announced a proof and served other bytes, or a proof that does
+						// not hold together: a sender of false proofs.
+						p.Exclude(from, "announced a fraud proof and served one that does not hold: "+err.Error())
+					}
 					return
 				}
 			}
