@@ -14,10 +14,11 @@ RACE_SKIP := TestReplicasAgreeAfterEveryRound
 # diloco's in-memory tests, and the node's concurrent glue in the node tests that stay, so
 # these run without it (under it the model trains about 20x slower). So do the two swarms of
 # 5 and 9 nodes whose logic (span choice, coverage) has race-tested tests of its own, and the
-# four that generate most tokens through pipelines (exact answers across stages, failover,
-# malformed and lying stages: the pipeline's sessions and failover are race-tested in
-# pipeline/).
-SLOW_NODE_TESTS := TestPipelineInferenceMatchesOneNode|TestFailoverMidStreamGivesTheSameAnswer|TestMalformedStageOutputFailsOverWithoutPanic|TestFullAuditsConvictALyingWitness|TestPipelineTrainingAcrossNodes|TestLateJoinerAndKilledAggregatorTogether|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestReportsCountOnlyFromRoundMembers|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay|TestEightNodesAndAFreshNodeSeesEveryLayer|TestJoiningNodeGoesWhereTheSwarmIsSlow
+# six that generate most tokens through pipelines (exact answers across stages, failover,
+# malformed and lying stages, full audits, a convicted stage's slashing: the pipeline's
+# sessions and failover are race-tested in pipeline/, the slash attestations in
+# ledger/ledgersync/).
+SLOW_NODE_TESTS := TestPipelineInferenceMatchesOneNode|TestConvictedStageIsSlashed|TestFullAuditsLetNoWrongAnswerThrough|TestFailoverMidStreamGivesTheSameAnswer|TestMalformedStageOutputFailsOverWithoutPanic|TestFullAuditsConvictALyingWitness|TestPipelineTrainingAcrossNodes|TestLateJoinerAndKilledAggregatorTogether|TestRoundFailsWhenCaughtUpMeanwhile|TestPoisonedReplicaIsExcluded|TestReplicasRecomputeTheAggregate|TestCheckpointPutIsTakenOnlyWhenCorroborated|TestDiLoCoReplicasAgreeAndVerify|TestReplicaWithAnotherOuterStepIsRefused|TestShortRoundsStillAverageBothReplicas|TestCatchUpNeedsAQuorumOfHolders|TestSybilReportsMoveNoFigure|TestReportsCountOnlyFromRoundMembers|TestSoloRoundsAreNotSyncsAndVerifyNothing|TestTrainingSessionsOnlyFromDrivers|TestLyingStageIsConvictedByAuditAndExcluded|TestCheckpointsGoToHoldersOnlyAtARate|TestNodeBehindANATTrainsThroughARelay|TestEightNodesAndAFreshNodeSeesEveryLayer|TestJoiningNodeGoesWhereTheSwarmIsSlow
 FUZZTIME ?= 20s
 # One set of build flags for every go command here (vet, tests, the binary the end-to-end tests
 # and the Python client's tests run): packages compiled once serve them all. With -trimpath on
