@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// The exchange-gradient protocol (/neuroshard/exchange-gradient/1.0.0, the mirror of the
+// The exchange-gradient protocol (/neuroshard/exchange-gradient/2.0.0, the mirror of the
 // seed's ExchangeGradient): a replica of a span sends its round's pseudo-gradient to the
 // round's aggregator and waits for the round's result, which carries the aggregated
 // pseudo-gradient every replica applies. Request and answer are each one frame: a JSON header

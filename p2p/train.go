@@ -9,7 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// The training stream (/neuroshard/backward/1.0.0, the mirror of the seed's Backward): a
+// The training stream (/neuroshard/backward/2.0.0, the mirror of the seed's Backward): a
 // driver opens one per stage and training session, then for every micro-batch sends
 //
 //	TRAIN_FORWARD  id, input            -> OUTPUT  the stage's output (it keeps the input)

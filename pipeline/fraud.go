@@ -29,7 +29,7 @@ import (
 // right excludes its sender, who accused an honest stage.
 
 // FraudTopic is the gossip topic of a model's fraud proofs.
-func FraudTopic(model string) string { return "/neuroshard/" + model + "/fraud/1" }
+func FraudTopic(model string) string { return "/neuroshard/" + model + "/fraud/2" }
 
 // MaxFraudProof bounds a proof gossiped whole (and the gossip message carrying it). A larger
 // one (a long session, a long prompt on a wide model) is announced instead, by its ID and

@@ -1,5 +1,5 @@
 // Package replicanet is a DiLoCo replica's network over libp2p: the exchange transport
-// (/neuroshard/exchange-gradient/1.0.0 carrying diloco submissions and outcomes), the server
+// (/neuroshard/exchange-gradient/2.0.0 carrying diloco submissions and outcomes), the server
 // side that hands arriving contributions to the replica, the membership view (the span's
 // holders, their gossiped rounds, their connectedness) and the signer (the libp2p key; a
 // peer's public key is in its ID). diloco owns the interfaces; this is their libp2p form.
