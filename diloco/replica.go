@@ -229,6 +229,8 @@ type State struct {
 	SentBytes  int64 // pseudo-gradient bytes sent (contributions and results)
 	LastUsed   []string
 	Collecting bool // aggregating a round now
+	// LastFailure is why the latest round failed, when none has succeeded since (Fail).
+	LastFailure string
 }
 
 // Replica is one replica's DiLoCo state for its span: theta_0 (the weights every replica
@@ -244,6 +246,7 @@ type Replica struct {
 	stepsAtEnd int64
 	collect    *collection
 	ok, failed int64
+	lastFail   string // why the latest round failed; cleared by a round that succeeds
 	shared     int64
 	sentBytes  int64
 	lastUsed   []string
@@ -386,7 +389,8 @@ func (r *Replica) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return State{Round: r.round, Hash: r.hash, StepsAtEnd: r.stepsAtEnd, OK: r.ok, Failed: r.failed, Shared: r.shared,
-		SentBytes: r.sentBytes, LastUsed: slices.Clone(r.lastUsed), Collecting: r.collect != nil && r.collect.busy}
+		SentBytes: r.sentBytes, LastUsed: slices.Clone(r.lastUsed), Collecting: r.collect != nil && r.collect.busy,
+		LastFailure: r.lastFail}
 }
 
 // Exclusions lists the remembered exclusions, newest first.
@@ -462,6 +466,16 @@ func (r *Replica) Skip(steps int64, failed bool) {
 	if failed {
 		r.failed++
 	}
+}
+
+// Fail ends a round that failed: Skip(steps, true), and err is kept as the reason the
+// replica's state shows until a round succeeds (a replica refused for its settings, say, is
+// told so by the aggregator, and its operator reads it in the node's training status).
+func (r *Replica) Fail(steps int64, err error) {
+	r.Skip(steps, true)
+	r.mu.Lock()
+	r.lastFail = err.Error()
+	r.mu.Unlock()
 }
 
 // SetTamperResult (tests only) makes this aggregator rewrite the contributions it returns.
@@ -651,6 +665,7 @@ func (r *Replica) finish(res Outcome, aggPG *layers.Params, base string, steps i
 		r.norms = r.norms[len(r.norms)-normSamples:]
 	}
 	r.ok++
+	r.lastFail = ""
 	r.noteExclusions(res.Round, res.Excluded)
 	r.lastUsed = res.Used
 	r.noteMembers(res.Round, res.Used)

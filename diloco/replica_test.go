@@ -728,3 +728,20 @@ func TestContributionAtAnotherInnerRateIsRefused(t *testing.T) {
 		t.Fatalf("used %v", st.LastUsed)
 	}
 }
+
+// A failed round's reason stays in the replica's state until a round succeeds.
+func TestFailureReasonLastsUntilARoundSucceeds(t *testing.T) {
+	n := newMemNet()
+	a := n.join(t, "a", 1, nil)
+	steps := a.w.train(5)
+	a.r.Fail(steps, errors.New("diloco: excluded from round 0: another learning rate"))
+	if st := a.r.State(); st.Failed != 1 || !strings.Contains(st.LastFailure, "learning rate") || st.StepsAtEnd != steps {
+		t.Fatalf("after a failure: %+v", st)
+	}
+	if err := a.r.RunRound(context.Background(), a.w.train(5)); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.r.State(); st.LastFailure != "" || st.Round != 1 {
+		t.Fatalf("after a round that succeeded: %+v", st)
+	}
+}

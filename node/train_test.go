@@ -396,6 +396,11 @@ func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
 		}
 		return false
 	})
+	// The refused replica's own status says why its rounds fail.
+	eventually(t, time.Minute, "the refused replica's status to say why", func() bool {
+		g, err := apiClient(other).TrainingGlobal(context.Background())
+		return err == nil && strings.Contains(g.DiLoCo.LastRoundError, "outer step of lr 1, momentum 0")
+	})
 	patch(other, 0.7, 0.9)
 	start, _ := rounds(agg)
 	eventually(t, 3*time.Minute, "both replicas to agree two rounds later", func() bool {
@@ -406,6 +411,10 @@ func TestReplicaWithAnotherOuterStepIsRefused(t *testing.T) {
 	if excludedFor(agg, other.ID(), "outer step", start+2) {
 		t.Fatalf("set back to the span's outer step, the replica was still refused: %+v", agg.recentExclusions())
 	}
+	eventually(t, time.Minute, "a round that succeeds to clear the failure from the status", func() bool {
+		g, err := apiClient(other).TrainingGlobal(context.Background())
+		return err == nil && g.DiLoCo.LastRoundError == ""
+	})
 }
 
 // aggregatorWaiting starts two replicas of the tiny model, of which only the one with the lower

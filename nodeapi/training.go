@@ -98,7 +98,7 @@ func (a *API) TrainingGlobal(ctx context.Context) apitypes.TrainingGlobal {
 		IsTraining: s.Enabled && (driving || inner > 0), ModelHash: a.modelHash()}
 	g.DiLoCo = apitypes.DiLoCoStatus{Enabled: s.Enabled, InnerStepCount: inner - stepsAtEnd, InnerStepsTotal: s.DiLoCoSteps,
 		Progress: math.Min(1, float64(inner-stepsAtEnd)/float64(s.DiLoCoSteps)), OuterStepCount: rounds,
-		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, RecentExclusions: exclusions(v.Exclusions)}
+		OuterLR: s.OuterLR, OuterMomentum: s.OuterMomentum, RecentExclusions: exclusions(v.Exclusions), LastRoundError: rs.LastFailure}
 	return g
 }
 

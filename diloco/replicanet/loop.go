@@ -92,7 +92,7 @@ func (l *Loop) step(ctx context.Context) {
 	}
 	if err != nil && ctx.Err() == nil {
 		logger().Warn("DiLoCo round failed", "err", err)
-		rep.Skip(steps, true) // try again after H more steps
+		rep.Fail(steps, err) // try again after H more steps
 	}
 }
 

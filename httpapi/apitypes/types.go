@@ -478,6 +478,9 @@ type DiLoCoStatus struct {
 	OuterLR          float64     `json:"outer_lr"`
 	OuterMomentum    float64     `json:"outer_momentum"`
 	RecentExclusions []Exclusion `json:"recent_exclusions,omitempty"`
+	// LastRoundError is why this node's latest round failed, while none has succeeded since
+	// (refused by the aggregator for another learning rate or outer step, say).
+	LastRoundError string `json:"last_round_error,omitempty"`
 }
 
 // Exclusion is a replica left out of a DiLoCo round, and why.
