@@ -238,19 +238,19 @@ func writeChunks(s network.Stream, data []byte) error {
 	return nil
 }
 
-// readChunks reads size bytes of checkpoint data frames, logging progress.
-func readChunks(s network.Stream, p peer.ID, size int64) ([]byte, error) {
+// readChunks reads size bytes of data frames (a checkpoint, or what), logging progress.
+func readChunks(s network.Stream, p peer.ID, size int64, what string) ([]byte, error) {
 	data := make([]byte, 0, min(size, checkpointChunk)) // grown as chunks arrive, not on the claim
 	nextLog := int64(0)
 	for int64(len(data)) < size {
 		s.SetReadDeadline(time.Now().Add(ForwardStepTimeout))
 		typ, chunk, err := ReadFrame(s, checkpointChunk)
 		if err != nil || typ != frameCheckpointData || int64(len(data)+len(chunk)) > size {
-			return nil, fmt.Errorf("%w: checkpoint data from %s: %v", ErrFrame, p, err)
+			return nil, fmt.Errorf("%w: %s data from %s: %v", ErrFrame, what, p, err)
 		}
 		data = append(data, chunk...)
 		if pct := int64(len(data)) * 100 / max(size, 1); pct >= nextLog {
-			logger().Info("receiving checkpoint", "peer", p, "bytes", len(data), "of", size, "percent", pct)
+			logger().Info("receiving "+what, "peer", p, "bytes", len(data), "of", size, "percent", pct)
 			nextLog = pct + 25
 		}
 	}
@@ -276,7 +276,7 @@ func (n *Host) GetCheckpoint(ctx context.Context, p peer.ID, req CheckpointReque
 		s.Reset()
 		return head, nil, fmt.Errorf("%w: checkpoint head from %s", ErrFrame, p)
 	}
-	data, err := readChunks(s, p, head.Size)
+	data, err := readChunks(s, p, head.Size, "checkpoint")
 	if err != nil {
 		s.Reset()
 		return head, nil, err
@@ -320,7 +320,7 @@ func (n *Host) ServeCheckpointPut(admit CheckpointAdmit, sink CheckpointSink) {
 			writeJSONFrame(s, frameError, remoteErr(err))
 			return
 		}
-		data, err := readChunks(s, from, put.Size)
+		data, err := readChunks(s, from, put.Size, "checkpoint")
 		if err != nil {
 			s.Reset()
 			return

@@ -64,7 +64,7 @@ func (n *Host) GetFraudProof(ctx context.Context, p peer.ID, id [32]byte, max in
 		s.Reset()
 		return nil, fmt.Errorf("%w: fraud proof head from %s (at most %d bytes)", ErrFrame, p, max)
 	}
-	data, err := readChunks(s, p, int64(binary.LittleEndian.Uint64(reply)))
+	data, err := readChunks(s, p, int64(binary.LittleEndian.Uint64(reply)), "fraud proof")
 	if err != nil {
 		s.Reset()
 		return nil, err
