@@ -165,21 +165,39 @@ func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
 			load = 1
 		}
 		inPlace := m <= unpackedRows && b.ColStride == 1
-		if inPlace && kern.rows8 != nil && m == 8 {
-			// A batch of eight decoding: 32 columns at a time for all eight rows, the
-			// columns left row by row.
+		if inPlace && kern.rows8 != nil && m >= 5 && m <= 8 {
+			// A batch of five to eight decoding: 32 columns at a time for all the rows (fewer
+			// than eight padded with zero rows into a tile), the columns left row by row.
+			// Each row's chain is its own, so padding changes no bit.
 			ap := buf.a[:8*kb]
 			for p := range kb {
 				for i := range 8 {
-					ap[8*p+i] = a.Data[a.at(i, pc+p)]
+					if i < m {
+						ap[8*p+i] = a.Data[a.at(i, pc+p)]
+					} else {
+						ap[8*p+i] = 0
+					}
 				}
 			}
 			j := j0
 			for ; j+32 <= j1; j += 32 {
-				kern.rows8(kb, ap, b.Data[b.at(pc, j):], b.RowStride, c[j:], ldc, load)
+				if m == 8 {
+					kern.rows8(kb, ap, b.Data[b.at(pc, j):], b.RowStride, c[j:], ldc, load)
+					continue
+				}
+				tile := buf.tile[:8*32]
+				if load != 0 {
+					for i := range m {
+						copy(tile[i*32:(i+1)*32], c[i*ldc+j:i*ldc+j+32])
+					}
+				}
+				kern.rows8(kb, ap, b.Data[b.at(pc, j):], b.RowStride, tile, 32, load)
+				for i := range m {
+					copy(c[i*ldc+j:i*ldc+j+32], tile[i*32:(i+1)*32])
+				}
 			}
 			if j < j1 {
-				for i := range 8 {
+				for i := range m {
 					ar := buf.a[8*kb : 9*kb]
 					for p := range kb {
 						ar[p] = ap[8*p+i]
