@@ -8,6 +8,7 @@ import (
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
+	"github.com/neuroshard/neuroshard/pipeline"
 )
 
 // A stage convicted by an audit loses half its stake on every ledger: the requester's proof
@@ -70,5 +71,46 @@ func TestConvictedStageIsSlashed(t *testing.T) {
 	_, burned, _ := liar.Ledger().Supply()
 	if burned < 5*neuro.Micro {
 		t.Fatalf("burned %s, the slash is not in the supply", burned)
+	}
+
+	// A false proof (an honest stage's own signed session) slashes nothing: the holders that
+	// check it find the answers right and exclude its sender instead of attesting, and the
+	// accuser's own attestation is one, short of the quorum.
+	r, err := routeThrough(req, honest.host.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := layers.Generate(r, req.model.Context, layers.Encode("JULIET:"), layers.Sampling{Temperature: 0, TopP: 1, MaxTokens: 6}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cases := req.pipe.AuditCases(r)
+	r.Close()
+	if len(cases) != 1 || cases[0].Peer != honest.host.ID() {
+		t.Fatalf("audit cases of the honest route: %+v", cases)
+	}
+	c := cases[0]
+	fp := &pipeline.FraudProof{Accused: c.Peer, Receipt: c.Receipts[len(c.Receipts)-1], In: c.In, Out: c.Out}
+	for _, rc := range c.Receipts {
+		fp.Steps = append(fp.Steps, rc.Positions)
+	}
+	if err := req.pipe.PublishProof(ctx, fp); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the false accuser excluded by the other holder", func() bool {
+		_, ok := third.pipe.Excluded()[req.host.ID()]
+		return ok
+	})
+	id, err := fp.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // an attestation, had any been sent, arrives within this
+	for _, n := range nodes {
+		if got := staked(n, honest); got != 10*neuro.Micro {
+			t.Fatalf("a false proof slashed the honest stage: %s staked", got)
+		}
+		if _, ok, _ := n.Ledger().Slashed(id); ok {
+			t.Fatal("a false proof is recorded as slashed")
+		}
 	}
 }
