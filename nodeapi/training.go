@@ -11,6 +11,7 @@ import (
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // satAdd adds counters of peers' reports without overflowing.
@@ -183,11 +184,7 @@ func (a *API) StakeOf(p string) float64 {
 
 // stakeOf is the stake backing a peer ID, 0 if none.
 func (a *API) stakeOf(id peer.ID) neuro.Amount {
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return 0
-	}
-	raw, err := pub.Raw()
+	raw, err := p2p.RawKey(id)
 	if err != nil {
 		return 0
 	}

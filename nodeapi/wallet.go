@@ -8,11 +8,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/neuro"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // The wallet endpoints (seed 001): the node's wallet is derived from its token; every
@@ -155,7 +154,7 @@ func historyEntry(me ledger.Address, tx *ledger.Tx) apitypes.Transaction {
 	case ledger.TxUnstake:
 		t.Details = map[string]any{"pending": true}
 	case ledger.TxBind:
-		t.Details = map[string]any{"peer_id": peerIDOf(tx.Peer)}
+		t.Details = map[string]any{"peer_id": p2p.PeerOfRawKey(tx.Peer).String()}
 	}
 	return t
 }
@@ -217,11 +216,7 @@ func ledgerError(err error) error {
 // account to it. It returns the peer ID the stake backs.
 func (a *API) bindStake() (string, error) {
 	id := a.host.ID()
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return "", err
-	}
-	raw, err := pub.Raw()
+	raw, err := p2p.RawKey(id)
 	if err != nil {
 		return "", err
 	}
@@ -240,17 +235,4 @@ func (a *API) bindStake() (string, error) {
 		}
 	}
 	return id.String(), nil
-}
-
-// peerIDOf is the peer ID of a raw ed25519 public key ("" if it is not one).
-func peerIDOf(raw []byte) string {
-	pub, err := crypto.UnmarshalEd25519PublicKey(raw)
-	if err != nil {
-		return ""
-	}
-	id, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		return ""
-	}
-	return id.String()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/neuroshard/neuroshard/internal/atomicfile"
 )
@@ -57,4 +58,27 @@ func checkKeyPair(k crypto.PrivKey) error {
 		return errors.New("its private half does not match its public half")
 	}
 	return nil
+}
+
+// RawKey is the raw ed25519 public key a peer ID carries: what the ledger binds stake to and
+// what attestations and binds are checked against.
+func RawKey(id peer.ID) ([]byte, error) {
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: no public key in %s: %w", id, err)
+	}
+	return pub.Raw()
+}
+
+// PeerOfRawKey is the peer ID of a raw ed25519 public key ("" if it is not one).
+func PeerOfRawKey(raw []byte) peer.ID {
+	pub, err := crypto.UnmarshalEd25519PublicKey(raw)
+	if err != nil {
+		return ""
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	return id
 }

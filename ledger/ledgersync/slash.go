@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -109,11 +108,11 @@ func (s *Sync) onAttest(from peer.ID, data []byte) {
 // mine when this node found and gossiped the proof. The node attests, and the accuser
 // submits the slash once enough attesters backed by stake agree.
 func (s *Sync) Convicted(accused peer.ID, proof [ledger.ProofIDLen]byte, mine bool) error {
-	key, err := rawKey(accused)
+	key, err := p2p.RawKey(accused)
 	if err != nil {
 		return err
 	}
-	me, err := rawKey(s.host.ID())
+	me, err := p2p.RawKey(s.host.ID())
 	if err != nil {
 		return err
 	}
@@ -238,13 +237,4 @@ func (s *Sync) backed(accused []byte, atts []ledger.Attestation) []ledger.Attest
 		out = append(out, a)
 	}
 	return out
-}
-
-// rawKey is a peer ID's raw ed25519 public key.
-func rawKey(id peer.ID) ([]byte, error) {
-	pub, err := id.ExtractPublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("ledgersync: no public key in %s: %w", id, err)
-	}
-	return pub.Raw()
 }
