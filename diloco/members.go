@@ -103,10 +103,12 @@ func Agreement(reports map[string]Report, weight func(peer string) float64) (sha
 	for _, r := range reports {
 		newest = max(newest, r.Round)
 	}
+	weights := map[string]float64{} // of the reports at the newest round, each looked up once
 	staked := false
 	for p, r := range reports {
-		if r.Round == newest && weight(p) > 0 {
-			staked = true
+		if r.Round == newest {
+			weights[p] = max(0, weight(p))
+			staked = staked || weights[p] > 0
 		}
 	}
 	byHash := map[string]float64{}
@@ -118,7 +120,7 @@ func Agreement(reports map[string]Report, weight func(peer string) float64) (sha
 		}
 		w := 1.0
 		if staked {
-			w = max(0, weight(p))
+			w = weights[p]
 		}
 		byHash[r.Hash] += w
 		count[r.Hash]++
