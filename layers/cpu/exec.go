@@ -229,6 +229,11 @@ func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, e
 		backends.OpTypeRsqrt, backends.OpTypeTanh, backends.OpTypeLogistic:
 		return unaryAny(n.op, in[0])
 	case backends.OpTypeTranspose:
+		if movesOnlyUnitAxes(in[0].shape.Dimensions, n.axes) { // the same order of values
+			out := dirtyBuffer(n.shape)
+			copyFlat(out.flat, in[0].flat)
+			return out.flat, nil
+		}
 		return transposeAny(in[0].flat, in[0].shape.Dimensions, n.axes), nil
 	case backends.OpTypeBroadcastInDim:
 		return broadcastAny(in[0].flat, in[0].shape.Dimensions, n.shape, n.axes), nil
@@ -246,6 +251,22 @@ func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, e
 		return out, err
 	}
 	return nil, fmt.Errorf("cpu backend: op %s is not implemented", n.op)
+}
+
+// movesOnlyUnitAxes tells whether the permutation keeps the order of the axes longer than 1
+// (a decode step's new key, [B,H,1,hd] to [B,H,hd,1]): the values keep their order too.
+func movesOnlyUnitAxes(dims, perm []int) bool {
+	last := -1
+	for _, a := range perm {
+		if dims[a] == 1 {
+			continue
+		}
+		if a < last {
+			return false
+		}
+		last = a
+	}
+	return true
 }
 
 func copyFlat(dst, src any) {

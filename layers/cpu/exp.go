@@ -74,12 +74,16 @@ func logisticRow(dst, src []float32) {
 		dst[i] = -float32(math.Abs(float64(x)))
 	}
 	expRow(dst[:n], dst[:n])
+	// 1/(1+e) for x >= 0, e/(1+e) below: the numerator chosen by the sign bit, without a
+	// branch (a random sign mispredicted half the time: 7 ns a value).
+	one := math.Float32bits(1)
 	for i, x := range src[:n] {
 		e := dst[i]
-		if x >= 0 {
-			dst[i] = float32(1 / float32(1+e))
-		} else {
-			dst[i] = float32(e / float32(1+e))
+		neg := uint32(int32(math.Float32bits(x)) >> 31) // all ones when the sign is set
+		if x == 0 {
+			neg = 0 // -0 >= 0
 		}
+		num := math.Float32frombits(math.Float32bits(e)&neg | one&^neg)
+		dst[i] = float32(num / float32(1+e))
 	}
 }

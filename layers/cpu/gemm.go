@@ -123,10 +123,10 @@ type kernel struct {
 	// read in place: for fewer rows than a tile (decoding), a tile's kernel would compute the
 	// missing rows too.
 	row func(kc int, a, b []float32, ldb int, c []float32, n int, load int)
-	// rows8, when set, computes 8 rows by 32 columns on B read in place, from the rows of A
-	// packed k-major (8 values per p): each element the row function's chain, B read once
-	// for the eight rows instead of once per row.
-	rows8 func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int)
+	// rows8, when set, computes 8 rows by 32 columns with A (rows lda apart) and B read in
+	// place: each element the row function's chain, B read once for the eight rows instead
+	// of once per row.
+	rows8 func(kb int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, load int)
 	pool  sync.Pool // *buffers
 }
 
@@ -166,45 +166,7 @@ func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
 		}
 		inPlace := m <= unpackedRows && b.ColStride == 1
 		if inPlace && kern.rows8 != nil && m >= 5 && m <= 8 {
-			// A batch of five to eight decoding: 32 columns at a time for all the rows (fewer
-			// than eight padded with zero rows into a tile), the columns left row by row.
-			// Each row's chain is its own, so padding changes no bit.
-			ap := buf.a[:8*kb]
-			for p := range kb {
-				for i := range 8 {
-					if i < m {
-						ap[8*p+i] = a.Data[a.at(i, pc+p)]
-					} else {
-						ap[8*p+i] = 0
-					}
-				}
-			}
-			j := j0
-			for ; j+32 <= j1; j += 32 {
-				if m == 8 {
-					kern.rows8(kb, ap, b.Data[b.at(pc, j):], b.RowStride, c[j:], ldc, load)
-					continue
-				}
-				tile := buf.tile[:8*32]
-				if load != 0 {
-					for i := range m {
-						copy(tile[i*32:(i+1)*32], c[i*ldc+j:i*ldc+j+32])
-					}
-				}
-				kern.rows8(kb, ap, b.Data[b.at(pc, j):], b.RowStride, tile, 32, load)
-				for i := range m {
-					copy(c[i*ldc+j:i*ldc+j+32], tile[i*32:(i+1)*32])
-				}
-			}
-			if j < j1 {
-				for i := range m {
-					ar := buf.a[8*kb : 9*kb]
-					for p := range kb {
-						ar[p] = ap[8*p+i]
-					}
-					kern.row(kb, ar, b.Data[b.at(pc, j):], b.RowStride, c[i*ldc+j:], j1-j, load)
-				}
-			}
+			kern.rowsBlock(buf, m, kb, pc, load, a, b, c, ldc, j0, j1)
 			continue
 		}
 		if inPlace && kern.row != nil && m <= rowKernelRows {
@@ -277,6 +239,61 @@ func (kern *kernel) block(m, n, k int, a, b Mat, c []float32, ldc, p0, p1 int) {
 						copy(c[off+i*ldc:off+i*ldc+nb], t[i*nr:i*nr+nb])
 					}
 				}
+			}
+		}
+	}
+}
+
+// rowsBlock computes rows [0, m) (5 to 8) of C's columns [j0, j1) for B's rows [pc, pc+kb),
+// with the eight-row kernel: 32 columns at a time for all the rows (fewer than eight padded
+// with zero rows into a tile), the columns left row by row. Each row's chain is its own, so
+// padding changes no bit.
+func (kern *kernel) rowsBlock(buf *buffers, m, kb, pc, load int, a, b Mat, c []float32, ldc, j0, j1 int) {
+	// A read in place when it is eight row-major rows, else copied row by row into eight
+	// (zero rows for the missing ones).
+	ap, lda := a.Data[a.at(0, pc):], a.RowStride
+	if m < 8 || a.ColStride != 1 {
+		ap, lda = buf.a[:8*kb], kb
+		packRows8(ap, a, m, pc, kb)
+	}
+	bp := b.Data[b.at(pc, 0):]
+	j := j0
+	for ; j+32 <= j1; j += 32 {
+		if m == 8 {
+			kern.rows8(kb, ap, lda, bp[j:], b.RowStride, c[j:], ldc, load)
+			continue
+		}
+		tile := buf.tile[:8*32]
+		if load != 0 {
+			for i := range m {
+				copy(tile[i*32:(i+1)*32], c[i*ldc+j:i*ldc+j+32])
+			}
+		}
+		kern.rows8(kb, ap, lda, bp[j:], b.RowStride, tile, 32, load)
+		for i := range m {
+			copy(c[i*ldc+j:i*ldc+j+32], tile[i*32:(i+1)*32])
+		}
+	}
+	if j < j1 {
+		for i := range m {
+			kern.row(kb, ap[i*lda:i*lda+kb], bp[j:], b.RowStride, c[i*ldc+j:], j1-j, load)
+		}
+	}
+}
+
+// packRows8 copies rows [0, m) of A, columns [p0, p0+kb), into ap as eight rows of kb
+// values; rows m..7 are zero.
+func packRows8(ap []float32, a Mat, m, p0, kb int) {
+	for i := range 8 {
+		row := ap[i*kb : (i+1)*kb]
+		switch {
+		case i >= m:
+			clear(row)
+		case a.ColStride == 1:
+			copy(row, a.Data[a.at(i, p0):])
+		default:
+			for p := range row {
+				row[p] = a.Data[a.at(i, p0+p)]
 			}
 		}
 	}

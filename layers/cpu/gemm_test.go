@@ -32,6 +32,7 @@ var gemmShapes = []shape{
 	{2, 200, 300}, {11, 145, 40}, {5, 256, 32}, {1, 32, 256}, {14, 130, 9},
 	{8, 32, 1}, {8, 33, 300}, {8, 64, 257}, {8, 1408, 512}, {8, 5, 9}, {16, 96, 40},
 	{5, 64, 300}, {6, 33, 40}, {7, 128, 384}, {7, 31, 5},
+	{8, 112, 70}, {1, 96, 33}, {1, 48, 300}, {1, 240, 64}, // the row kernel's 64, 32 and 16 columns
 }
 
 // Every kernel on this CPU gives, on every shape and operand layout, exactly the FMA chain of
@@ -65,6 +66,27 @@ func TestGemmIsTheFMAChainOnEveryKernel(t *testing.T) {
 								kern.name, threads, s, trans, x/s.n, x%s.n, c[x], want[x])
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// Views whose rows are longer than the product reads (a slice of a wider matrix), as the
+// kernels that read A and B in place see them: the same chain.
+func TestGemmReadsViewsWithWideRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, s := range []shape{{8, 96, 40}, {8, 130, 300}, {5, 64, 17}, {1, 200, 33}, {13, 40, 20}} {
+		a := Mat{Data: randMat(r, s.m*(s.k+3)), RowStride: s.k + 3, ColStride: 1}
+		b := Mat{Data: randMat(r, s.k*(s.n+5)), RowStride: s.n + 5, ColStride: 1}
+		for _, kern := range kernels() {
+			c := randMat(r, s.m*s.n)
+			if err := gemmWith(kern, s.m, s.n, s.k, a, b, c, s.n, 1); err != nil {
+				t.Fatal(err)
+			}
+			for x := range c {
+				if want := chain(a, b, x/s.n, x%s.n, s.k); math.Float32bits(c[x]) != math.Float32bits(want) {
+					t.Fatalf("%s %+v: C[%d] = %g, the chain gives %g", kern.name, s, x, c[x], want)
 				}
 			}
 		}

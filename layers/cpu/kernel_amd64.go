@@ -17,7 +17,13 @@ func avx512Row128(kb int, a, b, c *float32, ldb int, load int)
 func avx512Row16(kb int, a, b, c *float32, ldb int, load int)
 
 //go:noescape
-func avx512Rows8x32(kb int, a, b, c *float32, ldb, ldc, load int)
+func avx512Row64(kb int, a, b, c *float32, ldb int, load int)
+
+//go:noescape
+func avx512Row32(kb int, a, b, c *float32, ldb int, load int)
+
+//go:noescape
+func avx512Rows8x32(kb int, a *float32, lda int, b, c *float32, ldb, ldc, load int)
 
 //go:noescape
 func avx2Micro(kb int, a, b, c *float32, ldc int, load int)
@@ -36,9 +42,9 @@ var (
 			avx512MicroStrided(kb, &a[0], &b[0], &c[0], ldc, load, ldb)
 		},
 		row: avx512Row,
-		rows8: func(kb int, a, b []float32, ldb int, c []float32, ldc int, load int) {
-			_, _, _ = a[8*kb-1], b[(kb-1)*ldb+31], c[7*ldc+31] // the kernel reads and writes exactly these
-			avx512Rows8x32(kb, &a[0], &b[0], &c[0], ldb, ldc, load)
+		rows8: func(kb int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, load int) {
+			_, _, _ = a[7*lda+kb-1], b[(kb-1)*ldb+31], c[7*ldc+31] // the kernel reads and writes exactly these
+			avx512Rows8x32(kb, &a[0], lda, &b[0], &c[0], ldb, ldc, load)
 		}}
 	avx2Kernel = &kernel{name: "avx2", mr: 6, nr: 16,
 		fn: func(kb int, a, b, c []float32, ldc int, load int) {
@@ -64,13 +70,24 @@ func kernels() []*kernel {
 }
 
 // avx512Row is the row kernel on AVX-512: 128 columns at a time (eight chains side by side
-// hide the FMA's latency), then 16, the last few in Go with the same chain.
+// hide the FMA's latency), then 64, 32 and 16 (four, two, one), the last few in Go with the
+// same chain.
 func avx512Row(kb int, a, b []float32, ldb int, c []float32, n int, load int) {
 	_, _ = a[kb-1], c[n-1]
 	j := 0
 	for ; j+128 <= n; j += 128 {
 		_ = b[(kb-1)*ldb+j+127]
 		avx512Row128(kb, &a[0], &b[j], &c[j], ldb, load)
+	}
+	if j+64 <= n {
+		_ = b[(kb-1)*ldb+j+63]
+		avx512Row64(kb, &a[0], &b[j], &c[j], ldb, load)
+		j += 64
+	}
+	if j+32 <= n {
+		_ = b[(kb-1)*ldb+j+31]
+		avx512Row32(kb, &a[0], &b[j], &c[j], ldb, load)
+		j += 32
 	}
 	for ; j+16 <= n; j += 16 {
 		_ = b[(kb-1)*ldb+j+15]

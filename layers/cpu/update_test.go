@@ -30,6 +30,8 @@ func TestDynamicUpdateSlice(t *testing.T) {
 		{[]int{5, 7}, []int{2, 3}, []int32{-3, 1}}, // clamped to (0, 1)
 		{[]int{9}, []int{9}, []int32{2}},           // clamped to 0
 		{[]int{3, 1, 5}, []int{1, 1, 2}, []int32{1, 0, 3}},
+		{[]int{2, 3, 4, 16}, []int{2, 3, 4, 1}, []int32{0, 0, 0, 9}}, // a key cache's column
+		{[]int{3, 5, 4, 6}, []int{2, 2, 3, 2}, []int32{1, 2, 1, 3}},
 	} {
 		base := randTensor(r, tc.op...)
 		upd := randTensor(r, tc.up...)
