@@ -79,26 +79,56 @@ func (ss *Session) grow(n int) {
 	resize := func(old []*tensors.Tensor, rows, unit int, dims ...int) []*tensors.Tensor {
 		out := make([]*tensors.Tensor, ss.st.span.Len())
 		for i := range out {
-			// Written in place: a copy out of the old tensor and one into the new took 2 of
-			// the 4 copies of every cache value at each growth (7% of a batch-8 decode).
-			out[i] = tensors.FromShape(shapes.Make(dtypes.Float32, dims...))
-			if old == nil {
-				continue
-			}
-			tensors.MustMutableFlatData(out[i], func(data []float32) {
-				tensors.MustConstFlatData(old[i], func(prev []float32) {
+			data, t := ss.newCache(shapes.Make(dtypes.Float32, dims...))
+			if old != nil {
+				ss.readCache(old[i], func(prev []float32) {
 					for r := 0; r < rows; r++ {
 						copy(data[r*c*unit:], prev[r*ss.cap*unit:(r+1)*ss.cap*unit])
 					}
 				})
-			})
-			old[i].FinalizeAll()
+				old[i].FinalizeAll()
+			}
+			out[i] = t
 		}
 		return out
 	}
 	ss.k = resize(ss.k, ss.batch*h*hd, 1, ss.batch, h, hd, c)
 	ss.v = resize(ss.v, ss.batch*h, hd, ss.batch, h, c, hd)
 	ss.cap = c
+}
+
+// newCache makes a zeroed cache buffer: on the backend itself when it shares its buffers
+// with Go (the project's does), so the computation it is donated to takes it as it is; a
+// tensor made in Go memory and handed over was copied once more, and read back once more
+// at the next growth (four copies of the cache each time it doubled, 15% of a batch-8
+// decode of 256 tokens).
+func (ss *Session) newCache(shape shapes.Shape) ([]float32, *tensors.Tensor) {
+	be := ss.st.be
+	if ss.inPlace && be.HasSharedBuffers() {
+		if buf, flat, err := be.NewSharedBuffer(0, shape); err == nil {
+			if t, err := tensors.FromBuffer(be, buf); err == nil {
+				return flat.([]float32), t
+			}
+		}
+	}
+	t := tensors.FromShape(shape)
+	var data []float32
+	tensors.MustMutableFlatData(t, func(d []float32) { data = d }) // a local tensor's own slice
+	return data, t
+}
+
+// readCache calls read with the values of a cache tensor, read in place where they live.
+func (ss *Session) readCache(t *tensors.Tensor, read func([]float32)) {
+	be := ss.st.be
+	if t.IsOnDevice(0) && be.HasSharedBuffers() {
+		if buf, err := t.Buffer(be, 0); err == nil {
+			if flat, err := be.BufferData(buf); err == nil {
+				read(flat.([]float32))
+				return
+			}
+		}
+	}
+	tensors.MustConstFlatData(t, read)
 }
 
 // decodeGraph: inputs params..., in, cos, sin, mask, write, K..., V...; outputs out, K'..., V'...

@@ -150,6 +150,16 @@ func runDot(d *dotAxes, lhs, rhs []float32, lhsDims, rhsDims []int, out []float3
 	// that another goroutine keeps off its core stalls the step (decode through the node ran
 	// at half the rate of one thread).
 	if d.batch == 1 || threads <= 1 || d.m*d.n*d.k >= parallelMin*4 || d.batch*d.m*d.n*d.k < parallelMin {
+		if d.m == 1 && !d.rhsT && active.row != nil && d.n*d.k < parallelMin && d.k > 0 {
+			// One row against each B in place (a decode step's heads): the row kernel
+			// straight, as Gemm would call it, without its checks and buffers per head
+			// (half the time of a head's 4,096 multiply-adds). One row of A is contiguous
+			// whether stored transposed or not.
+			for b := 0; b < d.batch; b++ {
+				active.row(d.k, lhs[b*d.k:(b+1)*d.k], rhs[b*d.k*d.n:(b+1)*d.k*d.n], d.n, out[b*d.n:(b+1)*d.n], d.n, 0)
+			}
+			return nil
+		}
 		for b := 0; b < d.batch; b++ {
 			if err := one(b, threads); err != nil {
 				return err

@@ -5,6 +5,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
 func randMat(r *rand.Rand, n int) []float32 {
@@ -177,4 +180,34 @@ func FuzzGemm(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A decode step's attention: one query row per head against each head's keys or values, the
+// heads a batch axis. Each output is the FMA chain, whether the row kernel runs straight per
+// head (the product small) or Gemm runs per head.
+func TestBatchedRowProductsAreTheChain(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 8))
+	for _, s := range []struct{ heads, k, n int }{{32, 32, 256}, {32, 256, 32}, {8, 64, 40}, {3, 7, 300}, {64, 512, 64}} {
+		lhsShape := shapes.Make(dtypes.Float32, s.heads, 1, s.k)
+		rhsShape := shapes.Make(dtypes.Float32, s.heads, s.k, s.n)
+		d, _, err := planDot(lhsShape, []int{2}, []int{0}, rhsShape, []int{1}, []int{0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lhs, rhs := randMat(r, s.heads*s.k), randMat(r, s.heads*s.k*s.n)
+		for _, threads := range []int{1, 2} {
+			out := randMat(r, s.heads*s.n)
+			if err := runDot(d, lhs, rhs, lhsShape.Dimensions, rhsShape.Dimensions, out, threads); err != nil {
+				t.Fatal(err)
+			}
+			for h := 0; h < s.heads; h++ {
+				a, b := RowMajor(lhs[h*s.k:(h+1)*s.k], s.k), RowMajor(rhs[h*s.k*s.n:(h+1)*s.k*s.n], s.n)
+				for j := 0; j < s.n; j++ {
+					if got, want := out[h*s.n+j], chain(a, b, 0, j, s.k); math.Float32bits(got) != math.Float32bits(want) {
+						t.Fatalf("%+v, %d threads: head %d column %d = %g, the chain gives %g", s, threads, h, j, got, want)
+					}
+				}
+			}
+		}
+	}
 }
