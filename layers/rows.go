@@ -108,45 +108,84 @@ type rowRes struct {
 
 // batcher gathers single-position steps of a stage's sessions. Steps that come while a batch
 // runs queue and run together next, led by the first of them. A step that finds the stage idle
-// runs at once, unless sessions of the last batch are still to come: sessions decoding side by
-// side come back together, one after the other, and the first to arrive would otherwise run
-// alone and split them into a batch of one and a batch of the rest, step after step. So the
-// leader waits for them, at most a quarter of the last batch's time (and maxGather): batching
-// never changes a row's bits, only when it runs.
+// runs at once, unless other sessions that are decoding are due: sessions decoding side by
+// side come back one after the other (each from its round trip through the other stages and
+// its requester), and the first to arrive would otherwise run alone and split them into
+// batches of one or two, step after step. So the leader waits for the sessions active lately
+// (each stepped within a few of its own step intervals), at most half the shortest of those
+// intervals and maxGather: batching never changes a row's bits, only when it runs.
 type batcher struct {
 	mu      sync.Mutex
 	queue   []*rowReq
 	running bool
-	widest  int           // the most sessions one step has taken (tests, metrics)
-	last    []*Session    // the sessions of the last batch
-	took    time.Duration // the last batch's time
-	arrived chan struct{} // a step queued (buffered 1)
+	widest  int // the most sessions one step has taken (tests, metrics)
+	steps   int // batched steps run, and the session steps they took
+	rows    int
+	active  map[*Session]*stepPace // sessions stepping lately
+	arrived chan struct{}          // a step queued (buffered 1)
 }
 
-// maxGather bounds how long a leader waits for the rest of the last batch.
+// stepPace is when a session last stepped and how far apart its steps come.
+type stepPace struct {
+	last     time.Time
+	interval time.Duration // smoothed; 0 until the second step
+}
+
+// maxGather bounds how long a leader waits for the active sessions.
 const maxGather = 2 * time.Millisecond
 
-// gather waits, the lead taken, until the queue holds every open session of the last batch,
-// or the wait is over. Called without b.mu.
-func (b *batcher) gather() {
-	b.mu.Lock()
-	wait := min(b.took/4, maxGather)
-	b.mu.Unlock()
-	if wait <= 0 {
+// note records a step of ss arriving now. Called with b.mu held.
+func (b *batcher) note(ss *Session, now time.Time) {
+	if b.active == nil {
+		b.active = map[*Session]*stepPace{}
+	}
+	p := b.active[ss]
+	if p == nil {
+		b.active[ss] = &stepPace{last: now}
 		return
 	}
-	deadline := time.Now().Add(wait)
+	gap := now.Sub(p.last)
+	if p.interval == 0 {
+		p.interval = gap
+	} else {
+		p.interval = (3*p.interval + gap) / 4
+	}
+	p.last = now
+}
+
+// due lists the sessions worth waiting for: open, not queued, and active lately (stepped
+// within four of their intervals); wait is how long, at most, to wait for them. Sessions
+// that ended or went quiet are forgotten. Called with b.mu held.
+func (b *batcher) due(now time.Time) (missing int, wait time.Duration) {
+	wait = maxGather
+	for ss, p := range b.active {
+		age := now.Sub(p.last)
+		switch {
+		case ss.ended.Load():
+			delete(b.active, ss)
+		case p.interval == 0 || age > 4*p.interval: // pace unknown, or gone quiet
+			if age > time.Second {
+				delete(b.active, ss)
+			}
+		case !slices.ContainsFunc(b.queue, func(r *rowReq) bool { return r.ss == ss }):
+			missing++
+			wait = min(wait, p.interval/2)
+		}
+	}
+	return missing, wait
+}
+
+// gather waits, the lead taken, until the queue holds every session due, or the wait is
+// over. Called without b.mu.
+func (b *batcher) gather() {
+	start := time.Now()
 	for {
 		b.mu.Lock()
-		missing := 0
-		for _, ss := range b.last {
-			if !ss.ended.Load() && !slices.ContainsFunc(b.queue, func(r *rowReq) bool { return r.ss == ss }) {
-				missing++
-			}
-		}
+		now := time.Now()
+		missing, wait := b.due(now)
 		full := len(b.queue) >= maxRows
 		b.mu.Unlock()
-		left := time.Until(deadline)
+		left := wait - now.Sub(start)
 		if missing == 0 || full || left <= 0 {
 			return
 		}
@@ -166,6 +205,16 @@ func (s *Stage) BatchedWidest() int {
 	return s.batch.widest
 }
 
+// BatchedMean is how many sessions a single-position step of the stage took on average.
+func (s *Stage) BatchedMean() float64 {
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	if s.batch.steps == 0 {
+		return 0
+	}
+	return float64(s.batch.rows) / float64(s.batch.steps)
+}
+
 // stepRow runs one position of ss through the stage together with other sessions' steps.
 func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	req := &rowReq{ss: ss, in: in, done: make(chan rowRes, 1)}
@@ -175,6 +224,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 		b.arrived = make(chan struct{}, 1)
 	}
 	b.queue = append(b.queue, req)
+	b.note(ss, time.Now())
 	select {
 	case b.arrived <- struct{}{}:
 	default:
@@ -196,9 +246,10 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 		reqs := slices.Clone(b.queue[:n])
 		b.queue = slices.Delete(b.queue, 0, n)
 		b.widest = max(b.widest, n)
+		b.steps++
+		b.rows += n
 		b.mu.Unlock()
 		mine := slices.Contains(reqs, req)
-		start := time.Now()
 		if len(reqs) == 1 { // alone: the single-session computation, without the row split
 			r := reqs[0]
 			out, err := r.ss.stepAlone(r.in, 1)
@@ -206,13 +257,6 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 		} else {
 			s.runRows(reqs)
 		}
-		b.mu.Lock()
-		b.took = time.Since(start)
-		b.last = b.last[:0]
-		for _, r := range reqs {
-			b.last = append(b.last, r.ss)
-		}
-		b.mu.Unlock()
 		if mine {
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Sessions stepped together in batched steps get the bits they get alone: six sequences of
@@ -74,5 +75,47 @@ func TestBatchedStepsGiveEachSessionItsOwnBits(t *testing.T) {
 	t.Logf("widest batched step: %d and %d sessions", w0, w1)
 	if w0 < 2 && w1 < 2 {
 		t.Fatal("no step was batched: the test compared nothing")
+	}
+}
+
+// Sessions decoding side by side whose steps come back at staggered times (each from its own
+// round trip through other stages) still step together: the leader waits for the sessions
+// active lately, not only the last batch's. Four sessions, each step 1.5 ms after its last
+// one ended, started 0.3 ms apart.
+func TestStaggeredSessionsStillStepTogether(t *testing.T) {
+	withBackend(t, BackendCPU)
+	cfg := tinyConfig()
+	sp := Span{First: 0, Last: cfg.Layers - 1}
+	st, err := NewStage(cfg, sp, cfg.InitParams(sp, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seqs, steps = 4, 30
+	var wg sync.WaitGroup
+	for i := range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss, err := st.NewSession(1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer ss.Close()
+			time.Sleep(time.Duration(i) * 300 * time.Microsecond)
+			for range steps {
+				if _, err := ss.Step(NewI32([]int32{BOS}, 1, 1)); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(1500 * time.Microsecond)
+			}
+		}()
+	}
+	wg.Wait()
+	mean := st.BatchedMean()
+	t.Logf("sessions per step: %.2f (widest %d)", mean, st.BatchedWidest())
+	if mean < 2.5 {
+		t.Fatalf("%d staggered sessions took %.2f sessions a step: they were split into smaller batches", seqs, mean)
 	}
 }
