@@ -155,7 +155,17 @@ func runDot(d *dotAxes, lhs, rhs []float32, lhsDims, rhsDims []int, out []float3
 			// straight, as Gemm would call it, without its checks and buffers per head
 			// (half the time of a head's 4,096 multiply-adds). One row of A is contiguous
 			// whether stored transposed or not.
-			for b := 0; b < d.batch; b++ {
+			b := 0
+			if active.heads4 != nil && d.n%32 == 0 && d.n < 128 {
+				// Narrow products (a head's values: 32 or 64 columns) have too few chains to
+				// hide the FMA's latency; four heads side by side have four times as many.
+				for ; b+4 <= d.batch; b += 4 {
+					for j := 0; j < d.n; j += 32 {
+						active.heads4(d.k, lhs[b*d.k:], d.k, rhs[b*d.k*d.n+j:], d.k*d.n, out[b*d.n+j:], d.n, d.n)
+					}
+				}
+			}
+			for ; b < d.batch; b++ {
 				active.row(d.k, lhs[b*d.k:(b+1)*d.k], rhs[b*d.k*d.n:(b+1)*d.k*d.n], d.n, out[b*d.n:(b+1)*d.n], d.n, 0)
 			}
 			return nil

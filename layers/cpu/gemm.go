@@ -127,7 +127,10 @@ type kernel struct {
 	// place: each element the row function's chain, B read once for the eight rows instead
 	// of once per row.
 	rows8 func(kb int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, load int)
-	pool  sync.Pool // *buffers
+	// heads4, when set, computes four one-row products of 32 columns side by side, from zero:
+	// head h's row at a[h*sa:], its B at b[h*sb:] with rows ldb apart, its output at c[h*sc:].
+	heads4 func(kb int, a []float32, sa int, b []float32, sb int, c []float32, sc int, ldb int)
+	pool   sync.Pool // *buffers
 }
 
 // rowKernelRows is the most rows of A computed row by row with the kernel's row function: each

@@ -187,7 +187,7 @@ func FuzzGemm(f *testing.F) {
 // head (the product small) or Gemm runs per head.
 func TestBatchedRowProductsAreTheChain(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 8))
-	for _, s := range []struct{ heads, k, n int }{{32, 32, 256}, {32, 256, 32}, {8, 64, 40}, {3, 7, 300}, {64, 512, 64}} {
+	for _, s := range []struct{ heads, k, n int }{{32, 32, 256}, {32, 256, 32}, {8, 64, 40}, {3, 7, 300}, {64, 512, 64}, {6, 300, 32}, {9, 40, 96}} {
 		lhsShape := shapes.Make(dtypes.Float32, s.heads, 1, s.k)
 		rhsShape := shapes.Make(dtypes.Float32, s.heads, s.k, s.n)
 		d, _, err := planDot(lhsShape, []int{2}, []int{0}, rhsShape, []int{1}, []int{0})

@@ -23,6 +23,9 @@ func avx512Row64(kb int, a, b, c *float32, ldb int, load int)
 func avx512Row32(kb int, a, b, c *float32, ldb int, load int)
 
 //go:noescape
+func avx512Heads4x32(kb int, a *float32, sa int, b *float32, sb int, c *float32, sc int, ldb int)
+
+//go:noescape
 func avx512Rows8x32(kb int, a *float32, lda int, b, c *float32, ldb, ldc, load int)
 
 //go:noescape
@@ -42,6 +45,10 @@ var (
 			avx512MicroStrided(kb, &a[0], &b[0], &c[0], ldc, load, ldb)
 		},
 		row: avx512Row,
+		heads4: func(kb int, a []float32, sa int, b []float32, sb int, c []float32, sc int, ldb int) {
+			_, _, _ = a[3*sa+kb-1], b[3*sb+(kb-1)*ldb+31], c[3*sc+31] // the kernel reads and writes exactly these
+			avx512Heads4x32(kb, &a[0], sa, &b[0], sb, &c[0], sc, ldb)
+		},
 		rows8: func(kb int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, load int) {
 			_, _, _ = a[7*lda+kb-1], b[(kb-1)*ldb+31], c[7*ldc+31] // the kernel reads and writes exactly these
 			avx512Rows8x32(kb, &a[0], lda, &b[0], &c[0], ldb, ldc, load)

@@ -661,6 +661,68 @@ avx512Row32_loop:
 	VZEROUPPER
 	RET
 
+// func avx512Heads4x32(kb int, a *float32, sa int, b *float32, sb int, c *float32, sc int, ldb int)
+// Four one-row products side by side, 32 columns each (a decode step's heads): head h's row
+// at a[h*sa:], its B at b[h*sb:] (rows ldb apart), its output at c[h*sc:]. Each element is
+// the row chain from zero, p ascending: eight chains in flight instead of two.
+TEXT ·avx512Heads4x32(SB), NOSPLIT, $0-64
+	MOVQ kb+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ sa+16(FP), R9
+	SHLQ $2, R9
+	MOVQ b+24(FP), BX
+	MOVQ sb+32(FP), R11
+	SHLQ $2, R11
+	MOVQ c+40(FP), DI
+	MOVQ sc+48(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+56(FP), R10
+	SHLQ $2, R10
+	// Heads 0-2 from AX and BX by index; head 3 from SI and DX.
+	LEAQ (R9)(R9*2), SI
+	ADDQ AX, SI
+	LEAQ (R11)(R11*2), DX
+	ADDQ BX, DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+avx512Heads4x32_loop:
+	VBROADCASTSS (AX), Z8
+	VBROADCASTSS (AX)(R9*1), Z9
+	VBROADCASTSS (AX)(R9*2), Z10
+	VBROADCASTSS (SI), Z11
+	VFMADD231PS 0(BX), Z8, Z0
+	VFMADD231PS 64(BX), Z8, Z1
+	VFMADD231PS 0(BX)(R11*1), Z9, Z2
+	VFMADD231PS 64(BX)(R11*1), Z9, Z3
+	VFMADD231PS 0(BX)(R11*2), Z10, Z4
+	VFMADD231PS 64(BX)(R11*2), Z10, Z5
+	VFMADD231PS 0(DX), Z11, Z6
+	VFMADD231PS 64(DX), Z11, Z7
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ R10, BX
+	ADDQ R10, DX
+	DECQ CX
+	JNZ avx512Heads4x32_loop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 0(DI)(R12*1)
+	VMOVUPS Z3, 64(DI)(R12*1)
+	VMOVUPS Z4, 0(DI)(R12*2)
+	VMOVUPS Z5, 64(DI)(R12*2)
+	LEAQ (R12)(R12*2), R13
+	ADDQ R13, DI
+	VMOVUPS Z6, 0(DI)
+	VMOVUPS Z7, 64(DI)
+	VZEROUPPER
+	RET
+
 // func avx512Rows8x32(kb int, a *float32, lda int, b, c *float32, ldb, ldc, load int)
 // Eight rows by 32 columns with A and B read in place: row r of A at a[r*lda:], row p of B
 // at b[p*ldb:]. Each element is acc = load ? C : 0, then acc = a*b + acc for p ascending:
