@@ -76,7 +76,7 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
-	cm, err := connmgr.NewConnManager(160, 192, connmgr.WithGracePeriod(time.Minute))
+	cm, err := connmgr.NewConnManager(ConnLow, ConnHigh, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
@@ -115,6 +115,13 @@ func New(key crypto.PrivKey, opts ...Option) (*Host, error) {
 // Over makes a Host of a libp2p host built elsewhere (the swarm simulation's in-memory
 // hosts): the node's own DHT, provider and peer records, loops and gossip, without the
 // transports, resource limits and NAT traversal New sets up. Close closes h too.
+// ConnLow and ConnHigh are the connection manager's watermarks: past ConnHigh open
+// connections, the least useful are closed down to ConnLow (those younger than a minute kept).
+const (
+	ConnLow  = 160
+	ConnHigh = 192
+)
+
 func Over(h host.Host, opts ...Option) (*Host, error) {
 	cfg := defaults()
 	for _, o := range opts {

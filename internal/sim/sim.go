@@ -3,8 +3,10 @@ package sim
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/neuroshard/neuroshard/coverage"
@@ -71,6 +74,13 @@ type Result struct {
 	InferenceTried int     `json:"inference_tried,omitempty"`
 	InferenceOK    float64 `json:"inference_success_share,omitempty"`
 	InferenceP50MS float64 `json:"inference_p50_ms,omitempty"`
+	// What the simulation itself costs, to size a run: goroutines and the Go heap in use once
+	// every peer joined and the routing tables settled, and the most the process took from
+	// the system by the end.
+	Goroutines      int     `json:"goroutines"`
+	HeapMB          float64 `json:"heap_in_use_mb"`
+	SysMB           float64 `json:"process_memory_mb"`
+	ConnsPerPeerP50 int     `json:"connections_per_peer_p50"`
 }
 
 // InferenceTokens is how many tokens each generation under churn decodes.
@@ -96,6 +106,7 @@ type swarm struct {
 	dead  map[peer.ID]bool
 	model layers.Config
 	pipes map[peer.ID]*pipeline.Pipeline // inference runs: each peer's pipeline
+	cms   []io.Closer                    // the peers' connection managers
 }
 
 func (s *swarm) logf(format string, args ...any) {
@@ -134,6 +145,19 @@ func (s *swarm) start(ctx context.Context, id peer.ID, index int) error {
 		b := live[i]
 		boot = append(boot, peer.AddrInfo{ID: b.ID(), Addrs: b.Libp2p().Addrs()})
 	}
+	s.mu.Unlock()
+	// The in-memory hosts have no connection manager: every peer would keep a connection to
+	// every peer it ever met (a full mesh, about 1,000 goroutines a peer at 300 peers, beyond
+	// this machine's memory at 1,000). Each gets the node's watermarks, as a real node has;
+	// its grace period shortened as the simulated minute is.
+	cm, err := connmgr.NewConnManager(p2p.ConnLow, p2p.ConnHigh, connmgr.WithGracePeriod(s.cfg.ChurnTime/6),
+		connmgr.WithSilencePeriod(time.Second))
+	if err != nil {
+		return err
+	}
+	s.mn.Host(id).Network().Notify(cm.Notifee())
+	s.mu.Lock()
+	s.cms = append(s.cms, cm)
 	s.mu.Unlock()
 	n, err := p2p.Over(s.mn.Host(id), p2p.WithBootstrap(boot...), p2p.WithDHTMode(p2p.DHTModeServer), p2p.WithProfile(p2p.ProfileLocal),
 		p2p.WithIntervals(10*time.Second, time.Second, time.Hour))
@@ -210,6 +234,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		for _, h := range s.hosts {
 			h.Close()
 		}
+		for _, cm := range s.cms {
+			cm.Close()
+		}
 		s.mn.Close()
 	}()
 	res := Result{Peers: cfg.Peers, LatencyMS: ms(cfg.Latency)}
@@ -255,6 +282,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.RoutingTableP50 = routingP50(s.live())
 	s.logf("  routing tables: median %d peers", res.RoutingTableP50)
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	res.Goroutines, res.HeapMB = runtime.NumGoroutine(), float64(m.HeapInuse)/(1<<20)
+	res.ConnsPerPeerP50 = connsP50(s.live())
+	s.logf("  %d goroutines, %.0f MB of heap, median %d connections a peer", res.Goroutines, res.HeapMB, res.ConnsPerPeerP50)
+
 	s.lookups(ctx, &res)
 	s.logf("  lookups: p50 %.0f ms, %.1f peers asked", res.LookupP50MS, res.LookupAsked)
 	if err := s.gossip(ctx, &res); err != nil {
@@ -268,7 +301,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.InferenceTried > 0 {
 		s.logf("  inference under churn: %.2f of %d generations of %d tokens, p50 %.0f ms", res.InferenceOK, res.InferenceTried, InferenceTokens, res.InferenceP50MS)
 	}
+	runtime.ReadMemStats(&m)
+	res.SysMB = float64(m.Sys) / (1 << 20)
 	return res, nil
+}
+
+func connsP50(hs []*p2p.Host) int {
+	var n []int
+	for _, h := range hs {
+		n = append(n, len(h.Libp2p().Network().Conns()))
+	}
+	slices.Sort(n)
+	return n[len(n)/2]
 }
 
 func routingP50(hs []*p2p.Host) int {
