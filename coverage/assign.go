@@ -1,6 +1,7 @@
 package coverage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -159,4 +160,34 @@ func Rebalance(model layers.Config, v View, self peer.ID, from layers.Span, budg
 		}
 	}
 	return m, m.To != from && m.Now > 0 && m.After >= m.Now*(1+threshold) || m.To != from && m.Now == 0 && m.After > 0
+}
+
+// MoveThreshold is the least gain (1 + MoveThreshold times the swarm's throughput) the
+// balance rule moves a node for.
+const MoveThreshold = 0.2
+
+// Balancer decides when a node moves: the rule (Rebalance, at MoveThreshold) must advise the
+// same span in Streak looks in a row (2 when unset), so a view in flux (a holder that just
+// moved or joined, a record not refreshed yet) moves nobody.
+type Balancer struct {
+	Streak int
+	want   layers.Span
+	seen   int
+}
+
+// Look applies the rule to a view of the swarm and tells whether to move now, and where.
+func (b *Balancer) Look(model layers.Config, v View, self peer.ID, from layers.Span, budget int64) (Move, bool) {
+	m, ok := Rebalance(model, v, self, from, budget, MoveThreshold)
+	if !ok {
+		b.seen = 0
+		return m, false
+	}
+	if m.To != b.want {
+		b.want, b.seen = m.To, 0
+	}
+	if b.seen++; b.seen < max(1, cmp.Or(b.Streak, 2)) {
+		return m, false
+	}
+	b.seen = 0
+	return m, true
 }

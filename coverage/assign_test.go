@@ -142,3 +142,27 @@ func TestRebalanceMovesWhereTheSwarmIsSlowest(t *testing.T) {
 		})
 	}
 }
+
+// The balancer moves only when the rule names the same span twice in a row.
+func TestBalancerWaitsForTheSameAdviceTwice(t *testing.T) {
+	model, _ := layers.Preset("neuroshard-small")
+	budget := 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+	first, second := layers.Span{First: 0, Last: 3}, layers.Span{First: 4, Last: 7}
+	v := viewOf(map[peer.ID]layers.Span{"me": first, "fast": first, "slow": second}, map[peer.ID]float64{"me": 1000, "fast": 1000, "slow": 50})
+	var b Balancer
+	if _, ok := b.Look(model, v, "me", first, budget); ok {
+		t.Fatal("moved at the first look")
+	}
+	m, ok := b.Look(model, v, "me", first, budget)
+	if !ok || m.To != second {
+		t.Fatalf("second look: %+v %v, want a move to 4-7", m, ok)
+	}
+	// Advice that comes and goes starts the count again.
+	b.Look(model, v, "me", first, budget)
+	if _, ok := b.Look(model, v, "me", second, budget); ok {
+		t.Fatal("moved from 4-7, where the rule keeps it")
+	}
+	if _, ok := b.Look(model, v, "me", first, budget); ok {
+		t.Fatal("moved after one look since the advice changed")
+	}
+}

@@ -29,6 +29,15 @@ type Finder interface {
 	FindProviders(ctx context.Context, key string, limit int) ([]peer.AddrInfo, error)
 }
 
+// LayerKeys are the content keys of a span's layers.
+func LayerKeys(model string, s layers.Span) []string {
+	keys := make([]string, 0, s.Len())
+	for _, i := range s.Indices() {
+		keys = append(keys, LayerKey(model, i))
+	}
+	return keys
+}
+
 // Prober tells whether a peer answers now (a Finder may be one): a provider record outlives
 // its holder by up to three reprovide intervals, so the view counts a holder only while it
 // can be reached.
@@ -101,6 +110,18 @@ func (v View) ByPeer() map[peer.ID][]int {
 			out[p] = append(out[p], l.Index)
 		}
 	}
+	return out
+}
+
+// HoldersOf lists the peers other than self that hold exactly span.
+func (v View) HoldersOf(span layers.Span, self peer.ID) []peer.ID {
+	var out []peer.ID
+	for id, spans := range v.Spans() {
+		if id != self && slices.Contains(spans, span) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -245,11 +266,26 @@ func (c *Cache) Lookup(ctx context.Context) View {
 		}
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
-		v.Layers[i] = Layer{Index: i, Providers: ids, Replicas: len(ids)}
+		v.Layers[i] = Layer{Index: i, Providers: ids}
+	}
+	v.Records = c.recordsOf(v)
+	// A holder's own signed record names the span it holds now; its provider records of other
+	// layers are what it announced before it moved (they stay in the DHT until they expire).
+	// Where it still provides layers of its record, its claims outside the record are dropped.
+	for id, r := range v.Records {
+		if !slices.ContainsFunc(v.Layers, func(l Layer) bool { return l.Index >= r.First && l.Index <= r.Last && slices.Contains(l.Providers, id) }) {
+			continue
+		}
+		for i := range v.Layers {
+			if i < r.First || i > r.Last {
+				v.Layers[i].Providers = slices.DeleteFunc(v.Layers[i].Providers, func(p peer.ID) bool { return p == id })
+			}
+		}
 	}
 	self := c.finder.ID()
 	v.Missing = []int{}
 	for i := range v.Layers {
+		v.Layers[i].Replicas = len(v.Layers[i].Providers)
 		if slices.Contains(v.Layers[i].Providers, self) {
 			v.Layers[i].Replicas--
 		}
@@ -258,7 +294,6 @@ func (c *Cache) Lookup(ctx context.Context) View {
 		}
 	}
 	v.Complete = len(v.Missing) == 0
-	v.Records = c.recordsOf(v)
 	return v
 }
 

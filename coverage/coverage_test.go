@@ -2,6 +2,7 @@ package coverage
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
+	"github.com/neuroshard/neuroshard/p2p"
 )
 
 // table answers provider lookups from a fixed map, optionally slowly, and counts them.
@@ -182,5 +184,42 @@ func TestIncompleteViewIsRefreshedSooner(t *testing.T) {
 	time.Sleep(250 * time.Millisecond)
 	if v := c.Get(context.Background()); !v.Complete || f.calls.Load() != calls {
 		t.Fatalf("a complete view was refreshed within its interval (%d lookups more)", f.calls.Load()-calls)
+	}
+}
+
+// recorded is a table whose peers also have signed records.
+type recorded struct {
+	*table
+	records map[peer.ID]p2p.PeerRecord
+}
+
+func (r *recorded) PeerRecord(_ context.Context, id peer.ID) (p2p.PeerRecord, error) {
+	rec, ok := r.records[id]
+	if !ok {
+		return p2p.PeerRecord{}, errors.New("no record")
+	}
+	return rec, nil
+}
+
+// A holder that moved still has provider records of its old layers in the DHT until they
+// expire; its own record names the span it holds now, and the view counts it there only. A
+// record that names none of the layers it provides (an old record not replaced in the DHT
+// yet) drops nothing.
+func TestMovedHolderCountsWhereItsRecordSays(t *testing.T) {
+	moved, lagging, other := peer.ID("moved"), peer.ID("lagging"), peer.ID("other")
+	f := &recorded{table: &table{self: "me", holders: map[string][]peer.ID{
+		LayerKey("m", 0): {moved, other}, LayerKey("m", 1): {moved, other},
+		LayerKey("m", 2): {moved, lagging}, LayerKey("m", 3): {moved, lagging},
+	}}, records: map[peer.ID]p2p.PeerRecord{
+		moved:   {Peer: moved, Model: "m", First: 2, Last: 3, Seq: 2},
+		lagging: {Peer: lagging, Model: "m", First: 0, Last: 1, Seq: 1},
+		other:   {Peer: other, Model: "m", First: 0, Last: 1, Seq: 1},
+	}}
+	v := New(f, "m", 4, time.Minute).Lookup(context.Background())
+	if spans := v.Spans(); !slices.Equal(spans[moved], []layers.Span{{First: 2, Last: 3}}) || !slices.Equal(spans[lagging], []layers.Span{{First: 2, Last: 3}}) {
+		t.Fatalf("spans: moved %v, lagging %v", spans[moved], spans[lagging])
+	}
+	if v.Layers[0].Replicas != 1 || v.Layers[2].Replicas != 2 || !v.Complete {
+		t.Fatalf("layers: %+v", v.Layers)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // makeCatchup builds the node's catching up over its replica, reports and coverage.
 func (n *Node) makeCatchup() *replicanet.Catchup {
 	return &replicanet.Catchup{Host: n.host, Model: n.model, Ctx: n.ctx, Reports: &n.reports,
-		Replica: func() *diloco.Replica { return n.replica },
+		Replica: func() *diloco.Replica { return n.replica() },
 		Span:    n.Span,
 		Holders: n.replicas,
 		Steps:   n.innerSteps,

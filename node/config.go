@@ -37,9 +37,13 @@ type Config struct {
 	Host      string   // p2p listen IP
 	Bootstrap []string // full multiaddrs (with /p2p/<id>) to join through
 	Layers    string   // "A-B" fixes the span; empty lets the node choose
-	MaxMemory int64    // memory budget in bytes for the span; 0: stored setting or default
-	DHTMode   string   // auto, server or client
-	Profile   string   // auto, local or internet
+	// Rebalance is how often (jittered) the node asks the balance rule whether to move to
+	// under-served layers, and moves when two looks in a row say so; 0 never. DefaultConfig
+	// sets DefaultRebalance; the command leaves it 0 when --layers fixes the span.
+	Rebalance time.Duration
+	MaxMemory int64  // memory budget in bytes for the span; 0: stored setting or default
+	DHTMode   string // auto, server or client
+	Profile   string // auto, local or internet
 	// Relay makes the node a circuit relay for peers that cannot be dialled (when it is
 	// reachable itself); Relays are relays to use when this node cannot be (full multiaddrs,
 	// tried before the bootstrap peers); Reachability is auto (AutoNAT), public or private.
@@ -87,6 +91,9 @@ type Config struct {
 	StepFloor          time.Duration // least time a remote stage of known speed gets a step (0: pipeline's default)
 }
 
+// DefaultRebalance is how often a node looks at the balance rule.
+const DefaultRebalance = 5 * time.Minute
+
 // DefaultTrainYield: while inference runs, training takes at most one micro-step every 2 s.
 const DefaultTrainYield = 2 * time.Second
 
@@ -109,6 +116,7 @@ func DefaultConfig() Config {
 		CoverageInterval:   10 * time.Second,
 		RoundTimeout:       60 * time.Second,
 		LedgerSyncInterval: 30 * time.Second,
+		Rebalance:          DefaultRebalance,
 	}
 }
 
@@ -171,6 +179,9 @@ func (c *Config) Validate() error {
 	case p2p.ProfileAuto, p2p.ProfileLocal, p2p.ProfileInternet:
 	default:
 		return fmt.Errorf("%w: --net-profile %q (want auto, local or internet)", ErrInvalidConfig, c.Profile)
+	}
+	if c.Rebalance < 0 {
+		return fmt.Errorf("%w: rebalance interval %s (0 turns moves off)", ErrInvalidConfig, c.Rebalance)
 	}
 	if c.ReprovideInterval <= 0 || c.BootstrapInterval <= 0 || c.PingInterval <= 0 || c.CoverageInterval <= 0 || c.RoundTimeout <= 0 || c.LedgerSyncInterval <= 0 {
 		return fmt.Errorf("%w: intervals must be positive", ErrInvalidConfig)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -34,8 +35,7 @@ func (n *Node) corpus() (*layers.Corpus, error) {
 
 // driveLoop trains while this node holds layer 0 and training is on: it reads micro-batches
 // from its corpus and runs them through a training route.
-func (n *Node) driveLoop() {
-	defer n.wg.Done()
+func (n *Node) driveLoop(ctx context.Context) {
 	corpus, err := n.corpus()
 	if err != nil {
 		logger().Error("training disabled: no corpus", "err", err)
@@ -47,10 +47,10 @@ func (n *Node) driveLoop() {
 	var batcher *layers.Batcher
 	batchSize := 0
 	var id uint64
-	for n.ctx.Err() == nil {
+	for ctx.Err() == nil {
 		s := n.settings.Get().Training
 		if !s.Enabled {
-			n.sleep(driverRetry)
+			sleepCtx(ctx, driverRetry)
 			continue
 		}
 		if batcher == nil || batchSize != s.BatchSize {
@@ -60,20 +60,20 @@ func (n *Node) driveLoop() {
 			}
 			batchSize = s.BatchSize
 		}
-		hops, err := n.pipe.OpenTrainRoute(n.ctx, slices.Index(n.replicas(n.ctx), n.host.ID()), n.applyInner)
+		hops, err := n.pipe.OpenTrainRoute(ctx, slices.Index(n.replicas(ctx), n.host.ID()), n.applyInner)
 		if err != nil {
 			logger().Debug("no training route yet", "err", err)
-			n.sleep(driverRetry)
+			sleepCtx(ctx, driverRetry)
 			continue
 		}
 		n.setDriving(true)
 		trained := 0 // tokens the route's stages processed since their last receipt
-		for n.ctx.Err() == nil && n.settings.Get().Training.Enabled && n.settings.Get().Training.BatchSize == batchSize {
+		for ctx.Err() == nil && n.settings.Get().Training.Enabled && n.settings.Get().Training.BatchSize == batchSize {
 			n.yieldToServing()
 			tokens, targets := batcher.Next()
 			id++
-			if _, err := pipeline.TrainBatch(n.ctx, hops, id, tokens, targets); err != nil {
-				if n.ctx.Err() == nil {
+			if _, err := pipeline.TrainBatch(ctx, hops, id, tokens, targets); err != nil {
+				if ctx.Err() == nil {
 					logger().Warn("training step failed; re-planning", "err", err)
 				}
 				break
@@ -146,9 +146,12 @@ func (n *Node) setDriving(on bool) {
 }
 
 // sleep waits d or until the node closes.
-func (n *Node) sleep(d time.Duration) {
+func (n *Node) sleep(d time.Duration) { sleepCtx(n.ctx, d) }
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
-	case <-n.ctx.Done():
+	case <-ctx.Done():
 	case <-time.After(d):
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
+	"github.com/neuroshard/neuroshard/internal/datadir"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/ledger/ledgersync"
@@ -48,12 +49,12 @@ type Node struct {
 	pipe           *pipeline.Pipeline
 	api            *nodeapi.API // the REST API's backend
 	train          trainState
-	replica        *diloco.Replica // the span's DiLoCo round (after Start)
-	roundWake      chan struct{}   // an inner step or a report: the round loop looks again
+	rep            atomic.Pointer[diloco.Replica] // the span's DiLoCo round (after Start; a move replaces it)
+	roundWake      chan struct{}                  // an inner step or a report: the round loop looks again
 	catch          *replicanet.Catchup
 	yielding       atomic.Bool // the training driver waits for serving to end
 	reports        diloco.ReportBook
-	topic          *p2p.Topic
+	gossip         *replicanet.Reports // the training reports' topic
 	ledger         *ledger.Ledger
 	wallet         *ledger.Wallet
 	lsync          *ledgersync.Sync
@@ -69,10 +70,12 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	bench benchState
-	// storeFailure is the last failed write of the node's state, nil once one succeeds.
-	storeFailure atomic.Pointer[error]
-	served       served
+	bench    benchState
+	writes   datadir.Writes // the node's checkpoint writes, failed or not
+	served   served
+	loops    *spanLoops  // the held span's round and training loops (under mu)
+	measured atomic.Bool // the first measure is done: a layer-0 stage may drive training
+	moving   sync.Mutex  // one move at a time
 
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
@@ -122,25 +125,10 @@ func (n *Node) APIPort() int {
 // CheckDataDir reports whether the data dir can be written.
 // A write the node could not make (the last checkpoint) counts too, until one succeeds.
 func (n *Node) CheckDataDir() error {
-	if f := n.storeFailure.Load(); f != nil {
-		return *f
+	if err := n.writes.Err(); err != nil {
+		return err
 	}
-	return checkWritable(n.cfg.DataDir)
-}
-
-// stored records whether a write the node depends on succeeded: a failure is logged once and
-// shown in the health check until a later write succeeds.
-func (n *Node) stored(what string, err error) {
-	if err == nil {
-		if n.storeFailure.Swap(nil) != nil {
-			logger().Info("storage writable again", "what", what)
-		}
-		return
-	}
-	err = fmt.Errorf("node: could not save the %s: %w", what, err)
-	if n.storeFailure.Swap(&err) == nil {
-		logger().Error("storage failing (health degraded until a write succeeds)", "what", what, "err", err)
-	}
+	return datadir.CheckWritable(n.cfg.DataDir)
 }
 
 // Attach gives the node its frontend; call it before Start. The frontend listens on the
@@ -154,14 +142,14 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	model, _ := layers.Preset(cfg.Model) // checked by Validate
-	if err := prepareDataDir(cfg.DataDir); err != nil {
+	if err := datadir.Prepare(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	key, err := p2p.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, identityFile))
 	if err != nil {
 		return nil, err
 	}
-	token, generated, err := loadToken(cfg.DataDir, cfg.Token)
+	token, generated, err := datadir.LoadToken(cfg.DataDir, cfg.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -301,10 +289,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.host.ServeForward(n.pipe.ServeForward)
 	n.host.ServeTrain(n.serveTrain)
-	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica, n.heldSpan() }, func(p peer.ID) { n.catch.From(p) }))
+	n.host.ServeExchange(replicanet.Handler(func() (*diloco.Replica, replicanet.Span) { return n.replica(), n.heldSpan() }, func(p peer.ID) { n.catch.From(p) }))
 	n.host.ServeCheckpoints(n.catch.Serve)
 	n.host.ServeCheckpointPut(n.catch.Admit, n.catch.Take)
-	n.host.SetAnnounced(n.layerKeys(span))
+	n.host.SetAnnounced(coverage.LayerKeys(n.model.Name, span))
 	n.loadBench()
 	n.publishRecord()
 	if n.front != nil {
@@ -315,23 +303,22 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	n.started = time.Now()
 	n.mu.Unlock()
+	n.startSpan()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		n.measure() // before training takes the cores
 		n.publishRecord()
-		if span.First == 0 {
-			n.wg.Add(1)
-			n.driveLoop()
-		}
+		n.measured.Store(true)
+		n.mu.Lock()
+		l := n.loops
+		n.mu.Unlock()
+		n.startDriver(l)
 	}()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		loop := replicanet.Loop{Replica: n.replica, Catchup: n.catch, Steps: n.innerSteps, Started: n.Started, Wake: n.roundWake,
-			H: func() int64 { return int64(n.settings.Get().Training.DiLoCoSteps) }}
-		loop.Run(n.ctx)
-	}()
+	if n.cfg.Rebalance > 0 {
+		n.wg.Add(1)
+		go n.balanceLoop()
+	}
 	n.api.Start()
 	n.state.Store("running")
 	logger().Info("node running", "peer", n.host.ID(), "layers", span.String(), "model", n.model.Name, "api", n.APIURL())
@@ -438,12 +425,4 @@ func (n *Node) APIURL() string {
 		return ""
 	}
 	return "http://" + a.String()
-}
-
-func (n *Node) layerKeys(s layers.Span) []string {
-	keys := make([]string, 0, s.Len())
-	for _, i := range s.Indices() {
-		keys = append(keys, coverage.LayerKey(n.model.Name, i))
-	}
-	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/neuroshard/neuroshard/internal/datadir"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,6 +34,7 @@ func testConfig(t testing.TB) Config {
 	// Audits open sessions on other holders in the background: tests of audits turn them on,
 	// the others count sessions and kill holders.
 	cfg.AuditRate = -1
+	cfg.Rebalance = 0 // the tests of moves turn it on
 	return cfg
 }
 
@@ -270,7 +272,7 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n1.TokenGenerated() || !strings.HasPrefix(n1.Token(), tokenPrefix) {
+	if !n1.TokenGenerated() || !strings.HasPrefix(n1.Token(), "nst_") {
 		t.Fatalf("first start must generate a token, got %q", n1.Token())
 	}
 	attachAPI(t, n1)
@@ -289,7 +291,7 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 	if err := n1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	info, err := os.Stat(filepath.Join(cfg.DataDir, tokenFile))
+	info, err := os.Stat(filepath.Join(cfg.DataDir, datadir.TokenFile))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("token file mode: %v %v", info, err)
 	}

@@ -22,7 +22,7 @@ const shortRound = 50
 // initSync makes the replica of the held span, from the loaded weights.
 func (n *Node) initSync(st *layers.Stage, round int64) {
 	first := st.Span().First
-	n.replica = diloco.NewReplica(diloco.ReplicaConfig{
+	n.rep.Store(diloco.NewReplica(diloco.ReplicaConfig{
 		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: roundWeights{n: n, st: st},
 		Transport:  replicanet.Transport{Host: n.host, Span: n.heldSpan},
 		Membership: replicanet.Members{Host: n.host, Holders: func(ctx context.Context) []peer.ID { return n.catch.RoundMembers(ctx) }, RoundOf: n.gossipedRound},
@@ -39,15 +39,18 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 				n.tamper(p)
 			}
 		},
-	})
+	}))
 }
+
+// replica is the held span's DiLoCo replica (nil before Start).
+func (n *Node) replica() *diloco.Replica { return n.rep.Load() }
 
 // heldSpan is the model and span this node's replica trains.
 func (n *Node) heldSpan() replicanet.Span {
 	return replicanet.Span{Model: n.model.Name, Span: n.Span()}
 }
 
-// gossipedRound is the round a peer last gossiped, if it did within reportTTL.
+// gossipedRound is the round a peer last gossiped, if it did within replicanet.ReportTTL.
 func (n *Node) gossipedRound(p peer.ID) (int64, bool) {
 	r, ok := n.reports.Latest(p.String())
 	return r.Round, ok
@@ -55,10 +58,10 @@ func (n *Node) gossipedRound(p peer.ID) (int64, bool) {
 
 // roundState is the replica's progress (zero before the node holds a span).
 func (n *Node) roundState() diloco.State {
-	if n.replica == nil {
+	if n.replica() == nil {
 		return diloco.State{}
 	}
-	return n.replica.State()
+	return n.replica().State()
 }
 
 // roundSettings are the round's knobs as the node's settings say now.
@@ -76,7 +79,7 @@ func (n *Node) roundSettings() diloco.Settings {
 // roundFinished saves the agreed weights and tells the network.
 func (n *Node) roundFinished(r diloco.Round) {
 	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: r.Steps, Round: r.Round + 1}
-	n.stored("checkpoint", layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, r.Theta0))
+	n.writes.Record("checkpoint", layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, r.Theta0))
 	n.publishTraining()
 	n.api.RoundDone(r, float64(n.recentLoss()))
 }

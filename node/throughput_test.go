@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/neuroshard/neuroshard/coverage"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/pipeline"
@@ -174,4 +175,110 @@ func TestJoiningNodeGoesWhereTheSwarmIsSlow(t *testing.T) {
 	if n := startNode(t, joiner); n.Span().String() != "4-7" {
 		t.Fatalf("the joiner took %s, want 4-7 (the slow holders' half)", n.Span())
 	}
+}
+
+// A node moves when the balance rule says so: a fast node that starts beside another fast one
+// on 0-3, while only a slow node holds 4-7, ends on 4-7 (the rule's prediction: the swarm's
+// throughput, its slowest layer's, goes from the slow node's to 20x that), drops 0-3 from its
+// announcements, and the swarm's answers stay the one-node answer through the move.
+func TestFastNodeMovesToTheSlowHalf(t *testing.T) {
+	t.Parallel()
+	var nodes []*Node
+	for i, hold := range []struct {
+		span   string
+		decode float64
+	}{{"0-3", 1000}, {"4-7", 50}, {"0-3", 1000}} {
+		cfg := testConfig(t)
+		cfg.Layers, cfg.Bench = hold.span, BenchFirst
+		if i > 0 {
+			cfg.Bootstrap = nodes[0].Multiaddrs()
+		}
+		if i == 2 {
+			model, _ := layers.Preset(cfg.Model)
+			cfg.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+			cfg.Rebalance = 500 * time.Millisecond
+		}
+		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * hold.decode, Train: hold.decode,
+			Decode: hold.decode, DecodeBatch8: 4 * hold.decode, Prefill: 10 * hold.decode, Short: true, MeasuredAt: time.Now()}
+		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startNode(t, cfg))
+	}
+	mover := nodes[2]
+	whole := startNode(t, testConfig(t))
+	want, err := apiClient(whole).Inference(context.Background(), greedy("ROMEO:", 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := layers.Span{First: 4, Last: 7}
+	eventually(t, 30*time.Second, "the fast node holding, serving and announcing 4-7 alone", func() bool {
+		return mover.Span() == second && mover.Serving().Span() == second &&
+			slices.Equal(mover.host.Announced(), coverage.LayerKeys(mover.model.Name, second))
+	})
+	eventually(t, 20*time.Second, "the mover as a holder of 4-7 in the first node's view", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return slices.Equal(nodes[0].pipe.Holdings(ctx)[mover.host.ID()], []layers.Span{second})
+	})
+	// Stable: the rule, looked at again, keeps it there.
+	time.Sleep(2 * time.Second)
+	if mover.Span() != second {
+		t.Fatalf("the mover moved on to %s", mover.Span())
+	}
+	got, err := apiClient(nodes[0]).Inference(context.Background(), greedy("ROMEO:", 16))
+	if err != nil || got.Text != want.Text {
+		t.Fatalf("after the move: %q (%v), one node %q", got.Text, err, want.Text)
+	}
+}
+
+// A node that moves to a span its holders have trained takes their weights, not the initial
+// ones: it fetches a holder's checkpoint (shown its signed record naming the span, vouched
+// for by the holders' gossip) and from then on rounds with them, bit for bit.
+func TestMoverTakesTheTrainedWeightsOfItsNewSpan(t *testing.T) {
+	bench := func(cfg Config, decode float64) {
+		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * decode, Train: decode,
+			Decode: decode, DecodeBatch8: 4 * decode, Prefill: 10 * decode, Short: true, MeasuredAt: time.Now()}
+		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on, h, lr, bs := true, 6, 3e-3, 4
+	start := func(span string, decode float64, tweak func(*Config), boot []string) *Node {
+		cfg := testConfig(t)
+		cfg.Layers, cfg.Bench, cfg.Train, cfg.RoundTimeout, cfg.Bootstrap = span, BenchFirst, &on, 20*time.Second, boot
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		bench(cfg, decode)
+		n := startNode(t, cfg)
+		if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
+			LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a := start("0-3", 1000, nil, nil)
+	b := start("4-7", 50, nil, a.Multiaddrs())
+	c := start("4-7", 50, nil, a.Multiaddrs())
+	eventually(t, 3*time.Minute, "a round of 4-7 on both its replicas, agreeing", func() bool {
+		rb, hb := rounds(b)
+		rc, hc := rounds(c)
+		return rb >= 1 && rb == rc && hb == hc
+	})
+	initial := a.model.InitParams(layers.Span{First: 4, Last: 7}, 0).Hash()
+	mover := start("0-3", 1000, func(cfg *Config) {
+		model, _ := layers.Preset(cfg.Model)
+		cfg.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+		cfg.Rebalance = 500 * time.Millisecond
+	}, a.Multiaddrs())
+	eventually(t, time.Minute, "the mover on 4-7", func() bool { return mover.Span().String() == "4-7" })
+	if got, _ := rounds(mover); got < 1 || mover.ServedHash() == initial {
+		t.Fatalf("the mover took round %d, serving the initial weights: %v", got, mover.ServedHash() == initial)
+	}
+	eventually(t, 3*time.Minute, "the mover rounding with 4-7's replicas, bit for bit", func() bool {
+		rm, hm := rounds(mover)
+		rb, hb := rounds(b)
+		return rm >= 2 && rm == rb && hm == hb
+	})
 }

@@ -291,7 +291,7 @@ func TestReplicasRecomputeTheAggregate(t *testing.T) {
 	if other.host.ID() < agg.host.ID() {
 		agg, other = other, agg
 	}
-	agg.replica.SetTamperResult(func(b []byte) []byte {
+	agg.replica().SetTamperResult(func(b []byte) []byte {
 		b[len(b)/2] ^= 0x40
 		return b
 	})
@@ -469,10 +469,10 @@ func TestCloseWhileAggregatingReturns(t *testing.T) {
 // the old weights to the new ones.
 func TestRoundFailsWhenCaughtUpMeanwhile(t *testing.T) {
 	agg := aggregatorWaiting(t, 3*time.Second)
-	before, caught, vel := agg.replica.Snapshot()
+	before, caught, vel := agg.replica().Snapshot()
 	caught.Values[0][0] += 0.5
 	st := agg.roundState()
-	if err := agg.replica.Adopt(before+1, caught, vel, st.StepsAtEnd); err != nil { // what a catch-up does
+	if err := agg.replica().Adopt(before+1, caught, vel, st.StepsAtEnd); err != nil { // what a catch-up does
 		t.Fatal(err)
 	}
 	want, round, failed := caught.Hash(), before+1, st.Failed
@@ -503,11 +503,11 @@ func TestShortRoundsStillAverageBothReplicas(t *testing.T) {
 
 // recentExclusions lists the replicas rounds left out, newest first.
 func (n *Node) recentExclusions() []apitypes.Exclusion {
-	if n.replica == nil {
+	if n.replica() == nil {
 		return nil
 	}
 	var out []apitypes.Exclusion
-	for _, e := range n.replica.Exclusions() {
+	for _, e := range n.replica().Exclusions() {
 		out = append(out, apitypes.Exclusion{Round: e.Round, Peer: e.Peer, Reason: e.Reason})
 	}
 	return out
@@ -572,7 +572,7 @@ func TestLateJoinerAndKilledAggregatorTogether(t *testing.T) {
 	eventually(t, time.Minute, "inner steps into the round", func() bool { return rest[0].innerSteps() >= steps+2 })
 	stepsBefore := []int64{rest[0].innerSteps(), rest[1].innerSteps()}
 	agg.Close()
-	deadline := rest[0].replica.Deadline()
+	deadline := rest[0].replica().Deadline()
 	bound := slowest + 2*deadline
 	last, _ = rounds(rest[0])
 	t0 = time.Now()

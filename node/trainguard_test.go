@@ -124,7 +124,7 @@ func TestSybilReportsMoveNoFigure(t *testing.T) {
 	r := a.myReport()
 	r.Time = time.Now().Add(-time.Hour).Unix()
 	data, _ := json.Marshal(r)
-	if a.validReport(a.host.ID(), data) {
+	if a.gossip.Valid(a.host.ID(), data) {
 		t.Fatal("a report an hour old passed the validator")
 	}
 }
@@ -243,7 +243,7 @@ func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
 	})
 	for _, n := range nodes { // the other may still be applying the shared round
 		eventually(t, 30*time.Second, "both replicas members at "+n.ID(), func() bool {
-			got := n.replica.Members()
+			got := n.replica().Members()
 			return len(got) == 2 && slices.Contains(got, nodes[0].ID()) && slices.Contains(got, nodes[1].ID())
 		})
 	}
@@ -256,7 +256,7 @@ func TestReportsCountOnlyFromRoundMembers(t *testing.T) {
 	lie.Hash, lie.Members = strings.Repeat("cd", 32), []string{m.ID()}
 	data, _ := json.Marshal(lie)
 	eventually(t, 30*time.Second, "the lying report at a", func() bool {
-		if err := m.topic.Publish(context.Background(), data); err != nil {
+		if err := m.gossip.Topic().Publish(context.Background(), data); err != nil {
 			t.Fatal(err)
 		}
 		r, ok := a.reports.Latest(m.ID())

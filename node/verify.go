@@ -2,64 +2,24 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/diloco"
+	"github.com/neuroshard/neuroshard/diloco/replicanet"
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/nodeapi"
-	"github.com/neuroshard/neuroshard/p2p"
 )
 
-// TrainingReport is what a replica gossips after each round (and every reportInterval).
+// TrainingReport is what a replica gossips after each round (and every ReportInterval).
 type TrainingReport = diloco.Report
 
-// reportInterval republishes the node's report so late joiners learn it.
-const reportInterval = 10 * time.Second
-
-// reportTTL drops reports of peers that went quiet.
-const reportTTL = 2 * time.Minute
-
-func (n *Node) trainingTopic() string { return "/neuroshard/training/1.0.0/" + n.model.Name }
-
-// validReport is the topic's validator: a well-formed report for this model, stamped within
-// diloco.ReportSkew of this node's clock.
-func (n *Node) validReport(from peer.ID, data []byte) bool {
-	_, ok := diloco.DecodeReport(data, n.model.Name, n.model.Layers, time.Now())
-	return ok
-}
-
+// startGossip joins the training reports' topic (replicanet.Reports).
 func (n *Node) startGossip() error {
-	n.reports.TTL = reportTTL
-	t, err := n.host.JoinTopic(n.trainingTopic(), p2p.SmallGossip, n.validReport, func(from peer.ID, data []byte) {
-		if r, ok := diloco.DecodeReport(data, n.model.Name, n.model.Layers, time.Now()); ok {
-			n.reports.Put(from.String(), r, time.Now())
-			n.catch.MaybePush(from, r)
-			n.wake()
-		}
-	})
-	if err != nil {
-		return err
-	}
-	n.topic = t
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		tk := time.NewTicker(reportInterval)
-		defer tk.Stop()
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-tk.C:
-				if n.innerSteps() > 0 {
-					n.publishTraining()
-				}
-			}
-		}
-	}()
-	return nil
+	n.gossip = &replicanet.Reports{Host: n.host, Model: n.model, Book: &n.reports, Mine: n.myReport,
+		Training: func() bool { return n.innerSteps() > 0 },
+		OnReport: func(from peer.ID, r diloco.Report) { n.catch.MaybePush(from, r); n.wake() }}
+	return n.gossip.Start(n.ctx, &n.wg)
 }
 
 // myReport is the node's current report.
@@ -70,8 +30,8 @@ func (n *Node) myReport() TrainingReport {
 	steps, tokens := n.train.innerSteps, n.train.tokens
 	n.train.mu.Unlock()
 	var members []string
-	if n.replica != nil {
-		members = n.replica.Members()
+	if n.replica() != nil {
+		members = n.replica().Members()
 		members = members[:min(len(members), diloco.MaxReportMembers)]
 	}
 	return TrainingReport{Model: n.model.Name, First: span.First, Last: span.Last, Round: rs.Round, Hash: rs.Hash,
@@ -79,16 +39,7 @@ func (n *Node) myReport() TrainingReport {
 }
 
 // publishTraining gossips the node's report.
-func (n *Node) publishTraining() {
-	r := n.myReport()
-	n.reports.PutMine(n.host.ID().String(), r, time.Now())
-	data, _ := json.Marshal(r)
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-	defer cancel()
-	if err := n.topic.Publish(ctx, data); err != nil && n.ctx.Err() == nil {
-		logger().Debug("training report not published", "err", err)
-	}
-}
+func (n *Node) publishTraining() { n.gossip.Publish(n.ctx) }
 
 // Training is the node's training as the API shows it: the gossiped reports, the round, the
 // inner steps. A report counts (is fresh) only from a member of its span's rounds
@@ -97,8 +48,8 @@ func (n *Node) publishTraining() {
 func (n *Node) Training() nodeapi.TrainingView {
 	v := nodeapi.TrainingView{Reports: map[peer.ID]nodeapi.ReportSeen{}, History: map[peer.ID][]diloco.Report{},
 		Round: n.roundState(), Loss: float64(n.recentLoss())}
-	if n.replica != nil {
-		v.Exclusions = n.replica.Exclusions()
+	if n.replica() != nil {
+		v.Exclusions = n.replica().Exclusions()
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	holdings := n.pipe.Holdings(ctx)
@@ -114,8 +65,8 @@ func (n *Node) Training() nodeapi.TrainingView {
 		}
 	}
 	c := diloco.Counting{Self: self, Own: n.Span(), Holdings: map[string][]layers.Span{}, Audited: map[string]int{}}
-	if n.replica != nil {
-		c.Members = n.replica.Members()
+	if n.replica() != nil {
+		c.Members = n.replica().Members()
 	}
 	for p, spans := range holdings {
 		c.Holdings[p.String()] = spans

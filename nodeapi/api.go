@@ -52,15 +52,12 @@ func (a *API) Status(ctx context.Context) apitypes.Status {
 	}
 }
 
-// rebalanceThreshold is the least gain the balance rule moves for.
-const rebalanceThreshold = 0.2
-
 // rebalance asks the balance rule about the last coverage view (no lookup).
 func (a *API) rebalance(span layers.Span) *apitypes.RebalanceAdvice {
 	if a.node.Stage() == nil {
 		return nil
 	}
-	m, ok := coverage.Rebalance(a.model, a.cov.Last(), a.host.ID(), span, a.node.MemoryBudget(), rebalanceThreshold)
+	m, ok := coverage.Rebalance(a.model, a.cov.Last(), a.host.ID(), span, a.node.MemoryBudget(), coverage.MoveThreshold)
 	if !ok {
 		return nil
 	}

@@ -242,23 +242,33 @@ func peerRecordOption() dht.Option {
 // SetRecord signs r as this node's record (its Peer and Seq are filled in) and puts it in the
 // DHT now, in the background, and again with every announcement of the node's layers.
 func (n *Host) SetRecord(r PeerRecord) error {
-	n.mu.Lock()
-	seq := max(uint64(time.Now().UnixNano()), n.record.Seq+1)
-	n.mu.Unlock()
-	r.Peer, r.Seq, r.Sig = n.h.ID(), seq, nil
-	if err := r.check(); err != nil {
-		return err
-	}
-	sig, err := n.Sign(r.message())
+	r, err := n.SignRecord(r)
 	if err != nil {
 		return err
 	}
-	r.Sig = sig
 	n.mu.Lock()
 	n.record = r
 	n.mu.Unlock()
 	n.kickAnnounce()
 	return nil
+}
+
+// SignRecord signs r as this node's, numbered now, without making it the record the node
+// publishes: a claim shown in a request (the span a node is moving to, before it holds it).
+func (n *Host) SignRecord(r PeerRecord) (PeerRecord, error) {
+	n.mu.Lock()
+	seq := max(uint64(time.Now().UnixNano()), n.record.Seq+1)
+	n.mu.Unlock()
+	r.Peer, r.Seq, r.Sig = n.h.ID(), seq, nil
+	if err := r.check(); err != nil {
+		return r, err
+	}
+	sig, err := n.Sign(r.message())
+	if err != nil {
+		return r, err
+	}
+	r.Sig = sig
+	return r, nil
 }
 
 // Record is this node's own record (Seq 0 before SetRecord).

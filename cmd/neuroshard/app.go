@@ -45,6 +45,7 @@ Every flag can also be set with an environment variable, e.g. NEUROSHARD_PORT=80
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "multiaddr `ADDR` of a node to join through, ending in /p2p/<id> (repeatable)", EnvVars: env("BOOTSTRAP")},
 			&cli.StringFlag{Name: "data-dir", Value: d.DataDir, Usage: "where identity, token and settings are kept", EnvVars: env("DATA_DIR")},
 			&cli.StringFlag{Name: "layers", Usage: "hold this layer span, `A-B` inclusive (default: the least-replicated span that fits --max-memory)", EnvVars: env("LAYERS")},
+			&cli.DurationFlag{Name: "rebalance", Value: d.Rebalance, Usage: "how often the node asks the balance rule whether to move to under-served layers (it moves when two looks in a row say so, fetching the layers' weights first); 0 never (the default with --layers)", EnvVars: env("REBALANCE")},
 			&cli.StringFlag{Name: "max-memory", Usage: "memory budget for the layers, e.g. 512MB or 4GiB (default: stored setting, else 4GiB)", EnvVars: env("MAX_MEMORY")},
 			&cli.StringFlag{Name: "backend", Value: layers.BackendCPU, Usage: "compute backend: cpu (this project's engine: deterministic, AVX2/AVX-512 GEMM; \"cpu:threads=N\" caps its threads) or simplego (gomlx's pure-Go reference, several times slower); every replica of a span must use the same, as their weights must agree bit for bit", EnvVars: env("BACKEND")},
 			&cli.StringFlag{Name: "model", Value: d.Model, Usage: "model preset: " + strings.Join(layers.PresetNames(), ", "), EnvVars: env("MODEL")},
@@ -117,6 +118,9 @@ func configFromFlags(c *cli.Context) (node.Config, error) {
 	cfg.Relay, cfg.Relays, cfg.Reachability = c.Bool("relay"), c.StringSlice("relay-via"), c.String("reachability")
 	cfg.DataDir = c.String("data-dir")
 	cfg.Layers = c.String("layers")
+	if cfg.Rebalance = c.Duration("rebalance"); cfg.Layers != "" && !c.IsSet("rebalance") {
+		cfg.Rebalance = 0 // a span fixed by the operator stays
+	}
 	cfg.Model = c.String("model")
 	cfg.ModelSeed = c.Uint64("model-seed")
 	cfg.DataFile = c.String("data")

@@ -3,6 +3,7 @@ package replicanet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -374,4 +375,80 @@ func (c *Catchup) Admit(from peer.ID, put p2p.CheckpointPut) error {
 		return &p2p.RemoteError{Code: "TOO_LARGE", Message: fmt.Sprintf("a checkpoint of layers %s is at most %d bytes, %d offered", span, limit, put.Size)}
 	}
 	return nil
+}
+
+// FetchSpan fetches the checkpoint of a span this node does not hold yet (it is moving there)
+// from the given holders of exactly that span, in turn: the request shows a record naming
+// the span, signed now (a holder serves its checkpoint to holders only), and a checkpoint is
+// taken only if it hashes to what its server announced and the span's holders' gossip backs
+// that round and hash (diloco.Vouch, as for a catch-up) or it is the initial weights (of
+// seed) at round 0. It returns theta_0, the round and the outer momentum.
+func (c *Catchup) FetchSpan(ctx context.Context, span layers.Span, holders []peer.ID, seed uint64) (*layers.Params, int64, [][]float32, error) {
+	rec := c.Host.Record()
+	rec.Model, rec.First, rec.Last = c.Model.Name, span.First, span.Last
+	rec.UsedBytes = c.Model.SpanMemoryBytes(span)
+	signed, err := c.Host.SignRecord(rec)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	req := p2p.CheckpointRequest{Model: c.Model.Name, First: span.First, Last: span.Last, Record: signed.Encode()}
+	ids := make([]string, len(holders))
+	for i, h := range holders {
+		ids[i] = h.String()
+	}
+	var errs []error
+	for _, p := range holders {
+		theta0, round, vel, err := c.fetchFrom(ctx, p, span, req, ids, seed)
+		if err == nil {
+			return theta0, round, vel, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", p, err))
+	}
+	if len(errs) == 0 {
+		return nil, 0, nil, fmt.Errorf("replicanet: no holder of %s to fetch it from", span)
+	}
+	return nil, 0, nil, errors.Join(errs...)
+}
+
+func (c *Catchup) fetchFrom(ctx context.Context, p peer.ID, span layers.Span, req p2p.CheckpointRequest, holders []string, seed uint64) (*layers.Params, int64, [][]float32, error) {
+	head, data, err := c.Host.GetCheckpoint(ctx, p, req)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), c.Model, span)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if theta0.Hash() != head.Hash {
+		return nil, 0, nil, fmt.Errorf("checkpoint hashes to %.12s, it announced %.12s", theta0.Hash(), head.Hash)
+	}
+	initial := head.Round == 0 && head.Hash == c.Model.InitParams(span, seed).Hash()
+	if err := diloco.Vouch(c.Reports.Fresh(), holders, span.First, span.Last, head.Round, head.Hash, p.String(), nil); err != nil && !initial {
+		return nil, 0, nil, err
+	}
+	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), c.Model, span)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return theta0, head.Round, vel.Values, nil
+}
+
+// WeightsFor is what a node moving to span takes, with its round and outer momentum: the
+// checkpoint of one of holders (of exactly span: FetchSpan) when there are any; else the
+// initial weights (of seed) when this node has listened to the training gossip long enough
+// (listened) and no fresh report shows a replica of any of span's layers past round 0 or
+// with inner steps. Otherwise it refuses: the span's weights cannot be known.
+func (c *Catchup) WeightsFor(ctx context.Context, span layers.Span, holders []peer.ID, seed uint64, listened bool) (*layers.Params, int64, [][]float32, error) {
+	if len(holders) > 0 {
+		return c.FetchSpan(ctx, span, holders, seed)
+	}
+	if !listened {
+		return nil, 0, nil, fmt.Errorf("replicanet: no holder of exactly %s, and too new to the training gossip to know whether its layers are trained", span)
+	}
+	for _, r := range c.Reports.Fresh() {
+		if r.Model == c.Model.Name && r.First <= span.Last && span.First <= r.Last && (r.Round > 0 || r.Steps > 0) {
+			return nil, 0, nil, fmt.Errorf("replicanet: no holder of exactly %s to take its trained weights from", span)
+		}
+	}
+	return c.Model.InitParams(span, seed), 0, nil, nil
 }
