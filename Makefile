@@ -76,11 +76,12 @@ js-deps:
 		npm ci --no-audit --no-fund --loglevel=error && echo "$$sum" > node_modules/.lock-sum; fi'
 
 # The swarm simulation (internal/sim): the node's p2p parts on libp2p's in-memory network, at
-# 100 and 300 peers (sim; SIM_PEERS=100,300,1000 on a machine with more than 24 GiB: the
-# whole swarm lives in one process) or 25, 50 and 100 (sim-small, a few minutes), then DiLoCo
-# rounds among 2 to 16 replicas of a span (2 to 8 in sim-small); results and plots in docs/sim.
+# 100, 300 and 1,000 peers (sim: about an hour and 16 GB of memory on two cores, the whole
+# swarm in one process; SIM_PEERS=100,300 for a quarter of an hour) or 25, 50 and 100
+# (sim-small, a few minutes), then DiLoCo rounds among 2 to 16 replicas of a span (2 to 8 in
+# sim-small); results and plots in docs/sim.
 SIM_OUT ?= docs/sim
-SIM_PEERS ?= 100,300
+SIM_PEERS ?= 100,300,1000
 sim:
 	$(GO) run ./cmd/neuroshard-sim --peers $(SIM_PEERS) --out $(SIM_OUT)
 
