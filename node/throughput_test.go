@@ -66,11 +66,7 @@ func TestPeerRecordsGiveCapacityAndFasterRoutes(t *testing.T) {
 			cfg.Bootstrap = nodes[0].Multiaddrs()
 		}
 		// What a first start on this machine would have measured, stored as it stores it.
-		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * decode[i], Train: decode[i],
-			Decode: decode[i], DecodeBatch8: 4 * decode[i], Prefill: 10 * decode[i], Short: true, MeasuredAt: time.Now()}
-		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
-			t.Fatal(err)
-		}
+		storeBench(t, cfg, decode[i])
 		nodes = append(nodes, startNode(t, cfg))
 	}
 	ctx := context.Background()
@@ -158,11 +154,7 @@ func TestJoiningNodeGoesWhereTheSwarmIsSlow(t *testing.T) {
 		if i > 0 {
 			cfg.Bootstrap = nodes[0].Multiaddrs()
 		}
-		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * hold.decode, Train: hold.decode,
-			Decode: hold.decode, DecodeBatch8: 4 * hold.decode, Prefill: 10 * hold.decode, Short: true, MeasuredAt: time.Now()}
-		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
-			t.Fatal(err)
-		}
+		storeBench(t, cfg, hold.decode)
 		nodes = append(nodes, startNode(t, cfg))
 	}
 	eventually(t, 20*time.Second, "every holder's measured record", func() bool {
@@ -198,11 +190,7 @@ func TestFastNodeMovesToTheSlowHalf(t *testing.T) {
 			cfg.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
 			cfg.Rebalance = 500 * time.Millisecond
 		}
-		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * hold.decode, Train: hold.decode,
-			Decode: hold.decode, DecodeBatch8: 4 * hold.decode, Prefill: 10 * hold.decode, Short: true, MeasuredAt: time.Now()}
-		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
-			t.Fatal(err)
-		}
+		storeBench(t, cfg, hold.decode)
 		nodes = append(nodes, startNode(t, cfg))
 	}
 	mover := nodes[2]
@@ -236,13 +224,6 @@ func TestFastNodeMovesToTheSlowHalf(t *testing.T) {
 // ones: it fetches a holder's checkpoint (shown its signed record naming the span, vouched
 // for by the holders' gossip) and from then on rounds with them, bit for bit.
 func TestMoverTakesTheTrainedWeightsOfItsNewSpan(t *testing.T) {
-	bench := func(cfg Config, decode float64) {
-		r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * decode, Train: decode,
-			Decode: decode, DecodeBatch8: 4 * decode, Prefill: 10 * decode, Short: true, MeasuredAt: time.Now()}
-		if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
-			t.Fatal(err)
-		}
-	}
 	on, h, lr, bs := true, 6, 3e-3, 4
 	start := func(span string, decode float64, tweak func(*Config), boot []string) *Node {
 		cfg := testConfig(t)
@@ -250,7 +231,7 @@ func TestMoverTakesTheTrainedWeightsOfItsNewSpan(t *testing.T) {
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		bench(cfg, decode)
+		storeBench(t, cfg, decode)
 		n := startNode(t, cfg)
 		if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
 			LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
@@ -281,4 +262,15 @@ func TestMoverTakesTheTrainedWeightsOfItsNewSpan(t *testing.T) {
 		rb, hb := rounds(b)
 		return rm >= 2 && rm == rb && hm == hb
 	})
+}
+
+// storeBench stores, in cfg's data dir, what a first start on a machine decoding decode
+// tokens/s would have measured (the other figures in proportion), as the node stores it.
+func storeBench(t *testing.T, cfg Config, decode float64) {
+	t.Helper()
+	r := layers.BenchResult{Preset: cfg.Model, Backend: layers.BackendName(), Threads: 2, Forward: 10 * decode, Train: decode,
+		Decode: decode, DecodeBatch8: 4 * decode, Prefill: 10 * decode, Short: true, MeasuredAt: time.Now()}
+	if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
+		t.Fatal(err)
+	}
 }
