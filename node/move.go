@@ -77,10 +77,8 @@ func (n *Node) balanceLoop() {
 	}
 }
 
-// moveTo makes the node hold span to instead of its current one.
+// moveTo makes the node hold span to instead of its current one (balanceLoop's alone).
 func (n *Node) moveTo(to layers.Span, v coverage.View) error {
-	n.moving.Lock()
-	defer n.moving.Unlock()
 	from := n.Span()
 	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
 	listened := time.Since(n.Started()) > 2*replicanet.ReportInterval

@@ -75,7 +75,6 @@ type Node struct {
 	served   served
 	loops    *spanLoops  // the held span's round and training loops (under mu)
 	measured atomic.Bool // the first measure is done: a layer-0 stage may drive training
-	moving   sync.Mutex  // one move at a time
 
 	probeDir string // temporary data dir of a probe, removed by Close
 	// tamper, when set (tests only), rewrites the node's pseudo-gradient before it is sent:
