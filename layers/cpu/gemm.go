@@ -284,6 +284,22 @@ func (kern *kernel) rowsBlock(buf *buffers, m, kb, pc, load int, a, b Mat, c []f
 	}
 }
 
+// packRows12 packs twelve row-major rows of A from (i0, p0), kb long, into a panel: panel[12p+i]
+// is row i at p. It writes the panel in order and reads the twelve rows side by side, each in
+// order: element by element in the other order (each write 12 values from the last), packing
+// took 40% of a 512x128x384 product.
+func packRows12(panel []float32, a Mat, i0, p0, kb int) {
+	row := func(i int) []float32 { off := a.at(i0+i, p0); return a.Data[off : off+kb] }
+	r0, r1, r2, r3, r4, r5 := row(0), row(1), row(2), row(3), row(4), row(5)
+	r6, r7, r8, r9, r10, r11 := row(6), row(7), row(8), row(9), row(10), row(11)
+	panel = panel[:12*kb]
+	for p := range r0 {
+		out := panel[12*p : 12*p+12 : 12*p+12]
+		out[0], out[1], out[2], out[3], out[4], out[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+		out[6], out[7], out[8], out[9], out[10], out[11] = r6[p], r7[p], r8[p], r9[p], r10[p], r11[p]
+	}
+}
+
 // packRows8 copies rows [0, m) of A, columns [p0, p0+kb), into ap as eight rows of kb
 // values; rows m..7 are zero.
 func packRows8(ap []float32, a Mat, m, p0, kb int) {
@@ -308,6 +324,10 @@ func packA(dst []float32, a Mat, i0, mb, p0, kb, mr int) {
 	for ir := 0; ir < mb; ir += mr {
 		panel := dst[ir*kb : (ir+mr)*kb]
 		rows := min(mr, mb-ir)
+		if mr == 12 && rows == 12 && a.ColStride == 1 {
+			packRows12(panel, a, i0+ir, p0, kb)
+			continue
+		}
 		for i := 0; i < mr; i++ {
 			if i >= rows {
 				for p := 0; p < kb; p++ {
