@@ -120,6 +120,12 @@ func (m Move) Gain() float64 {
 // chase each other. Speeds are the records' (a holder without one counts at the median of
 // those measured, this node too).
 func Rebalance(model layers.Config, v View, self peer.ID, from layers.Span, budget int64, threshold float64) (Move, bool) {
+	return RebalanceAmong(model, v, self, from, budget, threshold, nil)
+}
+
+// RebalanceAmong is Rebalance over the spans allowed lets the node take (all when nil): in a
+// trained network, a span's weights can be taken only from a holder of exactly that span.
+func RebalanceAmong(model layers.Config, v View, self peer.ID, from layers.Span, budget int64, threshold float64, allowed func(layers.Span) bool) (Move, bool) {
 	others := v.Load(self)
 	mine := v.Records[self].Throughput.Decode
 	if mine <= 0 {
@@ -151,7 +157,7 @@ func Rebalance(model layers.Config, v View, self peer.ID, from layers.Span, budg
 	for k := model.Layers; k >= 1; k-- {
 		for s := 0; s+k <= model.Layers; s++ {
 			sp := layers.Span{First: s, Last: s + k - 1}
-			if model.SpanMemoryBytes(sp) > budget {
+			if model.SpanMemoryBytes(sp) > budget || allowed != nil && sp != from && !allowed(sp) {
 				continue
 			}
 			if t := with(sp); t > m.After {
@@ -166,18 +172,19 @@ func Rebalance(model layers.Config, v View, self peer.ID, from layers.Span, budg
 // balance rule moves a node for.
 const MoveThreshold = 0.2
 
-// Balancer decides when a node moves: the rule (Rebalance, at MoveThreshold) must advise the
+// Balancer decides when a node moves: the rule (RebalanceAmong, at MoveThreshold) must advise the
 // same span in Streak looks in a row (2 when unset), so a view in flux (a holder that just
 // moved or joined, a record not refreshed yet) moves nobody.
 type Balancer struct {
-	Streak int
-	want   layers.Span
-	seen   int
+	Streak  int
+	Allowed func(layers.Span) bool // the spans the node can take (RebalanceAmong); nil: all
+	want    layers.Span
+	seen    int
 }
 
 // Look applies the rule to a view of the swarm and tells whether to move now, and where.
 func (b *Balancer) Look(model layers.Config, v View, self peer.ID, from layers.Span, budget int64) (Move, bool) {
-	m, ok := Rebalance(model, v, self, from, budget, MoveThreshold)
+	m, ok := RebalanceAmong(model, v, self, from, budget, MoveThreshold, b.Allowed)
 	if !ok {
 		b.seen = 0
 		return m, false

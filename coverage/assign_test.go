@@ -2,6 +2,7 @@ package coverage
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -164,5 +165,28 @@ func TestBalancerWaitsForTheSameAdviceTwice(t *testing.T) {
 	}
 	if _, ok := b.Look(model, v, "me", first, budget); ok {
 		t.Fatal("moved after one look since the advice changed")
+	}
+}
+
+// A span the node cannot take (in a trained network, one nobody holds exactly) is never
+// advised; the rule picks among the others, or stays.
+func TestRebalanceAmongTakesOnlyAllowedSpans(t *testing.T) {
+	model, _ := layers.Preset("neuroshard-small")
+	budget := 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+	first, second := layers.Span{First: 0, Last: 3}, layers.Span{First: 4, Last: 7}
+	v := viewOf(map[peer.ID]layers.Span{"me": first, "fast": first, "slow": second}, map[peer.ID]float64{"me": 1000, "fast": 1000, "slow": 50})
+	if m, ok := RebalanceAmong(model, v, "me", first, budget, MoveThreshold, nil); !ok || m.To != second {
+		t.Fatalf("all spans allowed: %+v %v, want a move to 4-7", m, ok)
+	}
+	var asked []layers.Span
+	m, ok := RebalanceAmong(model, v, "me", first, budget, MoveThreshold, func(sp layers.Span) bool {
+		asked = append(asked, sp)
+		return sp != second
+	})
+	if ok && m.To == second || len(asked) == 0 {
+		t.Fatalf("4-7 not allowed: %+v %v (asked about %d spans)", m, ok, len(asked))
+	}
+	if slices.Contains(asked, first) {
+		t.Fatal("asked about the span it holds")
 	}
 }

@@ -69,8 +69,12 @@ func (n *Node) balanceLoop() {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		v := n.cov.Lookup(ctx)
 		cancel()
+		listened := time.Since(n.Started()) > 2*replicanet.ReportInterval
+		b.Allowed = func(sp layers.Span) bool {
+			return len(v.HoldersOf(sp, n.host.ID())) > 0 || listened && !n.catch.Trained(sp)
+		}
 		if m, ok := b.Look(n.model, v, n.host.ID(), n.Span(), n.MemoryBudget()); ok {
-			if err := n.moveTo(m.To, v); err != nil && n.ctx.Err() == nil {
+			if err := n.moveTo(m.To, v, listened); err != nil && n.ctx.Err() == nil {
 				logger().Warn("not moving to under-served layers", "to", m.To.String(), "err", err)
 			}
 		}
@@ -78,10 +82,9 @@ func (n *Node) balanceLoop() {
 }
 
 // moveTo makes the node hold span to instead of its current one (balanceLoop's alone).
-func (n *Node) moveTo(to layers.Span, v coverage.View) error {
+func (n *Node) moveTo(to layers.Span, v coverage.View, listened bool) error {
 	from := n.Span()
 	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
-	listened := time.Since(n.Started()) > 2*replicanet.ReportInterval
 	params, round, velocity, err := n.catch.WeightsFor(ctx, to, v.HoldersOf(to, n.host.ID()), n.cfg.ModelSeed, listened)
 	cancel()
 	if err != nil {

@@ -445,10 +445,19 @@ func (c *Catchup) WeightsFor(ctx context.Context, span layers.Span, holders []pe
 	if !listened {
 		return nil, 0, nil, fmt.Errorf("replicanet: no holder of exactly %s, and too new to the training gossip to know whether its layers are trained", span)
 	}
-	for _, r := range c.Reports.Fresh() {
-		if r.Model == c.Model.Name && r.First <= span.Last && span.First <= r.Last && (r.Round > 0 || r.Steps > 0) {
-			return nil, 0, nil, fmt.Errorf("replicanet: no holder of exactly %s to take its trained weights from", span)
-		}
+	if c.Trained(span) {
+		return nil, 0, nil, fmt.Errorf("replicanet: no holder of exactly %s to take its trained weights from", span)
 	}
 	return c.Model.InitParams(span, seed), 0, nil, nil
+}
+
+// Trained tells whether a fresh report shows a replica of any of span's layers past round 0
+// or with inner steps.
+func (c *Catchup) Trained(span layers.Span) bool {
+	for _, r := range c.Reports.Fresh() {
+		if r.Model == c.Model.Name && r.First <= span.Last && span.First <= r.Last && (r.Round > 0 || r.Steps > 0) {
+			return true
+		}
+	}
+	return false
 }
