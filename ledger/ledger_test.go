@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -483,5 +485,41 @@ func TestCatchUpRefusesTransactionsFromTheFuture(t *testing.T) {
 	}
 	if r := l.Apply(signed(alice, 2, time.Now().Add(-time.Hour), send(p, bob, 1)), true); !errors.Is(r.Err, ErrClock) {
 		t.Fatalf("an hour-old transaction gossiped fresh: %v", r.Err)
+	}
+}
+
+// On a network that asks round-reward workers for stake, a worker without it earns nothing
+// for any proof, countersigned or not; once it has staked that much, its claims mint. The
+// default network asks nothing (its ID is unchanged: the rule is left out of its JSON).
+func TestRoundRewardsNeedTheWorkersStakeWhereTheNetworkAsks(t *testing.T) {
+	worker, partner := wallet(t, "worker"), wallet(t, "partner")
+	p := fundedParams(10, worker)
+	p.RoundRewardStake = 5 * neuro.Micro
+	l := openLedger(t, t.TempDir(), p)
+	pr := proofFor(worker, partner, ProofRound, 1, 1)
+	if r := l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}); !errors.Is(r.Err, ErrProof) {
+		t.Fatalf("a claim without stake: %v", r.Err)
+	}
+	if r := l.Submit(worker, Tx{Type: TxStake, Amount: 5 * neuro.Micro, Days: 30}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	supply := func() neuro.Amount {
+		minted, _, _ := l.Supply()
+		return minted
+	}
+	before := supply()
+	if r := l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}); r.Err != nil {
+		t.Fatalf("a claim with the stake: %v", r.Err)
+	}
+	if got := supply() - before; got != p.Rewards[ProofRound] {
+		t.Fatalf("minted %s, want %s", got, p.Rewards[ProofRound])
+	}
+	if b, _ := json.Marshal(DefaultParams()); bytes.Contains(b, []byte("round_reward_stake")) {
+		t.Fatalf("the default network's rules name round_reward_stake (its ID would move): %s", b)
+	}
+	bad := DefaultParams()
+	bad.RoundRewardStake = -1
+	if err := bad.Validate(); !errors.Is(err, ErrParams) {
+		t.Fatalf("negative round_reward_stake: %v", err)
 	}
 }

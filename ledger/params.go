@@ -37,6 +37,12 @@ type Params struct {
 	// a pair of wallets invents (a worker's transactions apply in nonce order everywhere, so
 	// every ledger refuses the same claims). 0: no spacing.
 	RoundRewardMillis int64 `json:"round_reward_ms"`
+	// RoundRewardStake, when above 0, mints a round reward only to a worker whose own account
+	// has at least this much staked when the claim applies: two colluding keys that invent
+	// rounds for each other then earn nothing unless each locks that much (a stake changes by
+	// the account's own transactions, so every ledger decides alike). The default network,
+	// which starts with no NEURO, cannot ask it: nobody could ever earn the first stake.
+	RoundRewardStake neuro.Amount `json:"round_reward_stake,omitempty"`
 	// PricePerToken is what an inference costs its requester per token it runs through the
 	// model (prompt and generated), split among the peers that served it by the layers each
 	// ran. The default network, which starts with no NEURO, serves for free.
@@ -86,6 +92,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: fee_basis_points %d (0..10000)", ErrParams, p.FeeBasisPoints)
 	case p.MinFee < 0 || p.MinFee > neuro.MaxAmount:
 		return fmt.Errorf("%w: min_fee %s", ErrParams, p.MinFee)
+	case p.RoundRewardStake < 0 || p.RoundRewardStake > neuro.MaxAmount:
+		return fmt.Errorf("%w: round_reward_stake %s", ErrParams, p.RoundRewardStake)
 	case p.PricePerToken < 0 || p.PricePerToken > neuro.MaxAmount:
 		return fmt.Errorf("%w: price_per_token %s", ErrParams, p.PricePerToken)
 	case p.CooldownDays < 0 || p.CooldownDays > 365:

@@ -290,6 +290,9 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 		if err := l.roundSpacing(st, tx); err != nil {
 			return 0, err
 		}
+		if need := l.params.RoundRewardStake; tx.Proof.Kind == ProofRound && need > 0 && acct.Staked < need {
+			return 0, fmt.Errorf("%w: a round reward on this network needs %s staked by its worker (it has %s)", ErrProof, need, acct.Staked)
+		}
 	}
 	to := &Account{}
 	if tx.Type == TxSend || tx.Type == TxPayment {
