@@ -85,7 +85,10 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 	eventually(t, 10*time.Second, "both middle holders in the coverage", func() bool {
 		return len(nodes[0].api.Coverage(ctx).Layers[4].Providers) == 2
 	})
-	req := greedy("To be, or not", 30)
+	// Long enough that the kill lands mid-generation: the server runs ahead of the events the
+	// client has read (30 tokens were done before the client read its 8th once decoding got
+	// faster), so the kill comes at the client's third event with most tokens still to go.
+	req := greedy("To be, or not", 200)
 	want, err := apiClient(nodes[0]).Inference(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +97,7 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 	var text strings.Builder
 	last, err := apiClient(nodes[0]).InferenceStream(ctx, req, func(ev apitypes.TokenEvent) error {
 		text.WriteString(ev.Token)
-		if ev.Index == 8 && killed == nil {
+		if ev.Index == 2 && killed == nil {
 			// One holder only: the generation goes on while this runs, and may already have
 			// failed over to the other one.
 			for _, n := range nodes[1:3] {
@@ -113,7 +116,7 @@ func TestFailoverMidStreamGivesTheSameAnswer(t *testing.T) {
 	if killed == nil {
 		t.Fatal("no middle holder was serving the stream")
 	}
-	if text.String() != want.Text || last.Usage.CompletionTokens != 30 {
+	if text.String() != want.Text || last.Usage.CompletionTokens != 200 {
 		t.Fatalf("after failover %q, uninterrupted %q", text.String(), want.Text)
 	}
 	m, _ := apiClient(nodes[0]).Metrics(ctx)
