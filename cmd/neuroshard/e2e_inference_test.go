@@ -48,7 +48,9 @@ func TestEndToEndInferenceAcrossProcesses(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	req := greedyRequest("JULIET:", 40)
+	// Long enough that a kill at the stream's third event lands mid-generation (the node runs
+	// ahead of the events the client has read).
+	req := greedyRequest("JULIET:", 200)
 	want, err := client.New(whole.api, "tok").Inference(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +63,7 @@ func TestEndToEndInferenceAcrossProcesses(t *testing.T) {
 		t.Fatalf("3 processes: %q via %+v; 1 process: %q", got.Text, got.Route, want.Text)
 	}
 
-	// Stream again and kill -9 the middle holder that serves it after 8 events.
+	// Stream again and kill -9 the middle holder that serves it after 3 events.
 	before := make([]int64, 2)
 	for i, m := range mids {
 		mm, _ := client.New(m.api, "tok").Metrics(ctx)
@@ -71,7 +73,7 @@ func TestEndToEndInferenceAcrossProcesses(t *testing.T) {
 	killed := -1
 	last, err := ca.InferenceStream(ctx, req, func(ev apitypes.TokenEvent) error {
 		text.WriteString(ev.Token)
-		if ev.Index == 8 {
+		if ev.Index == 2 {
 			for i, m := range mids {
 				if mm, err := client.New(m.api, "tok").Metrics(ctx); err == nil && mm.Network.RPCCalls > before[i] {
 					killed = i
@@ -91,5 +93,8 @@ func TestEndToEndInferenceAcrossProcesses(t *testing.T) {
 	}
 	if text.String() != want.Text || last.FinishReason != "length" {
 		t.Fatalf("after killing a stage: %q, want %q", text.String(), want.Text)
+	}
+	if m, err := ca.Metrics(ctx); err != nil || m.Inference.Failovers < 1 {
+		t.Fatalf("no failover counted: %+v %v", m.Inference, err)
 	}
 }
