@@ -279,12 +279,9 @@ func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps i
 	if mine := rep.State().Round; head.Round < mine {
 		return fmt.Errorf("replicanet: %s is at round %d, behind this replica's %d; not syncing backwards", p, head.Round, mine)
 	}
-	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), c.Model, span)
+	theta0, vel, err := c.decode(head, data, span)
 	if err != nil {
-		return err
-	}
-	if theta0.Hash() != head.Hash {
-		return fmt.Errorf("replicanet: checkpoint from %s hashes to %.12s, it announced %.12s", p, theta0.Hash(), head.Hash)
+		return fmt.Errorf("replicanet: checkpoint from %s: %w", p, err)
 	}
 	if err := c.vouch(p, span, head.Round, head.Hash); err != nil {
 		return err
@@ -292,11 +289,7 @@ func (c *Catchup) Adopt(p peer.ID, head p2p.CheckpointHead, data []byte, steps i
 	if err := rep.Plausible(head.Round, theta0); err != nil {
 		return err
 	}
-	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), c.Model, span)
-	if err != nil {
-		return err
-	}
-	if err := rep.Adopt(head.Round, theta0, vel.Values, steps); err != nil {
+	if err := rep.Adopt(head.Round, theta0, vel, steps); err != nil {
 		return err
 	}
 	logger().Info("synced span from a replica", "from", p, "round", head.Round, "hash", fmt.Sprintf("%.12s", head.Hash))
@@ -415,22 +408,33 @@ func (c *Catchup) fetchFrom(ctx context.Context, p peer.ID, span layers.Span, re
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), c.Model, span)
+	theta0, vel, err := c.decode(head, data, span)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	if theta0.Hash() != head.Hash {
-		return nil, 0, nil, fmt.Errorf("checkpoint hashes to %.12s, it announced %.12s", theta0.Hash(), head.Hash)
+	if err := diloco.Vouch(c.Reports.Fresh(), holders, span.First, span.Last, head.Round, head.Hash, p.String(), nil); err != nil {
+		if head.Round != 0 || head.Hash != c.Model.InitParams(span, seed).Hash() {
+			return nil, 0, nil, err
+		}
 	}
-	initial := head.Round == 0 && head.Hash == c.Model.InitParams(span, seed).Hash()
-	if err := diloco.Vouch(c.Reports.Fresh(), holders, span.First, span.Last, head.Round, head.Hash, p.String(), nil); err != nil && !initial {
-		return nil, 0, nil, err
+	return theta0, head.Round, vel, nil
+}
+
+// decode reads a served checkpoint of span: theta_0, which must hash to what its server
+// announced, and the outer momentum.
+func (c *Catchup) decode(head p2p.CheckpointHead, data []byte, span layers.Span) (*layers.Params, [][]float32, error) {
+	_, theta0, err := layers.DecodeParams(bytes.NewReader(data), c.Model, span)
+	if err != nil {
+		return nil, nil, err
+	}
+	if theta0.Hash() != head.Hash {
+		return nil, nil, fmt.Errorf("it hashes to %.12s, its server announced %.12s", theta0.Hash(), head.Hash)
 	}
 	_, vel, err := layers.DecodeParams(bytes.NewReader(head.Extra), c.Model, span)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, err
 	}
-	return theta0, head.Round, vel.Values, nil
+	return theta0, vel.Values, nil
 }
 
 // WeightsFor is what a node moving to span takes, with its round and outer momentum: the
