@@ -16,7 +16,6 @@ import (
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
-	"github.com/neuroshard/neuroshard/layers"
 	"github.com/neuroshard/neuroshard/nodeapi"
 )
 
@@ -177,8 +176,7 @@ func TestThreeNodesSeeEachOtherThroughTheAPI(t *testing.T) {
 func TestJoiningNodeTakesTheLeastReplicatedSpan(t *testing.T) {
 	t.Parallel()
 	first := testConfig(t)
-	model, _ := layers.Preset(first.Model)
-	budget := 3*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+	budget := budgetFor(first.Model, 3)
 	first.MaxMemory = budget
 	a := startNode(t, first)
 	if a.Span().String() != "0-2" {

@@ -161,8 +161,7 @@ func TestJoiningNodeGoesWhereTheSwarmIsSlow(t *testing.T) {
 		return nodes[0].api.Network(context.Background()).Capacity.NodesMeasured == 4
 	})
 	joiner := testConfig(t)
-	model, _ := layers.Preset(joiner.Model)
-	joiner.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+	joiner.MaxMemory = budgetFor(joiner.Model, 4)
 	joiner.Bootstrap = nodes[0].Multiaddrs()
 	if n := startNode(t, joiner); n.Span().String() != "4-7" {
 		t.Fatalf("the joiner took %s, want 4-7 (the slow holders' half)", n.Span())
@@ -186,8 +185,7 @@ func TestFastNodeMovesToTheSlowHalf(t *testing.T) {
 			cfg.Bootstrap = nodes[0].Multiaddrs()
 		}
 		if i == 2 {
-			model, _ := layers.Preset(cfg.Model)
-			cfg.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+			cfg.MaxMemory = budgetFor(cfg.Model, 4)
 			cfg.Rebalance = 500 * time.Millisecond
 		}
 		storeBench(t, cfg, hold.decode)
@@ -249,8 +247,7 @@ func TestMoverTakesTheTrainedWeightsOfItsNewSpan(t *testing.T) {
 	})
 	initial := a.model.InitParams(layers.Span{First: 4, Last: 7}, 0).Hash()
 	mover := start("0-3", 1000, func(cfg *Config) {
-		model, _ := layers.Preset(cfg.Model)
-		cfg.MaxMemory = 4*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
+		cfg.MaxMemory = budgetFor(cfg.Model, 4)
 		cfg.Rebalance = 500 * time.Millisecond
 	}, a.Multiaddrs())
 	eventually(t, time.Minute, "the mover on 4-7", func() bool { return mover.Span().String() == "4-7" })
@@ -273,4 +270,11 @@ func storeBench(t *testing.T, cfg Config, decode float64) {
 	if err := layers.StoreBench(filepath.Join(cfg.DataDir, benchFile), r); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// budgetFor is a memory budget that holds the given number of layers of a preset and no more
+// (with room for the embedding and head, and the optimizer's copies).
+func budgetFor(preset string, layerCount int) int64 {
+	model, _ := layers.Preset(preset)
+	return int64(layerCount)*model.LayerMemoryBytes() + (model.EmbeddingParams()+model.HeadParams())*4*6
 }
