@@ -137,7 +137,9 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 	eventually(t, 3*time.Minute, "a node of the other span to verify training too, its loss falling", func() bool {
 		var err error
 		g, err = apiClient(nodes[2]).TrainingGlobal(context.Background())
-		return err == nil && g.TrainingVerified && g.LossTrend == "improving"
+		// A round may close alone when a contribution comes late on a busy machine (reported
+		// as solo, not as a sync): wait for three shared ones.
+		return err == nil && g.TrainingVerified && g.LossTrend == "improving" && g.SuccessfulSyncs >= 3
 	})
 	// Its figures are its own span's members: the replicas of 0-3, which it has not audited,
 	// vouch for nothing there (TestReportsCountOnlyFromRoundMembers).
