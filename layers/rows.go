@@ -1,93 +1,75 @@
 package layers
 
 import (
-	"math"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // Batched decoding: one computation steps several sessions by one position each, whatever
 // their positions. The projections and the MLP run on all their rows at once (the weights are
 // read once for every session instead of once per session, which is what makes a batch
-// cheaper than its sessions alone); attention runs row by row, each over its own session's
-// cache, written in place. Each row gets exactly the bits its session would get alone: every
-// product is computed row by row in the same order whatever the batch (the engine's
+// cheaper than its sessions alone); so does attention, over the sessions' caches side by side
+// in the stage's pool (kvpool.go), each row's new key and value written in place at its own
+// position. Each row gets exactly the bits its session would get alone: every product is
+// computed row by row (head by head) in the same order whatever the batch (the engine's
 // contract), and attention over a cache grown larger for the batch only adds masked
 // positions, whose weights are exactly zero.
 
-// rowNodes are a batched step's extra inputs: per row, its position, its mask and its
-// caches per layer.
+// rowNodes are a batched step's extra inputs: per row, its position and its mask; per layer,
+// the rows' caches.
 type rowNodes struct {
-	pos    *Node     // int32 [B]
-	mask   *Node     // [B, C]
-	k, v   [][]*Node // [layer][row]: [1,H,hd,C] and [1,H,C,hd]
-	nk, nv [][]*Node // the caches written
+	at     []*Node // per row: its position, an int32 scalar
+	mask   *Node   // [B,1,1,C]
+	k, v   []*Node // per layer: [B,H,hd,C] and [B,H,C,hd]
+	nk, nv []*Node // the caches written
 }
 
 // rowsGraph: inputs params..., in [B,1] or [B,1,D], cos, sin [B,1,1,hd], pos [B], mask [B,C],
-// then per layer the B key caches, then per layer the B value caches; outputs out [B,1,...],
-// the key caches, the value caches (same order).
+// then the key caches of every layer, then the value caches; outputs out [B,1,...], the key
+// caches, the value caches.
 func (s *Stage) rowsGraph(in []*Node, nParams, nLayers int) []*Node {
 	n := s.nodes(in, nParams)
 	b := n.in.Shape().Dimensions[0]
-	r := &rowNodes{pos: in[nParams+3], mask: in[nParams+4]}
-	n.mask = nil
-	base := nParams + 5
-	for l := 0; l < nLayers; l++ {
-		r.k = append(r.k, in[base+l*b:base+(l+1)*b])
-		r.v = append(r.v, in[base+(nLayers+l)*b:base+(nLayers+l+1)*b])
+	pos, mask := in[nParams+3], in[nParams+4]
+	r := &rowNodes{mask: Reshape(mask, b, 1, 1, mask.Shape().Dimensions[1])}
+	for row := 0; row < b; row++ {
+		r.at = append(r.at, Reshape(Slice(pos, AxisRange(row, row+1))))
 	}
-	r.nk, r.nv = make([][]*Node, nLayers), make([][]*Node, nLayers)
+	base := nParams + 5
+	r.k, r.v = in[base:base+nLayers], in[base+nLayers:base+2*nLayers]
+	r.nk, r.nv = make([]*Node, nLayers), make([]*Node, nLayers)
 	n.rows = r
 	out := []*Node{n.forward()}
-	for _, l := range r.nk {
-		out = append(out, l...)
-	}
-	for _, l := range r.nv {
-		out = append(out, l...)
-	}
-	return out
+	out = append(out, r.nk...)
+	return append(out, r.nv...)
 }
 
 // attentionRows is attention for a batched step: q, k, v of every row from one product each,
-// then each row against its own cache.
+// each row's key and value written at its position, then every row against its own cache in
+// one product for the scores and one for the values.
 func (n *stageNodes) attentionRows(x *Node, i int) *Node {
 	p := func(name string) *Node { return n.p[layerName(i, name)] }
 	q := n.rope(n.heads(linear(x, p("wq")))) // [B,H,1,hd]
-	k := n.rope(n.heads(linear(x, p("wk"))))
+	kT := TransposeAllAxes(n.rope(n.heads(linear(x, p("wk")))), 0, 1, 3, 2)
 	v := n.heads(linear(x, p("wv")))
 	j := i - n.span.First
-	b := x.Shape().Dimensions[0]
 	r := n.rows
-	r.nk[j], r.nv[j] = make([]*Node, b), make([]*Node, b)
-	outs, scores := make([]*Node, b), make([]*Node, b)
-	scale := 1 / math.Sqrt(float64(n.cfg.HeadDim()))
-	for row := 0; row < b; row++ {
-		one := AxisRange(row, row+1)
-		pos := Reshape(Slice(r.pos, one))
-		zero := ScalarZero(x.Graph(), pos.DType())
-		kT := DynamicUpdateSlice(r.k[j][row], TransposeAllAxes(Slice(k, one), 0, 1, 3, 2), []*Node{zero, zero, zero, pos})
-		vv := DynamicUpdateSlice(r.v[j][row], Slice(v, one), []*Node{zero, zero, pos, zero})
-		r.nk[j][row], r.nv[j][row] = kT, vv
-		scores[row] = dot(Slice(q, one), []int{3}, []int{0, 1}, kT, []int{2}, []int{0, 1}) // [1,H,1,C]
+	g := x.Graph()
+	zero := ScalarZero(g, dtypes.Int32)
+	keys, values := r.k[j], r.v[j]
+	for row, at := range r.at {
+		one, idx := AxisRange(row, row+1), Const(g, int32(row))
+		keys = DynamicUpdateSlice(keys, Slice(kT, one), []*Node{idx, zero, zero, at})
+		values = DynamicUpdateSlice(values, Slice(v, one), []*Node{idx, zero, at, zero})
 	}
-	// The rows' caches share one size: their scores are scaled, masked and normalised
-	// together (each row's softmax over its own positions, the same bits as alone).
-	c := r.mask.Shape().Dimensions[1]
-	all := MulScalar(Concatenate(scores, 0), scale) // [B,H,1,C]
-	all = Add(all, Reshape(r.mask, b, 1, 1, c))
-	probs := Softmax(all, -1)
-	for row := 0; row < b; row++ {
-		outs[row] = dot(Slice(probs, AxisRange(row, row+1)), []int{3}, []int{0, 1}, r.nv[j][row], []int{2}, []int{0, 1}) // [1,H,1,hd]
-	}
-	out := Concatenate(outs, 0)
-	out = TransposeAllAxes(out, 0, 2, 1, 3)
-	out = Reshape(out, x.Shape().Dimensions...)
-	return linear(out, p("wo"))
+	r.nk[j], r.nv[j] = keys, values
+	scores := dot(q, []int{3}, []int{0, 1}, keys, []int{2}, []int{0, 1}) // [B,H,1,C]
+	n.mask = r.mask
+	return n.attend(q, scores, values, x.Shape().Dimensions, p("wo"))
 }
 
 // maxRows bounds how many sessions one batched step takes.
@@ -281,18 +263,44 @@ func (s *Stage) runRows(reqs []*rowReq) {
 			r.done <- rowRes{err: err}
 		}
 	}
-	c := 0
-	for _, r := range reqs {
-		r.ss.grow(r.ss.pos + 1)
-		c = max(c, r.ss.cap)
+	s.mu.Lock()
+	// A session closed while its step waited (its requester gave up) takes no slot again.
+	reqs = slices.DeleteFunc(reqs, func(r *rowReq) bool {
+		if r.ss.closed {
+			r.done <- rowRes{err: ErrSessionClosed}
+		}
+		return r.ss.closed
+	})
+	if len(reqs) == 0 {
+		s.mu.Unlock()
+		return
 	}
 	b, hd, l := len(reqs), s.cfg.HeadDim(), s.span.Len()
+	// A batch shares one cache size (the extra positions stay masked), its sessions in
+	// consecutive slots of that size's pool.
+	c := 0
+	for _, r := range reqs {
+		c = max(c, r.ss.capFor(r.ss.pos+1))
+	}
+	for _, r := range reqs {
+		r.ss.grow(c)
+	}
+	pool := s.pools[c]
+	sessions := make([]*Session, len(reqs))
+	for i, r := range reqs {
+		sessions[i] = r.ss
+	}
+	first := pool.arrange(sessions)
+	slices.SortFunc(reqs, func(a, b *rowReq) int { return a.ss.slot - b.ss.slot }) // row i is slot first+i
+	ins := make([]*Tensor, b)
+	for i, r := range reqs {
+		ins[i] = r.in
+	}
+	x := concatRows(ins)
 	pos := make([]int32, b)
 	mask := make([]float32, b*c)
 	cos, sin := make([]float32, b*hd), make([]float32, b*hd)
-	ins := make([]*Tensor, b)
 	for i, r := range reqs {
-		r.ss.grow(c) // a batch shares one cache size; the extra positions stay masked
 		p := r.ss.pos
 		pos[i] = int32(p)
 		for j := p + 1; j < c; j++ {
@@ -301,57 +309,51 @@ func (s *Stage) runRows(reqs []*rowReq) {
 		rc, rs := ropeTables(hd, p, 1)
 		copy(cos[i*hd:], rc.F32)
 		copy(sin[i*hd:], rs.F32)
-		ins[i] = r.in
 	}
-	x := concatRows(ins)
-	s.mu.Lock()
-	if s.rows == nil {
-		var err error
-		n := len(s.params.Specs)
-		if s.rows, err = NewExec(s.be, func(in []*Node) []*Node { return s.rowsGraph(in, n, l) }); err != nil {
-			s.mu.Unlock()
-			fail(err)
-			return
-		}
-		s.rows.SetMaxCache(maxCompiled)
-	}
-	args := make([]any, 0, len(s.params.Values)+5+2*l*b)
-	for _, pt := range s.paramTensors() {
-		args = append(args, pt)
-	}
-	args = append(args, toBackend(x), toBackend(NewF32(cos, b, 1, 1, hd)), toBackend(NewF32(sin, b, 1, 1, hd)),
-		toBackend(NewI32(pos, b)), toBackend(NewF32(mask, b, c)))
-	for _, kv := range []func(*Session) []*tensors.Tensor{func(ss *Session) []*tensors.Tensor { return ss.k }, func(ss *Session) []*tensors.Tensor { return ss.v }} {
-		for layer := 0; layer < l; layer++ {
-			for _, r := range reqs {
-				d, err := DonateTensorBuffer(kv(r.ss)[layer], s.be, 0)
-				if err != nil {
-					s.mu.Unlock()
-					fail(err)
-					return
-				}
-				args = append(args, d)
-			}
-		}
-	}
-	outs, err := s.run(s.rows, args)
+	out, err := s.runRowsLocked(x, b, l, pool, first, pos, mask, cos, sin)
 	s.mu.Unlock()
 	if err != nil {
 		fail(err)
 		return
 	}
-	out := fromBackend(outs[0])
 	width := out.Size() / b
 	for i, r := range reqs {
-		ss := r.ss
-		for layer := 0; layer < l; layer++ {
-			ss.k[layer] = outs[1+layer*b+i]
-			ss.v[layer] = outs[1+(l+layer)*b+i]
-		}
-		ss.pos++
+		r.ss.pos++
 		dims := append([]int{1}, out.Dims[1:]...)
 		r.done <- rowRes{out: NewF32(out.F32[i*width:(i+1)*width], dims...)}
 	}
+}
+
+// runRowsLocked runs the batched computation over b slots of pool from first. Called with
+// s.mu held.
+func (s *Stage) runRowsLocked(x *Tensor, b, l int, pool *kvPool, first int, pos []int32, mask, cos, sin []float32) (*Tensor, error) {
+	hd, c := s.cfg.HeadDim(), pool.c
+	if s.rows == nil {
+		var err error
+		n := len(s.params.Specs)
+		if s.rows, err = NewExec(s.be, func(in []*Node) []*Node { return s.rowsGraph(in, n, l) }); err != nil {
+			return nil, err
+		}
+		s.rows.SetMaxCache(maxCompiled)
+	}
+	args := make([]any, 0, len(s.params.Values)+5+2*l)
+	for _, pt := range s.paramTensors() {
+		args = append(args, pt)
+	}
+	args = append(args, s.onBackend(x), s.onBackend(NewF32(cos, b, 1, 1, hd)), s.onBackend(NewF32(sin, b, 1, 1, hd)),
+		s.onBackend(NewI32(pos, b)), s.onBackend(NewF32(mask, b, c)))
+	caches, err := pool.donate(first, b)
+	if err != nil {
+		return nil, err
+	}
+	outs, err := s.run(s.rows, append(args, caches...))
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.settle(first, b, outs[1:]); err != nil {
+		return nil, err
+	}
+	return fromBackend(outs[0]), nil
 }
 
 // concatRows stacks [1,T,...] inputs into [B,T,...].

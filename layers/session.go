@@ -32,6 +32,8 @@ type Session struct {
 	pos     int
 	cap     int // positions the buffers hold
 	k, v    []*tensors.Tensor
+	pooled  bool // one sequence: the cache is slot `slot` of the stage's pool of size cap
+	slot    int
 	closed  bool
 	ended   atomic.Bool // closed, readable by the stage's batcher
 }
@@ -55,7 +57,7 @@ func (s *Stage) NewSession(batch int) (*Session, error) {
 		s.dec.SetMaxCache(maxCompiled)
 	}
 	s.mu.Unlock()
-	return &Session{st: s, batch: batch, inPlace: s.updatesInPlace()}, nil
+	return &Session{st: s, batch: batch, inPlace: s.updatesInPlace(), pooled: batch == 1 && s.poolsOn()}, nil
 }
 
 // CacheBytes is what the session's KV cache holds now, in bytes.
@@ -64,17 +66,31 @@ func (ss *Session) CacheBytes() int64 {
 	return int64(ss.batch) * int64(cfg.Heads*cfg.HeadDim()) * int64(ss.cap) * 4 * 2 * int64(ss.st.span.Len())
 }
 
-// grow makes the cache buffers hold at least n positions, copying what they hold.
-func (ss *Session) grow(n int) {
+// capFor is the cache size the session needs to hold n positions: what it holds, or the
+// next power of two from minCache, at most the model's context.
+func (ss *Session) capFor(n int) int {
 	if n <= ss.cap {
-		return
+		return ss.cap
 	}
 	c := max(minCache, ss.cap)
 	for c < n {
 		c *= 2
 	}
-	c = min(c, ss.st.cfg.Context)
+	return min(c, ss.st.cfg.Context)
+}
+
+// grow makes the cache buffers hold at least n positions, copying what they hold. A pooled
+// session moves to the pool of its new size; the stage's mu must be held.
+func (ss *Session) grow(n int) {
+	if n <= ss.cap {
+		return
+	}
+	c := ss.capFor(n)
 	h, hd := ss.st.cfg.Heads, ss.st.cfg.HeadDim()
+	if ss.pooled {
+		ss.moveTo(c, h, hd)
+		return
+	}
 	// Keys are [B,H,hd,C] (rows of positions), values [B,H,C,hd] (blocks of positions).
 	resize := func(old []*tensors.Tensor, rows, unit int, dims ...int) []*tensors.Tensor {
 		out := make([]*tensors.Tensor, ss.st.span.Len())
@@ -95,6 +111,39 @@ func (ss *Session) grow(n int) {
 	ss.k = resize(ss.k, ss.batch*h*hd, 1, ss.batch, h, hd, c)
 	ss.v = resize(ss.v, ss.batch*h, hd, ss.batch, h, c, hd)
 	ss.cap = c
+}
+
+// moveTo takes a slot in the stage's pool of c positions, copying the positions the session
+// holds from its slot in the smaller pool, which it frees. Called with the stage's mu held.
+func (ss *Session) moveTo(c, h, hd int) {
+	st := ss.st
+	to := st.pool(c)
+	j := to.add(ss)
+	if ss.cap > 0 {
+		from := st.pools[ss.cap]
+		i, old := ss.slot, ss.cap
+		for l := range to.k {
+			// Keys [H,hd,C]: h*hd rows of positions; values [H,C,hd]: h blocks of positions.
+			src, dst := from.k[l][i*from.slot:], to.k[l][j*to.slot:]
+			for r := 0; r < h*hd; r++ {
+				copy(dst[r*c:r*c+old], src[r*old:(r+1)*old])
+			}
+			src, dst = from.v[l][i*from.slot:], to.v[l][j*to.slot:]
+			for r := 0; r < h; r++ {
+				copy(dst[r*c*hd:r*c*hd+old*hd], src[r*old*hd:(r+1)*old*hd])
+			}
+		}
+		st.leavePool(old, i)
+	}
+	ss.slot, ss.cap = j, c
+}
+
+// leavePool frees slot i of the pool of c positions, and the pool with its last session.
+// Called with s.mu held.
+func (s *Stage) leavePool(c, i int) {
+	if p := s.pools[c]; p != nil && p.remove(i) {
+		delete(s.pools, c)
+	}
 }
 
 // newCache makes a zeroed cache buffer: on the backend itself when it shares its buffers
@@ -172,7 +221,7 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 	if ss.pos+t > c {
 		return nil, fmt.Errorf("%w: %d positions held, %d more do not fit in %d", ErrContextFull, ss.pos, t, c)
 	}
-	if t == 1 && ss.batch == 1 && ss.inPlace {
+	if t == 1 && ss.pooled {
 		// One position of one sequence: stepped together with the stage's other sessions.
 		return st.stepRow(ss, in)
 	}
@@ -187,6 +236,11 @@ func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 	// padded rows write past the sequence, where later steps overwrite them before the mask
 	// lets anyone see them.
 	tb := bucket(t, c-ss.pos)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if ss.closed {
+		return nil, ErrSessionClosed
+	}
 	ss.grow(ss.pos + tb)
 	c = ss.cap
 	padded := padSeq(in, tb)
@@ -205,39 +259,55 @@ func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 		}
 		where = NewF32(write, tb, c)
 	}
-	st.mu.Lock()
-	args := make([]any, 0, len(st.params.Values)+5+2*len(ss.k))
+	args := make([]any, 0, len(st.params.Values)+5+2*st.span.Len())
 	for _, pt := range st.paramTensors() {
 		args = append(args, pt)
 	}
-	args = append(args, toBackend(padded), toBackend(cos), toBackend(sin),
-		toBackend(NewF32(mask, tb, c)), toBackend(where))
-	for _, t := range append(slices.Clip(ss.k), ss.v...) {
-		if !ss.inPlace {
-			args = append(args, t)
-			continue
-		}
-		// The cache is handed over: the computation writes the new positions into it.
-		d, err := DonateTensorBuffer(t, st.be, 0)
-		if err != nil {
-			st.mu.Unlock()
-			ss.Close()
-			return nil, err
-		}
-		args = append(args, d)
+	args = append(args, st.onBackend(padded), st.onBackend(cos), st.onBackend(sin),
+		st.onBackend(NewF32(mask, tb, c)), st.onBackend(where))
+	// The cache is handed over: the computation writes the new positions into it.
+	caches, err := ss.donate()
+	if err != nil {
+		ss.closeLocked()
+		return nil, err
 	}
-	outs, err := st.run(st.dec, args)
-	st.mu.Unlock()
+	outs, err := st.run(st.dec, append(args, caches...))
+	if err == nil && ss.pooled {
+		err = st.pools[ss.cap].settle(ss.slot, 1, outs[1:])
+	}
 	if err != nil {
 		if ss.inPlace {
-			ss.Close() // the donated cache may be half written
+			ss.closeLocked() // the donated cache may be half written
 		}
 		return nil, err
 	}
-	l := len(ss.k)
-	ss.k, ss.v = outs[1:1+l], outs[1+l:1+2*l]
+	if !ss.pooled {
+		l := len(ss.k)
+		ss.k, ss.v = outs[1:1+l], outs[1+l:1+2*l]
+	}
 	ss.pos += t
 	return trimSeq(fromBackend(outs[0]), t), nil
+}
+
+// donate is the session's cache as a computation's arguments: its pool slot, its own
+// buffers donated, or (on a backend that does not write in place) its tensors as they are.
+func (ss *Session) donate() ([]any, error) {
+	if ss.pooled {
+		return ss.st.pools[ss.cap].donate(ss.slot, 1)
+	}
+	var out []any
+	for _, t := range append(slices.Clip(ss.k), ss.v...) {
+		if !ss.inPlace {
+			out = append(out, t)
+			continue
+		}
+		d, err := DonateTensorBuffer(t, ss.st.be, 0)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // updatesInPlace tells whether the stage's backend writes the KV cache in place.
@@ -247,11 +317,22 @@ func (s *Stage) updatesInPlace() bool {
 
 // Close frees the session's buffers.
 func (ss *Session) Close() {
+	ss.st.mu.Lock()
+	defer ss.st.mu.Unlock()
+	ss.closeLocked()
+}
+
+// closeLocked is Close with the stage's mu held.
+func (ss *Session) closeLocked() {
 	if ss.closed {
 		return
 	}
 	ss.closed = true
 	ss.ended.Store(true)
+	if ss.pooled && ss.cap > 0 {
+		ss.st.leavePool(ss.cap, ss.slot)
+		ss.cap = 0
+	}
 	for _, t := range append(ss.k, ss.v...) {
 		t.FinalizeAll()
 	}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // gomlx's pure-Go backend, the reference
-	. "github.com/gomlx/gomlx/pkg/core/graph"    //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/neuroshard/neuroshard/layers/cpu"
 )
@@ -92,6 +94,7 @@ type Stage struct {
 	dec     *Exec // KV-cache decoding, built by the first session
 	rows    *Exec // batched single-position steps of several sessions, built by the first
 	batch   batcher
+	pools   map[int]*kvPool // single-sequence sessions' caches by size (kvpool.go)
 }
 
 // A StageOption changes how a stage runs.
@@ -265,6 +268,23 @@ func toBackend(t *Tensor) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(t.F32, t.Dims...)
 }
 
+// onBackend is t as a tensor already on the stage's backend: gomlx asks a local tensor for its
+// device first, and that question builds an error with a stack trace each time (15% of a
+// batch-1 decode step on the small preset).
+func (s *Stage) onBackend(t *Tensor) *tensors.Tensor {
+	var flat any = t.F32
+	dt := dtypes.Float32
+	if t.I32 != nil {
+		flat, dt = t.I32, dtypes.Int32
+	}
+	if buf, err := s.be.BufferFromFlatData(0, flat, shapes.Make(dt, t.Dims...)); err == nil {
+		if out, err := tensors.FromBuffer(s.be, buf); err == nil {
+			return out
+		}
+	}
+	return toBackend(t)
+}
+
 func fromBackend(t *tensors.Tensor) *Tensor {
 	out := &Tensor{Dims: t.Shape().Dimensions, F32: tensors.MustCopyFlatData[float32](t)}
 	t.FinalizeAll()
@@ -287,9 +307,9 @@ func (s *Stage) args(in *Tensor, t int, extra ...*Tensor) []any {
 		args = append(args, pt)
 	}
 	cos, sin := ropeTables(s.cfg.HeadDim(), 0, t)
-	args = append(args, toBackend(in), toBackend(cos), toBackend(sin), toBackend(causalMask(t)))
+	args = append(args, s.onBackend(in), s.onBackend(cos), s.onBackend(sin), s.onBackend(causalMask(t)))
 	for _, e := range extra {
-		args = append(args, toBackend(e))
+		args = append(args, s.onBackend(e))
 	}
 	return args
 }

@@ -197,6 +197,15 @@ func (b *Backend) NewSharedBuffer(dev backends.DeviceNum, s shapes.Shape) (backe
 	return buf, buf.flat, nil
 }
 
+// WrapF32 makes a buffer of shape s over flat itself, not a copy: a computation it is donated
+// to writes into flat (the KV caches of a stage's sessions, kept side by side in one array).
+func (b *Backend) WrapF32(flat []float32, s shapes.Shape) (backends.Buffer, error) {
+	if s.DType != dtypes.Float32 || s.Size() != len(flat) {
+		return nil, fmt.Errorf("cpu backend: %d float32 values for shape %s", len(flat), s)
+	}
+	return &Buffer{shape: s, flat: flat}, nil
+}
+
 func (b *Backend) BufferData(x backends.Buffer) (any, error) {
 	buf, err := asBuffer(x)
 	if err != nil {

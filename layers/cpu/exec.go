@@ -23,6 +23,10 @@ type Executable struct {
 	maxIn   int     // the most inputs of one op
 	// soleUse marks the parameters one op alone reads: a donated one may be written in place.
 	soleUse map[*node]bool
+	// chained marks the DynamicUpdateSlice results that one op alone reads and no output
+	// holds: the next write of a chain (one row's keys after another's) goes into the same
+	// buffer instead of a copy of it.
+	chained map[*node]bool
 }
 
 func newExecutable(b *Builder, outputs []*node) *Executable {
@@ -67,6 +71,12 @@ func newExecutable(b *Builder, outputs []*node) *Executable {
 	for _, o := range outputs {
 		isOut[o] = true
 	}
+	e.chained = map[*node]bool{}
+	for i, n := range e.order {
+		if n.op == backends.OpTypeDynamicUpdateSlice && uses[i] == 1 && !isOut[n] {
+			e.chained[n] = true
+		}
+	}
 	e.release = make([][]int, len(e.order))
 	for v, at := range last {
 		if n := e.order[v]; !isOut[n] && n.op != backends.OpTypeParameter && n.op != backends.OpTypeConstant && at > v {
@@ -94,8 +104,9 @@ func (e *Executable) Outputs() []shapes.Shape {
 	return ss
 }
 
-// Execute runs the computation. Inputs are never changed (donation is not used); outputs are
-// new buffers.
+// Execute runs the computation. Inputs are never changed, except a donated one that a
+// DynamicUpdateSlice alone reads: it is written in place and returned as that output (a
+// session's KV cache). Other outputs are new buffers.
 func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends.DeviceNum) ([]backends.Buffer, error) {
 	if len(inputs) != len(e.params) {
 		return nil, fmt.Errorf("cpu backend: %d inputs for %d parameters", len(inputs), len(e.params))
@@ -210,7 +221,7 @@ func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, e
 		return out.flat, nil
 	case backends.OpTypeDynamicUpdateSlice:
 		dst := in[0].flat
-		if !writable[n.inputs[0]] {
+		if !writable[n.inputs[0]] && !e.chained[n.inputs[0]] {
 			c := newBuffer(in[0].shape)
 			copyFlat(c.flat, in[0].flat)
 			dst = c.flat

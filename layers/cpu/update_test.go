@@ -88,6 +88,54 @@ func TestDynamicUpdateSlice(t *testing.T) {
 	}
 }
 
+// Writes in a chain (one row's key after another's) go into one buffer, the operand's when it
+// is donated; a write whose result something else also reads is copied, so that reader sees
+// the values before the next write.
+func TestChainedUpdates(t *testing.T) {
+	be, err := backends.NewWithConfig(cpu.BackendName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	x, a, b := randTensor(r, 3, 2, 4), randTensor(r, 1, 2, 4), randTensor(r, 1, 2, 4)
+	xs, as, bs := tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b)
+	// Rows 0 and 1 become a, row 2 b; second, read also on its own, still has x's row 1.
+	want := slices.Concat(as, as, bs)
+	fn := func(in []*Node) []*Node {
+		g := in[0].Graph()
+		zero := Const(g, int32(0))
+		first := DynamicUpdateSlice(in[0], in[1], []*Node{zero, zero, zero})
+		second := DynamicUpdateSlice(first, in[2], []*Node{Const(g, int32(2)), zero, zero})
+		third := DynamicUpdateSlice(second, in[1], []*Node{Const(g, int32(1)), zero, zero})
+		return []*Node{third, Slice(second, AxisRange(1, 2))}
+	}
+	e, err := NewExec(be, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, donate := range []bool{false, true} {
+		arg := any(x)
+		if donate {
+			if arg, err = DonateTensorBuffer(x, be, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := e.Exec(arg, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tensors.MustCopyFlatData[float32](out[0]); !slices.Equal(got, want) {
+			t.Fatalf("donated %v: chained writes gave %v, want %v", donate, got, want)
+		}
+		if got := tensors.MustCopyFlatData[float32](out[1]); !slices.Equal(got, xs[8:16]) {
+			t.Fatalf("donated %v: the write read twice was overwritten: %v, want %v", donate, got, xs[8:16])
+		}
+		if !donate && !slices.Equal(tensors.MustCopyFlatData[float32](x), xs) {
+			t.Fatal("the operand changed though it was not donated")
+		}
+	}
+}
+
 // Slice (with strides) and Concatenate against simplego.
 func TestSliceAndConcatenateMatchSimpleGo(t *testing.T) {
 	ours, ref := backendsUnderTest(t)
