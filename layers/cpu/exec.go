@@ -235,10 +235,10 @@ func (e *Executable) run(n *node, in []*Buffer, writable map[*node]bool) (any, e
 	case backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv,
 		backends.OpTypeMax, backends.OpTypeMin, backends.OpTypeEqual, backends.OpTypeNotEqual,
 		backends.OpTypeGreaterThan, backends.OpTypeGreaterOrEqual, backends.OpTypeLessThan, backends.OpTypeLessOrEqual:
-		return binaryAny(n.op, in[0], in[1], n.shape)
+		return binaryAny(n.op, in[0], in[1], n.shape, e.be.threads)
 	case backends.OpTypeNeg, backends.OpTypeAbs, backends.OpTypeExp, backends.OpTypeLog, backends.OpTypeSqrt,
 		backends.OpTypeRsqrt, backends.OpTypeTanh, backends.OpTypeLogistic:
-		return unaryAny(n.op, in[0])
+		return unaryAny(n.op, in[0], e.be.threads)
 	case backends.OpTypeTranspose:
 		if movesOnlyUnitAxes(in[0].shape.Dimensions, n.axes) { // the same order of values
 			out := dirtyBuffer(n.shape)

@@ -89,3 +89,25 @@ func (h *helper) loop() {
 		<-h.wake
 	}
 }
+
+// elemParallelMin is the fewest values an element-wise op splits over the helpers: at about
+// 0.3 ns a value, 32k values are 10 us, and a spinning helper takes its part in about 1.
+const elemParallelMin = 1 << 15
+
+// spread calls f on consecutive ranges of 0..n-1, on up to threads goroutines when there are
+// at least 2*unit units (else on the caller alone). Element-wise work only: each unit's
+// result is the same whoever computes it.
+func spread(threads, n, unit int, f func(lo, hi int)) {
+	parts := min(threads, n/max(unit, 1))
+	if parts < 2 {
+		f(0, n)
+		return
+	}
+	per := (n + parts - 1) / parts
+	fs := make([]func(), 0, parts)
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		fs = append(fs, func() { f(lo, hi) })
+	}
+	helpers.run(fs)
+}

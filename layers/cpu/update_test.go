@@ -1,6 +1,7 @@
 package cpu_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -153,6 +154,36 @@ func TestSliceAndConcatenateMatchSimpleGo(t *testing.T) {
 	for i := range want {
 		if !slices.Equal(got[i], want[i]) {
 			t.Fatalf("output %d: %v, simplego %v", i, got[i], want[i])
+		}
+	}
+}
+
+// Element-wise ops large enough to be split over threads give the bits of one thread: the
+// same-shape, scalar and broadcast arithmetic, e^x and the logistic, on 4 threads and on 1.
+func TestSplitElementwiseOpsGiveTheBitsOfOneThread(t *testing.T) {
+	one, err := backends.NewWithConfig(cpu.BackendName + ":threads=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	four, err := backends.NewWithConfig(cpu.BackendName + ":threads=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	x, y := randTensor(r, 8, 64, 384), randTensor(r, 8, 64, 384)
+	row, col := randTensor(r, 1, 1, 384), randTensor(r, 8, 64, 1)
+	fn := func(in []*Node) []*Node {
+		return []*Node{
+			Add(in[0], in[1]), Mul(in[0], in[1]), Div(in[0], in[1]), MulScalar(in[0], 0.37),
+			Sub(in[0], in[2]), Mul(in[0], in[3]), Exp(in[0]), Logistic(in[1]),
+		}
+	}
+	a, b := run(t, one, fn, x, y, row, col), run(t, four, fn, x, y, row, col)
+	for i := range a {
+		for j := range a[i] {
+			if math.Float32bits(a[i][j]) != math.Float32bits(b[i][j]) {
+				t.Fatalf("output %d, value %d: 1 thread %v, 4 threads %v", i, j, a[i][j], b[i][j])
+			}
 		}
 	}
 }
