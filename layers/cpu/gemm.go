@@ -328,6 +328,16 @@ func packA(dst []float32, a Mat, i0, mb, p0, kb, mr int) {
 			packRows12(panel, a, i0+ir, p0, kb)
 			continue
 		}
+		if a.RowStride == 1 {
+			// A stored transposed (a weight gradient's X^T): each step of the panel is
+			// consecutive in memory, one copy instead of a strided read per value.
+			for p := 0; p < kb; p++ {
+				off := a.at(i0+ir, p0+p)
+				copy(panel[p*mr:p*mr+rows], a.Data[off:off+rows])
+				clear(panel[p*mr+rows : (p+1)*mr])
+			}
+			continue
+		}
 		for i := 0; i < mr; i++ {
 			if i >= rows {
 				for p := 0; p < kb; p++ {
