@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,23 @@ func main() {
 	replicas := flag.String("replicas", "2,4,8,16", "replica counts whose DiLoCo rounds are timed (empty: none)")
 	rounds := flag.Int("rounds", 5, "rounds timed per replica count")
 	bandwidth := flag.Float64("bandwidth", 12.5e6, "bytes per second of every link in the rounds (12.5e6: 100 Mbit/s; 0: unlimited)")
+	reprovide := flag.Duration("reprovide", 0, "how often a holder announces its layers again (0: the node's interval, 10m)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "--cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	if *replot {
 		var results []sim.Result
 		data, err := os.ReadFile(filepath.Join(*out, "results.json"))
@@ -82,7 +99,7 @@ func main() {
 		fmt.Printf("%d peers:\n", n)
 		start := time.Now()
 		r, err := sim.Run(context.Background(), sim.Config{Peers: n, Latency: *latency, Lookups: *lookups, Messages: *messages,
-			Churn: *churn, ChurnTime: *churnTime, Inference: *inference, Seed: uint64(n), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
+			Churn: *churn, ChurnTime: *churnTime, Inference: *inference, Reprovide: *reprovide, Seed: uint64(n), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%d peers: %v\n", n, err)
 			os.Exit(1)

@@ -44,6 +44,10 @@ type Config struct {
 	// Inference makes every peer serve its span (the node's pipeline over its stage) and the
 	// observer generate through the swarm once a second during the churn.
 	Inference bool
+	// Reprovide is how often a holder announces its layers again (0: the node's own
+	// interval, 10 minutes, with records kept 30). Departed holders are dropped by the
+	// coverage view's probes, not by their records' expiry.
+	Reprovide time.Duration
 	Seed      uint64
 	Log       func(format string, args ...any) // progress, if set
 }
@@ -161,7 +165,7 @@ func (s *swarm) start(ctx context.Context, id peer.ID, index int) error {
 	s.cms = append(s.cms, cm)
 	s.mu.Unlock()
 	n, err := p2p.Over(s.mn.Host(id), p2p.WithBootstrap(boot...), p2p.WithDHTMode(p2p.DHTModeServer), p2p.WithProfile(p2p.ProfileLocal),
-		p2p.WithIntervals(10*time.Second, time.Second, time.Hour))
+		p2p.WithIntervals(s.cfg.Reprovide, time.Second, time.Hour))
 	if err != nil {
 		return err
 	}
