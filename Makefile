@@ -76,8 +76,8 @@ js-deps:
 		npm ci --no-audit --no-fund --loglevel=error && echo "$$sum" > node_modules/.lock-sum; fi'
 
 # The swarm simulation (internal/sim): the node's p2p parts on libp2p's in-memory network, at
-# 100, 300 and 1,000 peers (sim: about 45 minutes and 15 GB of memory on two cores, the whole
-# swarm in one process; SIM_PEERS=100,300 for a quarter of an hour) or 25, 50 and 100
+# 100, 300 and 1,000 peers (sim: about 15 minutes and 14 GB of memory on two cores, the whole
+# swarm in one process; SIM_PEERS=100,300 for 5 minutes and 5 GB) or 25, 50 and 100
 # (sim-small, a few minutes), then DiLoCo rounds among 2 to 16 replicas of a span (2 to 8 in
 # sim-small); results and plots in docs/sim.
 SIM_OUT ?= docs/sim
