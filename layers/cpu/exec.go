@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -124,9 +123,16 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 	vals := make([]*Buffer, len(e.order))
 	made := make([]Buffer, len(e.order)) // the values the ops make, one allocation for all
 	in := make([]*Buffer, 0, e.maxIn)
-	// live counts, for each float32 array an op of this execution made, the values that hold
-	// it: when the last is released, the array goes back to the pool.
-	live := map[*float32]int{}
+	// owner is, for each value, the position of the op that made its float32 array when this
+	// execution made it (-1 otherwise: an input's, a constant's, not poolable); holders
+	// counts, at that position, the values holding the array: when the last is released, the
+	// array goes back to the pool. (A map from arrays to counts cost more per op than most of
+	// a decode step's small ops themselves.)
+	owner := make([]int32, len(e.order))
+	holders := make([]int32, len(e.order))
+	for i := range owner {
+		owner[i] = -1 // parameters included
+	}
 	for i, p := range e.params {
 		buf, err := asBuffer(inputs[i])
 		if err != nil {
@@ -155,22 +161,23 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		}
 		made[i] = Buffer{shape: n.shape, flat: flat}
 		vals[i] = &made[i]
-		if p := poolable(flat); p != nil {
-			if _, ok := live[p]; ok {
-				live[p]++ // a view of an array this execution made (Reshape, Identity)
-			} else if n.op != backends.OpTypeConstant && !slices.ContainsFunc(in, func(b *Buffer) bool { return poolable(b.flat) == p }) {
-				live[p] = 1 // a new array, not an input's or a constant's
+		owner[i] = -1
+		if p := poolable(flat); p != nil && n.op != backends.OpTypeConstant {
+			owner[i] = int32(i) // a new array, unless it is an input's
+			for j, b := range in {
+				if poolable(b.flat) == p {
+					owner[i] = owner[e.inputs[i][j]] // a view (Reshape, Identity) or a write in place
+					break
+				}
+			}
+			if o := owner[i]; o >= 0 {
+				holders[o]++
 			}
 		}
 		for _, v := range e.release[i] {
-			if p := poolable(vals[v].flat); p != nil {
-				if c, ok := live[p]; ok {
-					if c == 1 {
-						delete(live, p)
-						putF32(vals[v].flat.([]float32))
-					} else {
-						live[p] = c - 1
-					}
+			if o := owner[v]; o >= 0 {
+				if holders[o]--; holders[o] == 0 {
+					putF32(vals[v].flat.([]float32))
 				}
 			}
 			vals[v] = nil

@@ -212,8 +212,16 @@ func unaryAny(op backends.OpType, x *Buffer, threads int) (any, error) {
 				out[i] = float32(math.Abs(float64(a)))
 			}
 		case backends.OpTypeExp:
+			if !splits(threads, len(v), elemParallelMin) {
+				expRow(out, v)
+				break
+			}
 			spread(threads, len(v), elemParallelMin, func(lo, hi int) { expRow(out[lo:hi], v[lo:hi]) })
 		case backends.OpTypeLogistic:
+			if !splits(threads, len(v), elemParallelMin) {
+				logisticRow(out, v)
+				break
+			}
 			spread(threads, len(v), elemParallelMin, func(lo, hi int) { logisticRow(out[lo:hi], v[lo:hi]) })
 		default:
 			f := unaryFloat(op)
@@ -270,14 +278,26 @@ func binaryF32(op backends.OpType, l, r []float32, ls, rs shapes.Shape, threads 
 	switch {
 	case len(l) == len(r) && ls.Equal(rs):
 		out := getF32(len(l))
+		if !splits(threads, len(out), elemParallelMin) { // no closure made: it would be allocated
+			rowOp(op, out, l, r, 0, 0)
+			return out, true
+		}
 		spread(threads, len(out), elemParallelMin, func(lo, hi int) { rowOp(op, out[lo:hi], l[lo:hi], r[lo:hi], 0, 0) })
 		return out, true
 	case ls.IsScalar():
 		out := getF32(len(r))
+		if !splits(threads, len(out), elemParallelMin) {
+			rowOp(op, out, nil, r, l[0], 0)
+			return out, true
+		}
 		spread(threads, len(out), elemParallelMin, func(lo, hi int) { rowOp(op, out[lo:hi], nil, r[lo:hi], l[0], 0) })
 		return out, true
 	case rs.IsScalar():
 		out := getF32(len(l))
+		if !splits(threads, len(out), elemParallelMin) {
+			rowOp(op, out, l, nil, 0, r[0])
+			return out, true
+		}
 		spread(threads, len(out), elemParallelMin, func(lo, hi int) { rowOp(op, out[lo:hi], l[lo:hi], nil, 0, r[0]) })
 		return out, true
 	}
@@ -316,44 +336,65 @@ func binaryF32Broadcast(op backends.OpType, l, r []float32, ls, rs shapes.Shape,
 	if size == 0 {
 		return out, true
 	}
-	inner := dims[rank-1]
-	ls1, rs1 := lst[rank-1], rst[rank-1]
-	// Rows first..end-1, each input's offset found from the row's index.
-	rows := func(first, end int) {
-		idx := make([]int, rank-1)
-		lo, ro := 0, 0
-		for a, k := rank-2, first; a >= 0; a-- {
-			idx[a] = k % dims[a]
-			k /= dims[a]
-			lo += idx[a] * lst[a]
-			ro += idx[a] * rst[a]
+	bc := broadcastOp{op: op, out: out, l: l, r: r, dims: dims, lst: lst, rst: rst}
+	n, unit := size/dims[rank-1], max(1, elemParallelMin/dims[rank-1])
+	if !splits(threads, n, unit) {
+		bc.rows(0, n)
+		return out, true
+	}
+	par := bc // only this copy escapes to the helpers
+	spread(threads, n, unit, par.rows)
+	return out, true
+}
+
+// broadcastOp is a broadcasting arithmetic op over the rows of its output's last axis.
+type broadcastOp struct {
+	op             backends.OpType
+	out, l, r      []float32
+	dims, lst, rst []int // the output's dimensions, the operands' strides (0 where they broadcast)
+}
+
+// rows computes output rows first..end-1, each operand's offset found from the row's index.
+func (b *broadcastOp) rows(first, end int) {
+	rank := len(b.dims)
+	inner := b.dims[rank-1]
+	ls1, rs1 := b.lst[rank-1], b.rst[rank-1]
+	var idxBuf [8]int
+	idx := idxBuf[:0]
+	if rank-1 > len(idxBuf) {
+		idx = make([]int, rank-1)
+	} else {
+		idx = idxBuf[:rank-1]
+	}
+	lo, ro := 0, 0
+	for a, k := rank-2, first; a >= 0; a-- {
+		idx[a] = k % b.dims[a]
+		k /= b.dims[a]
+		lo += idx[a] * b.lst[a]
+		ro += idx[a] * b.rst[a]
+	}
+	for o := first * inner; o < end*inner; o += inner {
+		row := b.out[o : o+inner]
+		var lr, rr []float32
+		if ls1 != 0 {
+			lr = b.l[lo : lo+inner]
 		}
-		for o := first * inner; o < end*inner; o += inner {
-			row := out[o : o+inner]
-			var lr, rr []float32
-			if ls1 != 0 {
-				lr = l[lo : lo+inner]
+		if rs1 != 0 {
+			rr = b.r[ro : ro+inner]
+		}
+		rowOp(b.op, row, lr, rr, b.l[lo], b.r[ro])
+		for a := rank - 2; a >= 0; a-- {
+			idx[a]++
+			lo += b.lst[a]
+			ro += b.rst[a]
+			if idx[a] < b.dims[a] {
+				break
 			}
-			if rs1 != 0 {
-				rr = r[ro : ro+inner]
-			}
-			rowOp(op, row, lr, rr, l[lo], r[ro])
-			for a := rank - 2; a >= 0; a-- {
-				idx[a]++
-				lo += lst[a]
-				ro += rst[a]
-				if idx[a] < dims[a] {
-					break
-				}
-				lo -= lst[a] * dims[a]
-				ro -= rst[a] * dims[a]
-				idx[a] = 0
-			}
+			lo -= b.lst[a] * b.dims[a]
+			ro -= b.rst[a] * b.dims[a]
+			idx[a] = 0
 		}
 	}
-	n := size / inner
-	spread(threads, n, max(1, elemParallelMin/inner), rows)
-	return out, true
 }
 
 // rowOp computes one row: lr and rr are the operands' rows, or nil where that operand is the

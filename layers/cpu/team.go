@@ -99,7 +99,7 @@ const elemParallelMin = 1 << 15
 // result is the same whoever computes it.
 func spread(threads, n, unit int, f func(lo, hi int)) {
 	parts := min(threads, n/max(unit, 1))
-	if parts < 2 {
+	if !splits(threads, n, unit) {
 		f(0, n)
 		return
 	}
@@ -111,3 +111,8 @@ func spread(threads, n, unit int, f func(lo, hi int)) {
 	}
 	helpers.run(fs)
 }
+
+// splits tells whether spread would split n units over threads: callers check it first so
+// that the closure they hand spread (allocated, since it goes to the helpers) is made only
+// when it is used.
+func splits(threads, n, unit int) bool { return min(threads, n/max(unit, 1)) >= 2 }
