@@ -247,6 +247,19 @@ func BenchmarkDecodeWhileTraining(b *testing.B) {
 			})
 		}
 	}
+	// stepRate is the node's inner steps per second over d, while serve (if set) keeps
+	// generating.
+	stepRate := func(n *Node, d time.Duration, serve bool) float64 {
+		steps, start := n.innerSteps(), time.Now()
+		for time.Since(start) < d {
+			if serve {
+				genRate(b, n, tokens)
+			} else {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		return float64(n.innerSteps()-steps) / time.Since(start).Seconds()
+	}
 	for i := 0; i < b.N; i++ {
 		n := node(0)
 		genRate(b, n, 16)
@@ -259,6 +272,11 @@ func BenchmarkDecodeWhileTraining(b *testing.B) {
 			r, _, _ = genRate(b, n, tokens)
 			yielding = max(yielding, r)
 		}
+		// What serving costs training: inner steps a second alone, and while generations
+		// follow one another without a pause (the most a node's users can ask of it).
+		alone, serving := stepRate(n, 5*time.Second, false), stepRate(n, 5*time.Second, true)
+		b.Logf("training: %.2f inner steps/s alone, %.2f while serving generations back to back (%.2f)", alone, serving, serving/alone)
+		b.ReportMetric(serving/alone, "training-serving/alone")
 		n.Close()
 		n = node(-1)
 		eventually(b, time.Minute, "training under way", func() bool { return n.innerSteps() > 2 })
