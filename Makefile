@@ -49,6 +49,11 @@ test-plain-node:
 test-plain:
 	$(GO) test -count=1 -timeout 15m $(PLAIN_PKGS)
 	$(GO) test -count=1 -timeout 15m -run '^($(RACE_SKIP))$$' ./diloco/
+	# The whole model's pinned bits with the AVX2 product kernel and with no assembly at all
+	# (the default run above used this machine's best kernels): peers on other CPUs agree.
+	NEUROSHARD_KERNEL=avx2 $(GO) test -count=1 -run '^TestGoldenComputation$$' ./layers/
+	$(GO) test -tags purego -count=1 -run '^TestGoldenComputation$$' ./layers/
+	$(GO) test -tags purego -count=1 ./layers/cpu/
 test-plain-then-clients: test-plain
 	$(MAKE) --no-print-directory test-clients
 

@@ -1,12 +1,22 @@
 package cpu
 
-import "math"
+import (
+	"math"
+	"os"
+)
 
 // active is the kernel Gemm uses: the best this CPU runs whose results match the portable
-// kernel bit for bit on a check at start (a kernel that disagrees is never used).
-var active = choose()
+// kernel bit for bit on a check at start (a kernel that disagrees is never used), or the one
+// NEUROSHARD_KERNEL names (avx512, avx2, go) when this CPU runs it: the same bits either way,
+// which is what the golden computation test shows by running under each.
+var active = choose(os.Getenv("NEUROSHARD_KERNEL"))
 
-func choose() *kernel {
+func choose(want string) *kernel {
+	for _, k := range kernels() {
+		if k.name == want && (k == goKernel || agrees(k)) {
+			return k
+		}
+	}
 	for _, k := range kernels() {
 		if k == goKernel || agrees(k) {
 			return k
