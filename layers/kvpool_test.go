@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 )
@@ -155,5 +156,102 @@ func TestPoolMovesTheLastSessionIntoAFreedSlot(t *testing.T) {
 	}
 	for _, i := range []int{0, 2, 3, 4} {
 		mark(ss[i], i)
+	}
+}
+
+// The pool's bookkeeping under a long random run of joins, leaves and batch arrangements (the
+// slots grow from 1 to dozens and shrink back): after every change each session's slot holds
+// that session's values in every layer, the slots in use are exactly the sessions held, and an
+// arranged batch is one range starting where arrange says.
+func TestPoolKeepsEachSessionsValuesThroughRandomChanges(t *testing.T) {
+	withBackend(t, BackendCPU)
+	cfg := tinyConfig()
+	sp := Span{First: 0, Last: 1}
+	st, err := NewStage(cfg, sp, cfg.InitParams(sp, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := st.pool(16)
+	r := rand.New(rand.NewPCG(4, 2))
+	mark := map[*Session]float32{}
+	var live []*Session
+	next := float32(1)
+	fill := func(s *Session) {
+		for l := range p.k {
+			for _, a := range [][]float32{p.k[l], p.v[l]} {
+				slot := a[s.slot*p.slot : (s.slot+1)*p.slot]
+				for i := range slot {
+					slot[i] = mark[s] + float32(l)/8
+				}
+			}
+		}
+	}
+	check := func(step int, what string) {
+		t.Helper()
+		if len(p.held) != len(live) {
+			t.Fatalf("step %d (%s): %d slots held for %d sessions", step, what, len(p.held), len(live))
+		}
+		for _, s := range live {
+			if s.slot < 0 || s.slot >= len(p.held) || p.held[s.slot] != s {
+				t.Fatalf("step %d (%s): a session says slot %d, which holds another", step, what, s.slot)
+			}
+			for l := range p.k {
+				want := mark[s] + float32(l)/8
+				for _, a := range [][]float32{p.k[l], p.v[l]} {
+					for _, i := range []int{0, p.slot / 2, p.slot - 1} {
+						if got := a[s.slot*p.slot+i]; got != want {
+							t.Fatalf("step %d (%s): slot %d layer %d value %d is %v, its session's is %v", step, what, s.slot, l, i, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+	most := 0
+	for step := 0; step < 3000; step++ {
+		grow := step < 1500
+		switch op := r.IntN(10); {
+		case op < 4 && grow || op < 2 || len(live) == 0: // join
+			s := &Session{st: st, batch: 1, pooled: true, cap: 16}
+			s.slot = p.add(s)
+			for l := range p.k { // a new session's positions read as zeros until it writes them
+				for _, a := range [][]float32{p.k[l], p.v[l]} {
+					for i, x := range a[s.slot*p.slot : (s.slot+1)*p.slot] {
+						if x != 0 {
+							t.Fatalf("step %d: a joining session's slot %d holds %v at layer %d value %d", step, s.slot, x, l, i)
+						}
+					}
+				}
+			}
+			mark[s], next = next, next+1
+			fill(s)
+			live = append(live, s)
+			check(step, "join")
+		case op < 7: // leave
+			i := r.IntN(len(live))
+			p.remove(live[i].slot)
+			live = append(live[:i], live[i+1:]...)
+			check(step, "leave")
+		default: // a batch of some of them
+			n := 1 + r.IntN(len(live))
+			batch := make([]*Session, 0, n)
+			for _, j := range r.Perm(len(live))[:n] {
+				batch = append(batch, live[j])
+			}
+			first := p.arrange(batch)
+			for _, s := range batch {
+				if s.slot < first || s.slot >= first+n {
+					t.Fatalf("step %d: arranged batch of %d from slot %d has a session in slot %d", step, n, first, s.slot)
+				}
+			}
+			check(step, "arrange")
+		}
+		most = max(most, p.slots())
+	}
+	t.Logf("slots grew to %d and ended at %d for %d sessions", most, p.slots(), len(live))
+	if most < 16 {
+		t.Fatalf("the run never grew the pool past %d slots: it tested little", most)
 	}
 }
