@@ -106,19 +106,7 @@ func TestPooledCachesKeepEachSessionsBitsAsOthersComeAndGo(t *testing.T) {
 // The pool keeps its slots packed: removing a middle slot moves the last session's values
 // into it, and arranging a batch moves as few sessions as it can.
 func TestPoolMovesTheLastSessionIntoAFreedSlot(t *testing.T) {
-	withBackend(t, BackendCPU)
-	cfg := tinyConfig()
-	sp := Span{First: 0, Last: 1}
-	st, err := NewStage(cfg, sp, cfg.InitParams(sp, 9))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !st.poolsOn() {
-		t.Fatal("the cpu backend keeps no pools")
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	p := st.pool(16)
+	st, p := lockedPool(t)
 	var ss []*Session
 	for i := range 5 {
 		s := &Session{st: st, batch: 1, pooled: true}
@@ -164,16 +152,7 @@ func TestPoolMovesTheLastSessionIntoAFreedSlot(t *testing.T) {
 // that session's values in every layer, the slots in use are exactly the sessions held, and an
 // arranged batch is one range starting where arrange says.
 func TestPoolKeepsEachSessionsValuesThroughRandomChanges(t *testing.T) {
-	withBackend(t, BackendCPU)
-	cfg := tinyConfig()
-	sp := Span{First: 0, Last: 1}
-	st, err := NewStage(cfg, sp, cfg.InitParams(sp, 9))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	p := st.pool(16)
+	st, p := lockedPool(t)
 	r := rand.New(rand.NewPCG(4, 2))
 	mark := map[*Session]float32{}
 	var live []*Session
@@ -254,4 +233,22 @@ func TestPoolKeepsEachSessionsValuesThroughRandomChanges(t *testing.T) {
 	if most < 16 {
 		t.Fatalf("the run never grew the pool past %d slots: it tested little", most)
 	}
+}
+
+// lockedPool is a two-layer stage's pool of 16 positions, the stage locked until the test ends.
+func lockedPool(t *testing.T) (*Stage, *kvPool) {
+	t.Helper()
+	withBackend(t, BackendCPU)
+	cfg := tinyConfig()
+	sp := Span{First: 0, Last: 1}
+	st, err := NewStage(cfg, sp, cfg.InitParams(sp, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.poolsOn() {
+		t.Fatal("the cpu backend keeps no pools")
+	}
+	st.mu.Lock()
+	t.Cleanup(st.mu.Unlock)
+	return st, st.pool(16)
 }
