@@ -19,11 +19,10 @@ import (
 // contract), and attention over a cache grown larger for the batch only adds masked
 // positions, whose weights are exactly zero.
 
-// rowNodes are a batched step's extra inputs: per row, its position and its mask; per layer,
-// the rows' caches.
+// rowNodes are a batched step's extra inputs: per row, its position; per layer, the rows'
+// caches. (Each row's mask is the stage's mask, [B,1,1,C].)
 type rowNodes struct {
 	at     []*Node // per row: its position, an int32 scalar
-	mask   *Node   // [B,1,1,C]
 	k, v   []*Node // per layer: [B,H,hd,C] and [B,H,C,hd]
 	nk, nv []*Node // the caches written
 }
@@ -35,7 +34,8 @@ func (s *Stage) rowsGraph(in []*Node, nParams, nLayers int) []*Node {
 	n := s.nodes(in, nParams)
 	b := n.in.Shape().Dimensions[0]
 	pos, mask := in[nParams+3], in[nParams+4]
-	r := &rowNodes{mask: Reshape(mask, b, 1, 1, mask.Shape().Dimensions[1])}
+	n.mask = Reshape(mask, b, 1, 1, mask.Shape().Dimensions[1])
+	r := &rowNodes{}
 	for row := 0; row < b; row++ {
 		r.at = append(r.at, Reshape(Slice(pos, AxisRange(row, row+1))))
 	}
@@ -68,7 +68,6 @@ func (n *stageNodes) attentionRows(x *Node, i int) *Node {
 	}
 	r.nk[j], r.nv[j] = keys, values
 	scores := dot(q, []int{3}, []int{0, 1}, keys, []int{2}, []int{0, 1}) // [B,H,1,C]
-	n.mask = r.mask
 	return n.attend(q, scores, values, x.Shape().Dimensions, p("wo"))
 }
 
