@@ -97,11 +97,7 @@ func (ss *Session) grow(n int) {
 		for i := range out {
 			data, t := ss.newCache(shapes.Make(dtypes.Float32, dims...))
 			if old != nil {
-				ss.readCache(old[i], func(prev []float32) {
-					for r := 0; r < rows; r++ {
-						copy(data[r*c*unit:], prev[r*ss.cap*unit:(r+1)*ss.cap*unit])
-					}
-				})
+				ss.readCache(old[i], func(prev []float32) { widen(data, prev, rows, unit, ss.cap, c) })
 				old[i].FinalizeAll()
 			}
 			out[i] = t
@@ -124,18 +120,20 @@ func (ss *Session) moveTo(c, h, hd int) {
 		i, old := ss.slot, ss.cap
 		for l := range to.k {
 			// Keys [H,hd,C]: h*hd rows of positions; values [H,C,hd]: h blocks of positions.
-			src, dst := from.k[l][i*from.slot:], to.k[l][j*to.slot:]
-			for r := 0; r < h*hd; r++ {
-				copy(dst[r*c:r*c+old], src[r*old:(r+1)*old])
-			}
-			src, dst = from.v[l][i*from.slot:], to.v[l][j*to.slot:]
-			for r := 0; r < h; r++ {
-				copy(dst[r*c*hd:r*c*hd+old*hd], src[r*old*hd:(r+1)*old*hd])
-			}
+			widen(to.k[l][j*to.slot:], from.k[l][i*from.slot:], h*hd, 1, old, c)
+			widen(to.v[l][j*to.slot:], from.v[l][i*from.slot:], h, hd, old, c)
 		}
 		st.leavePool(old, i)
 	}
 	ss.slot, ss.cap = j, c
+}
+
+// widen copies a cache of old positions into one of c: rows of old positions of unit values
+// each, the rows c positions apart in dst.
+func widen(dst, src []float32, rows, unit, old, c int) {
+	for r := 0; r < rows; r++ {
+		copy(dst[r*c*unit:r*c*unit+old*unit], src[r*old*unit:(r+1)*old*unit])
+	}
 }
 
 // leavePool frees slot i of the pool of c positions, and the pool with its last session.
