@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -130,8 +131,13 @@ func (s *swarm) newPeer(index int) (peer.ID, error) {
 	if err != nil {
 		return "", err
 	}
+	s.mu.Lock()
+	dead := maps.Clone(s.dead)
+	s.mu.Unlock()
 	for _, other := range s.mn.Peers() {
-		if other != h.ID() {
+		// Not to the peers that left: an in-memory link accepts dials to a closed host, and
+		// a joiner's connection would make a departed holder reachable again.
+		if other != h.ID() && !dead[other] {
 			if _, err := s.mn.LinkPeers(h.ID(), other); err != nil {
 				return "", err
 			}
@@ -541,16 +547,17 @@ func (s *swarm) vanish(h *p2p.Host) {
 	s.mu.Lock()
 	s.dead[h.ID()] = true
 	s.mu.Unlock()
-	h.Close()
-	// Every link goes before any connection closes: a peer still talking to it (a session of
-	// the observer's generation) could otherwise dial it again between the two, and the new
-	// connection would keep it "reachable" for good.
+	// Every link goes before any connection closes, the host's own closing included: a peer
+	// still talking to it (a session of the observer's generation) could otherwise dial it
+	// again in between, and the new connection, to a host that is gone, would keep it
+	// "reachable" for good (the view counted one departed holder for the whole tail).
 	peers := s.mn.Peers()
 	for _, other := range peers {
 		if other != h.ID() {
 			s.mn.UnlinkPeers(h.ID(), other)
 		}
 	}
+	h.Close()
 	for _, other := range peers {
 		if other != h.ID() {
 			s.mn.DisconnectPeers(h.ID(), other)
