@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -135,6 +137,9 @@ func Over(h host.Host, opts ...Option) (*Host, error) {
 	d, err := dht.New(h, dhtOptions(cfg)...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: dht: %w", err)
+	}
+	if !slices.Contains(h.Mux().Protocols(), ping.ID) {
+		ping.NewPingService(h) // a node answers pings (Reachable asks for one); hosts made elsewhere may not
 	}
 	n := &Host{cfg: cfg, reannounce: make(chan struct{}, 1), unreachable: map[peer.ID]bool{}, bw: metrics.NewBandwidthCounter(), h: h, dht: d}
 	n.ctx, n.cancel = context.WithCancel(context.Background())

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -232,5 +234,28 @@ func TestIdentityPersists(t *testing.T) {
 	}
 	if !k1.Equals(k2) {
 		t.Fatal("identity changed between loads")
+	}
+}
+
+// A connection is not an answer: a peer still connected but no longer answering (a wedged
+// process, or a machine gone while its connection waits out the transport's idle timeout) is
+// not reachable, and the dead connection is closed; a peer that answers is, connected or not.
+func TestReachableAsksConnectedPeersForAPing(t *testing.T) {
+	hosts := newTestNetwork(t, 2)
+	a, b := hosts[0], hosts[1]
+	waitFor(t, 10*time.Second, "a connection", func() bool { return a.Libp2p().Network().Connectedness(b.ID()) == network.Connected })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if !a.Reachable(ctx, addrInfo(b)) {
+		t.Fatal("a connected peer that answers pings is not reachable")
+	}
+	b.Libp2p().RemoveStreamHandler(ping.ID) // b stops answering; the connection stays open
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	if a.Reachable(ctx2, peer.AddrInfo{ID: b.ID()}) {
+		t.Fatal("a connected peer that does not answer counted as reachable")
+	}
+	if c := a.Libp2p().Network().Connectedness(b.ID()); c == network.Connected {
+		t.Fatalf("the connection to a peer that refused the ping is still open (%v)", c)
 	}
 }

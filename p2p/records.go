@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -117,16 +118,28 @@ func (n *Host) FindProviders(ctx context.Context, key string, max int) ([]peer.A
 	return out, nil
 }
 
-// Reachable tells whether a peer answers now: it is connected, or a connection to it opens
-// within ctx (its addresses from ai, else those the peerstore knows).
+// Reachable tells whether a peer answers now: a connection to it opens within ctx (its
+// addresses from ai, else those the peerstore knows), or, connected already, it answers a
+// ping within ctx. A connection alone is no proof: one to a machine that went away without
+// closing it lives until the transport's idle timeout (30 s and more). A connection whose
+// peer refuses the ping is closed (the next dial tells whether it is there).
 func (n *Host) Reachable(ctx context.Context, ai peer.AddrInfo) bool {
 	if ai.ID == n.h.ID() {
 		return true
 	}
-	if n.h.Network().Connectedness(ai.ID) == network.Connected {
+	if n.h.Network().Connectedness(ai.ID) != network.Connected {
+		return n.h.Connect(ctx, ai) == nil
+	}
+	pctx, cancel := context.WithCancel(ctx) // Ping goes on pinging until its ctx ends
+	defer cancel()
+	res := <-ping.Ping(pctx, n.h, ai.ID)
+	if res.Error == nil {
 		return true
 	}
-	return n.h.Connect(ctx, ai) == nil
+	if ctx.Err() == nil {
+		_ = n.h.Network().ClosePeer(ai.ID)
+	}
+	return false
 }
 
 func (n *Host) isClosed() bool {
