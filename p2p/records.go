@@ -121,8 +121,8 @@ func (n *Host) FindProviders(ctx context.Context, key string, max int) ([]peer.A
 // Reachable tells whether a peer answers now: a connection to it opens within ctx (its
 // addresses from ai, else those the peerstore knows), or, connected already, it answers a
 // ping within ctx. A connection alone is no proof: one to a machine that went away without
-// closing it lives until the transport's idle timeout (30 s and more). A connection whose
-// peer refuses the ping is closed (the next dial tells whether it is there).
+// closing it lives until the transport's idle timeout (30 s and more). The connection is left
+// as it is either way (sessions may be using it; the transport closes a dead one).
 func (n *Host) Reachable(ctx context.Context, ai peer.AddrInfo) bool {
 	if ai.ID == n.h.ID() {
 		return true
@@ -132,14 +132,7 @@ func (n *Host) Reachable(ctx context.Context, ai peer.AddrInfo) bool {
 	}
 	pctx, cancel := context.WithCancel(ctx) // Ping goes on pinging until its ctx ends
 	defer cancel()
-	res := <-ping.Ping(pctx, n.h, ai.ID)
-	if res.Error == nil {
-		return true
-	}
-	if ctx.Err() == nil {
-		_ = n.h.Network().ClosePeer(ai.ID)
-	}
-	return false
+	return (<-ping.Ping(pctx, n.h, ai.ID)).Error == nil
 }
 
 func (n *Host) isClosed() bool {
