@@ -8,6 +8,8 @@ import (
 
 	"github.com/neuroshard/neuroshard/layers"
 	"github.com/urfave/cli/v2"
+
+	"github.com/neuroshard/neuroshard/layers/cpu"
 )
 
 // benchCommand measures the model on this machine, as a node does at its first start but in
@@ -20,10 +22,14 @@ func benchCommand() *cli.Command {
 a training step on 8 x 64 (forward, backward, AdamW), greedy decoding of 256 tokens with the
 KV cache at batch 1 and at batch 8, and the prefill of a 256-token prompt.
 
+The cpu backend runs the best product kernel this CPU has (avx512, avx2, or go without
+assembly); NEUROSHARD_KERNEL=avx2 (or go) runs another, for the same bits.
+
 Examples:
    neuroshard bench
    neuroshard bench --preset neuroshard-base --json
-   neuroshard bench --backend cpu:threads=1 --short`,
+   neuroshard bench --backend cpu:threads=1 --short
+   NEUROSHARD_KERNEL=avx2 neuroshard bench --short`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: layers.DefaultModel, Usage: "model preset: " + strings.Join(layers.PresetNames(), ", ")},
 			&cli.StringFlag{Name: "backend", Value: layers.BackendCPU, Usage: "compute backend: cpu, cpu:threads=N or simplego"},
@@ -49,7 +55,11 @@ Examples:
 				enc.SetIndent("", "  ")
 				return enc.Encode(r)
 			}
-			fmt.Fprintf(out, "%s on %s, %d threads\n", r.Preset, r.Backend, r.Threads)
+			kernel := ""
+			if strings.HasPrefix(r.Backend, layers.BackendCPU) {
+				kernel = " (" + cpu.Kernel() + " kernel)"
+			}
+			fmt.Fprintf(out, "%s on %s%s, %d threads\n", r.Preset, r.Backend, kernel, r.Threads)
 			for _, row := range []struct {
 				name string
 				v    float64
