@@ -211,3 +211,24 @@ func TestBatchedRowProductsAreTheChain(t *testing.T) {
 		}
 	}
 }
+
+// NEUROSHARD_KERNEL picks a kernel this CPU runs (the one named, when it passes the start-up
+// check), and anything else leaves the best one.
+func TestChooseTakesTheNamedKernel(t *testing.T) {
+	best := choose("")
+	if got := choose("go"); got != goKernel {
+		t.Fatalf("choose(go) = %s", got.name)
+	}
+	for _, k := range kernels() {
+		want := k
+		if k != goKernel && !agrees(k) {
+			want = best // a kernel that disagrees is never used, named or not
+		}
+		if got := choose(k.name); got != want {
+			t.Fatalf("choose(%s) = %s, want %s", k.name, got.name, want.name)
+		}
+	}
+	if got := choose("sse9"); got != best {
+		t.Fatalf("an unknown name gave %s, not the best kernel %s", got.name, best.name)
+	}
+}
