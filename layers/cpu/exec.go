@@ -161,7 +161,6 @@ func (e *Executable) Execute(inputs []backends.Buffer, donate []bool, _ backends
 		}
 		made[i] = Buffer{shape: n.shape, flat: flat}
 		vals[i] = &made[i]
-		owner[i] = -1
 		if p := poolable(flat); p != nil && n.op != backends.OpTypeConstant {
 			owner[i] = int32(i) // a new array, unless it is an input's
 			for j, b := range in {

@@ -212,17 +212,9 @@ func unaryAny(op backends.OpType, x *Buffer, threads int) (any, error) {
 				out[i] = float32(math.Abs(float64(a)))
 			}
 		case backends.OpTypeExp:
-			if !splits(threads, len(v), elemParallelMin) {
-				expRow(out, v)
-				break
-			}
-			spread(threads, len(v), elemParallelMin, func(lo, hi int) { expRow(out[lo:hi], v[lo:hi]) })
+			eachPart(threads, out, v, expRow)
 		case backends.OpTypeLogistic:
-			if !splits(threads, len(v), elemParallelMin) {
-				logisticRow(out, v)
-				break
-			}
-			spread(threads, len(v), elemParallelMin, func(lo, hi int) { logisticRow(out[lo:hi], v[lo:hi]) })
+			eachPart(threads, out, v, logisticRow)
 		default:
 			f := unaryFloat(op)
 			for i, a := range v {
@@ -275,33 +267,46 @@ func binaryF32(op backends.OpType, l, r []float32, ls, rs shapes.Shape, threads 
 	default:
 		return nil, false
 	}
+	// The operands as rowOp takes them: a row each, or one of them a repeated value.
+	var lr, rr []float32
+	var lv, rv float32
 	switch {
 	case len(l) == len(r) && ls.Equal(rs):
-		out := getF32(len(l))
-		if !splits(threads, len(out), elemParallelMin) { // no closure made: it would be allocated
-			rowOp(op, out, l, r, 0, 0)
-			return out, true
-		}
-		spread(threads, len(out), elemParallelMin, func(lo, hi int) { rowOp(op, out[lo:hi], l[lo:hi], r[lo:hi], 0, 0) })
-		return out, true
+		lr, rr = l, r
 	case ls.IsScalar():
-		out := getF32(len(r))
-		if !splits(threads, len(out), elemParallelMin) {
-			rowOp(op, out, nil, r, l[0], 0)
-			return out, true
-		}
-		spread(threads, len(out), elemParallelMin, func(lo, hi int) { rowOp(op, out[lo:hi], nil, r[lo:hi], l[0], 0) })
-		return out, true
+		rr, lv = r, l[0]
 	case rs.IsScalar():
-		out := getF32(len(l))
-		if !splits(threads, len(out), elemParallelMin) {
-			rowOp(op, out, l, nil, 0, r[0])
-			return out, true
-		}
-		spread(threads, len(out), elemParallelMin, func(lo, hi int) { rowOp(op, out[lo:hi], l[lo:hi], nil, 0, r[0]) })
+		lr, rv = l, r[0]
+	default:
+		return binaryF32Broadcast(op, l, r, ls, rs, threads)
+	}
+	out := getF32(max(len(lr), len(rr)))
+	if !splits(threads, len(out), elemParallelMin) { // no closure made: it would be allocated
+		rowOp(op, out, lr, rr, lv, rv)
 		return out, true
 	}
-	return binaryF32Broadcast(op, l, r, ls, rs, threads)
+	spread(threads, len(out), elemParallelMin, func(lo, hi int) {
+		rowOp(op, out[lo:hi], part(lr, lo, hi), part(rr, lo, hi), lv, rv)
+	})
+	return out, true
+}
+
+// part is s[lo:hi], or nil for a nil s (an operand that is a repeated value).
+func part(s []float32, lo, hi int) []float32 {
+	if s == nil {
+		return nil
+	}
+	return s[lo:hi]
+}
+
+// eachPart runs a row function over src into dst, split over the helpers when the work is
+// large enough (the closure that goes to them is made only then).
+func eachPart(threads int, dst, src []float32, row func(dst, src []float32)) {
+	if !splits(threads, len(src), elemParallelMin) {
+		row(dst, src)
+		return
+	}
+	spread(threads, len(src), elemParallelMin, func(lo, hi int) { row(dst[lo:hi], src[lo:hi]) })
 }
 
 // binaryF32Broadcast runs an arithmetic op on float32 operands of one rank whose size-1 axes
@@ -360,12 +365,11 @@ func (b *broadcastOp) rows(first, end int) {
 	inner := b.dims[rank-1]
 	ls1, rs1 := b.lst[rank-1], b.rst[rank-1]
 	var idxBuf [8]int
-	idx := idxBuf[:0]
+	idx := idxBuf[:]
 	if rank-1 > len(idxBuf) {
 		idx = make([]int, rank-1)
-	} else {
-		idx = idxBuf[:rank-1]
 	}
+	idx = idx[:rank-1]
 	lo, ro := 0, 0
 	for a, k := rank-2, first; a >= 0; a-- {
 		idx[a] = k % b.dims[a]
