@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -249,13 +250,21 @@ func TestReachableAsksConnectedPeersForAPing(t *testing.T) {
 	if !a.Reachable(ctx, addrInfo(b)) {
 		t.Fatal("a connected peer that answers pings is not reachable")
 	}
-	b.Libp2p().RemoveStreamHandler(ping.ID) // b stops answering; the connection stays open
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	// b goes silent: it takes ping streams and never answers (a machine gone, whose
+	// connection waits out the transport's idle timeout, looks the same from a).
+	b.Libp2p().SetStreamHandler(ping.ID, func(s network.Stream) { io.Copy(io.Discard, s); s.Reset() })
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
 	defer cancel2()
+	if a.Reachable(ctx2, peer.AddrInfo{ID: b.ID()}) {
+		t.Fatal("a connected peer that never answers counted as reachable")
+	}
+	b.Libp2p().RemoveStreamHandler(ping.ID) // b refuses pings; the connection stays open
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel3()
 	if a.Libp2p().Network().Connectedness(b.ID()) != network.Connected {
 		t.Fatal("the connection closed: the test would check a dial, not the ping")
 	}
-	if a.Reachable(ctx2, peer.AddrInfo{ID: b.ID()}) {
-		t.Fatal("a connected peer that does not answer counted as reachable")
+	if a.Reachable(ctx3, peer.AddrInfo{ID: b.ID()}) {
+		t.Fatal("a connected peer that refuses the ping counted as reachable")
 	}
 }

@@ -132,7 +132,10 @@ func (n *Host) Reachable(ctx context.Context, ai peer.AddrInfo) bool {
 	}
 	pctx, cancel := context.WithCancel(ctx) // Ping goes on pinging until its ctx ends
 	defer cancel()
-	return (<-ping.Ping(pctx, n.h, ai.ID)).Error == nil
+	// Ping closes its channel without a result when ctx ends first (a peer that never
+	// answers): a zero Result read from the closed channel is no answer.
+	res, ok := <-ping.Ping(pctx, n.h, ai.ID)
+	return ok && res.Error == nil
 }
 
 func (n *Host) isClosed() bool {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -284,6 +285,23 @@ func TestEndToEndThreeProcesses(t *testing.T) {
 	tokB := readToken(t, dirs[1])
 	b.cmd.Process.Signal(syscall.SIGKILL)
 	<-b.done
+	// Its layers leave the others' coverage within 30 s though its provider records live on,
+	// and `neuroshard dht coverage` names them.
+	killed := time.Now()
+	for {
+		cov, err := cc.Coverage(ctx)
+		if err == nil && !cov.Complete && slices.Equal(cov.Missing, []int{3, 4, 5}) {
+			break
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("30 s after its holder died, the coverage still has layers 3-5: %+v %v", cov, err)
+		}
+		time.Sleep(time.Second) // within the API's rate limit
+	}
+	if table := runCLI(t, "dht", "coverage", "--api", c.api, "--token", "third-token"); !strings.Contains(table, "Layers nobody holds: [3 4 5]") {
+		t.Fatalf("coverage table with a holder dead:\n%s", table)
+	}
+	t.Logf("a killed holder left the coverage in %v", time.Since(killed).Round(100*time.Millisecond))
 	b2 := startNode(t, dirs[1], ports[1], "--bootstrap", tcpAddr)
 	stB2, err := client.New(b2.api, tokB).Status(ctx)
 	if err != nil {
