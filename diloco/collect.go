@@ -145,13 +145,6 @@ wait:
 		logger().Warn("replica excluded from the round", "round", mine.Round, "peer", p, "reason", why)
 	}
 	c.res = Outcome{Round: mine.Round, Status: StatusOK, Used: res.Used, Excluded: res.Excluded, NewHash: after.Hash(), Contributions: refs}
-	if r.cfg.Consumed != nil {
-		for _, p := range res.Used { // the aggregator consumed each contribution it used
-			if p != r.cfg.Self {
-				r.cfg.Consumed(p)
-			}
-		}
-	}
 	c.agg = res.Grad
 	r.closeCollection(c)
 	return c.res, c.agg, nil

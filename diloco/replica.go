@@ -157,8 +157,6 @@ type ReplicaConfig struct {
 	// Finished is called after every round the replica applied (to save and announce it),
 	// outside the replica's lock.
 	Finished func(Round)
-	// Consumed is called on the aggregator for every replica whose contribution it used.
-	Consumed func(peer string)
 	// Tamper, when set (tests only), rewrites the pseudo-gradient before it is encoded: a
 	// dishonest replica.
 	Tamper func(*layers.Params)

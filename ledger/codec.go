@@ -89,6 +89,11 @@ func (t *Tx) encodeBody(e *encoder) {
 	e.u16(t.Days)
 	e.bytes([]byte(t.Memo))
 	switch {
+	case t.Proof != nil && len(t.Proof.Cosigners) > 0:
+		e.u8(4)
+		t.Proof.encodeBody(e)
+		e.bytes(t.Proof.Sig)
+		t.Proof.encodeCosigners(e)
 	case t.Proof != nil:
 		e.u8(1)
 		t.Proof.encodeBody(e)
@@ -134,12 +139,15 @@ func DecodeTx(b []byte) (*Tx, error) {
 	t.Fee = neuro.Amount(d.u64())
 	t.Days = d.u16()
 	t.Memo = string(d.bytes(MaxMemo))
-	switch d.u8() {
+	switch flag := d.u8(); flag {
 	case 0:
-	case 1:
+	case 1, 4:
 		t.Proof = decodeProofBody(&d)
 		if t.Proof != nil {
 			t.Proof.Sig = d.bytes(64)
+			if flag == 4 {
+				t.Proof.decodeCosigners(&d)
+			}
 		}
 	case 3:
 		t.Peer = d.bytes(32)
@@ -164,14 +172,46 @@ func DecodeTx(b []byte) (*Tx, error) {
 	return t, nil
 }
 
-func (p *Proof) encodeBody(e *encoder) {
+// encodeWork writes what the proof is for: the part every countersignature shares.
+func (p *Proof) encodeWork(e *encoder) {
 	e.u8(p.Kind.code())
 	e.u16(p.Layer)
 	e.u32(p.Units)
 	e.raw(p.Work[:])
 	e.raw(p.Worker[:])
+}
+
+func (p *Proof) encodeBody(e *encoder) {
+	p.encodeWork(e)
 	e.u64(uint64(p.Time))
 	e.bytes(p.Consumer)
+}
+
+// encodeCosigners writes the further countersignatures: a count (at least 1), then each.
+func (p *Proof) encodeCosigners(e *encoder) {
+	e.u8(byte(len(p.Cosigners)))
+	for _, c := range p.Cosigners {
+		e.bytes(c.Key)
+		e.u64(uint64(c.Time))
+		e.bytes(c.Sig)
+	}
+}
+
+func (p *Proof) decodeCosigners(d *decoder) {
+	n := int(d.u8())
+	if d.err == nil && (n == 0 || n > MaxCosigners) {
+		d.err = fmt.Errorf("%w: %d further countersignatures (1..%d)", ErrMalformed, n, MaxCosigners)
+		return
+	}
+	for range n {
+		c := Cosig{Key: d.bytes(32)}
+		c.Time = int64(d.u64())
+		c.Sig = d.bytes(64)
+		if d.err != nil {
+			return
+		}
+		p.Cosigners = append(p.Cosigners, c)
+	}
 }
 
 func decodeProofBody(d *decoder) *Proof {
@@ -190,11 +230,15 @@ func decodeProofBody(d *decoder) *Proof {
 	return p
 }
 
-// Encode is the proof's wire form (a receipt handed to its worker).
+// Encode is the proof's wire form (a receipt handed to its worker): the body and the
+// consumer's signature, then the further countersignatures if it has any.
 func (p *Proof) Encode() []byte {
 	var e encoder
 	p.encodeBody(&e)
 	e.bytes(p.Sig)
+	if len(p.Cosigners) > 0 {
+		p.encodeCosigners(&e)
+	}
 	return e.b
 }
 
@@ -207,6 +251,9 @@ func DecodeProof(b []byte) (*Proof, error) {
 	p := decodeProofBody(&d)
 	if p != nil {
 		p.Sig = d.bytes(64)
+		if d.err == nil && len(d.b) > 0 {
+			p.decodeCosigners(&d)
+		}
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -17,6 +17,7 @@ func TestGoldenEncodings(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob, _ := WalletFromToken("golden-token-bob")
+	carol, _ := WalletFromToken("golden-token-carol")
 	g.Check("address alice", alice.Address().String())
 	g.Check("public key alice", hex.EncodeToString(alice.PublicKey()))
 	g.Check("default params id", DefaultParams().ID())
@@ -25,6 +26,13 @@ func TestGoldenEncodings(t *testing.T) {
 	proof.Countersign(bob)
 	g.Check("proof", hex.EncodeToString(proof.Encode()))
 	g.Check("proof id", proof.ID())
+	// A round proof on the default network carries a second member's countersignature.
+	more := &Proof{Kind: proof.Kind, Layer: proof.Layer, Units: proof.Units, Work: proof.Work, Worker: proof.Worker, Time: 1_790_000_000_050}
+	more.Countersign(carol)
+	if proof.Join(more) != 1 {
+		t.Fatal("a second member's countersignature was not joined")
+	}
+	g.Check("proof with cosigners", hex.EncodeToString(proof.Encode()))
 
 	const at = 1_790_000_000_123
 	txs := map[string]*Tx{

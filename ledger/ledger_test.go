@@ -235,11 +235,24 @@ func TestStakeLockAndCooldown(t *testing.T) {
 	mustAudit(t, l)
 }
 
+// proofFor is a proof of work countersigned by consumer; a round proof also by a second
+// member of the round (witness), as the default network's quorum asks.
 func proofFor(worker, consumer *Wallet, kind ProofKind, units uint32, work byte) *Proof {
 	pr := &Proof{Kind: kind, Layer: 2, Units: units, Worker: worker.Address(), Time: time.Now().UnixMilli()}
 	pr.Work[0] = work
 	pr.Countersign(consumer)
+	if kind == ProofRound && consumer != worker {
+		w, _ := WalletFromToken("test-token-round-witness")
+		pr.Join(signedBy(pr, w, time.UnixMilli(pr.Time)))
+	}
 	return pr
+}
+
+// signedBy is pr's work countersigned by w alone, at at.
+func signedBy(pr *Proof, w *Wallet, at time.Time) *Proof {
+	q := &Proof{Kind: pr.Kind, Layer: pr.Layer, Units: pr.Units, Work: pr.Work, Worker: pr.Worker, Time: at.UnixMilli()}
+	q.Countersign(w)
+	return q
 }
 
 func TestRewardsNeedACountersignedProofOnce(t *testing.T) {
@@ -314,6 +327,79 @@ func TestColludingWalletsMintNothing(t *testing.T) {
 	}
 	if got := balance(t, l, a) + balance(t, l, b); got != neuro.Amount(10*neuro.Micro)-p.Fee(pay) {
 		t.Fatalf("the pair holds %s, had %s", got, neuro.Amount(10*neuro.Micro))
+	}
+	mustAudit(t, l)
+}
+
+// Two wallets that countersign each other's DiLoCo rounds mint nothing: a round proof needs
+// the countersignatures of two members of the round besides its worker (the default
+// network's quorum), each a distinct key that is not the worker's, each over the same work.
+// Three keys earn one reward per worker and round, within the spacing; the supply stays the
+// genesis plus what was rightly minted.
+func TestColludingPairMintsNoRoundReward(t *testing.T) {
+	a, b, c := wallet(t, "pair-a"), wallet(t, "pair-b"), wallet(t, "third-c")
+	p := DefaultParams()
+	l := openLedger(t, t.TempDir(), p)
+	now := time.Now()
+	round := func(worker *Wallet, work byte, at time.Time, signers ...*Wallet) *Proof {
+		pr := &Proof{Kind: ProofRound, Layer: 4, Units: 1, Work: [16]byte{work}, Worker: worker.Address(), Time: at.UnixMilli()}
+		pr.Countersign(signers[0])
+		for _, s := range signers[1:] {
+			pr.Join(signedBy(pr, s, at))
+		}
+		return pr
+	}
+	claim := func(w *Wallet, pr *Proof) error {
+		return l.Submit(w, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}).Err
+	}
+	for i := range 40 {
+		at := now.Add(time.Duration(i) * time.Duration(p.RoundRewardMillis) * time.Millisecond / 40)
+		if err := claim(a, round(a, byte(i), at, b)); !errors.Is(err, ErrProof) || !strings.Contains(err.Error(), "countersignatures of 2 members") {
+			t.Fatalf("a round vouched for by one partner: %v", err)
+		}
+		if err := claim(b, round(b, byte(i), at, a)); !errors.Is(err, ErrProof) {
+			t.Fatalf("a round vouched for by one partner: %v", err)
+		}
+	}
+	selfVouched := round(a, 100, now, b)
+	selfVouched.Cosigners = append(selfVouched.Cosigners, signedBy(selfVouched, a, now).Signers()...)
+	twice := round(a, 101, now, b)
+	twice.Cosigners = append(twice.Cosigners, twice.Signers()[0])
+	forged := round(a, 102, now, b, c)
+	forged.Cosigners[0].Time++ // c's signature no longer covers its time
+	other := round(a, 103, now, b, c)
+	moved := round(a, 104, now, b)
+	moved.Join(signedBy(other, c, now)) // c vouched for other work
+	for name, pr := range map[string]*Proof{"the worker's own": selfVouched, "one key twice": twice, "a forged": forged, "another round's": moved} {
+		if err := claim(a, pr); !errors.Is(err, ErrProof) {
+			t.Fatalf("%s countersignature counted: %v", name, err)
+		}
+	}
+	fwd := proofFor(a, b, ProofForward, 10, 1)
+	fwd.Join(signedBy(fwd, c, now))
+	if len(fwd.Cosigners) != 1 || fwd.Check(p) == nil {
+		t.Fatalf("a forward proof with further countersignatures: %v", fwd.Check(p))
+	}
+	if minted, _, _ := l.Supply(); minted != 0 {
+		t.Fatalf("the pair minted %s", minted)
+	}
+	// A third key makes the quorum: one reward per round, spaced.
+	good := round(a, 1, now, b, c)
+	if err := claim(a, good); err != nil {
+		t.Fatalf("a round vouched for by two members: %v", err)
+	}
+	if err := claim(a, round(a, 1, now, c, b)); !errors.Is(err, ErrProof) || !strings.Contains(err.Error(), "already rewarded") {
+		t.Fatalf("the same round claimed again with its signers reordered: %v", err)
+	}
+	if err := claim(a, round(a, 2, now.Add(time.Second), b, c)); !errors.Is(err, ErrProof) || !strings.Contains(err.Error(), "one per") {
+		t.Fatalf("a second round a second later: %v", err)
+	}
+	back, err := DecodeProof(good.Encode())
+	if err != nil || back.ID() != good.ID() || len(back.Cosigners) != 1 || back.Check(p) != nil {
+		t.Fatalf("proof round trip: %v %+v", err, back)
+	}
+	if minted, _, _ := l.Supply(); minted != p.Rewards[ProofRound] {
+		t.Fatalf("minted %s, want one round reward", minted)
 	}
 	mustAudit(t, l)
 }
@@ -433,13 +519,14 @@ func TestCloseAnswersEverySubmission(t *testing.T) {
 // reward per RoundRewardMillis of proof time, however many rounds they invent; a proof claimed
 // long after its countersignature earns nothing. The supply is what was minted.
 func TestRoundRewardsAreSpacedPerWorker(t *testing.T) {
-	worker, consumer := wallet(t, "round-worker"), wallet(t, "round-consumer")
+	worker, consumer, witness := wallet(t, "round-worker"), wallet(t, "round-consumer"), wallet(t, "round-witness")
 	p := DefaultParams()
 	l := openLedger(t, t.TempDir(), p)
 	now := time.Now()
 	claim := func(at time.Time, work byte) error {
 		pr := &Proof{Kind: ProofRound, Units: 1, Work: [16]byte{work}, Worker: worker.Address(), Time: at.UnixMilli()}
 		pr.Countersign(consumer)
+		pr.Join(signedBy(pr, witness, at))
 		return l.Submit(worker, Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}).Err
 	}
 	paid := 0

@@ -37,6 +37,10 @@ type Params struct {
 	// a pair of wallets invents (a worker's transactions apply in nonce order everywhere, so
 	// every ledger refuses the same claims). 0: no spacing.
 	RoundRewardMillis int64 `json:"round_reward_ms"`
+	// RoundQuorum is how many members of a DiLoCo round besides its worker must countersign
+	// a round proof (each one that ended the round with the same weights vouches for the
+	// others it used): a pair of keys that sign each other's rounds mints nothing.
+	RoundQuorum int `json:"round_quorum"`
 	// RoundRewardStake, when above 0, mints a round reward only to a worker whose own account
 	// has at least this much staked when the claim applies: two colluding keys that invent
 	// rounds for each other then earn nothing unless each locks that much (a stake changes by
@@ -70,6 +74,7 @@ func DefaultParams() Params {
 		},
 		MaxProofUnits:     1 << 16,
 		RoundRewardMillis: 30_000, // DiLoCo rounds take minutes; faster ones earn once per 30 s
+		RoundQuorum:       2,      // a round of three replicas at least
 		PricePerToken:     0,
 		CooldownDays:      7,
 		MaxStakeDays:      365,
@@ -100,6 +105,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: cooldown_days %d (0..365)", ErrParams, p.CooldownDays)
 	case p.MaxStakeDays < 1 || p.MaxStakeDays > 3650:
 		return fmt.Errorf("%w: max_stake_days %d (1..3650)", ErrParams, p.MaxStakeDays)
+	case p.RoundQuorum < 1 || p.RoundQuorum > 1+MaxCosigners:
+		return fmt.Errorf("%w: round_quorum %d (1..%d)", ErrParams, p.RoundQuorum, 1+MaxCosigners)
 	case p.MaxProofUnits == 0:
 		return fmt.Errorf("%w: max_proof_units must be positive", ErrParams)
 	}
@@ -118,6 +125,9 @@ func (p Params) ID() string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
+
+// roundQuorum is RoundQuorum, at least 1 (Params built in code may leave it 0).
+func (p Params) roundQuorum() int { return max(p.RoundQuorum, 1) }
 
 // Fee is the fee a send or payment of amount must burn at least.
 func (p Params) Fee(amount neuro.Amount) neuro.Amount {

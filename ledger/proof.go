@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/neuroshard/neuroshard/ledger/neuro"
@@ -52,27 +54,86 @@ type Proof struct {
 	Time     int64             // consumer's clock, unix milliseconds
 	Consumer ed25519.PublicKey // 32 bytes
 	Sig      []byte            // consumer's ed25519 over signing bytes
+	// Cosigners are further countersignatures of the same work, each by another key at its
+	// own time: a round proof carries one from each member of the round that checked it
+	// (Params.RoundQuorum of them in all, the consumer's included).
+	Cosigners []Cosig
 }
+
+// Cosig is one more countersignature of a proof: the signer signed the proof's body (kind,
+// layer, units, work, worker) with its own key and time, as a consumer does.
+type Cosig struct {
+	Key  ed25519.PublicKey
+	Time int64
+	Sig  []byte
+}
+
+// MaxCosigners bounds the further countersignatures one proof carries.
+const MaxCosigners = 7
 
 const proofDomain = "neuroshard proof v1\x00"
 
-func (p *Proof) signingBytes() []byte {
+// signingBytes is what a signer with key signs at time at.
+func (p *Proof) signingBytes(key ed25519.PublicKey, at int64) []byte {
 	var e encoder
 	e.bytes([]byte(proofDomain))
-	p.encodeBody(&e)
+	p.encodeWork(&e)
+	e.u64(uint64(at))
+	e.bytes(key)
 	return e.b
 }
 
-// ID identifies the proof; the ledger mints a proof's reward at most once.
+// ID identifies the work the proof is for (whoever countersigned it, and when); the ledger
+// mints a proof's reward at most once.
 func (p *Proof) ID() string {
-	sum := sha256.Sum256(p.signingBytes())
+	var e encoder
+	e.bytes([]byte(proofDomain))
+	p.encodeWork(&e)
+	sum := sha256.Sum256(e.b)
 	return "proof_" + hex.EncodeToString(sum[:12])
 }
 
 // Countersign signs the proof as its consumer.
 func (p *Proof) Countersign(consumer *Wallet) {
 	p.Consumer = consumer.PublicKey()
-	p.Sig = consumer.Sign(p.signingBytes())
+	p.Sig = consumer.Sign(p.signingBytes(p.Consumer, p.Time))
+}
+
+// Signers lists every countersignature: the consumer's, then the cosigners'.
+func (p *Proof) Signers() []Cosig {
+	return append([]Cosig{{Key: p.Consumer, Time: p.Time, Sig: p.Sig}}, p.Cosigners...)
+}
+
+// SameWork tells whether q is a proof of the same work for the same worker as p.
+func (p *Proof) SameWork(q *Proof) bool {
+	return p.Kind == q.Kind && p.Layer == q.Layer && p.Units == q.Units && p.Work == q.Work && p.Worker == q.Worker
+}
+
+// Join adds q's countersignatures (q must prove the same work) to p, skipping keys p has:
+// the countersignatures of one round's members gathered into one claim. It reports how many
+// it added; beyond MaxCosigners it adds none.
+func (p *Proof) Join(q *Proof) int {
+	if !p.SameWork(q) {
+		return 0
+	}
+	added := 0
+	for _, s := range q.Signers() {
+		if len(p.Cosigners) >= MaxCosigners || slices.ContainsFunc(p.Signers(), func(c Cosig) bool { return bytes.Equal(c.Key, s.Key) }) {
+			continue
+		}
+		p.Cosigners = append(p.Cosigners, s)
+		added++
+	}
+	return added
+}
+
+// At is when the proof's last countersignature was made: when the work was fully vouched for.
+func (p *Proof) At() int64 {
+	at := p.Time
+	for _, c := range p.Cosigners {
+		at = max(at, c.Time)
+	}
+	return at
 }
 
 // ClaimWindow is how long after its countersignature a proof may be claimed: a claim carries
@@ -85,8 +146,29 @@ func (p *Proof) Reward(params Params) neuro.Amount {
 	return params.Rewards[p.Kind] * neuro.Amount(p.Units)
 }
 
-// Check validates the proof's fields and the consumer's signature.
+// Check validates the proof's fields and every countersignature, and that a round proof
+// holds the network's quorum of them.
 func (p *Proof) Check(params Params) error {
+	if err := p.CheckPart(params); err != nil {
+		return err
+	}
+	if need, have := params.roundQuorum(), 1+len(p.Cosigners); p.Kind == ProofRound && have < need {
+		// The members of a round vouch for each other's part in it: one other key (a partner
+		// who signs whatever it is asked) is not enough on this network.
+		return fmt.Errorf("%w: a round proof needs the countersignatures of %d members of the round besides its worker, it has %d", ErrProof, need, have)
+	}
+	return nil
+}
+
+// Quorum tells whether the proof holds as many countersignatures as the network asks of it
+// (one, or Params.RoundQuorum for a round).
+func (p *Proof) Quorum(params Params) bool {
+	return p.Kind != ProofRound || 1+len(p.Cosigners) >= params.roundQuorum()
+}
+
+// CheckPart is Check without the quorum: a round proof's countersignatures are checked one by
+// one as they arrive, before its worker holds enough to claim.
+func (p *Proof) CheckPart(params Params) error {
 	switch {
 	case !p.Kind.valid():
 		return fmt.Errorf("%w: unknown kind %q", ErrProof, p.Kind)
@@ -94,16 +176,30 @@ func (p *Proof) Check(params Params) error {
 		return fmt.Errorf("%w: %d units (1..%d)", ErrProof, p.Units, params.MaxProofUnits)
 	case p.Kind == ProofRound && p.Units != 1:
 		return fmt.Errorf("%w: a round proof is for one round, not %d", ErrProof, p.Units)
-	case p.Time <= 0:
-		return fmt.Errorf("%w: no time", ErrProof)
-	case len(p.Consumer) != ed25519.PublicKeySize || len(p.Sig) != ed25519.SignatureSize:
-		return fmt.Errorf("%w: not countersigned", ErrProof)
-	case AddressOf(p.Consumer) == p.Worker:
-		return fmt.Errorf("%w: a self-signed claim earns nothing", ErrProof)
+	case len(p.Cosigners) > MaxCosigners:
+		return fmt.Errorf("%w: %d further countersignatures (max %d)", ErrProof, len(p.Cosigners), MaxCosigners)
+	case p.Kind != ProofRound && len(p.Cosigners) > 0:
+		return fmt.Errorf("%w: only a round proof carries further countersignatures", ErrProof)
 	case p.Reward(params) <= 0:
 		return fmt.Errorf("%w: %s work earns no reward on this network", ErrProof, p.Kind)
-	case !ed25519.Verify(p.Consumer, p.signingBytes(), p.Sig):
-		return fmt.Errorf("%w: the consumer's signature does not verify", ErrProof)
+	}
+	signers := p.Signers()
+	for i, s := range signers {
+		switch {
+		case s.Time <= 0:
+			return fmt.Errorf("%w: a countersignature without a time", ErrProof)
+		case len(s.Key) != ed25519.PublicKeySize || len(s.Sig) != ed25519.SignatureSize:
+			return fmt.Errorf("%w: not countersigned", ErrProof)
+		case AddressOf(s.Key) == p.Worker:
+			return fmt.Errorf("%w: a self-signed claim earns nothing", ErrProof)
+		case slices.ContainsFunc(signers[:i], func(c Cosig) bool { return bytes.Equal(c.Key, s.Key) }):
+			return fmt.Errorf("%w: %s countersigned twice", ErrProof, AddressOf(s.Key))
+		}
+	}
+	for _, s := range signers {
+		if !ed25519.Verify(s.Key, p.signingBytes(s.Key, s.Time), s.Sig) {
+			return fmt.Errorf("%w: the countersignature of %s does not verify", ErrProof, AddressOf(s.Key))
+		}
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ func TestRandomSequencesKeepTheSupplyInvariant(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 42))
 		ws := []*Wallet{wallet(t, "p0"), wallet(t, "p1"), wallet(t, "p2"), wallet(t, "p3")}
+		witness := wallet(t, "round-witness")
 		p := fundedParams(1000, ws[0], ws[1])
 		p.CooldownDays = 1
 		// A network that mints for pipeline work too (the default mints for rounds alone).
@@ -51,10 +52,12 @@ func TestRandomSequencesKeepTheSupplyInvariant(t *testing.T) {
 				if kind == ProofRound {
 					units = 1
 				}
-				pr := proofFor(w, consumer, kind, units, byte(step))
-				pr.Work[1], pr.Work[2] = byte(seed), byte(step>>8)
-				pr.Time = clock.UnixMilli() // countersigned when claimed
+				pr := &Proof{Kind: kind, Layer: 2, Units: units, Worker: w.Address(), Time: clock.UnixMilli(), // countersigned when claimed
+					Work: [16]byte{byte(step), byte(seed), byte(step >> 8)}}
 				pr.Countersign(consumer)
+				if kind == ProofRound {
+					pr.Join(signedBy(pr, witness, clock))
+				}
 				tx = Tx{Type: TxReward, Amount: pr.Reward(p), Proof: pr}
 			case 5: // replay an old transaction
 				if len(history) > 0 {
@@ -134,6 +137,7 @@ func FuzzDecodeTx(f *testing.F) {
 
 func FuzzDecodeProof(f *testing.F) {
 	f.Add(proofFor(wallet(f, "w"), wallet(f, "c"), ProofRound, 1, 7).Encode())
+	f.Add(proofFor(wallet(f, "w"), wallet(f, "c"), ProofForward, 3, 8).Encode())
 	f.Add([]byte{2, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pr, err := DecodeProof(b)

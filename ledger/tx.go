@@ -65,7 +65,7 @@ func (t TxType) String() string {
 // Limits of a transaction's fields.
 const (
 	MaxMemo    = 256
-	MaxTxBytes = 1024
+	MaxTxBytes = 2048 // a round reward with MaxCosigners countersignatures and the longest memo fits
 )
 
 // Tx is a signed ledger transaction. The sender is the holder of PubKey; Nonce counts the
@@ -164,9 +164,11 @@ func (t *Tx) Check(p Params) error {
 		if want := t.Proof.Reward(p); t.Amount != want {
 			return fmt.Errorf("%w: reward %s, the proof earns %s", ErrProof, t.Amount, want)
 		}
-		if at := t.Proof.Time; at > t.Time+MaxClockSkew.Milliseconds() || at < t.Time-ClaimWindow.Milliseconds() {
-			return fmt.Errorf("%w: a proof of %s claimed at %s (claims within %v of the countersignature)",
-				ErrProof, time.UnixMilli(at).UTC().Format(time.RFC3339), time.UnixMilli(t.Time).UTC().Format(time.RFC3339), ClaimWindow)
+		for _, s := range t.Proof.Signers() {
+			if at := s.Time; at > t.Time+MaxClockSkew.Milliseconds() || at < t.Time-ClaimWindow.Milliseconds() {
+				return fmt.Errorf("%w: a proof of %s claimed at %s (claims within %v of the countersignature)",
+					ErrProof, time.UnixMilli(at).UTC().Format(time.RFC3339), time.UnixMilli(t.Time).UTC().Format(time.RFC3339), ClaimWindow)
+			}
 		}
 	case TxBind:
 		if len(t.Peer) != ed25519.PublicKeySize || len(t.PeerSig) != ed25519.SignatureSize {

@@ -248,9 +248,9 @@ func (l *Ledger) roundSpacing(st *batchState, tx *Tx) error {
 	if err != nil || !ok {
 		return err
 	}
-	if last := int64(v); tx.Proof.Time < last+gap {
+	if last, at := int64(v), tx.Proof.At(); at < last+gap {
 		return fmt.Errorf("%w: a round reward %v after the last one (one per %v)", ErrProof,
-			time.Duration(tx.Proof.Time-last)*time.Millisecond, time.Duration(gap)*time.Millisecond)
+			time.Duration(at-last)*time.Millisecond, time.Duration(gap)*time.Millisecond)
 	}
 	return nil
 }
@@ -330,7 +330,7 @@ func (l *Ledger) applyChecked(st *batchState, tx *Tx, mayHold bool) (uint64, err
 	if tx.Type == TxReward {
 		sets = append(sets, [2][]byte{proofKey(tx.Proof.ID()), []byte(id)}, [2][]byte{rewardKey(from, seq), nil})
 		if tx.Proof.Kind == ProofRound {
-			sets = append(sets, [2][]byte{roundAtKey(from), binary.BigEndian.AppendUint64(nil, uint64(tx.Proof.Time))})
+			sets = append(sets, [2][]byte{roundAtKey(from), binary.BigEndian.AppendUint64(nil, uint64(tx.Proof.At()))})
 		}
 	}
 	if tx.Type == TxBind {

@@ -182,6 +182,10 @@ func New(cfg Config) (*Node, error) {
 		params = *cfg.Network
 	}
 	lg, err := ledger.Open(filepath.Join(cfg.DataDir, ledgerDir), params, ledger.Options{Logger: slog.Default().With("pkg", "ledger")})
+	if errors.Is(err, ledger.ErrNetwork) {
+		dir := filepath.Join(cfg.DataDir, ledgerDir)
+		return nil, fmt.Errorf("%w\n(the ledger in %s was made under other network rules, by another --network-config or an older release whose default rules differ: run with the rules it was made with, or move %s aside to start this network's ledger; the wallet is kept apart and is not affected)", err, dir, dir)
+	}
 	if err != nil {
 		return nil, err
 	}

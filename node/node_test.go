@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/neuroshard/neuroshard/internal/datadir"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"github.com/neuroshard/neuroshard/client"
 	"github.com/neuroshard/neuroshard/httpapi"
 	"github.com/neuroshard/neuroshard/httpapi/apitypes"
+	"github.com/neuroshard/neuroshard/internal/datadir"
+	"github.com/neuroshard/neuroshard/ledger"
 	"github.com/neuroshard/neuroshard/nodeapi"
 )
 
@@ -309,8 +310,18 @@ func TestRestartKeepsIdentityTokenAndSettings(t *testing.T) {
 	if len(ll.Layers) != 8 || ll.Layers[0].Status != "active" {
 		t.Fatalf("layers after restart: %+v", ll)
 	}
-	// A checkpoint that fails its hash stops the node with a clear error.
+	// A ledger made under other network rules stops the node with what to do about it.
 	n2.Close()
+	other, rules := cfg, ledger.DefaultParams()
+	rules.RoundQuorum = 3
+	other.Network = &rules
+	if n, err := New(other); !errors.Is(err, ledger.ErrNetwork) || !strings.Contains(err.Error(), "move "+filepath.Join(cfg.DataDir, ledgerDir)+" aside") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("start with other network rules: %v", err)
+	}
+	// A checkpoint that fails its hash stops the node with a clear error.
 	path := n2.checkpointPath(n2.Span())
 	raw, err := os.ReadFile(path)
 	if err != nil {

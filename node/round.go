@@ -8,7 +8,7 @@ import (
 	"github.com/neuroshard/neuroshard/diloco"
 	"github.com/neuroshard/neuroshard/diloco/replicanet"
 	"github.com/neuroshard/neuroshard/layers"
-	"github.com/neuroshard/neuroshard/ledger"
+	"github.com/neuroshard/neuroshard/ledger/ledgersync"
 )
 
 // The node's part of the DiLoCo round: the round itself is diloco.Replica; the node gives it
@@ -21,7 +21,6 @@ const shortRound = 50
 
 // initSync makes the replica of the held span, from the loaded weights.
 func (n *Node) initSync(st *layers.Stage, round int64) {
-	first := st.Span().First
 	n.rep.Store(diloco.NewReplica(diloco.ReplicaConfig{
 		Self: n.host.ID().String(), Specs: n.model.ParamSpecs(st.Span()), Weights: roundWeights{n: n, st: st},
 		Transport:  replicanet.Transport{Host: n.host, Span: n.heldSpan},
@@ -29,11 +28,6 @@ func (n *Node) initSync(st *layers.Stage, round int64) {
 		Signer:     replicanet.Signer{Key: n.key},
 		Settings:   n.roundSettings, Loss: n.recentLoss, RoundTimeout: n.cfg.RoundTimeout, Round: round,
 		Finished: n.roundFinished,
-		Consumed: func(p string) {
-			if id, err := peer.Decode(p); err == nil {
-				n.lsync.SendReceipt(id, ledger.ProofRound, first, 1)
-			}
-		},
 		Tamper: func(p *layers.Params) {
 			if n.tamper != nil {
 				n.tamper(p)
@@ -76,10 +70,22 @@ func (n *Node) roundSettings() diloco.Settings {
 	return s
 }
 
-// roundFinished saves the agreed weights and tells the network.
+// roundFinished saves the agreed weights, tells the network, and vouches for the round's
+// other members: each member that ended the round with these weights countersigns the others'
+// part in it, and a member claims its round reward once the network's quorum has.
 func (n *Node) roundFinished(r diloco.Round) {
-	meta := layers.CheckpointMeta{Model: n.model.Name, Span: n.Span(), Step: r.Steps, Round: r.Round + 1}
-	n.writes.Record("checkpoint", layers.SaveCheckpoint(n.checkpointPath(n.Span()), meta, r.Theta0))
+	span := n.Span()
+	meta := layers.CheckpointMeta{Model: n.model.Name, Span: span, Step: r.Steps, Round: r.Round + 1}
+	n.writes.Record("checkpoint", layers.SaveCheckpoint(n.checkpointPath(span), meta, r.Theta0))
+	work := ledgersync.RoundWork(n.model.Name, span.First, span.Last, r.Round, r.Hash)
+	n.lsync.ExpectRound(span.First, work)
+	var others []peer.ID
+	for _, p := range r.Used {
+		if id, err := peer.Decode(p); err == nil && id != n.host.ID() {
+			others = append(others, id)
+		}
+	}
+	n.lsync.SendRoundReceipts(others, span.First, work)
 	n.publishTraining()
 	n.api.RoundDone(r, float64(n.recentLoss()))
 }

@@ -188,7 +188,7 @@ func (s *Sync) Wallet(peer.ID) (p2p.WalletAnswer, error) {
 func (s *Sync) Receipt(from peer.ID, b []byte) (p2p.ReceiptAnswer, error) {
 	proof, err := ledger.DecodeProof(b)
 	if err == nil {
-		err = proof.Check(s.ledger.Params())
+		err = proof.CheckPart(s.ledger.Params())
 	}
 	if err == nil && proof.Worker != s.wallet.Address() {
 		err = fmt.Errorf("%w: the proof names worker %s, this node is %s", ledger.ErrProof, proof.Worker, s.wallet.Address())
@@ -196,11 +196,17 @@ func (s *Sync) Receipt(from peer.ID, b []byte) (p2p.ReceiptAnswer, error) {
 	if err != nil {
 		return p2p.ReceiptAnswer{}, &p2p.RemoteError{Code: "BAD_PROOF", Message: err.Error()}
 	}
-	tx, err := s.Submit(ledger.Tx{Type: ledger.TxReward, Amount: proof.Reward(s.ledger.Params()), Proof: proof})
+	if !proof.Quorum(s.ledger.Params()) {
+		// One member's word for a round: kept until the round's quorum has vouched for it.
+		if proof, err = s.gatherRound(proof); err != nil {
+			return p2p.ReceiptAnswer{}, &p2p.RemoteError{Code: "CLAIM_REFUSED", Message: err.Error()}
+		} else if proof == nil {
+			return receiptAnswer(nil), nil
+		}
+	}
+	tx, err := s.claim(proof)
 	if err != nil {
-		s.refusedClaims.Add(1)
 		return p2p.ReceiptAnswer{}, &p2p.RemoteError{Code: "CLAIM_REFUSED", Message: err.Error()}
 	}
-	logger().Debug("reward claimed", "proof", proof.ID(), "kind", proof.Kind, "units", proof.Units, "from", from, "tx", tx.ID())
-	return p2p.ReceiptAnswer{Accepted: true, TxID: tx.ID()}, nil
+	return receiptAnswer(tx), nil
 }

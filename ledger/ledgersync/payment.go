@@ -136,25 +136,7 @@ func (s *Sync) Settle(ctx context.Context, stages []Stage, tokens int) Paid {
 // SendReceipt countersigns a proof of work a peer did for this node and hands it over in the
 // background (the peer claims the reward; a peer that is gone loses it).
 func (s *Sync) SendReceipt(p peer.ID, kind ledger.ProofKind, layer, units int) {
-	params := s.ledger.Params()
-	if units <= 0 || params.Rewards[kind] == 0 || p == s.host.ID() {
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-		defer cancel()
-		worker, err := s.payee(ctx, p)
-		if err != nil {
-			logger().Debug("receipt not sent: no wallet address", "peer", p, "err", err)
-			return
-		}
-		pr := &ledger.Proof{Kind: kind, Layer: uint16(layer), Units: uint32(min(units, int(params.MaxProofUnits))), Worker: worker, Time: time.Now().UnixMilli()}
-		rand.Read(pr.Work[:])
-		pr.Countersign(s.wallet)
-		if _, err := s.host.SendReceipt(ctx, p, pr.Encode()); err != nil {
-			logger().Debug("receipt not taken", "peer", p, "kind", kind, "err", err)
-		}
-	}()
+	s.sendProof(p, kind, layer, units, nil)
 }
+
+func randWork(w *[16]byte) { rand.Read(w[:]) }

@@ -39,6 +39,7 @@ type Sync struct {
 	refusedClaims atomic.Int64
 	payees        payees
 	slash         slashing
+	rounds        gathering
 
 	ctx    context.Context
 	cancel context.CancelFunc
