@@ -133,7 +133,7 @@ func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
 		}
 		rc.Step++
 		rc.In, rc.Out = Chain(rc.In, payload), Chain(rc.Out, buf)
-		sig, err := n.Sign(rc.Message())
+		sig, err := n.signReceipt(rc.Message())
 		if err != nil {
 			return 0, nil, err
 		}
@@ -229,7 +229,7 @@ func (c *ForwardClient) Step(ctx context.Context, in *Tensor) (*Tensor, error) {
 	if err == nil {
 		rc.Step++
 		rc.In, rc.Out = Chain(rc.In, buf), Chain(rc.Out, tb)
-		err = VerifyPeer(c.peer, rc.Message(), sig)
+		err = VerifyReceipt(c.peer, rc.Message(), sig)
 	}
 	if err != nil {
 		c.s.Reset()

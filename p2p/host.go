@@ -54,6 +54,7 @@ type Host struct {
 
 	bw           *metrics.BandwidthCounter
 	forwardSteps atomic.Int64 // forward steps served
+	signer       groupSigner  // signs the receipts of a batched step together
 	reach        reachability
 	hmu          sync.Mutex // guards h for the relay source, which runs while New builds it
 	started      bool

@@ -118,11 +118,17 @@ func FuzzSignedOutput(f *testing.F) {
 	f.Add(appendSigned(make([]byte, 64), tb))
 	f.Add([]byte{0, 0})
 	f.Add([]byte{255, 255, 1})
+	f.Add(appendSigned(batchSignature([]Digest{{1}, {2}}, 1, make([]byte, 64)), tb))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sig, rest, err := splitSigned(b)
 		if err != nil {
 			return
 		}
+		// A batch signature's parts are read without panics; what is read re-frames alike.
+		if ds, place, s, ok, err := parseBatchSignature(sig); ok && err == nil && !bytes.Equal(batchSignature(ds, place, s), sig) {
+			t.Fatalf("batch signature %x re-frames as %x", sig, batchSignature(ds, place, s))
+		}
+		_ = VerifyReceipt("", []byte("m"), sig)
 		if len(sig) == 0 || len(sig) > maxSignature || !bytes.Equal(appendSigned(sig, rest), b) {
 			t.Fatalf("split %d-byte signature from %d bytes", len(sig), len(b))
 		}

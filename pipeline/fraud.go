@@ -248,7 +248,7 @@ func (p *Pipeline) CheckProof(fp *FraudProof) error {
 	if in != r.In || out != r.Out {
 		return fmt.Errorf("%w: the receipt's digests are not those of the proof's tensors", ErrBadProof)
 	}
-	if err := p2p.VerifyPeer(fp.Accused, r.Message(), r.Sig); err != nil {
+	if err := p2p.VerifyReceipt(fp.Accused, r.Message(), r.Sig); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadProof, err)
 	}
 	return nil
