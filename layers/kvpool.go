@@ -81,6 +81,13 @@ func (p *kvPool) resize(n int) {
 	p.zeroed = len(p.held)
 }
 
+// reserve makes room for n slots in all.
+func (p *kvPool) reserve(n int) {
+	if n > p.slots() {
+		p.resize(n)
+	}
+}
+
 // add gives ss the next slot, cleared (positions a session has not written are read as
 // masked positions, whose weight is exactly 0 only against finite values).
 func (p *kvPool) add(ss *Session) int {

@@ -84,6 +84,7 @@ type rowReq struct {
 type rowRes struct {
 	out  *Tensor
 	err  error
+	cost time.Duration // the row's share of its batch's computation
 	lead bool
 }
 
@@ -213,6 +214,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	if b.running {
 		b.mu.Unlock()
 		if res := <-req.done; !res.lead {
+			ss.cost = res.cost
 			return res.out, res.err
 		}
 	} else {
@@ -234,7 +236,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 		if len(reqs) == 1 { // alone: the single-session computation, without the row split
 			r := reqs[0]
 			out, err := r.ss.stepAlone(r.in, 1)
-			r.done <- rowRes{out: out, err: err}
+			r.done <- rowRes{out: out, err: err, cost: r.ss.cost}
 		} else {
 			s.runRows(reqs)
 		}
@@ -251,6 +253,9 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	}
 	b.mu.Unlock()
 	res := <-req.done
+	if !res.lead {
+		ss.cost = res.cost
+	}
 	return res.out, res.err
 }
 
@@ -263,6 +268,7 @@ func (s *Stage) runRows(reqs []*rowReq) {
 		}
 	}
 	s.mu.Lock()
+	start := time.Now()
 	// A session closed while its step waited (its requester gave up) takes no slot again.
 	reqs = slices.DeleteFunc(reqs, func(r *rowReq) bool {
 		if r.ss.closed {
@@ -316,10 +322,11 @@ func (s *Stage) runRows(reqs []*rowReq) {
 		return
 	}
 	width := out.Size() / b
+	cost := time.Since(start) / time.Duration(b)
 	for i, r := range reqs {
 		r.ss.pos++
 		dims := append([]int{1}, out.Dims[1:]...)
-		r.done <- rowRes{out: NewF32(out.F32[i*width:(i+1)*width], dims...)}
+		r.done <- rowRes{out: NewF32(out.F32[i*width:(i+1)*width], dims...), cost: cost}
 	}
 }
 

@@ -119,3 +119,68 @@ func TestStaggeredSessionsStillStepTogether(t *testing.T) {
 		t.Fatalf("%d staggered sessions took %.2f sessions a step: they were split into smaller batches", seqs, mean)
 	}
 }
+
+// A step's cost is its own compute: not the time it waited for the stage, and in a batched
+// step its share of the batch (the budgets charge peers this; a peer's 8 generations were each
+// charged the whole batch and the waits).
+func TestStepCostIsTheSessionsShareOfTheCompute(t *testing.T) {
+	withBackend(t, BackendCPU)
+	cfg := tinyConfig()
+	st, err := NewStage(cfg, Span{0, cfg.Layers - 1}, cfg.InitParams(Span{0, cfg.Layers - 1}, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := st.NewSession(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	if _, err := ss.Step(NewI32(Encode("To be"), 1, 6)); err != nil { // compiles the graph
+		t.Fatal(err)
+	}
+	// Held out of the stage for 200 ms, the step costs its computation only.
+	st.mu.Lock()
+	go func() { time.Sleep(200 * time.Millisecond); st.mu.Unlock() }()
+	start := time.Now()
+	if _, err := ss.Step(NewI32(Encode(" or not")[1:], 1, 7)); err != nil {
+		t.Fatal(err)
+	}
+	if wall, cost := time.Since(start), ss.StepCost(); wall < 200*time.Millisecond || cost <= 0 || cost > wall-150*time.Millisecond {
+		t.Fatalf("a step that waited for the stage: wall %v, cost %v", wall, cost)
+	}
+	// Eight sessions stepping together are charged a share each: in all, well under the sum
+	// of their steps' wall times (each of which is the whole batch's).
+	const n, steps = 8, 30
+	var mu sync.Mutex
+	var walls, costs time.Duration
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := st.NewSession(1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			s.Step(NewI32([]int32{BOS}, 1, 1))
+			for range steps {
+				t0 := time.Now()
+				if _, err := s.Step(NewI32([]int32{BOS}, 1, 1)); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				walls += time.Since(t0)
+				costs += s.StepCost()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if costs <= 0 || costs > walls/2 || st.BatchedWidest() < 2 {
+		t.Fatalf("8 sessions' steps cost %v in all, their walls %v (widest batch %d)", costs, walls, st.BatchedWidest())
+	}
+	t.Logf("8 sessions' steps: cost %v, wall %v, mean batch %.1f", costs, walls, st.BatchedMean())
+}

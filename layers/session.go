@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -30,7 +31,8 @@ type Session struct {
 	inPlace bool // the backend writes the cache in place (DynamicUpdateSlice)
 	batch   int
 	pos     int
-	cap     int // positions the buffers hold
+	cost    time.Duration // the last Step's compute time (StepCost)
+	cap     int           // positions the buffers hold
 	k, v    []*tensors.Tensor
 	pooled  bool // one sequence: the cache is slot `slot` of the stage's pool of size cap
 	slot    int
@@ -114,6 +116,11 @@ func (ss *Session) grow(n int) {
 func (ss *Session) moveTo(c, h, hd int) {
 	st := ss.st
 	to := st.pool(c)
+	if from := st.pools[ss.cap]; ss.cap > 0 && from != nil {
+		// Sessions that step together grow together: room for all of the smaller pool's at
+		// once, not a reallocation (and a copy of every slot) at each doubling.
+		to.reserve(len(to.held) + len(from.held))
+	}
 	j := to.add(ss)
 	if ss.cap > 0 {
 		from := st.pools[ss.cap]
@@ -226,6 +233,12 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 	return ss.stepAlone(in, t)
 }
 
+// StepCost is the compute time the session's last Step took: its share of a batched step's
+// computation (the batch's time over its rows), or its own computation, without the time it
+// waited for the stage or for other sessions to join it. Budgets charge this, not the wall
+// time of Step.
+func (ss *Session) StepCost() time.Duration { return ss.cost }
+
 // stepAlone runs t positions of the session in a computation of its own.
 func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 	st := ss.st
@@ -236,6 +249,8 @@ func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {
 	tb := bucket(t, c-ss.pos)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	start := time.Now() // the step's cost: not the wait for the stage
+	defer func() { ss.cost = time.Since(start) }()
 	if ss.closed {
 		return nil, ErrSessionClosed
 	}

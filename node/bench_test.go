@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -133,12 +134,33 @@ func BenchmarkPipelineVsSingleNode(b *testing.B) {
 }
 
 // BenchmarkConcurrentGenerationsTwoStages: 8 greedy generations at once through a real
-// 2-stage pipeline (two in-process nodes, libp2p over loopback; their stages batch the
-// sessions' steps) against one generation alone: aggregate tokens/s.
+// 2-stage pipeline (two in-process nodes of half the model each, libp2p over loopback; their
+// stages batch the sessions' steps) against one generation alone: aggregate tokens/s, on the
+// small preset (96 tokens) and the base one (128 tokens), and the CPU time a token took.
 func BenchmarkConcurrentGenerationsTwoStages(b *testing.B) {
-	nodes := startNetwork(b, "0-3", "4-7")
+	for _, c := range []struct {
+		model  string
+		tokens int
+	}{{"neuroshard-small", 96}, {"neuroshard-base", 128}} {
+		b.Run(c.model, func(b *testing.B) { concurrentGenerations(b, c.model, c.tokens) })
+	}
+}
+
+func concurrentGenerations(b *testing.B, model string, tokens int) {
+	m, err := layers.Preset(model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var nodes []*Node
+	for i, span := range []string{fmt.Sprintf("0-%d", m.Layers/2-1), fmt.Sprintf("%d-%d", m.Layers/2, m.Layers-1)} {
+		cfg := testConfig(b)
+		cfg.Model, cfg.Layers = model, span
+		if i > 0 {
+			cfg.Bootstrap = nodes[0].Multiaddrs()
+		}
+		nodes = append(nodes, startNode(b, cfg))
+	}
 	eventually(b, 15*time.Second, "coverage", func() bool { return nodes[0].api.Coverage(context.Background()).Complete })
-	const tokens = 96
 	var cpuPerToken float64 // CPU seconds (both nodes, the client, the runtime) per token, last run
 	run := func(n int) float64 {
 		// Each run from a collected heap: the garbage of a run of 8 slowed the one generation
@@ -169,7 +191,7 @@ func BenchmarkConcurrentGenerationsTwoStages(b *testing.B) {
 		if again := run(8); again > eight {
 			eight, cpu = again, cpuPerToken
 		}
-		b.Logf("two stages: 1 generation %.1f tok/s, 8 at once %.1f tok/s in all (x%.2f), %.0f us of CPU a token", one, eight, eight/one, cpu*1e6)
+		b.Logf("two stages, %s: 1 generation %.1f tok/s, 8 at once %.1f tok/s in all (x%.2f), %.0f us of CPU a token", model, one, eight, eight/one, cpu*1e6)
 		b.ReportMetric(eight/one, "8-vs-1")
 		b.ReportMetric(cpu*1e6, "8-cpu-us/token")
 	}

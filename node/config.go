@@ -89,6 +89,8 @@ type Config struct {
 	RoundTimeout       time.Duration // at most how long a DiLoCo aggregator waits for late replicas
 	LedgerSyncInterval time.Duration // how often the node replays its peers' ledger logs
 	StepFloor          time.Duration // least time a remote stage of known speed gets a step (0: pipeline's default)
+	ComputeShare       float64       // of the cores one peer's sessions may use on average (0: pipeline's default)
+	ComputeBurst       time.Duration // compute a peer may use at once before its average applies (0: pipeline's default)
 }
 
 // DefaultRebalance is how often a node looks at the balance rule.

@@ -220,3 +220,32 @@ func TestRoutesSpreadOverHolders(t *testing.T) {
 		t.Fatalf("both routes use the same tail holder: %v / %v", r1.Hops()[1].Peer, r2.Hops()[1].Peer)
 	}
 }
+
+// A stage that asks a requester to come back (BUSY: its compute budget for the peer is spent,
+// with the time to wait) and that nobody else holds is waited for, not failed: the
+// generation completes with the same text, where it had ended in a 503.
+func TestBusyStageIsWaitedForWhenNobodyElseHoldsIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	driver := startNode(t, func() Config { c := testConfig(t); c.Layers = "0-3"; return c }())
+	cfg := testConfig(t)
+	cfg.Layers, cfg.Bootstrap = "4-7", driver.Multiaddrs()
+	cfg.ComputeShare, cfg.ComputeBurst = 0.02, 5*time.Millisecond // 40 ms of compute a second
+	stage := startNode(t, cfg)
+	waitCoverage(t, driver)
+	whole := startNode(t, testConfig(t))
+	req := greedy("ROMEO:", 48)
+	start := time.Now()
+	got, err := apiClient(driver).Inference(ctx, req)
+	if err != nil {
+		t.Fatalf("a generation through a stage that ran out of budget: %v", err)
+	}
+	want, err := apiClient(whole).Inference(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != want.Text || got.TokensGenerated != 48 || len(got.Route) != 2 || got.Route[1].Peer != stage.ID() {
+		t.Fatalf("through the busy stage %q (%d tokens, route %+v), one node %q", got.Text, got.TokensGenerated, got.Route, want.Text)
+	}
+	t.Logf("48 tokens through a stage allowing 40 ms of compute a second: %v", time.Since(start))
+}

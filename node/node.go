@@ -237,7 +237,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.cov = coverage.New(n.host, model.Name, model.Layers, cfg.CoverageInterval)
 	n.pipe = pipeline.New(pipeline.Config{Model: model, Host: n.host, Coverage: n.cov, Local: n.Serving, Train: n.Stage, OnFailover: func() { n.api.Failover() },
-		KVBudget: n.kvBudget(), AuditRate: cfg.AuditRate, AuditFull: cfg.AuditFull, StepFloor: cfg.StepFloor, OnConvicted: n.lsync.Convicted})
+		KVBudget: n.kvBudget(), AuditRate: cfg.AuditRate, AuditFull: cfg.AuditFull, StepFloor: cfg.StepFloor, ComputeShare: cfg.ComputeShare, ComputeBurst: cfg.ComputeBurst, OnConvicted: n.lsync.Convicted})
 	n.api, err = nodeapi.New(nodeapi.Config{Node: n, Version: Version, DataDir: cfg.DataDir, Bootstrap: cfg.Bootstrap, Model: model,
 		Host: n.host, Coverage: n.cov, Pipeline: n.pipe, Ledger: lg, Wallet: wallet, Sync: n.lsync, Settings: st})
 	if err != nil {

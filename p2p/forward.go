@@ -67,6 +67,9 @@ type Versioned interface{ WeightsHash() string }
 type RemoteError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter, on a BUSY refusal, is how long the peer asks to wait (seconds) before the
+	// same request would be taken.
+	RetryAfter float64 `json:"retry_after,omitempty"`
 }
 
 func (e *RemoteError) Error() string { return fmt.Sprintf("remote %s: %s", e.Code, e.Message) }

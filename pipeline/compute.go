@@ -52,7 +52,7 @@ func (b *computeBudgets) admit(p peer.ID, positions int) error {
 	lim := b.limiter(p)
 	if tok := lim.Tokens(); tok < 0 {
 		wait := time.Duration(-tok / float64(lim.Limit()) * float64(time.Second))
-		return &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("this peer's compute budget is spent; retry in %.1f s", wait.Seconds())}
+		return &p2p.RemoteError{Code: "BUSY", Message: fmt.Sprintf("this peer's compute budget is spent; retry in %.1f s", wait.Seconds()), RetryAfter: wait.Seconds()}
 	}
 	return nil
 }

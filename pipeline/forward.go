@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/neuroshard/neuroshard/layers"
@@ -79,9 +78,11 @@ func (s *servedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
 	if err := s.budget.admit(s.peer, positions); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	out, err := s.sess.Step(FromWire(in))
-	s.budget.charge(s.peer, time.Since(start))
+	// The session's own compute: its share of a batched step, not the batch's whole time or
+	// the wait for the stage (a peer's 8 generations were each charged the batch of 8, and
+	// throttled at an eighth of their share).
+	s.budget.charge(s.peer, s.sess.StepCost())
 	if err != nil {
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -14,6 +15,13 @@ import (
 
 // maxFailovers bounds how many times one request replaces a failed stage.
 const maxFailovers = 4
+
+// maxBusyWait bounds how long a route waits, in all, for a stage that asked it to come back
+// (BUSY with a retry time) when no other peer holds the stage's span.
+const maxBusyWait = 10 * time.Second
+
+// errNoHolder marks a failed stage that no other peer holds: nothing more to try.
+var errNoHolder = errors.New("no other peer holds it")
 
 // hopRunner is one stage of a running route, local or remote, with every input it was sent so
 // far: if its peer fails, a replacement is opened and fed this history to rebuild its cache.
@@ -34,6 +42,7 @@ type Route struct {
 	hops      []*hopRunner
 	failed    map[peer.ID]bool
 	failovers int
+	waited    time.Duration // for BUSY stages, in all
 }
 
 // openRoute plans a route and opens a session on every stage of it.
@@ -147,8 +156,12 @@ func (r *Route) Step(tokens []int32) ([]float32, error) {
 			// A remote stage's refusal (BAD_INPUT included: a stage that lies about our input
 			// must not stop the request) is failed over like any failure; the failovers are
 			// bounded, so an input every holder refuses still ends in an error.
-			if r.ctx.Err() != nil || hr.local != nil || r.failovers >= maxFailovers || errors.Is(err, ErrNoWitness) {
+			if r.ctx.Err() != nil || hr.local != nil || r.failovers >= maxFailovers || errors.Is(err, ErrNoWitness) || errors.Is(err, errNoHolder) {
 				return nil, err
+			}
+			if r.waitBusy(hr, err) {
+				out, err = r.step(hr, x) // the same session: a refused step changed nothing
+				continue
 			}
 			out, err = r.failover(hr, x, err)
 		}
@@ -160,6 +173,34 @@ func (r *Route) Step(tokens []int32) ([]float32, error) {
 	}
 	v := x.Dims[2]
 	return x.F32[(len(tokens)-1)*v:], nil
+}
+
+// waitBusy waits out a stage's BUSY refusal when no other peer holds its span (another holder
+// would serve now: failover), within maxBusyWait for the route in all. It reports whether to
+// send the step again.
+func (r *Route) waitBusy(hr *hopRunner, err error) bool {
+	var re *p2p.RemoteError
+	if hr.remote == nil || !errors.As(err, &re) || re.Code != "BUSY" || !(re.RetryAfter > 0 && re.RetryAfter <= maxBusyWait.Seconds()) {
+		return false
+	}
+	wait := time.Duration(re.RetryAfter*float64(time.Second)) + 10*time.Millisecond
+	if r.waited+wait > maxBusyWait {
+		return false
+	}
+	exclude := maps.Clone(r.failed)
+	exclude[hr.hop.Peer] = true
+	if _, ok := r.p.replacementFor(r.ctx, hr.hop.Span, exclude); ok {
+		return false
+	}
+	r.waited += wait
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
 }
 
 // failover replaces a failed stage with another holder of its span, replays the history to
@@ -176,7 +217,7 @@ func (r *Route) failover(hr *hopRunner, x *layers.Tensor, cause error) (*layers.
 	}
 	next, ok := r.p.replacementFor(r.ctx, hr.hop.Span, r.failed)
 	if !ok {
-		return nil, fmt.Errorf("pipeline: stage %s failed (%v) and no other peer holds it", hr.hop.Span, cause)
+		return nil, fmt.Errorf("pipeline: stage %s failed (%v) and %w", hr.hop.Span, cause, errNoHolder)
 	}
 	logger().Warn("stage failed; switching peer", "span", hr.hop.Span.String(), "from", hr.hop.Peer, "to", next.Peer, "err", cause)
 	hr.hop = next
