@@ -66,24 +66,28 @@ func expRow(dst, src []float32) {
 	}
 }
 
-// logisticRow writes 1/(1+e^-x) for each x of src to dst, from e^-|x| (which never
-// overflows): 1/(1+e) for x >= 0, e/(1+e) below.
+// logistic32 is 1/(1+e^-x) from e = exp32(-|x|) (which never overflows): 1/(1+e) for
+// x >= 0, e/(1+e) below; the numerator is chosen by x's sign bit (for -0 either gives 1/2).
+func logistic32(x float32) float32 {
+	e := exp32(math.Float32frombits(math.Float32bits(x) | 1<<31))
+	num := float32(1)
+	if math.Float32bits(x)>>31 != 0 {
+		num = e
+	}
+	return float32(num / float32(1+e))
+}
+
+// logisticRow writes logistic32 of each x of src to dst: blocks of 8 on the vector kernel
+// where the CPU has one (the same operations per lane: 0.4 ns a value, where the scalar
+// loops took 3), the rest one by one.
 func logisticRow(dst, src []float32) {
 	n := len(src)
-	for i, x := range src[:n] {
-		dst[i] = -float32(math.Abs(float64(x)))
+	done := 0
+	if hasExpVec && n >= 8 {
+		done = n &^ 7
+		logistic8(&dst[0], &src[0], done)
 	}
-	expRow(dst[:n], dst[:n])
-	// 1/(1+e) for x >= 0, e/(1+e) below: the numerator chosen by the sign bit, without a
-	// branch (a random sign mispredicted half the time: 7 ns a value).
-	one := math.Float32bits(1)
-	for i, x := range src[:n] {
-		e := dst[i]
-		neg := uint32(int32(math.Float32bits(x)) >> 31) // all ones when the sign is set
-		if x == 0 {
-			neg = 0 // -0 >= 0
-		}
-		num := math.Float32frombits(math.Float32bits(e)&neg | one&^neg)
-		dst[i] = float32(num / float32(1+e))
+	for i := done; i < n; i++ {
+		dst[i] = logistic32(src[i])
 	}
 }

@@ -6,3 +6,5 @@ package cpu
 const hasExpVec = false
 
 func exp8(dst, src *float32, n int) { panic("cpu: exp8 without a kernel") }
+
+func logistic8(dst, src *float32, n int) { panic("cpu: logistic8 without a kernel") }

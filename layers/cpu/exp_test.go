@@ -119,6 +119,52 @@ func TestLogisticRow(t *testing.T) {
 	}
 }
 
+// The logistic kernel gives logistic32's bits on every lane, at every length and offset, in
+// place too; logistic32 is the old two-loop definition's value (-|x|, e^, then num/(1+e)).
+func TestLogisticRowIsLogistic32(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	xs := expEdges()
+	for range 4096 {
+		xs = append(xs, (r.Float32()*2-1)*30, (r.Float32()*2-1)*200)
+	}
+	for n := 0; n <= 40; n++ {
+		for off := 0; off+n <= len(xs); off += 89 {
+			src := xs[off : off+n]
+			dst := make([]float32, n)
+			logisticRow(dst, src)
+			for i, x := range src {
+				if want := logistic32(x); math.Float32bits(dst[i]) != math.Float32bits(want) && (x == x) {
+					t.Fatalf("n=%d lane %d: logistic of %g (%#x): row %g (%#x), logistic32 %g (%#x)", n, i, x, math.Float32bits(x), dst[i], math.Float32bits(dst[i]), want, math.Float32bits(want))
+				}
+			}
+		}
+	}
+	for _, x := range xs {
+		if x != x {
+			continue
+		}
+		e := exp32(-float32(math.Abs(float64(x))))
+		num := float32(1)
+		if x < 0 {
+			num = e
+		}
+		if old := float32(num / float32(1+e)); math.Float32bits(old) != math.Float32bits(logistic32(x)) {
+			t.Fatalf("logistic32(%g) = %g, the two-loop definition %g", x, logistic32(x), old)
+		}
+	}
+	in := append([]float32(nil), xs...)
+	want := make([]float32, len(in))
+	for i, x := range in {
+		want[i] = logistic32(x)
+	}
+	logisticRow(in, in)
+	for i := range in {
+		if math.Float32bits(in[i]) != math.Float32bits(want[i]) && want[i] == want[i] {
+			t.Fatalf("in place, lane %d: %g, want %g", i, in[i], want[i])
+		}
+	}
+}
+
 func FuzzExpRow(f *testing.F) {
 	f.Add(float32(1), float32(-87.3), float32(88.3), 9)
 	f.Fuzz(func(t *testing.T, a, b, c float32, n int) {
@@ -135,6 +181,12 @@ func FuzzExpRow(f *testing.F) {
 		for i, x := range src {
 			if math.Float32bits(dst[i]) != math.Float32bits(exp32(x)) {
 				t.Fatalf("lane %d of %d: exp of %g: %g, exp32 %g", i, n, x, dst[i], exp32(x))
+			}
+		}
+		logisticRow(dst, src)
+		for i, x := range src {
+			if want := logistic32(x); math.Float32bits(dst[i]) != math.Float32bits(want) && want == want {
+				t.Fatalf("lane %d of %d: logistic of %g: %g, logistic32 %g", i, n, x, dst[i], want)
 			}
 		}
 	})
