@@ -27,7 +27,7 @@ export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The interpreter of the benchmarks' baselines (Debian's, where its numpy and torch install).
 PYTHON   ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-.PHONY: build run test test-plain-node test-plain test-plain-then-clients test-clients js-deps test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
+.PHONY: build run test test-plain-node test-plain test-plain-then-clients test-cross test-clients js-deps test-python test-js sim sim-small test-short bench bench-deps lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/neuroshard
@@ -54,8 +54,28 @@ test-plain:
 	NEUROSHARD_KERNEL=avx2 $(GO) test -count=1 -run '^TestGoldenComputation$$' ./layers/
 	$(GO) test -tags purego -count=1 -run '^TestGoldenComputation$$' ./layers/
 	$(GO) test -tags purego -count=1 ./layers/cpu/
+	# The same bits on another architecture: arm64 under qemu-user (its compiler fuses x*y+z
+	# into FMAs where amd64's does not, and Go's math there is pure Go). More: make test-cross.
+	@$(MAKE) --no-print-directory test-cross CROSS_ARCHS=arm64 CROSS_PKGS=layers
 test-plain-then-clients: test-plain
 	$(MAKE) --no-print-directory test-clients
+
+# The pinned bits (the whole model: init, forward, KV-cache decode, loss, gradients, AdamW; a
+# DiLoCo round; the ledger's and the wire's encodings) on other CPU architectures, each test
+# binary cross-compiled and run under Debian's qemu-user: arm64 and riscv64 (compilers that
+# fuse multiply-adds), ppc64le, s390x (big-endian, with math in its own assembly).
+CROSS_ARCHS ?= arm64 s390x riscv64 ppc64le
+CROSS_PKGS  ?= layers diloco ledger p2p
+test-cross:
+	@command -v qemu-aarch64 >/dev/null || { command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq qemu-user; } >/dev/null 2>&1; } || true
+	@for a in $(CROSS_ARCHS); do q=$$(echo $$a | sed s/arm64/aarch64/); command -v qemu-$$q >/dev/null || \
+		{ echo "no qemu-$$q: apt-get install qemu-user (.ci/run does)"; exit 1; }; done
+	@mkdir -p .cross
+	@set -e; for a in $(CROSS_ARCHS); do q=$$(echo $$a | sed s/arm64/aarch64/); for p in $(CROSS_PKGS); do \
+		GOARCH=$$a $(GO) test -c -o .cross/$$p-$$a.test ./$$p; \
+		echo "$$a: $$p"; (cd $$p && qemu-$$q ../.cross/$$p-$$a.test -test.count=1 -test.run 'Golden'); \
+	done; done
 
 test-clients: test-python test-js
 
@@ -121,4 +141,4 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done; done
 
 clean:
-	rm -rf bin
+	rm -rf bin .cross
