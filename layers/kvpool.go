@@ -47,7 +47,13 @@ func (s *Stage) poolsOn() bool {
 	return ok && s.updatesInPlace()
 }
 
-// pool is the stage's pool of caches of c positions, made on first use.
+// spareBytes bounds the memory of the empty pools a stage keeps for its next sessions: a
+// pool made anew is memory the system hands over a page fault at a time (about 12 us a page
+// here), 1,000 of them for 8 sessions' caches of 256 positions on the small preset.
+const spareBytes = 64 << 20
+
+// pool is the stage's pool of caches of c positions: the one in use, the spare one kept
+// when its last session left, or a new one.
 func (s *Stage) pool(c int) *kvPool {
 	if p := s.pools[c]; p != nil {
 		return p
@@ -55,11 +61,41 @@ func (s *Stage) pool(c int) *kvPool {
 	if s.pools == nil {
 		s.pools = map[int]*kvPool{}
 	}
+	if p := s.spare[c]; p != nil {
+		delete(s.spare, c)
+		s.pools[c] = p
+		return p
+	}
 	h, hd, l := s.cfg.Heads, s.cfg.HeadDim(), s.span.Len()
 	p := &kvPool{c: c, heads: h, headDim: hd, slot: h * hd * c, k: make([][]float32, l), v: make([][]float32, l), be: s.be}
 	s.pools[c] = p
 	return p
 }
+
+// keepSpare keeps an emptied pool for the next sessions of its size, within spareBytes for
+// all the stage's spares (the largest go first when over). Called with s.mu held.
+func (s *Stage) keepSpare(p *kvPool) {
+	if s.spare == nil {
+		s.spare = map[int]*kvPool{}
+	}
+	s.spare[p.c] = p
+	for {
+		total, biggest := 0, 0
+		for c, q := range s.spare {
+			total += q.bytes()
+			if biggest == 0 || q.bytes() > s.spare[biggest].bytes() {
+				biggest = c
+			}
+		}
+		if total <= spareBytes {
+			return
+		}
+		delete(s.spare, biggest)
+	}
+}
+
+// bytes is the memory of the pool's arrays.
+func (p *kvPool) bytes() int { return 2 * len(p.k) * p.slots() * p.slot * 4 }
 
 // slots is how many sessions the pool's arrays hold.
 func (p *kvPool) slots() int {

@@ -11,7 +11,8 @@ import (
 // go: five sequences decode side by side; one leaves early (the last slot's session is moved
 // into its place), one steps a chunk of three positions alone in the middle (its cache moves
 // to a larger pool while others step), and all grow through several cache sizes. Every output
-// equals the sequence's own run on a stage of its own, and the pools are gone at the end.
+// equals the sequence's own run on a stage of its own; at the end the pools are kept as spares,
+// and a second run on them gives the same bits.
 func TestPooledCachesKeepEachSessionsBitsAsOthersComeAndGo(t *testing.T) {
 	withBackend(t, BackendCPU)
 	cfg := tinyConfig()
@@ -96,10 +97,47 @@ func TestPooledCachesKeepEachSessionsBitsAsOthersComeAndGo(t *testing.T) {
 	if w := shared.BatchedWidest(); w < 2 {
 		t.Fatalf("widest batch %d: no step was batched, the test compared nothing", w)
 	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if len(shared.pools) != 0 {
-		t.Fatalf("%d pools left after every session closed", len(shared.pools))
+	spares := func() map[*kvPool]bool {
+		shared.mu.Lock()
+		defer shared.mu.Unlock()
+		if len(shared.pools) != 0 {
+			t.Fatalf("%d pools in use after every session closed", len(shared.pools))
+		}
+		out, total := map[*kvPool]bool{}, 0
+		for _, p := range shared.spare {
+			out[p] = true
+			total += p.bytes()
+		}
+		if len(out) == 0 || total > spareBytes {
+			t.Fatalf("%d spare pools of %d bytes kept", len(out), total)
+		}
+		return out
+	}
+	// The emptied pools are kept, and the next sessions take them (their slots cleared):
+	// the same bits again.
+	before := spares()
+	for i := range together {
+		wg.Add(1)
+		go func() { defer wg.Done(); together[i] = run(shared, i) }()
+	}
+	wg.Wait()
+	for i := range alone {
+		for s := range alone[i] {
+			for j := range alone[i][s] {
+				if alone[i][s][j] != together[i][s][j] {
+					t.Fatalf("again on the kept pools: sequence %d, step %d, value %d: alone %08x, together %08x", i, s, j, alone[i][s][j], together[i][s][j])
+				}
+			}
+		}
+	}
+	reused := 0
+	for p := range spares() {
+		if before[p] {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no kept pool was taken again")
 	}
 }
 

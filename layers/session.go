@@ -148,6 +148,7 @@ func widen(dst, src []float32, rows, unit, old, c int) {
 func (s *Stage) leavePool(c, i int) {
 	if p := s.pools[c]; p != nil && p.remove(i) {
 		delete(s.pools, c)
+		s.keepSpare(p)
 	}
 }
 

@@ -95,6 +95,7 @@ type Stage struct {
 	rows    *Exec // batched single-position steps of several sessions, built by the first
 	batch   batcher
 	pools   map[int]*kvPool // single-sequence sessions' caches by size (kvpool.go)
+	spare   map[int]*kvPool // pools whose last session left, kept for the next (kvpool.go)
 }
 
 // A StageOption changes how a stage runs.
