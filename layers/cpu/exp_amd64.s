@@ -24,53 +24,65 @@ DATA expk<>+52(SB)/4, $0x0000007f // 127
 DATA expk<>+56(SB)/4, $0x80000000 // the sign bit
 GLOBL expk<>(SB), RODATA|NOPTR, $60
 
+// EXPK loads the kernels' constants: log2 e, -ln2 high and low, c5..c0, 1 and 127.
+#define EXPK \
+	VBROADCASTSS expk<>+0(SB), Y15; \
+	VBROADCASTSS expk<>+4(SB), Y14; \
+	VBROADCASTSS expk<>+8(SB), Y13; \
+	VBROADCASTSS expk<>+12(SB), Y12; \
+	VBROADCASTSS expk<>+16(SB), Y11; \
+	VBROADCASTSS expk<>+20(SB), Y10; \
+	VBROADCASTSS expk<>+24(SB), Y9; \
+	VBROADCASTSS expk<>+28(SB), Y8; \
+	VBROADCASTSS expk<>+32(SB), Y7; \
+	VBROADCASTSS expk<>+36(SB), Y6; \
+	VPBROADCASTD expk<>+52(SB), Y5
+
+// EXP8 sets Y3 to exp32 of Y0's lanes (Y1, Y2 and Y4 are scratch), in exp32's steps:
+// t = x*log2e; n = round to even (no precision exception); r = n*-ln2hi + x;
+// r = n*-ln2lo + r; p = r*c5 + c4, then p = r*p + c3, c2, c1, c0; r2 = r*r; y = r2*p + r;
+// y = y + 1; 2^n from n as int32 (n is whole) + 127 shifted into the exponent; y*2^n;
+// +Inf where x > expHi, 0 where x < expLo (both ordered), x where x is NaN.
+#define EXP8 \
+	VMULPS Y15, Y0, Y1; \
+	VROUNDPS $8, Y1, Y1; \
+	VMOVAPS Y0, Y2; \
+	VFMADD231PS Y14, Y1, Y2; \
+	VFMADD231PS Y13, Y1, Y2; \
+	VMOVAPS Y12, Y3; \
+	VFMADD213PS Y11, Y2, Y3; \
+	VFMADD213PS Y10, Y2, Y3; \
+	VFMADD213PS Y9, Y2, Y3; \
+	VFMADD213PS Y8, Y2, Y3; \
+	VFMADD213PS Y7, Y2, Y3; \
+	VMULPS Y2, Y2, Y4; \
+	VFMADD213PS Y2, Y4, Y3; \
+	VADDPS Y6, Y3, Y3; \
+	VCVTPS2DQ Y1, Y1; \
+	VPADDD Y5, Y1, Y1; \
+	VPSLLD $23, Y1, Y1; \
+	VMULPS Y1, Y3, Y3; \
+	VBROADCASTSS expk<>+40(SB), Y4; \
+	VCMPPS $0x1e, Y4, Y0, Y4; \
+	VBROADCASTSS expk<>+48(SB), Y1; \
+	VBLENDVPS Y4, Y1, Y3, Y3; \
+	VBROADCASTSS expk<>+44(SB), Y4; \
+	VCMPPS $0x11, Y4, Y0, Y4; \
+	VANDNPS Y3, Y4, Y3; \
+	VCMPPS $3, Y0, Y0, Y4; \
+	VBLENDVPS Y4, Y0, Y3, Y3
+
 // func exp8(dst, src *float32, n int)
 TEXT ·exp8(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
-	VBROADCASTSS expk<>+0(SB), Y15
-	VBROADCASTSS expk<>+4(SB), Y14
-	VBROADCASTSS expk<>+8(SB), Y13
-	VBROADCASTSS expk<>+12(SB), Y12
-	VBROADCASTSS expk<>+16(SB), Y11
-	VBROADCASTSS expk<>+20(SB), Y10
-	VBROADCASTSS expk<>+24(SB), Y9
-	VBROADCASTSS expk<>+28(SB), Y8
-	VBROADCASTSS expk<>+32(SB), Y7
-	VBROADCASTSS expk<>+36(SB), Y6
-	VPBROADCASTD expk<>+52(SB), Y5
+	EXPK
 loop:
 	CMPQ CX, $8
 	JL done
 	VMOVUPS 0(SI), Y0                // x
-	VMULPS Y15, Y0, Y1               // t = x * log2e
-	VROUNDPS $8, Y1, Y1              // n = round to even (no precision exception)
-	VMOVAPS Y0, Y2
-	VFMADD231PS Y14, Y1, Y2          // r = n * -ln2hi + x
-	VFMADD231PS Y13, Y1, Y2          // r = n * -ln2lo + r
-	VMOVAPS Y12, Y3
-	VFMADD213PS Y11, Y2, Y3          // p = r * c5 + c4
-	VFMADD213PS Y10, Y2, Y3          // p = r * p + c3
-	VFMADD213PS Y9, Y2, Y3           // p = r * p + c2
-	VFMADD213PS Y8, Y2, Y3           // p = r * p + c1
-	VFMADD213PS Y7, Y2, Y3           // p = r * p + c0
-	VMULPS Y2, Y2, Y4                // r2 = r * r
-	VFMADD213PS Y2, Y4, Y3           // y = r2 * p + r
-	VADDPS Y6, Y3, Y3                // y = y + 1
-	VCVTPS2DQ Y1, Y1                 // n as int32 (n is whole)
-	VPADDD Y5, Y1, Y1
-	VPSLLD $23, Y1, Y1               // 2^n
-	VMULPS Y1, Y3, Y3                // y * 2^n
-	VBROADCASTSS expk<>+40(SB), Y4
-	VCMPPS $0x1e, Y4, Y0, Y4         // x > expHi (ordered)
-	VBROADCASTSS expk<>+48(SB), Y1
-	VBLENDVPS Y4, Y1, Y3, Y3         // +Inf there
-	VBROADCASTSS expk<>+44(SB), Y4
-	VCMPPS $0x11, Y4, Y0, Y4         // x < expLo (ordered)
-	VANDNPS Y3, Y4, Y3               // 0 there
-	VCMPPS $3, Y0, Y0, Y4            // x is NaN
-	VBLENDVPS Y4, Y0, Y3, Y3         // x there
+	EXP8                             // Y3 = e^x
 	VMOVUPS Y3, 0(DI)
 	ADDQ $32, SI
 	ADDQ $32, DI
@@ -88,46 +100,14 @@ TEXT ·logistic8(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
-	VBROADCASTSS expk<>+0(SB), Y15
-	VBROADCASTSS expk<>+4(SB), Y14
-	VBROADCASTSS expk<>+8(SB), Y13
-	VBROADCASTSS expk<>+12(SB), Y12
-	VBROADCASTSS expk<>+16(SB), Y11
-	VBROADCASTSS expk<>+20(SB), Y10
-	VBROADCASTSS expk<>+24(SB), Y9
-	VBROADCASTSS expk<>+28(SB), Y8
-	VBROADCASTSS expk<>+32(SB), Y7
-	VBROADCASTSS expk<>+36(SB), Y6
-	VPBROADCASTD expk<>+52(SB), Y5
+	EXPK
 lloop:
 	CMPQ CX, $8
 	JL ldone
 	VMOVUPS 0(SI), Y0                // x
 	VBROADCASTSS expk<>+56(SB), Y4
-	VORPS Y4, Y0, Y0                 // a = -|x| (the sign bit set; x is kept in memory)
-	VMULPS Y15, Y0, Y1               // t = a * log2e
-	VROUNDPS $8, Y1, Y1              // n = round to even
-	VMOVAPS Y0, Y2
-	VFMADD231PS Y14, Y1, Y2          // r = n * -ln2hi + a
-	VFMADD231PS Y13, Y1, Y2          // r = n * -ln2lo + r
-	VMOVAPS Y12, Y3
-	VFMADD213PS Y11, Y2, Y3          // p = r * c5 + c4
-	VFMADD213PS Y10, Y2, Y3          // p = r * p + c3
-	VFMADD213PS Y9, Y2, Y3           // p = r * p + c2
-	VFMADD213PS Y8, Y2, Y3           // p = r * p + c1
-	VFMADD213PS Y7, Y2, Y3           // p = r * p + c0
-	VMULPS Y2, Y2, Y4                // r2 = r * r
-	VFMADD213PS Y2, Y4, Y3           // y = r2 * p + r
-	VADDPS Y6, Y3, Y3                // y = y + 1
-	VCVTPS2DQ Y1, Y1                 // n as int32
-	VPADDD Y5, Y1, Y1
-	VPSLLD $23, Y1, Y1               // 2^n
-	VMULPS Y1, Y3, Y3                // e = y * 2^n
-	VBROADCASTSS expk<>+44(SB), Y4
-	VCMPPS $0x11, Y4, Y0, Y4         // a < expLo (ordered)
-	VANDNPS Y3, Y4, Y3               // 0 there
-	VCMPPS $3, Y0, Y0, Y4            // a is NaN
-	VBLENDVPS Y4, Y0, Y3, Y3         // a there
+	VORPS Y4, Y0, Y0                 // a = -|x| (the sign bit set)
+	EXP8                             // Y3 = e = e^a
 	VMOVUPS 0(SI), Y0                // x again: its sign picks the numerator
 	VBLENDVPS Y0, Y3, Y6, Y1         // num = x's sign set ? e : 1
 	VADDPS Y6, Y3, Y2                // d = 1 + e
