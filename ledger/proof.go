@@ -152,10 +152,10 @@ func (p *Proof) Check(params Params) error {
 	if err := p.CheckPart(params); err != nil {
 		return err
 	}
-	if need, have := params.roundQuorum(), 1+len(p.Cosigners); p.Kind == ProofRound && have < need {
+	if !p.Quorum(params) {
 		// The members of a round vouch for each other's part in it: one other key (a partner
 		// who signs whatever it is asked) is not enough on this network.
-		return fmt.Errorf("%w: a round proof needs the countersignatures of %d members of the round besides its worker, it has %d", ErrProof, need, have)
+		return fmt.Errorf("%w: a round proof needs the countersignatures of %d members of the round besides its worker, it has %d", ErrProof, params.roundQuorum(), 1+len(p.Cosigners))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package ledgersync
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sync"
 	"time"
@@ -138,5 +137,3 @@ func (s *Sync) Settle(ctx context.Context, stages []Stage, tokens int) Paid {
 func (s *Sync) SendReceipt(p peer.ID, kind ledger.ProofKind, layer, units int) {
 	s.sendProof(p, kind, layer, units, nil)
 }
-
-func randWork(w *[16]byte) { rand.Read(w[:]) }

@@ -2,6 +2,7 @@ package ledgersync
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -174,7 +175,7 @@ func (s *Sync) sendProof(p peer.ID, kind ledger.ProofKind, layer, units int, wor
 		if work != nil {
 			pr.Work = *work
 		} else {
-			randWork(&pr.Work)
+			rand.Read(pr.Work[:])
 		}
 		pr.Countersign(s.wallet)
 		if _, err := s.host.SendReceipt(ctx, p, pr.Encode()); err != nil {
