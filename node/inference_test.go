@@ -230,7 +230,11 @@ func TestBusyStageIsWaitedForWhenNobodyElseHoldsIt(t *testing.T) {
 	driver := startNode(t, func() Config { c := testConfig(t); c.Layers = "0-3"; return c }())
 	cfg := testConfig(t)
 	cfg.Layers, cfg.Bootstrap = "4-7", driver.Multiaddrs()
-	cfg.ComputeShare, cfg.ComputeBurst = 0.02, 5*time.Millisecond // 40 ms of compute a second
+	// 200 ms of compute a second after a burst of 5 ms: the prefill (with its graph's
+	// compilation) spends it, and the stage asks to come back within the route's 10 s of
+	// waits even where a step takes 10x longer (the race detector on a busy machine: a
+	// budget of 40 ms a second asked for 11.4 s once there).
+	cfg.ComputeShare, cfg.ComputeBurst = 0.1, 5*time.Millisecond
 	stage := startNode(t, cfg)
 	waitCoverage(t, driver)
 	whole := startNode(t, testConfig(t))
@@ -247,5 +251,8 @@ func TestBusyStageIsWaitedForWhenNobodyElseHoldsIt(t *testing.T) {
 	if got.Text != want.Text || got.TokensGenerated != 48 || len(got.Route) != 2 || got.Route[1].Peer != stage.ID() {
 		t.Fatalf("through the busy stage %q (%d tokens, route %+v), one node %q", got.Text, got.TokensGenerated, got.Route, want.Text)
 	}
-	t.Logf("48 tokens through a stage allowing 40 ms of compute a second: %v", time.Since(start))
+	if driver.pipe.BusyWaits() == 0 {
+		t.Fatal("the stage's budget never ran out: the test did not wait out a BUSY stage")
+	}
+	t.Logf("48 tokens through a stage allowing 200 ms of compute a second: %v, %d waits", time.Since(start), driver.pipe.BusyWaits())
 }

@@ -74,9 +74,22 @@ func apiClient(n *Node) *client.Client { return client.New(n.APIURL(), n.Token()
 
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	eventuallyShowing(t, timeout, what, func() (bool, any) { return cond(), nil })
+}
+
+// eventuallyShowing is eventually whose timeout also shows what the condition saw last.
+func eventuallyShowing(t testing.TB, timeout time.Duration, what string, cond func() (bool, any)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
+			if seen != nil {
+				t.Fatalf("timed out after %v waiting for %s; last seen: %+v", timeout, what, seen)
+			}
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(25 * time.Millisecond)

@@ -70,23 +70,34 @@ func startTrainingNetwork(t *testing.T, h int, spans ...string) []*Node {
 
 func startTrainingNetworkOf(t *testing.T, model string, h int, spans ...string) []*Node {
 	t.Helper()
-	on := true
 	var nodes []*Node
 	for i, span := range spans {
-		cfg := testConfig(t)
-		cfg.Model, cfg.Layers, cfg.Train, cfg.RoundTimeout = model, span, &on, 20*time.Second
+		var boot *Node
 		if i > 0 {
-			cfg.Bootstrap = nodes[0].Multiaddrs()
+			boot = nodes[0]
 		}
-		n := startNode(t, cfg)
-		lr, bs := 3e-3, 4
-		if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
-			LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
+		nodes = append(nodes, startTrainingNode(t, model, h, boot, span))
 	}
 	return nodes
+}
+
+// startTrainingNode starts one training node of span, joining boot's network (none:
+// the first node).
+func startTrainingNode(t *testing.T, model string, h int, boot *Node, span string) *Node {
+	t.Helper()
+	on := true
+	cfg := testConfig(t)
+	cfg.Model, cfg.Layers, cfg.Train, cfg.RoundTimeout = model, span, &on, 20*time.Second
+	if boot != nil {
+		cfg.Bootstrap = boot.Multiaddrs()
+	}
+	n := startNode(t, cfg)
+	lr, bs := 3e-3, 4
+	if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
+		LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func rounds(n *Node) (int64, string) {
@@ -134,12 +145,12 @@ func TestDiLoCoReplicasAgreeAndVerify(t *testing.T) {
 		return err == nil && v.IsWorking
 	})
 	var g apitypes.TrainingGlobal
-	eventually(t, 3*time.Minute, "a node of the other span to verify training too, its loss falling", func() bool {
+	eventuallyShowing(t, 3*time.Minute, "a node of the other span to verify training too, its loss falling", func() (bool, any) {
 		var err error
 		g, err = apiClient(nodes[2]).TrainingGlobal(context.Background())
 		// A round may close alone when a contribution comes late on a busy machine (reported
 		// as solo, not as a sync): wait for three shared ones.
-		return err == nil && g.TrainingVerified && g.LossTrend == "improving" && g.SuccessfulSyncs >= 3
+		return err == nil && g.TrainingVerified && g.LossTrend == "improving" && g.SuccessfulSyncs >= 3, g
 	})
 	// Its figures are its own span's members: the replicas of 0-3, which it has not audited,
 	// vouch for nothing there (TestReportsCountOnlyFromRoundMembers).
@@ -618,4 +629,18 @@ func TestLateJoinerAndKilledAggregatorTogether(t *testing.T) {
 	if f := late.roundState().Failed; late != agg && f > failedBefore {
 		t.Fatalf("the joiner failed %d rounds after it caught up", f-failedBefore)
 	}
+}
+
+// A replica of a downstream span that joins while the drivers train takes its share of the
+// training steps: the drivers re-plan their routes as the view changes, so the span's two
+// replicas each take inner steps and share their rounds (before, every driver kept the route
+// it had planned without it, and the joiner never took a step).
+func TestDownstreamReplicaJoiningLateIsDriven(t *testing.T) {
+	nodes := startTrainingNetwork(t, 5, "0-1", "0-1", "2-3")
+	eventually(t, 2*time.Minute, "a round of span 2-3", func() bool { r, _ := rounds(nodes[2]); return r >= 1 })
+	late := startTrainingNode(t, "neuroshard-tiny", 5, nodes[0], "2-3")
+	eventuallyShowing(t, 2*time.Minute, "the late replica of 2-3 to take inner steps and share rounds", func() (bool, any) {
+		st := late.roundState()
+		return late.innerSteps() >= 10 && st.Shared >= 2, st
+	})
 }

@@ -92,6 +92,7 @@ type Pipeline struct {
 	fraud   fraudState
 	compute computeBudgets
 	running atomic.Int64
+	waits   atomic.Int64 // steps sent again after a stage's BUSY was waited out
 
 	subs          subStages
 	served        atomic.Int64  // forward sessions served to peers
@@ -142,6 +143,10 @@ func (p *Pipeline) Served() int64 { return p.served.Load() }
 
 // Running is how many of the node's own generations hold a reservation now.
 func (p *Pipeline) Running() int { return int(p.running.Load()) }
+
+// BusyWaits is how many times a route waited out a stage's BUSY (no other holder) and sent
+// its step again.
+func (p *Pipeline) BusyWaits() int64 { return p.waits.Load() }
 
 // KVReserved is the bytes of KV cache reserved now, by the node's generations and the
 // sessions it serves.

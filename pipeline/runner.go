@@ -197,6 +197,7 @@ func (r *Route) waitBusy(hr *hopRunner, err error) bool {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		r.p.waits.Add(1)
 		return true
 	case <-r.ctx.Done():
 		return false
