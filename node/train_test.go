@@ -91,7 +91,7 @@ func startTrainingNode(t *testing.T, model string, h int, boot *Node, span strin
 	if boot != nil {
 		cfg.Bootstrap = boot.Multiaddrs()
 	}
-	n := startNode(t, cfg)
+	n := startNode(t, cfg, unlimited) // the tests poll the API in loops
 	lr, bs := 3e-3, 4
 	if _, err := apiClient(n).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
 		LearningRate: &lr, BatchSize: &bs, DiLoCoSteps: &h}}); err != nil {
@@ -517,16 +517,7 @@ func TestLateJoinerAndKilledAggregatorTogether(t *testing.T) {
 	// Rounds of 30 inner steps: a catch-up (a checkpoint fetched and checked) fits in one.
 	nodes := startTrainingNetwork(t, 30, "0-3", "0-3")
 	eventually(t, 3*time.Minute, "round 2", func() bool { r, _ := rounds(nodes[0]); return r >= 2 })
-	on := true
-	cfg := testConfig(t)
-	cfg.Model, cfg.Layers, cfg.Train, cfg.RoundTimeout = "neuroshard-tiny", "0-3", &on, 20*time.Second
-	cfg.Bootstrap = nodes[0].Multiaddrs()
-	late := startNode(t, cfg)
-	h, lr, bs := 30, 3e-3, 4 // the others' settings (startTrainingNetwork)
-	if _, err := apiClient(late).PatchConfig(context.Background(), apitypes.ConfigPatch{Training: &apitypes.TrainingPatch{
-		DiLoCoSteps: &h, LearningRate: &lr, BatchSize: &bs}}); err != nil {
-		t.Fatal(err)
-	}
+	late := startTrainingNode(t, "neuroshard-tiny", 30, nodes[0], "0-3")
 	all := append(nodes, late)
 	eventually(t, 2*time.Minute, "the late node to catch up", func() bool { r, _ := rounds(late); return r >= 2 })
 	first, _ := rounds(late)
