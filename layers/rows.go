@@ -3,6 +3,7 @@ package layers
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -85,8 +86,18 @@ type rowRes struct {
 	out  *Tensor
 	err  error
 	cost time.Duration // the row's share of its batch's computation
+	with *stepGroup    // the batch's computation
 	lead bool
 }
+
+// stepGroup is one batched computation: the sessions it stepped (Session.LastBatch).
+type stepGroup struct {
+	id       uint64
+	sessions []*Session
+}
+
+// stepGroups numbers the batched computations of the process.
+var stepGroups atomic.Uint64
 
 // batcher gathers single-position steps of a stage's sessions. Steps that come while a batch
 // runs queue and run together next, led by the first of them. A step that finds the stage idle
@@ -214,7 +225,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	if b.running {
 		b.mu.Unlock()
 		if res := <-req.done; !res.lead {
-			ss.cost = res.cost
+			ss.cost, ss.with = res.cost, res.with
 			return res.out, res.err
 		}
 		if s.span.First == 0 && s.span.Last == s.cfg.Layers-1 {
@@ -262,7 +273,7 @@ func (s *Stage) stepRow(ss *Session, in *Tensor) (*Tensor, error) {
 	b.mu.Unlock()
 	res := <-req.done
 	if !res.lead {
-		ss.cost = res.cost
+		ss.cost, ss.with = res.cost, res.with
 	}
 	return res.out, res.err
 }
@@ -331,10 +342,11 @@ func (s *Stage) runRows(reqs []*rowReq) {
 	}
 	width := out.Size() / b
 	cost := time.Since(start) / time.Duration(b)
+	with := &stepGroup{id: stepGroups.Add(1), sessions: sessions}
 	for i, r := range reqs {
 		r.ss.pos++
 		dims := append([]int{1}, out.Dims[1:]...)
-		r.done <- rowRes{out: NewF32(out.F32[i*width:(i+1)*width], dims...), cost: cost}
+		r.done <- rowRes{out: NewF32(out.F32[i*width:(i+1)*width], dims...), cost: cost, with: with}
 	}
 }
 

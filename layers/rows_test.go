@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -183,4 +184,68 @@ func TestStepCostIsTheSessionsShareOfTheCompute(t *testing.T) {
 		t.Fatalf("8 sessions' steps cost %v in all, their walls %v (widest batch %d)", costs, walls, st.BatchedWidest())
 	}
 	t.Logf("8 sessions' steps: cost %v, wall %v, mean batch %.1f", costs, walls, st.BatchedMean())
+}
+
+// A session's last step names its batched computation: every session of that computation
+// names the same one and the same sessions, itself among them; a step computed alone (a
+// prompt) names none.
+func TestLastBatchNamesTheComputationsSessions(t *testing.T) {
+	withBackend(t, BackendCPU)
+	cfg := tinyConfig()
+	sp := Span{First: 0, Last: cfg.Layers - 1}
+	st, err := NewStage(cfg, sp, cfg.InitParams(sp, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seqs, steps = 4, 20
+	var mu sync.Mutex
+	reporters := map[uint64][]*Session{}
+	lists := map[uint64][]*Session{}
+	var wg sync.WaitGroup
+	for range seqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss, err := st.NewSession(1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer ss.Close()
+			if _, err := ss.Step(NewI32([]int32{BOS, 70, 71}, 1, 3)); err != nil {
+				t.Error(err)
+				return
+			}
+			if id, with := ss.LastBatch(); id != 0 || with != nil {
+				t.Errorf("a prompt's step names computation %d of %d sessions", id, len(with))
+			}
+			for range steps {
+				if _, err := ss.Step(NewI32([]int32{BOS}, 1, 1)); err != nil {
+					t.Error(err)
+					return
+				}
+				if id, with := ss.LastBatch(); id != 0 {
+					mu.Lock()
+					reporters[id] = append(reporters[id], ss)
+					lists[id] = with
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(reporters) == 0 {
+		t.Fatal("no step ran in a batch")
+	}
+	for id, rs := range reporters {
+		if len(rs) != len(lists[id]) {
+			t.Fatalf("computation %d: %d sessions name it, its list has %d", id, len(rs), len(lists[id]))
+		}
+		for _, ss := range rs {
+			if !slices.Contains(lists[id], ss) {
+				t.Fatalf("computation %d: a session that names it is not in its list", id)
+			}
+		}
+	}
+	t.Logf("%d batched computations", len(reporters))
 }

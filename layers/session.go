@@ -32,6 +32,7 @@ type Session struct {
 	batch   int
 	pos     int
 	cost    time.Duration // the last Step's compute time (StepCost)
+	with    *stepGroup    // the batched computation the last Step ran in (nil: alone)
 	cap     int           // positions the buffers hold
 	k, v    []*tensors.Tensor
 	pooled  bool // one sequence: the cache is slot `slot` of the stage's pool of size cap
@@ -216,6 +217,7 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 		return nil, ErrSessionClosed
 	}
 	st := ss.st
+	ss.with = nil
 	b, t, err := st.checkInput(in)
 	if err != nil {
 		return nil, err
@@ -239,6 +241,16 @@ func (ss *Session) Step(in *Tensor) (*Tensor, error) {
 // waited for the stage or for other sessions to join it. Budgets charge this, not the wall
 // time of Step.
 func (ss *Session) StepCost() time.Duration { return ss.cost }
+
+// LastBatch names the batched computation the session's last Step ran in: an ID no other
+// computation of the process has, and the sessions it stepped (this one among them). A step
+// computed alone has none (0, nil). A stage signs the answers of one computation together.
+func (ss *Session) LastBatch() (id uint64, with []*Session) {
+	if ss.with == nil {
+		return 0, nil
+	}
+	return ss.with.id, ss.with.sessions
+}
 
 // stepAlone runs t positions of the session in a computation of its own.
 func (ss *Session) stepAlone(in *Tensor, t int) (*Tensor, error) {

@@ -84,7 +84,7 @@ func BenchmarkStatusVsBareEcho(b *testing.B) {
 
 // genRate streams a greedy generation and returns tokens/s, time to first token, and the
 // node's traffic (sent + received) during it.
-func genRate(b *testing.B, n *Node, tokens int) (rate float64, ttft time.Duration, wire int64) {
+func genRate(b testing.TB, n *Node, tokens int) (rate float64, ttft time.Duration, wire int64) {
 	req := greedyBench("First Citizen:", tokens)
 	before := n.host.Traffic()
 	start := time.Now()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sync/singleflight"
@@ -36,9 +37,30 @@ const (
 // signs its own at once, and the callers that come meanwhile share the next signature. Nobody
 // waits for a batch to fill.
 type groupSigner struct {
-	mu    sync.Mutex
-	queue []*signReq
-	busy  bool
+	mu     sync.Mutex
+	queue  []*signReq
+	busy   bool
+	groups map[uint64]*pendingGroup // receipts of one batched computation, by its ID
+}
+
+// SignGroup is a ForwardSession that steps in batched computations with other sessions: it
+// names the computation of its last step (0: computed alone) and how many sessions the host
+// serves it stepped. Their receipts are signed together once all are in (or after
+// maxGroupWait): one signature per computation, however the answers' goroutines interleave
+// (signed as they came, a batch of 8 took 3-5 signatures, and its requester as many
+// verifications).
+type SignGroup interface {
+	SignGroup() (id uint64, size int)
+}
+
+// maxGroupWait bounds how long a receipt waits for the others of its computation.
+const maxGroupWait = 2 * time.Millisecond
+
+// pendingGroup is the receipts of one computation that came so far.
+type pendingGroup struct {
+	reqs  []*signReq
+	want  int
+	timer *time.Timer
 }
 
 type signReq struct {
@@ -71,6 +93,52 @@ func (n *Host) signReceipt(msg []byte) ([]byte, error) {
 	g.mu.Unlock()
 	<-r.done
 	return r.sig, r.err
+}
+
+// signReceiptIn signs a receipt of a step computed in the batched computation id with size
+// sessions this host serves: together with theirs.
+func (n *Host) signReceiptIn(msg []byte, id uint64, size int) ([]byte, error) {
+	if id == 0 || size < 2 {
+		return n.signReceipt(msg)
+	}
+	g := &n.signer
+	r := &signReq{msg: msg, done: make(chan struct{})}
+	g.mu.Lock()
+	pg := g.groups[id]
+	if pg == nil {
+		if g.groups == nil {
+			g.groups = map[uint64]*pendingGroup{}
+		}
+		pg = &pendingGroup{want: min(size, maxBatchSigned)}
+		g.groups[id] = pg
+		pg.timer = time.AfterFunc(maxGroupWait, func() { n.flushGroup(id, pg) })
+	}
+	pg.reqs = append(pg.reqs, r)
+	full := len(pg.reqs) >= pg.want
+	if full {
+		delete(g.groups, id)
+	}
+	g.mu.Unlock()
+	if full {
+		pg.timer.Stop()
+		n.signBatch(pg.reqs)
+	}
+	<-r.done
+	return r.sig, r.err
+}
+
+// flushGroup signs a computation's receipts that came within maxGroupWait, unless they were
+// signed already.
+func (n *Host) flushGroup(id uint64, pg *pendingGroup) {
+	g := &n.signer
+	g.mu.Lock()
+	if g.groups[id] != pg {
+		g.mu.Unlock()
+		return
+	}
+	delete(g.groups, id)
+	g.mu.Unlock()
+	n.signBatch(pg.reqs)
 }
 
 // signBatch signs one group of receipts and hands each its signature.

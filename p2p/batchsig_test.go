@@ -6,6 +6,9 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Receipts signed together: each verifies as its own, against its own message only, and only
@@ -110,4 +113,90 @@ func TestConcurrentAnswersShareSignatures(t *testing.T) {
 		total += n
 	}
 	t.Logf("%d of %d answers signed in batches", total, sessions*steps)
+}
+
+// groupedSession answers steps that a test says were computed together: each step names the
+// computation id (the step's number) of size sessions.
+type groupedSession struct {
+	step int
+	size int
+}
+
+func (s *groupedSession) Step(in *Tensor) (*Tensor, error) { s.step++; return in, nil }
+func (s *groupedSession) Close()                           {}
+func (s *groupedSession) SignGroup() (uint64, int)         { return uint64(s.step), s.size }
+
+// The answers of one batched computation carry one signature over all their receipts, however
+// their goroutines interleave; a computation whose other answers never come is signed with
+// those that did, after maxGroupWait.
+func TestAnswersOfOneComputationShareOneSignature(t *testing.T) {
+	hosts := newTestNetwork(t, 2)
+	server, client := hosts[0], hosts[1]
+	const sessions, steps = 3, 6
+	server.ServeForward(func(peer.ID, ForwardOpen) (ForwardSession, error) {
+		return &groupedSession{size: sessions}, nil
+	})
+	ctx := context.Background()
+	var clients []*ForwardClient
+	for range sessions {
+		fc, err := client.OpenForward(ctx, server.ID(), ForwardOpen{Model: "m", Last: 1, Batch: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fc.Close()
+		clients = append(clients, fc)
+	}
+	in := &Tensor{Dims: []int{1, 1, 2}, F32: []float32{1, 2}}
+	for step := range steps {
+		var wg sync.WaitGroup
+		errs := make([]error, sessions)
+		for i, fc := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = fc.Step(ctx, in)
+			}()
+		}
+		wg.Wait()
+		sigs := map[string]bool{}
+		for i, fc := range clients {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			r := fc.Receipts()[step]
+			if err := VerifyReceipt(server.ID(), r.Message(), r.Sig); err != nil {
+				t.Fatal(err)
+			}
+			digests, _, sig, ok, err := parseBatchSignature(r.Sig)
+			if !ok || err != nil || len(digests) != sessions {
+				t.Fatalf("step %d, session %d: a list of %d receipts (%v), want all %d", step, i, len(digests), err, sessions)
+			}
+			sigs[string(sig)] = true
+		}
+		if len(sigs) != 1 {
+			t.Fatalf("step %d: %d signatures for one computation", step, len(sigs))
+		}
+	}
+	// Two of the three step: they are signed together once the wait is over.
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, fc := range clients[:2] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := fc.Step(ctx, in); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, fc := range clients[:2] {
+		r := fc.Receipts()[steps]
+		if digests, _, _, ok, _ := parseBatchSignature(r.Sig); !ok || len(digests) != 2 || VerifyReceipt(server.ID(), r.Message(), r.Sig) != nil {
+			t.Fatalf("a computation's answers that came without the third: %d digests", len(digests))
+		}
+	}
+	if took := time.Since(start); took < maxGroupWait {
+		t.Fatalf("signed after %v, before the wait for the third (%v) was over", took, maxGroupWait)
+	}
 }

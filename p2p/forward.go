@@ -136,7 +136,11 @@ func (n *Host) handleForward(s network.Stream, h ForwardHandler) {
 		}
 		rc.Step++
 		rc.In, rc.Out = Chain(rc.In, payload), Chain(rc.Out, buf)
-		sig, err := n.signReceipt(rc.Message())
+		id, size := uint64(0), 1
+		if g, ok := sess.(SignGroup); ok {
+			id, size = g.SignGroup()
+		}
+		sig, err := n.signReceiptIn(rc.Message(), id, size)
 		if err != nil {
 			return 0, nil, err
 		}

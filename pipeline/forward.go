@@ -65,6 +65,20 @@ type servedSession struct {
 	once    sync.Once
 	peer    peer.ID
 	budget  *computeBudgets
+	served  *sync.Map // the node's served sessions (*layers.Session), this one among them
+}
+
+// SignGroup names the batched computation of the last step and how many sessions served to
+// peers it stepped (p2p.SignGroup): their receipts are signed together, once all are in.
+// The node's own sessions in the batch sign nothing.
+func (s *servedSession) SignGroup() (id uint64, size int) {
+	id, with := s.sess.LastBatch()
+	for _, o := range with {
+		if _, ok := s.served.Load(o); ok {
+			size++
+		}
+	}
+	return id, max(size, 1)
 }
 
 // WeightsHash names the version the session runs (p2p.Versioned).
@@ -91,6 +105,7 @@ func (s *servedSession) Step(in *p2p.Tensor) (*p2p.Tensor, error) {
 
 func (s *servedSession) Close() {
 	s.once.Do(func() {
+		s.served.Delete(s.sess)
 		s.sess.Close()
 		s.release()
 	})
@@ -143,7 +158,8 @@ func (p *Pipeline) ServeForward(from peer.ID, req p2p.ForwardOpen) (p2p.ForwardS
 		release()
 		return nil, &p2p.RemoteError{Code: "BAD_INPUT", Message: err.Error()}
 	}
-	return &servedSession{sess: sess, weights: st.Hash(), release: release, peer: from, budget: &p.compute}, nil
+	p.servedSessions.Store(sess, struct{}{})
+	return &servedSession{sess: sess, weights: st.Hash(), release: release, peer: from, budget: &p.compute, served: &p.servedSessions}, nil
 }
 
 // knownPeer tells whether a peer has a standing here: it holds layers in the last coverage

@@ -94,12 +94,13 @@ type Pipeline struct {
 	running atomic.Int64
 	waits   atomic.Int64 // steps sent again after a stage's BUSY was waited out
 
-	subs          subStages
-	served        atomic.Int64  // forward sessions served to peers
-	servedBy      sessionCounts // ... by peer
-	servedUnknown atomic.Int64  // ... to peers without a standing here (knownPeer)
-	using         sessionCounts // forward sessions this node has open, by serving peer
-	speed         stepSpeeds    // measured time per position of remote stages
+	subs           subStages
+	served         atomic.Int64  // forward sessions served to peers
+	servedBy       sessionCounts // ... by peer
+	servedUnknown  atomic.Int64  // ... to peers without a standing here (knownPeer)
+	servedSessions sync.Map      // ... their *layers.Session (receipts signed together)
+	using          sessionCounts // forward sessions this node has open, by serving peer
+	speed          stepSpeeds    // measured time per position of remote stages
 }
 
 // New builds a pipeline.

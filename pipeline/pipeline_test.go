@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -417,5 +418,56 @@ func TestStrangersAreServedLast(t *testing.T) {
 	held = nil
 	if p.served.Load() != 0 || p.servedUnknown.Load() != 0 || p.KVReserved() != 0 {
 		t.Fatalf("after closing: %d sessions, %d of strangers, %d bytes", p.served.Load(), p.servedUnknown.Load(), p.KVReserved())
+	}
+}
+
+// A served session's answers are signed with the others of its batched computation: it names
+// the computation and counts the sessions served to peers in it, not the node's own (whose
+// steps sign nothing, and whose receipts would be waited for in vain).
+func TestServedSessionsCountTheirComputationsServedSessions(t *testing.T) {
+	m := tiny(t)
+	span := layers.Span{First: 0, Last: m.Layers - 1}
+	st, err := layers.NewStage(m, span, m.InitParams(span, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{Model: m, Local: func() *layers.Stage { return st }})
+	var served []p2p.ForwardSession
+	for _, from := range []peer.ID{"a", "b"} {
+		s, err := p.ServeForward(from, p2p.ForwardOpen{Model: m.Name, First: 0, Last: m.Layers - 1, Batch: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		served = append(served, s)
+	}
+	own, err := st.NewSession(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	tok := &p2p.Tensor{Dims: []int{1, 1}, I32: []int32{layers.BOS}}
+	for step := 0; ; step++ {
+		if step == m.Context-1 {
+			t.Fatal("the three sessions never stepped in one computation in a context's steps")
+		}
+		var wg sync.WaitGroup
+		wg.Add(3)
+		for _, s := range served {
+			go func() { defer wg.Done(); _, _ = s.Step(tok) }()
+		}
+		go func() { defer wg.Done(); _, _ = own.Step(layers.NewI32([]int32{layers.BOS}, 1, 1)) }()
+		wg.Wait()
+		id, with := own.LastBatch()
+		if len(with) != 3 {
+			continue
+		}
+		for _, s := range served {
+			gid, size := s.(p2p.SignGroup).SignGroup()
+			if gid != id || size != 2 {
+				t.Fatalf("a served session of computation %d (3 sessions, 2 served) names %d of %d", id, gid, size)
+			}
+		}
+		return
 	}
 }
