@@ -41,6 +41,7 @@ type groupSigner struct {
 	queue  []*signReq
 	busy   bool
 	groups map[uint64]*pendingGroup // receipts of one batched computation, by its ID
+	wait   time.Duration            // for the rest of a computation's receipts; 0: maxGroupWait
 }
 
 // SignGroup is a ForwardSession that steps in batched computations with other sessions: it
@@ -111,7 +112,11 @@ func (n *Host) signReceiptIn(msg []byte, id uint64, size int) ([]byte, error) {
 		}
 		pg = &pendingGroup{want: min(size, maxBatchSigned)}
 		g.groups[id] = pg
-		pg.timer = time.AfterFunc(maxGroupWait, func() { n.flushGroup(id, pg) })
+		wait := g.wait
+		if wait == 0 {
+			wait = maxGroupWait
+		}
+		pg.timer = time.AfterFunc(wait, func() { n.flushGroup(id, pg) })
 	}
 	pg.reqs = append(pg.reqs, r)
 	full := len(pg.reqs) >= pg.want
