@@ -71,7 +71,10 @@ func (n *Node) driveLoop(ctx context.Context) {
 		planned := time.Now()
 		for ctx.Err() == nil && n.settings.Get().Training.Enabled && n.settings.Get().Training.BatchSize == batchSize {
 			if time.Since(planned) > driverReplan {
-				if n.trainRouteChanged(ctx, hops) {
+				// A route planned from a view that did not yet show every replica had sent
+				// every driver to the same downstream replica for good (the others took no
+				// steps, and their span's rounds closed alone at each deadline).
+				if n.pipe.TrainRouteStale(ctx, n.trainRank(ctx), hops) {
 					break
 				}
 				planned = time.Now()
@@ -106,24 +109,6 @@ const driverReplan = 5 * time.Second
 // training route takes, so the replicas' drivers spread over the next span's replicas.
 func (n *Node) trainRank(ctx context.Context) int {
 	return slices.Index(n.replicas(ctx), n.host.ID())
-}
-
-// trainRouteChanged tells whether the route a driver would plan now differs from the one it
-// runs: a replica joined or left this span or a later one. A route planned from a view that
-// did not yet show every replica had sent every driver to the same downstream replica for
-// good (the others took no steps, and their span's rounds closed alone at each deadline).
-func (n *Node) trainRouteChanged(ctx context.Context, hops []pipeline.TrainHop) bool {
-	want, err := n.pipe.PlanTrainRoute(ctx, n.trainRank(ctx))
-	if err != nil || len(want) != len(hops) {
-		return err == nil
-	}
-	for i, h := range hops {
-		if got := h.Hop(); got.Peer != want[i].Peer || got.Span != want[i].Span {
-			logger().Info("training route changed; re-planning", "span", got.Span.String(), "from", got.Peer, "to", want[i].Peer)
-			return true
-		}
-	}
-	return false
 }
 
 // yieldToServing holds the next training micro-step while the node serves inference (its own

@@ -33,9 +33,10 @@ const (
 	verifiedKept = 256
 )
 
-// groupSigner signs the receipts that wait while it signs others together: the first caller
-// signs its own at once, and the callers that come meanwhile share the next signature. Nobody
-// waits for a batch to fill.
+// groupSigner signs receipts together. The receipts of one batched computation (SignGroup)
+// wait for each other, at most maxGroupWait, and share one signature. Others are signed as
+// they come, those that wait while it signs sharing the next signature: the first caller signs
+// its own at once, and nobody waits for a batch to fill.
 type groupSigner struct {
 	mu     sync.Mutex
 	queue  []*signReq

@@ -471,3 +471,43 @@ func TestServedSessionsCountTheirComputationsServedSessions(t *testing.T) {
 		return
 	}
 }
+
+// A driver's training route is stale when the route it would plan now differs: a second
+// replica of the next span joined (the driver of rank 1 moves to it, rank 0 stays). A route
+// that cannot be planned now is not stale (the running one may still work).
+func TestTrainRouteIsStaleWhenTheReplicasChange(t *testing.T) {
+	m := tiny(t)
+	span := layers.Span{First: 0, Last: 1}
+	st, err := layers.NewStage(m, span, m.InitParams(span, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	x, y := peer.ID("x"), peer.ID("y")
+	p := newPipeline(t, &static{self: "me", holders: map[int][]peer.ID{2: {x}, 3: {x}}}, st)
+	route, err := p.PlanTrainRoute(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(route) != 2 || !route[0].Self || route[1].Peer != x {
+		t.Fatalf("route %v, want this node then x", route)
+	}
+	var hops []TrainHop
+	for _, h := range route {
+		hops = append(hops, localTrainHop{hop: h})
+	}
+	if p.TrainRouteStale(ctx, 1, hops) {
+		t.Fatal("the same replicas: the route is stale")
+	}
+	both := newPipeline(t, &static{self: "me", holders: map[int][]peer.ID{2: {x, y}, 3: {x, y}}}, st)
+	if !both.TrainRouteStale(ctx, 1, hops) {
+		t.Fatal("a second replica of 2-3 joined: the driver of rank 1 keeps its route")
+	}
+	if both.TrainRouteStale(ctx, 0, hops) {
+		t.Fatal("a second replica of 2-3 joined: the driver of rank 0 leaves x")
+	}
+	gone := newPipeline(t, &static{self: "me", holders: map[int][]peer.ID{}}, st)
+	if gone.TrainRouteStale(ctx, 1, hops) {
+		t.Fatal("no route can be planned now: the running one was dropped")
+	}
+}

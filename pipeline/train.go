@@ -225,6 +225,27 @@ func (p *Pipeline) PlanTrainRoute(ctx context.Context, rank int) ([]Hop, error) 
 	return route, nil
 }
 
+// TrainRouteStale tells whether the route a driver of the given rank would plan now differs
+// from the one it runs (hops): a replica joined or left its span or a later one. A route that
+// cannot be planned now is not stale: the one running may still work.
+func (p *Pipeline) TrainRouteStale(ctx context.Context, rank int, hops []TrainHop) bool {
+	want, err := p.PlanTrainRoute(ctx, rank)
+	if err != nil {
+		return false
+	}
+	if len(want) != len(hops) {
+		logger().Info("training route changed; re-planning", "hops", len(hops), "now", len(want))
+		return true
+	}
+	for i, h := range hops {
+		if got := h.Hop(); got.Peer != want[i].Peer || got.Span != want[i].Span {
+			logger().Info("training route changed; re-planning", "span", got.Span.String(), "from", got.Peer, "to", want[i].Peer)
+			return true
+		}
+	}
+	return false
+}
+
 // OpenTrainRoute plans a training route and opens a training stream on each remote stage;
 // the local stage steps with apply.
 func (p *Pipeline) OpenTrainRoute(ctx context.Context, rank int, apply Apply) ([]TrainHop, error) {
