@@ -29,7 +29,7 @@ var (
 	buildErr  error
 )
 
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -86,7 +86,7 @@ var (
 	given   = map[int]bool{}
 )
 
-func freeAPIPort(t *testing.T) int {
+func freeAPIPort(t testing.TB) int {
 	t.Helper()
 	givenMu.Lock()
 	defer givenMu.Unlock()
@@ -114,10 +114,17 @@ func freeAPIPort(t *testing.T) int {
 
 // startNode runs `neuroshard` on loopback with the given data dir and extra flags, and waits
 // until its API answers.
-func startNode(t *testing.T, dataDir string, port int, args ...string) *proc {
+func startNode(t testing.TB, dataDir string, port int, args ...string) *proc {
+	t.Helper()
+	return startNodeUnder(t, nil, dataDir, port, args...)
+}
+
+// startNodeUnder is startNode with the binary run under a command (taskset -c 0: pinned).
+func startNodeUnder(t testing.TB, under []string, dataDir string, port int, args ...string) *proc {
 	t.Helper()
 	all := append([]string{"--host", "127.0.0.1", "--port", fmt.Sprint(port), "--data-dir", dataDir, "--log-level", "debug", "--train=false", "--bench=false"}, args...)
-	cmd := exec.Command(binary(t), all...)
+	argv := append(append(slices.Clone(under), binary(t)), all...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
