@@ -230,20 +230,11 @@ func (p *Pipeline) PlanTrainRoute(ctx context.Context, rank int) ([]Hop, error) 
 // cannot be planned now is not stale: the one running may still work.
 func (p *Pipeline) TrainRouteStale(ctx context.Context, rank int, hops []TrainHop) bool {
 	want, err := p.PlanTrainRoute(ctx, rank)
-	if err != nil {
+	if err != nil || slices.EqualFunc(hops, want, func(h TrainHop, w Hop) bool { return h.Hop() == w }) {
 		return false
 	}
-	if len(want) != len(hops) {
-		logger().Info("training route changed; re-planning", "hops", len(hops), "now", len(want))
-		return true
-	}
-	for i, h := range hops {
-		if got := h.Hop(); got.Peer != want[i].Peer || got.Span != want[i].Span {
-			logger().Info("training route changed; re-planning", "span", got.Span.String(), "from", got.Peer, "to", want[i].Peer)
-			return true
-		}
-	}
-	return false
+	logger().Info("training route changed; re-planning", "route", want)
+	return true
 }
 
 // OpenTrainRoute plans a training route and opens a training stream on each remote stage;
